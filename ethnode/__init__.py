@@ -1,0 +1,12 @@
+"""ethnode: an Ethereum devp2p peer node in Python, shaped like go-ethereum."""
+
+from ethnode._native import Backend, backends
+from ethnode.errors import EthnodeError
+
+__version__ = "0.1.0"
+
+# Importing the hot-path packages makes every backend choice at import time, so that
+# ``backends()`` is complete as soon as ``ethnode`` is imported.
+from ethnode import rlp  # noqa: E402,F401
+
+__all__ = ["__version__", "backends", "Backend", "EthnodeError"]

@@ -1,0 +1,72 @@
+"""The backend seam: which implementation each hot path runs on, decided once at import.
+
+Every hot path has a compiled implementation (Cython in ``pyext/`` or Rust in ``rust/``)
+and a pure-Python twin with the same API, bytes and errors. The compiled one is used when
+it imports; ``ETHNODE_NO_EXTENSIONS=1`` forces the twins everywhere (the compiled modules
+are then not even imported). ``backends()`` reports the outcome, with the import error
+when a compiled module was wanted but failed, so a slow node can be diagnosed from
+``ethnode-fast version`` alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+FORCE_PURE = os.environ.get("ETHNODE_NO_EXTENSIONS", "").strip().lower() not in ("", "0", "false", "no")
+
+COMPILED = "compiled"
+PURE = "pure"
+
+# The Rust extension; hot paths that live in it name it as their compiled module.
+RUST_MODULE = "ethnode._rust"
+
+
+class Backend(str):
+    """``"compiled"`` or ``"pure"``; ``error`` holds why the compiled one was not used."""
+
+    error: str | None
+
+    def __new__(cls, kind: str, error: str | None = None) -> Backend:
+        self = super().__new__(cls, kind)
+        self.error = error
+        return self
+
+    def describe(self) -> str:
+        if self.error:
+            return f"{self} ({self.error})"
+        return str(self)
+
+
+_selected: dict[str, Backend] = {}
+
+
+def _import_compiled(module: str) -> tuple[ModuleType | None, str | None]:
+    if FORCE_PURE:
+        return None, "ETHNODE_NO_EXTENSIONS is set"
+    try:
+        return importlib.import_module(module), None
+    except ImportError as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def select(hot_path: str, compiled: str, pure: str) -> ModuleType:
+    """Import the implementation of ``hot_path`` and record which one it is."""
+    mod, error = _import_compiled(compiled)
+    if mod is None:
+        mod = importlib.import_module(pure)
+        _selected[hot_path] = Backend(PURE, error)
+    else:
+        _selected[hot_path] = Backend(COMPILED)
+    return mod
+
+
+def backends() -> dict[str, Backend]:
+    """Hot path -> backend, for every hot path imported so far (importing ethnode loads all)."""
+    return dict(_selected)
+
+
+def rust_module() -> tuple[ModuleType | None, str | None]:
+    """The Rust extension if it loads, else None and the reason."""
+    return _import_compiled(RUST_MODULE)

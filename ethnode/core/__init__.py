@@ -1,0 +1,1 @@
+"""Chain core: types, genesis, fork id, chain database, BlockChain."""

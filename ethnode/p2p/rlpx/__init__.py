@@ -1,0 +1,1 @@
+"""RLPx: the ECIES handshake, the frame codec and snappy, as sans-IO objects."""

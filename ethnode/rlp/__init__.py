@@ -1,0 +1,44 @@
+"""Recursive Length Prefix: the raw codec and the typed layer (``ethnode.rlp.sedes``).
+
+``encode`` takes bytes-like values, non-negative ints and nested lists/tuples and returns
+the canonical encoding. ``decode`` is strict: it accepts only the one canonical encoding
+of a single item that spans all of its input, and returns bytes or nested lists.
+
+The implementation is the Cython codec when it is built, else its pure twin
+(see ``ethnode.backends()``); both have the same API, bytes and errors.
+"""
+
+from types import ModuleType
+
+from ethnode._native import select
+from ethnode.rlp.errors import DecodingError, EncodingError, RLPError
+
+_impl = select("rlp", "ethnode.rlp._crlp", "ethnode.rlp._pure")
+
+encode = _impl.encode
+decode = _impl.decode
+
+from ethnode.rlp import sedes  # noqa: E402  (needs _impl to exist)
+
+
+def implementation(kind: str) -> ModuleType:
+    """The ``"compiled"`` or ``"pure"`` codec module, for tests and benchmarks.
+
+    Raises ImportError when the compiled one is unavailable or forced off.
+    """
+    if kind == "pure":
+        from ethnode.rlp import _pure
+
+        return _pure
+    if kind == "compiled":
+        from ethnode._native import FORCE_PURE
+
+        if FORCE_PURE:
+            raise ImportError("ETHNODE_NO_EXTENSIONS is set")
+        from ethnode.rlp import _crlp  # type: ignore[attr-defined]
+
+        return _crlp
+    raise ValueError(f"unknown RLP implementation {kind!r}")
+
+
+__all__ = ["encode", "decode", "sedes", "implementation", "RLPError", "DecodingError", "EncodingError"]

@@ -1,0 +1,115 @@
+"""Build both compiled extensions in one `pip install .`, each optional.
+
+- Cython (``pyext/``): compiled when Cython and a C compiler work. Any failure (no
+  compiler, a compile error) is reported as a warning and the pure twin is used.
+- Rust (``rust/``, pyo3): built by setuptools-rust as ``ethnode._rust`` with
+  ``optional=True``. setuptools-rust already skips an optional extension whose build
+  fails; the wrapper below also covers a missing or broken cargo (``CARGO=/bin/false``)
+  so the install never fails on the Rust side either.
+
+``ETHNODE_NO_EXTENSIONS=1`` at build time skips both builds (a pure install).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+SKIP = os.environ.get("ETHNODE_NO_EXTENSIONS", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _warn(what: str, exc: BaseException) -> None:
+    print(f"WARNING: ethnode: {what} not built, using the pure-Python twin: {exc}", file=sys.stderr)
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that turns any compile failure into a warning."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - any failure means "fall back to pure"
+            _warn("Cython extensions", exc)
+
+    def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # noqa: BLE001
+            _warn(ext.name, exc)
+
+
+def cython_extensions() -> list:
+    if SKIP:
+        return []
+    try:
+        from Cython.Build import cythonize
+        from setuptools import Extension
+    except ImportError as exc:
+        _warn("Cython extensions", exc)
+        return []
+    exts = [
+        Extension(
+            "ethnode.rlp._crlp",
+            ["pyext/rlp/_crlp.pyx"],
+            extra_compile_args=["-O3"] if sys.platform != "win32" else [],
+        ),
+    ]
+    try:
+        return cythonize(
+            exts,
+            compiler_directives={
+                "language_level": 3,
+                "boundscheck": False,
+                "wraparound": False,
+                "cdivision": True,
+                "initializedcheck": False,
+            },
+            quiet=True,
+        )
+    except Exception as exc:  # noqa: BLE001
+        _warn("Cython extensions", exc)
+        return []
+
+
+def rust_setup() -> dict:
+    if SKIP:
+        return {}
+    try:
+        from setuptools_rust import Binding, RustExtension
+        from setuptools_rust.build import build_rust
+    except ImportError as exc:
+        _warn("Rust extension", exc)
+        return {}
+
+    class OptionalBuildRust(build_rust):
+        """build_rust that never fails the install (cargo missing, broken or failing)."""
+
+        def run(self) -> None:
+            try:
+                super().run()
+            except Exception as exc:  # noqa: BLE001
+                _warn("Rust extension ethnode._rust", exc)
+
+    return {
+        "rust_extensions": [
+            RustExtension(
+                "ethnode._rust",
+                path="rust/Cargo.toml",
+                binding=Binding.PyO3,
+                optional=True,
+                debug=False,
+            )
+        ],
+        "cmdclass_rust": OptionalBuildRust,
+    }
+
+
+rust = rust_setup()
+cmdclass = {"build_ext": OptionalBuildExt}
+if "cmdclass_rust" in rust:
+    cmdclass["build_rust"] = rust.pop("cmdclass_rust")
+
+setup(ext_modules=cython_extensions(), cmdclass=cmdclass, **rust)

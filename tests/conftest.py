@@ -1,0 +1,47 @@
+"""Shared test plumbing: where ../shared lives, and the backend guard for CI."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("ETHNODE_SHARED", ROOT.parent / "shared"))
+VECTORS = SHARED / "vectors"
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared, or skip the calling test with the reason it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent (a fresh clone has no ../shared; set ETHNODE_SHARED)")
+    return path
+
+
+def load_vector(*parts: str) -> Any:
+    """A JSON file under ../shared/vectors, or skip with the reason it is absent."""
+    return json.loads(shared_path("vectors", *parts).read_text())
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    import ethnode
+
+    mapping = ", ".join(f"{k}={v.describe()}" for k, v in ethnode.backends().items())
+    return f"ethnode backends: {mapping}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With ETHNODE_REQUIRE_COMPILED=1 (CI), a missing compiled backend fails the run."""
+    if os.environ.get("ETHNODE_REQUIRE_COMPILED") != "1":
+        return
+    import ethnode
+    from ethnode._native import rust_module
+
+    pure = {k: v.describe() for k, v in ethnode.backends().items() if v != "compiled"}
+    mod, err = rust_module()
+    if pure or mod is None:
+        raise pytest.UsageError(f"ETHNODE_REQUIRE_COMPILED=1 but pure backends in use: {pure}; rust: {err}")
