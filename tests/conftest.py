@@ -45,3 +45,24 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     mod, err = rust_module()
     if pure or mod is None:
         raise pytest.UsageError(f"ETHNODE_REQUIRE_COMPILED=1 but pure backends in use: {pure}; rust: {err}")
+
+
+@pytest.fixture(params=["compiled", "pure"])
+def rlp_impl(request: pytest.FixtureRequest) -> Any:
+    """Each RLP implementation in turn; the compiled one skips only when it is not built."""
+    from ethnode.rlp import implementation
+
+    try:
+        return implementation(request.param)
+    except ImportError as exc:
+        pytest.skip(f"compiled RLP unavailable: {exc}")
+
+
+def both_rlp_impls() -> tuple[Any, Any]:
+    """(compiled, pure) for differential tests; skips when the compiled one is not built."""
+    from ethnode.rlp import implementation
+
+    try:
+        return implementation("compiled"), implementation("pure")
+    except ImportError as exc:
+        pytest.skip(f"compiled RLP unavailable: {exc}")
