@@ -37,7 +37,8 @@ def _cmd_version(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    print("ethnode-fast run: not yet implemented (the node arrives with the p2p Server issue)", file=sys.stderr)
+    print("ethnode-fast run: not yet implemented (the node arrives with the p2p Server issue)",
+          file=sys.stderr)
     return EXIT_USAGE
 
 

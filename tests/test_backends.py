@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -15,9 +16,15 @@ TIMEOUT = 60
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m ethnode`` outside the checkout, so the installed package is the one used."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "ethnode", *args], capture_output=True, text=True, env=full_env, timeout=TIMEOUT
+        [sys.executable, "-m", "ethnode", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=TIMEOUT,
+        cwd=tempfile.gettempdir(),
     )
 
 
@@ -39,6 +46,7 @@ def test_force_pure_env_var() -> None:
         text=True,
         env={**os.environ, "ETHNODE_NO_EXTENSIONS": "1"},
         timeout=TIMEOUT,
+        cwd=tempfile.gettempdir(),
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['pure']"

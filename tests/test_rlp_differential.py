@@ -7,7 +7,8 @@ reference, so every disagreement is a bug in one of them.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from conftest import both_rlp_impls
@@ -98,7 +99,8 @@ def test_depth_limit_is_the_same(rlp_impl: Any) -> None:
     too_deep = b"\xc0"  # MAX_DEPTH + 1 lists, built by hand since encode refuses
     for _ in range(MAX_DEPTH):
         n = len(too_deep)
-        too_deep = (bytes([0xC0 + n]) if n < 56 else bytes([0xF8 + (n > 255), *n.to_bytes(1 + (n > 255), "big")])) + too_deep
+        header = bytes([0xC0 + n]) if n < 56 else bytes([0xF8 + (n > 255), *n.to_bytes(1 + (n > 255), "big")])
+        too_deep = header + too_deep
     with pytest.raises(RLPError, match="nested deeper"):
         rlp_impl.decode(too_deep)
     with pytest.raises(RLPError, match="nested deeper"):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
-from conftest import load_vector
+from conftest import VECTORS, load_vector
 
 from ethnode.rlp import DecodingError
 
@@ -45,27 +46,13 @@ def _hex(s: str) -> bytes:
     return bytes.fromhex(s[2:] if s.startswith("0x") else s)
 
 
-
-
-def _valid_cases() -> list[str]:
-    from conftest import VECTORS
-
-    import json
-
-    path = VECTORS / "rlp" / "rlptest.json"
+def _case_names(file: str) -> list[str]:
+    """Names for parametrizing; when ../shared is absent the one placeholder test skips."""
+    path = VECTORS / "rlp" / file
     return sorted(json.loads(path.read_text())) if path.exists() else ["<absent>"]
 
 
-def _invalid_cases() -> list[str]:
-    from conftest import VECTORS
-
-    import json
-
-    path = VECTORS / "rlp" / "invalidRLPTest.json"
-    return sorted(json.loads(path.read_text())) if path.exists() else ["<absent>"]
-
-
-@pytest.mark.parametrize("name", _valid_cases())
+@pytest.mark.parametrize("name", _case_names("rlptest.json"))
 def test_valid_vector(rlp_impl: Any, name: str) -> None:
     case = load_vector("rlp", "rlptest.json")[name]
     value = _to_value(case["in"])
@@ -85,7 +72,7 @@ def test_valid_vector(rlp_impl: Any, name: str) -> None:
     assert rlp_impl.decode(out) == _as_decoded(value)
 
 
-@pytest.mark.parametrize("name", _invalid_cases())
+@pytest.mark.parametrize("name", _case_names("invalidRLPTest.json"))
 def test_invalid_vector(rlp_impl: Any, name: str) -> None:
     case = load_vector("rlp", "invalidRLPTest.json")[name]
     assert case["in"] == "INVALID"

@@ -210,14 +210,16 @@ class BytesNode(_Node):
 
 
 class FixedBytesNode(_Node):
-    __slots__ = ("length", "nullable")
+    __slots__ = ("length", "nullable", "what", "value_what")
 
     def __init__(self, length: int, nullable: bool) -> None:
         self.length = length
         self.nullable = nullable
+        self.what = f"{length} bytes"
+        self.value_what = f"{length}-byte value"
 
     def _read(self, data: bytes, pos: int, end: int, depth: int) -> tuple[Any, int]:
-        start, stop = _string(data, pos, end, f"{self.length} bytes")
+        start, stop = _string(data, pos, end, self.what)
         n = stop - start
         if n != self.length:
             if n == 0 and self.nullable:
@@ -228,7 +230,7 @@ class FixedBytesNode(_Node):
     def _enc(self, value: Any, depth: int) -> bytes:
         if value is None and self.nullable:
             return b"\x80"
-        b = _bytes_value(value, f"{self.length}-byte value")
+        b = _bytes_value(value, self.value_what)
         if len(b) != self.length:
             raise EncodingError(f"expected {self.length} bytes, got {len(b)}")
         return _encode_bytes(b)

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import collections
 import operator
+from collections.abc import Iterable
 from types import ModuleType
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
 
 def _active_backend() -> ModuleType:
@@ -292,7 +293,7 @@ class Record(tuple):
         return tuple.__new__(type(self), values)
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(zip(self._field_names, self))
+        return dict(zip(self._field_names, self, strict=True))
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and tuple.__eq__(self, other)  # type: ignore[arg-type]
@@ -303,7 +304,7 @@ class Record(tuple):
     __hash__ = tuple.__hash__
 
     def __repr__(self) -> str:
-        body = ", ".join(f"{n}={v!r}" for n, v in zip(self._field_names, self))
+        body = ", ".join(f"{n}={v!r}" for n, v in zip(self._field_names, self, strict=True))
         return f"{type(self).__name__}({body})"
 
     def __reduce__(self) -> Any:

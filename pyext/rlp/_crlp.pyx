@@ -483,11 +483,13 @@ cdef class FixedBytesNode(_Node):
     cdef readonly Py_ssize_t length
     cdef readonly bint nullable
     cdef str what
+    cdef str value_what
 
     def __init__(self, Py_ssize_t length, bint nullable):
         self.length = length
         self.nullable = nullable
         self.what = f"{length} bytes"
+        self.value_what = f"{length}-byte value"
 
     cdef object read(self, const unsigned char *d, Py_ssize_t pos, Py_ssize_t end, int depth,
                      Py_ssize_t *nxt):
@@ -509,7 +511,7 @@ cdef class FixedBytesNode(_Node):
             b.data[b.len] = 0x80
             b.len += 1
             return 0
-        v = bytes_value(value, f"{self.length}-byte value")
+        v = bytes_value(value, self.value_what)
         if PyBytes_GET_SIZE(v) != self.length:
             raise EncodingError(f"expected {self.length} bytes, got {PyBytes_GET_SIZE(v)}")
         return put_bytes_obj(b, v)
