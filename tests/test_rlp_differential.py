@@ -160,3 +160,16 @@ def test_long_lists_and_strings_round_trip(rlp_impl: Any) -> None:
         assert rlp_impl.decode(rlp_impl.encode(s)) == s
         lst = [b"\x01"] * n
         assert rlp_impl.decode(rlp_impl.encode(lst)) == lst
+
+
+def test_item_header_walks_concatenated_items(rlp_impl: Any) -> None:
+    items = [[1, 2], b"dog", b"", [b"x" * 100]]
+    data = b"".join(rlp_impl.encode(i) for i in items)
+    pos, seen = 0, []
+    while pos < len(data):
+        is_list, start, stop = rlp_impl.item_header(data, pos, len(data))
+        seen.append(rlp_impl.decode(data[pos:stop]))
+        pos = stop
+    assert seen == rlp_impl.decode(rlp_impl.encode(items))
+    with pytest.raises(RLPError):
+        rlp_impl.item_header(b"\xb8\x05abc", 0, 5)

@@ -17,6 +17,9 @@ _impl = select("rlp", "ethnode.rlp._crlp", "ethnode.rlp._pure")
 
 encode = _impl.encode
 decode = _impl.decode
+# (is_list, payload_start, payload_end) of the item at a position: for walking
+# concatenated items (chain.rlp files) without decoding them.
+item_header = _impl.item_header
 
 from ethnode.rlp import sedes  # noqa: E402  (needs _impl to exist)
 
@@ -41,4 +44,4 @@ def implementation(kind: str) -> ModuleType:
     raise ValueError(f"unknown RLP implementation {kind!r}")
 
 
-__all__ = ["encode", "decode", "sedes", "implementation", "RLPError", "DecodingError", "EncodingError"]
+__all__ = ["encode", "decode", "item_header", "sedes", "implementation", "RLPError", "DecodingError", "EncodingError"]
