@@ -173,3 +173,5 @@ def test_item_header_walks_concatenated_items(rlp_impl: Any) -> None:
     assert seen == rlp_impl.decode(rlp_impl.encode(items))
     with pytest.raises(RLPError):
         rlp_impl.item_header(b"\xb8\x05abc", 0, 5)
+    with pytest.raises(ValueError):
+        rlp_impl.item_header(b"\x80", 0, 2)

@@ -73,6 +73,12 @@ def item_header(data: bytes, pos: int, end: int) -> tuple[bool, int, int]:
     a lone byte < 0x80 wrapped in 0x81, long form for a length < 56, length-of-length with
     a leading zero, and lengths that run past ``end``.
     """
+    if pos < 0 or end > len(data) or pos > end:
+        raise ValueError("pos/end outside the data")
+    return _header(data, pos, end)
+
+
+def _header(data: bytes, pos: int, end: int) -> tuple[bool, int, int]:
     if pos >= end:
         raise DecodingError("unexpected end of data")
     b0 = data[pos]
@@ -113,7 +119,7 @@ def _long_length(data: bytes, pos: int, end: int, ll: int) -> tuple[int, int]:
 
 
 def _decode(data: bytes, pos: int, end: int, depth: int) -> tuple[Any, int]:
-    is_list, start, stop = item_header(data, pos, end)
+    is_list, start, stop = _header(data, pos, end)
     if not is_list:
         return data[start:stop], stop
     if depth >= MAX_DEPTH:
@@ -173,7 +179,7 @@ class _Node:
 
 
 def _string(data: bytes, pos: int, end: int, what: str) -> tuple[int, int]:
-    is_list, start, stop = item_header(data, pos, end)
+    is_list, start, stop = _header(data, pos, end)
     if is_list:
         raise DecodingError(f"expected {what}, got a list")
     return start, stop
@@ -301,7 +307,7 @@ class RawNode(_Node):
 
 
 def _list_payload(data: bytes, pos: int, end: int, depth: int) -> tuple[int, int]:
-    is_list, start, stop = item_header(data, pos, end)
+    is_list, start, stop = _header(data, pos, end)
     if not is_list:
         raise DecodingError("expected a list, got a byte string")
     if depth >= MAX_DEPTH:
@@ -370,7 +376,7 @@ class TupleNode(_Node):
             if not self.allow_extra:
                 raise DecodingError(f"more than {len(self.elements)} elements")
             while p < stop:
-                p = item_header(data, p, stop)[2]
+                p = _header(data, p, stop)[2]
         values.extend([None] * (len(self.elements) - len(values)))
         if self.record is None:
             return tuple(values), stop
