@@ -44,4 +44,7 @@ def implementation(kind: str) -> ModuleType:
     raise ValueError(f"unknown RLP implementation {kind!r}")
 
 
-__all__ = ["encode", "decode", "item_header", "sedes", "implementation", "RLPError", "DecodingError", "EncodingError"]
+__all__ = [
+    "encode", "decode", "item_header", "sedes", "implementation",
+    "RLPError", "DecodingError", "EncodingError",
+]
