@@ -39,4 +39,5 @@ def test_frame_round_trip(benchmark: Any, kind: str, size: str) -> None:
         return read_body(frame[32:])  # type: ignore[no-any-return]
 
     benchmark.group = f"rlpx frame round trip {size}"
+    benchmark.extra_info.update(impl=kind, size=size)
     assert benchmark(round_trip) == (0x10, payload)
