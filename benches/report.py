@@ -62,6 +62,19 @@ def run(files: list[str], quick: bool, extra: list[str]) -> tuple[int, dict]:
         return proc.returncode, data
 
 
+def per_item(data: dict) -> list[str]:
+    """Lines for benchmarks that carry per-item counts or memory figures in extra_info."""
+    lines = []
+    for b in data["benchmarks"]:
+        info = b.get("extra_info", {})
+        group, impl = b["group"] or b["name"], info.get("impl", b["param"])
+        if info.get("items", 1) > 1 and not group.startswith("rlp "):
+            lines.append(f"  {group} [{impl}]: {_fmt(b['stats']['median'] * 1e9 / info['items'])} per item")
+        if "bytes_per_entry" in info:
+            lines.append(f"  {group} [{impl}]: {info['bytes_per_entry']} B per entry")
+    return lines
+
+
 def table(data: dict) -> dict[str, dict[str, float]]:
     groups: dict[str, dict[str, float]] = defaultdict(dict)
     for b in data["benchmarks"]:
@@ -96,6 +109,13 @@ def print_targets(groups: dict[str, dict[str, float]]) -> None:
             unit = " per item" if items > 1 else ""
             verdict = "PASS" if per_item <= limit else "MISS"
             print(f"  {verdict}  {group} [{impl}]: {_fmt(per_item)}{unit} (target ≤ {_fmt(limit)})")
+    filt, look = groups.get("known cache filter 4096 packed hashes", {}), groups.get("known cache single lookup", {})
+    if "compiled" in filt:
+        per_hash = filt["compiled"] / 4096
+        print(f"  {'PASS' if per_hash <= 5 else 'MISS'}  known cache filter [compiled]: {per_hash:.1f} ns/hash (≤ 5)")
+    if "compiled" in look and "python-set" in look:
+        ratio = look["compiled"] / look["python-set"]
+        print(f"  {'PASS' if ratio <= 1.5 else 'MISS'}  known cache single lookup: {ratio:.2f}× a Python set (≤ 1.5×)")
     for name, g in sorted(groups.items()):
         if name.startswith("rlp ") and name.endswith(" typed") and "compiled" in g and "rusty" in g:
             ratio = g["rusty"] / g["compiled"]
@@ -116,6 +136,10 @@ def main() -> int:
         args.json.write_text(json.dumps(data))
     groups = table(data)
     print_table(groups)
+    extra = per_item(data)
+    if extra:
+        print("\nper item / memory:")
+        print("\n".join(extra))
     print_targets(groups)
     if code != 0:
         print(f"benchmark run failed (pytest exit {code})", file=sys.stderr)

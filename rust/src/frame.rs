@@ -12,9 +12,10 @@
 use aes::cipher::generic_array::GenericArray;
 use aes::cipher::{BlockEncrypt, KeyInit, KeyIvInit, StreamCipher, StreamCipherSeek};
 use aes::Aes256;
-use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+
+use crate::buffers::with_bytes;
 use pyo3::types::{PyBytes, PyTuple};
 use sha3::{Digest, Keccak256};
 
@@ -136,17 +137,6 @@ fn decode_code(data: &[u8]) -> Result<(u64, usize), &'static str> {
         0x89..=0xBF => Err("message code does not fit in 64 bits"),
         _ => Err("message code is a list"),
     }
-}
-
-/// Run `f` on the bytes of any buffer-protocol object: borrowed for `bytes`, copied for
-/// the mutable kinds (a bytearray could change under us while the GIL is released).
-fn with_bytes<R>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> PyResult<R>) -> PyResult<R> {
-    if let Ok(b) = obj.downcast::<PyBytes>() {
-        return f(b.as_bytes());
-    }
-    let buf = PyBuffer::<u8>::get(obj)?;
-    let owned = buf.to_vec(obj.py())?;
-    f(&owned)
 }
 
 /// The sending half: its own CTR keystream and keccak MAC.

@@ -5,7 +5,9 @@
 
 use pyo3::prelude::*;
 
+mod buffers;
 mod frame;
+mod knowncache;
 
 /// The crate version, so `ethnode-fast version` can tell a stale build from a fresh one.
 #[pyfunction]
@@ -17,5 +19,6 @@ fn version() -> &'static str {
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
     frame::register(m)?;
+    knowncache::register(m)?;
     Ok(())
 }

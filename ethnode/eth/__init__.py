@@ -1,0 +1,1 @@
+"""The Ethereum service and the eth wire protocol handler (geth's eth/ package)."""

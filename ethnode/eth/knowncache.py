@@ -1,0 +1,35 @@
+"""Known-hash caches per peer: which txs and blocks a peer already has (geth knownCache).
+
+The compiled cache lives in the Rust extension; its twin is ``_knowncache_pure``. Batch
+calls (``add_many``, ``filter_unknown``) take packed 32-byte hashes, one call per
+message, since a per-hash call into native code cannot beat a Python set.
+"""
+
+from __future__ import annotations
+
+from ethnode._native import RUST_MODULE, select
+
+MAX_KNOWN_TXS = 32768  # geth eth/protocols/eth/peer.go maxKnownTxs
+MAX_KNOWN_BLOCKS = 1024  # geth maxKnownBlocks
+
+_impl = select("known_cache", RUST_MODULE, "ethnode.eth._knowncache_pure")
+KnownCache = _impl.KnownCache
+
+
+def implementation(kind: str) -> type:
+    """The ``"compiled"`` or ``"pure"`` KnownCache class (ImportError if unavailable)."""
+    if kind == "pure":
+        from ethnode.eth import _knowncache_pure
+
+        return _knowncache_pure.KnownCache
+    if kind == "compiled":
+        from ethnode._native import rust_module
+
+        mod, error = rust_module()
+        if mod is None:
+            raise ImportError(error)
+        return mod.KnownCache  # type: ignore[no-any-return]
+    raise ValueError(f"unknown implementation {kind!r}")
+
+
+__all__ = ["KnownCache", "MAX_KNOWN_TXS", "MAX_KNOWN_BLOCKS", "implementation"]
