@@ -1,0 +1,54 @@
+"""A small in-process event bus shared by services (geth's event.Feed, one per kind).
+
+Subscribers get a bounded queue each; a slow subscriber loses its oldest events rather
+than stalling the publisher (geth's feeds block instead, but every ethnode queue is
+bounded with its drop policy next to it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+DEFAULT_QUEUE_SIZE = 1024
+
+
+class Subscription:
+    """Events of one kind for one subscriber; ``dropped`` counts what overflowed."""
+
+    def __init__(self, bus: EventBus, kind: type, maxsize: int) -> None:
+        self._bus, self.kind = bus, kind
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
+        self.dropped = 0
+
+    def _deliver(self, event: Any) -> None:
+        if self.queue.full():  # drop oldest
+            self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait(event)
+
+    async def get(self) -> Any:
+        return await self.queue.get()
+
+    def unsubscribe(self) -> None:
+        self._bus._subs[self.kind].discard(self)
+
+
+class EventBus:
+    """Publish events by their type; subscribe to a type."""
+
+    def __init__(self) -> None:
+        self._subs: defaultdict[type, set[Subscription]] = defaultdict(set)
+
+    def subscribe(self, kind: type, maxsize: int = DEFAULT_QUEUE_SIZE) -> Subscription:
+        sub = Subscription(self, kind, maxsize)
+        self._subs[kind].add(sub)
+        return sub
+
+    def post(self, event: Any) -> int:
+        """Deliver to every subscriber of ``type(event)``; returns how many got it."""
+        subs = self._subs.get(type(event), ())
+        for sub in list(subs):
+            sub._deliver(event)
+        return len(subs)
