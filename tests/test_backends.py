@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -85,7 +86,8 @@ def test_bad_flag_is_one_line_and_nonzero() -> None:
     assert "Traceback" not in out.stderr
 
 
-def test_run_not_yet_implemented() -> None:
-    out = run_cli("run")
-    assert out.returncode == 2
-    assert "not yet implemented" in out.stderr
+def test_run_bad_key_file_is_one_line(tmp_path: Path) -> None:
+    out = run_cli("run", "--nodiscover", "--port", "0", "--nodekey", str(tmp_path / "missing"))
+    assert out.returncode != 0
+    assert out.stderr.strip().count("\n") == 0 and out.stderr.startswith("Fatal: ")
+    assert "Traceback" not in out.stderr
