@@ -1,0 +1,1 @@
+"""``ethnode-fast`` subcommands, each module exposing ``register(subparsers)`` (wired in ``ethnode.cli``)."""

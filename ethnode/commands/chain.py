@@ -1,0 +1,289 @@
+"""``init``, ``import`` and ``export``: the chain-file commands, as geth's ``chaincmd.go``.
+
+    ethnode-fast init GENESIS.json --datadir D
+    ethnode-fast import FILE.rlp [FILE.rlp ...] --datadir D
+    ethnode-fast export FILE.rlp [FIRST [LAST]] --datadir D
+
+The database lives in ``<datadir>/ethnode/chaindata``. A bad file or block ends the
+command with one ``Fatal:`` line naming the block and the reason; every block before it
+stays imported.
+
+Import checks every header and body rule of the fork (see ``ethnode.core.blockchain``)
+but does not execute blocks, so the state root, receipts root, bloom and gas used are
+not verified until execution lands; the import logs a warning saying so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from ethnode.core.blockchain import BlockChain, setup_genesis
+from ethnode.core.chainfile import BlockReader, ChainFileError, open_chain_file
+from ethnode.core.genesis import Genesis
+from ethnode.core.rawdb import chaindata_dir, open_database
+from ethnode.errors import EthnodeError
+
+DEFAULT_DATADIR = os.path.join("~", ".ethnode")  # geth: ~/.ethereum
+EXIT_OK = 0
+EXIT_FAILURE = 1  # geth Fatalf exits 1
+EXIT_INTERRUPTED = 130
+
+
+def _fatal(message: str) -> int:
+    print(f"Fatal: {message}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def _datadir(args: argparse.Namespace) -> str:
+    return os.path.expanduser(args.datadir)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (it is swapped under test runners)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def _setup_logging() -> None:
+    """Route ethnode's log records to stderr (once) so warnings such as the state-root one show."""
+    logger = logging.getLogger("ethnode")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)-5s [%(asctime)s] %(message)s", "%m-%d|%H:%M:%S"))
+        logger.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+
+
+def _block_number(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a block number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"block number must not be negative: {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+# --- init ----------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write the genesis block of GENESIS.json into the datadir's database."""
+    path = args.genesis
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj: Any = json.load(f)
+    except OSError as exc:
+        return _fatal(f"failed to read genesis file {path}: {exc.strerror}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _fatal(f"invalid genesis file {path}: {exc}")
+    try:
+        genesis = Genesis.from_json(obj)
+    except EthnodeError as exc:
+        return _fatal(f"invalid genesis file {path}: {exc}")
+    try:
+        db = open_database(_datadir(args))
+    except EthnodeError as exc:
+        return _fatal(str(exc))
+    try:
+        block_hash = setup_genesis(db, genesis, obj)
+    except EthnodeError as exc:
+        return _fatal(f"failed to write genesis block: {exc}")
+    finally:
+        db.close()
+    where = chaindata_dir(_datadir(args))
+    print(f"Successfully wrote genesis state  database={where} hash=0x{block_hash.hex()}", file=sys.stderr)
+    return EXIT_OK
+
+
+# --- import --------------------------------------------------------------------------
+
+
+def _open_chain(args: argparse.Namespace) -> BlockChain:
+    db = open_database(_datadir(args))
+    try:
+        return BlockChain(db)
+    except BaseException:
+        db.close()
+        raise
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import chain files block by block; each block is committed before the next is read."""
+    from ethnode.commands.progress import ImportProgress
+
+    _setup_logging()
+    try:
+        chain = _open_chain(args)
+    except EthnodeError as exc:
+        return _fatal(str(exc))
+    try:
+        for path in args.files:
+            code = _import_file(chain, path, args.log_interval, ImportProgress)
+            if code != EXIT_OK:
+                return code
+        head = chain.current_block
+        print(f"Chain head  number={head.number} hash=0x{head.hash.hex()}", file=sys.stderr)
+        return EXIT_OK
+    finally:
+        chain.db.close()
+
+
+def _import_file(chain: BlockChain, path: str, log_interval: float, progress_cls: Any) -> int:
+    try:
+        stream = open_chain_file(path)
+    except OSError as exc:
+        return _fatal(f"import {path}: cannot open: {exc.strerror}")
+    size = None
+    if not path.endswith(".gz"):
+        try:
+            size = os.fstat(stream.fileno()).st_size or None
+        except OSError:
+            size = None
+    progress = progress_cls(os.path.basename(path), size, interval=log_interval)
+    reader = BlockReader(stream)
+    print(f"Importing blockchain  file={path}", file=sys.stderr)
+    try:
+        chain.insert_chain(reader, on_block=lambda b, known: progress.update(b, known, reader.offset))
+    except KeyboardInterrupt:
+        progress.finish(reader.offset)
+        head = chain.current_block
+        print(
+            f"Fatal: import {path} interrupted; chain intact up to #{head.number} 0x{head.hash.hex()}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    except (ChainFileError, EthnodeError) as exc:
+        progress.finish(reader.offset)
+        return _fatal(f"import {path}: {exc}")
+    finally:
+        stream.close()
+    progress.finish(reader.offset)
+    print(
+        f"Import done  file={path} blocks={progress.count} known={progress.known} "
+        f"elapsed={progress.elapsed:.3f}s blk/s={progress.rate:.0f}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+# --- export --------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write canonical blocks as RLP. With a range, append to the file, as geth does."""
+    ranged = args.first is not None
+    first = args.first if ranged else 0
+    if args.last is not None and first > args.last:
+        return _fatal(f"export failed: first block #{first} is after last block #{args.last}")
+    try:
+        chain = _open_chain(args)
+    except EthnodeError as exc:
+        return _fatal(str(exc))
+    try:
+        with open_chain_file(args.file, "ab" if ranged else "wb") as out:
+            count = chain.export(out, first, args.last)
+    except OSError as exc:
+        return _fatal(f"export {args.file}: {exc.strerror}")
+    except EthnodeError as exc:
+        return _fatal(str(exc))
+    finally:
+        chain.db.close()
+    print(f"Exported blockchain  file={args.file} blocks={count}", file=sys.stderr)
+    return EXIT_OK
+
+
+# --- wiring --------------------------------------------------------------------------
+
+
+def _add_datadir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--datadir",
+        default=DEFAULT_DATADIR,
+        metavar="DIR",
+        help=f"data directory for the databases (default {DEFAULT_DATADIR})",
+    )
+
+
+def register(subparsers: Any) -> None:
+    """Add ``init``, ``import`` and ``export`` to an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "init",
+        help="bootstrap and initialize a new genesis block",
+        description="Write the genesis block of GENESIS.json into the database.",
+    )
+    p.add_argument("genesis", metavar="GENESIS.json")
+    _add_datadir(p)
+    p.set_defaults(func=cmd_init)
+
+    p = subparsers.add_parser(
+        "import",
+        help="import a blockchain file",
+        description="Import blocks from RLP chain files (.gz is gunzipped). Blocks are validated "
+        "(the state root is not: execution is not implemented) and committed one by one.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE.rlp")
+    _add_datadir(p)
+    p.add_argument(
+        "--log-interval",
+        type=_non_negative_float,
+        default=8.0,
+        metavar="SECONDS",
+        help="seconds between progress lines when stderr is not a terminal (0: every block)",
+    )
+    p.set_defaults(func=cmd_import)
+
+    p = subparsers.add_parser(
+        "export",
+        help="export blockchain into file",
+        description="Export canonical blocks FIRST..LAST (default: genesis to head) as RLP. With a range "
+        "the file is appended to, as geth does; a .gz name is gzipped.",
+    )
+    p.add_argument("file", metavar="FILE.rlp")
+    p.add_argument("first", nargs="?", type=_block_number, default=None, metavar="FIRST")
+    p.add_argument("last", nargs="?", type=_block_number, default=None, metavar="LAST")
+    _add_datadir(p)
+    p.set_defaults(func=cmd_export)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ethnode-fast")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one of this module's commands (for tests and ``python -m``-style use)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
