@@ -31,10 +31,17 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 
-def _active_backend() -> ModuleType:
-    from ethnode.rlp import _impl
+_ACTIVE: ModuleType | None = None
 
-    return _impl
+
+def _active_backend() -> ModuleType:
+    """The codec ethnode.rlp selected; looked up once (sedes is imported by ethnode.rlp)."""
+    global _ACTIVE
+    if _ACTIVE is None:
+        from ethnode.rlp import _impl
+
+        _ACTIVE = _impl
+    return _ACTIVE
 
 
 class Sedes:
@@ -45,7 +52,7 @@ class Sedes:
 
     def node(self, backend: ModuleType | None = None) -> Any:
         """This schema compiled for ``backend`` (default: the active one), built once."""
-        backend = backend or _active_backend()
+        backend = backend or _ACTIVE or _active_backend()
         node = self._nodes.get(backend.__name__)
         if node is None:
             node = self._build(backend)
