@@ -54,8 +54,8 @@ from ethnode.core.types.receipt import (
 )
 from ethnode.crypto.keccak import keccak256
 from ethnode.crypto.keys import PrivateKey
+from ethnode.rlp.framing import wrap_list as rlp_list
 from ethnode.trie import EMPTY_ROOT
-from ethnode.trie.encoding import rlp_list
 
 HEAD_HASH = bytes.fromhex("44e3809c9a3cda717f00aea3a9da336d149612c8d5657fbc0028176ef8d94d2a")
 

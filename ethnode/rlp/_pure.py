@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from ethnode.rlp.errors import DecodingError, EncodingError
+from ethnode.rlp.framing import header as _prefix
+from ethnode.rlp.framing import wrap_bytes as _encode_bytes
 from ethnode.rlp.limits import MAX_DEPTH
 
 BACKEND = "pure"
@@ -18,18 +20,6 @@ BACKEND = "pure"
 _BYTES_TYPES = (bytes, bytearray, memoryview)
 
 
-def _prefix(length: int, offset: int) -> bytes:
-    """The header of a string (offset 0x80) or list (offset 0xC0) of ``length`` bytes."""
-    if length < 56:
-        return bytes((offset + length,))
-    lb = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes((offset + 55 + len(lb),)) + lb
-
-
-def _encode_bytes(b: bytes) -> bytes:
-    if len(b) == 1 and b[0] < 0x80:
-        return b
-    return _prefix(len(b), 0x80) + b
 
 
 def _encode_uint(v: int) -> bytes:

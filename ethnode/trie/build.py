@@ -12,7 +12,9 @@ from collections.abc import Iterable
 
 from ethnode.crypto.keccak import keccak256
 from ethnode.rlp import encode as rlp_encode
-from ethnode.trie.encoding import hex_prefix, rlp_list, rlp_string
+from ethnode.rlp.framing import wrap_bytes as rlp_string
+from ethnode.rlp.framing import wrap_list as rlp_list
+from ethnode.trie.encoding import hex_prefix
 
 # keccak256(rlp(b"")): the root of a trie with no keys (geth types.EmptyRootHash).
 EMPTY_ROOT = bytes.fromhex("56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421")

@@ -21,22 +21,3 @@ def hex_prefix(path: str, leaf: bool) -> bytes:
         return bytes.fromhex(f"{flag | _ODD_FLAG:x}{path}")
     return bytes.fromhex(f"{flag:x}0{path}")
 
-
-def rlp_string(data: bytes) -> bytes:
-    """RLP of a byte string (trie values and paths are short; this avoids a codec round trip)."""
-    n = len(data)
-    if n == 1 and data[0] < 0x80:
-        return data
-    if n < 56:
-        return bytes((0x80 + n,)) + data
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0xB7 + len(size),)) + size + data
-
-
-def rlp_list(payload: bytes) -> bytes:
-    """RLP list framing around already-encoded items."""
-    n = len(payload)
-    if n < 56:
-        return bytes((0xC0 + n,)) + payload
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0xF7 + len(size),)) + size + payload

@@ -25,6 +25,7 @@ from ethnode.core.types.transaction import (
 )
 from ethnode.core.types.withdrawal import Withdrawal, withdrawals_root
 from ethnode.crypto.keccak import keccak256
+from ethnode.rlp.framing import list_header
 from ethnode.rlp.sedes import List, Optional, Record, raw
 from ethnode.trie import ordered_trie_root
 
@@ -139,14 +140,7 @@ def block_rlp_from_parts(header_rlp: bytes, body_rlp: bytes) -> bytes:
     """
     _, start, stop = rlp.item_header(body_rlp, 0, len(body_rlp))
     payload_len = len(header_rlp) + (stop - start)
-    return _list_prefix(payload_len) + header_rlp + body_rlp[start:stop]
-
-
-def _list_prefix(n: int) -> bytes:
-    if n < 56:
-        return bytes((0xC0 + n,))
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0xF7 + len(size),)) + size
+    return list_header(payload_len) + header_rlp + body_rlp[start:stop]
 
 
 __all__ = ["Block", "Body", "calc_uncle_hash", "derive_tx_root", "block_rlp_from_parts"]

@@ -25,6 +25,7 @@ from ethnode.crypto.errors import InvalidSignatureError
 from ethnode.crypto.keccak import keccak256
 from ethnode.crypto.keys import PrivateKey, recover
 from ethnode.errors import EthnodeError
+from ethnode.rlp.framing import wrap_bytes, wrap_list
 from ethnode.rlp.sedes import (
     Bytes,
     FixedBytes,
@@ -171,7 +172,7 @@ class Transaction(Record):
 
     def item(self) -> bytes:
         """The encoding as an element of a block body or Transactions message list."""
-        return _rlp_string(self.canonical)
+        return wrap_bytes(self.canonical)
 
     @cached_property
     def hash(self) -> bytes:
@@ -481,10 +482,10 @@ class BlobTxWithSidecar:
             s.encode(list(v))
             for s, v in zip(_sidecar_lists, (sc.blobs, sc.commitments, sc.proofs), strict=True)
         ]
-        return bytes((BLOB_TX_TYPE,)) + _rlp_list(b"".join(parts))
+        return bytes((BLOB_TX_TYPE,)) + wrap_list(b"".join(parts))
 
     def item(self) -> bytes:
-        return _rlp_string(self.network_encoding())
+        return wrap_bytes(self.network_encoding())
 
 
 # --- decoding ----------------------------------------------------------------------
@@ -580,24 +581,6 @@ def _decode_blob_network(payload: memoryview) -> BlobTxWithSidecar:
     tx.__dict__["canonical"] = bytes((BLOB_TX_TYPE,)) + items[0]
     blobs, commitments, proofs = (tuple(s.decode(v)) for s, v in zip(_sidecar_lists, items[1:], strict=True))
     return BlobTxWithSidecar(tx, BlobTxSidecar(blobs, commitments, proofs, version))
-
-
-def _rlp_string(data: bytes) -> bytes:
-    n = len(data)
-    if n == 1 and data[0] < 0x80:
-        return data
-    if n < 56:
-        return bytes((0x80 + n,)) + data
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0xB7 + len(size),)) + size + data
-
-
-def _rlp_list(payload: bytes) -> bytes:
-    n = len(payload)
-    if n < 56:
-        return bytes((0xC0 + n,)) + payload
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0xF7 + len(size),)) + size + payload
 
 
 __all__ = [
