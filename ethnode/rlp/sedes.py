@@ -30,7 +30,6 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import Any, ClassVar
 
-
 _ACTIVE: ModuleType | None = None
 
 
