@@ -1,0 +1,129 @@
+"""KZG proof checks for blob sidecars, through the optional ``ckzg`` package (c-kzg-4844).
+
+Without proof checks a peer could fill our pool (and, relayed, other pools) with blobs
+that do not match their commitments; geth verifies every proof before pooling. ckzg
+needs the Ethereum KZG ceremony's trusted setup, which its wheel does not ship. It is
+read from ``$ETHNODE_KZG_TRUSTED_SETUP`` (geth's ``trusted_setup.json`` or c-kzg's text
+format), else from a go-ethereum checkout in the Go module cache
+(``crypto/kzg4844/trusted_setup.json``). With neither, or without ckzg, ``default_verifier``
+returns None and the pool reports KZG proofs as unchecked (see ``TxPool.unchecked``).
+
+Loading the setup takes about 2 s: a service may call ``default_verifier()`` at start-up
+(in a thread) so the first blob tx does not stall the event loop.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ethnode.core.txpool.errors import KZGVerificationError
+
+log = logging.getLogger("ethnode.core.txpool")
+
+TRUSTED_SETUP_ENV = "ETHNODE_KZG_TRUSTED_SETUP"
+CELLS_PER_EXT_BLOB = 128  # EIP-7594: a blob extends to 128 cells, each with its own proof
+
+_lock = threading.Lock()
+_default: KzgVerifier | None = None
+_default_loaded = False
+
+
+class KzgVerifier:
+    """Verifies blob proofs (sidecar version 0) and cell proofs (version 1, EIP-7594)."""
+
+    def __init__(self, setup_path: str | os.PathLike[str]) -> None:
+        import ckzg  # noqa: PLC0415 - optional dependency
+
+        self._ckzg: Any = ckzg
+        path = Path(setup_path)
+        if path.suffix == ".json":
+            with tempfile.TemporaryDirectory() as tmp:
+                text = Path(tmp) / "trusted_setup.txt"
+                text.write_text(_json_setup_to_text(path))
+                self._setup = ckzg.load_trusted_setup(str(text), 0)
+        else:
+            self._setup = ckzg.load_trusted_setup(str(path), 0)
+        self.source = str(path)
+
+    def verify_blob_proofs(self, blobs: Sequence[bytes], commitments: Sequence[bytes], proofs: Sequence[bytes]) -> None:
+        """One proof per blob (geth ``kzg4844.VerifyBlobProof``); raises ``KZGVerificationError``."""
+        for i, (blob, commitment, proof) in enumerate(zip(blobs, commitments, proofs, strict=True)):
+            try:
+                ok = self._ckzg.verify_blob_kzg_proof(blob, commitment, proof, self._setup)
+            except (RuntimeError, ValueError) as exc:
+                raise KZGVerificationError(f"invalid blob proof: blob {i}: {exc}") from None
+            if not ok:
+                raise KZGVerificationError(f"invalid blob proof: blob {i}")
+
+    def verify_cell_proofs(self, blobs: Sequence[bytes], commitments: Sequence[bytes], proofs: Sequence[bytes]) -> None:
+        """128 cell proofs per blob (geth ``kzg4844.VerifyCellProofs``)."""
+        cells: list[bytes] = []
+        cell_commitments: list[bytes] = []
+        indices: list[int] = []
+        try:
+            for blob, commitment in zip(blobs, commitments, strict=True):
+                cells.extend(self._ckzg.compute_cells(blob, self._setup))
+                cell_commitments.extend([commitment] * CELLS_PER_EXT_BLOB)
+                indices.extend(range(CELLS_PER_EXT_BLOB))
+            ok = self._ckzg.verify_cell_kzg_proof_batch(cell_commitments, indices, cells, list(proofs), self._setup)
+        except (RuntimeError, ValueError) as exc:
+            raise KZGVerificationError(str(exc)) from None
+        if not ok:
+            raise KZGVerificationError("invalid cell proofs")
+
+
+def _json_setup_to_text(path: Path) -> str:
+    """geth's JSON setup in c-kzg's text layout: counts, G1 Lagrange, G2 monomial, G1 monomial."""
+    data = json.loads(path.read_text())
+    g1_lagrange, g2, g1_monomial = data["g1_lagrange"], data["g2_monomial"], data["g1_monomial"]
+    lines = [str(len(g1_lagrange)), str(len(g2))]
+    lines += [p.removeprefix("0x") for p in (*g1_lagrange, *g2, *g1_monomial)]
+    return "\n".join(lines) + "\n"
+
+
+def find_trusted_setup() -> Path | None:
+    """The setup named by the environment, else the newest go-ethereum in the Go module cache."""
+    env = os.environ.get(TRUSTED_SETUP_ENV)
+    if env:
+        return Path(env) if Path(env).is_file() else None
+    modcache = os.environ.get("GOMODCACHE") or os.path.join(
+        os.environ.get("GOPATH") or os.path.expanduser("~/go"), "pkg", "mod"
+    )
+    pattern = os.path.join(modcache, "github.com", "ethereum", "go-ethereum@*", "crypto", "kzg4844",
+                           "trusted_setup.json")
+    found = sorted(glob.glob(pattern))
+    return Path(found[-1]) if found else None
+
+
+def default_verifier() -> KzgVerifier | None:
+    """The shared verifier, loaded once; None when ckzg or a trusted setup is missing."""
+    global _default, _default_loaded
+    with _lock:
+        if not _default_loaded:
+            _default_loaded = True
+            try:
+                import ckzg  # noqa: F401, PLC0415
+            except ImportError:
+                log.warning("KZG proofs of blob transactions are not checked: the ckzg package is not installed")
+                return None
+            path = find_trusted_setup()
+            if path is None:
+                log.warning("KZG proofs of blob transactions are not checked: no trusted setup found "
+                            "(set %s)", TRUSTED_SETUP_ENV)
+                return None
+            try:
+                _default = KzgVerifier(path)
+            except (OSError, RuntimeError, ValueError, KeyError) as exc:
+                log.warning("KZG proofs of blob transactions are not checked: cannot load %s: %s", path, exc)
+        return _default
+
+
+__all__ = ["KzgVerifier", "default_verifier", "find_trusted_setup", "TRUSTED_SETUP_ENV"]
