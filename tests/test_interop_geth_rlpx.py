@@ -24,12 +24,12 @@ from typing import Any
 import pytest
 from gethtools import BUILD_TIMEOUT, GETH_VERSION, require_geth_tools
 from p2p_support import run_checked
-from test_p2p_peer import start_run_command, stop_run_command
+from test_cli_run import start_run_command, stop_run_command
+from test_p2p_peer import local_server
 
 from ethnode import rlp
 from ethnode.crypto.keys import PrivateKey
 from ethnode.p2p.disconnect import DiscReason
-from ethnode.p2p.listener import Listener, format_enode
 from ethnode.p2p.peer import Peer, default_client_id
 from ethnode.p2p.protocol import Capability, Protocol, ProtocolChannel
 
@@ -63,14 +63,14 @@ class GethNode:
 
     @property
     def enode(self) -> str:
-        return format_enode(self.key.node_id, HOST, self.port)
+        return f"enode://{self.key.node_id.hex()}@{HOST}:{self.port}"
 
 
-def _start_geth(geth_bin: Path, datadir: Path, *extra: str) -> GethNode:
+def _start_geth(geth_bin: Path, datadir: Path, *extra: str, discovery: bool = False) -> GethNode:
     key = PrivateKey.generate()
     port = free_port()
     args = [
-        str(geth_bin / "geth"), "--datadir", str(datadir), "--nodiscover", "--nat", "none",
+        str(geth_bin / "geth"), "--datadir", str(datadir), *([] if discovery else ["--nodiscover"]), "--nat", "none",
         "--netrestrict", "127.0.0.0/8", "--port", str(port), "--maxpeers", "5", "--ipcdisable",
         "--authrpc.addr", HOST, "--authrpc.port", str(free_port()), "--networkid", str(NETWORK_ID),
         "--nodekeyhex", key.to_hex(), "--cache", "128", "--verbosity", "3", *extra,
@@ -140,7 +140,8 @@ def _check_status(peer: Peer, payload: bytes) -> None:
 
 def test_ethnode_dials_geth_and_reads_its_status(geth: GethNode) -> None:
     async def scenario() -> None:
-        node = Listener(PrivateKey.generate(), protocols=[ETH69])
+        node = local_server([ETH69])
+        await node.start()
         try:
             peer = await asyncio.wait_for(node.dial(geth.enode), STEP)
             hello = await asyncio.wait_for(peer.wait_ready(), STEP)
@@ -155,7 +156,7 @@ def test_ethnode_dials_geth_and_reads_its_status(geth: GethNode) -> None:
             peer.disconnect(DiscReason.REQUESTED)
             assert await asyncio.wait_for(peer.wait_ended(), STEP) is DiscReason.REQUESTED
         finally:
-            await node.close()
+            await node.stop()
 
     run_checked(scenario, timeout=120)
     assert any("Started P2P networking" in line for line in geth.log)
@@ -163,7 +164,8 @@ def test_ethnode_dials_geth_and_reads_its_status(geth: GethNode) -> None:
 
 def test_geth_tells_a_useless_peer_so(geth: GethNode) -> None:
     async def scenario() -> None:
-        node = Listener(PrivateKey.generate())  # offers no protocol at all
+        node = local_server()  # offers no protocol at all
+        await node.start()
         try:
             peer = await asyncio.wait_for(node.dial(geth.enode), STEP)
             hello = await asyncio.wait_for(peer.wait_ready(), STEP)
@@ -171,7 +173,7 @@ def test_geth_tells_a_useless_peer_so(geth: GethNode) -> None:
             assert await asyncio.wait_for(peer.wait_ended(), STEP) is DiscReason.USELESS_PEER
             assert peer.remote_requested
         finally:
-            await node.close()
+            await node.stop()
 
     run_checked(scenario, timeout=120)
 
@@ -181,7 +183,7 @@ def test_geth_dials_ethnode(geth_bin: Path, tmp_path: Path) -> None:
 
     async def scenario() -> None:
         peers: asyncio.Queue[Peer] = asyncio.Queue(maxsize=4)
-        node = Listener(PrivateKey.generate(), protocols=[ETH69], on_peer=peers.put_nowait)
+        node = local_server([ETH69], on_peer=peers.put_nowait)
         await node.start()
         config = tmp_path / "geth.toml"
         config.write_text(f'[Node.P2P]\nStaticNodes = ["{node.enode}"]\n')
@@ -196,7 +198,7 @@ def test_geth_dials_ethnode(geth_bin: Path, tmp_path: Path) -> None:
             assert bytes(hello.node_id) == geth.key.node_id
             _check_status(peer, await asyncio.wait_for(peer.handlers["eth"].status, STEP))
         finally:
-            await node.close()
+            await node.stop()
             await loop.run_in_executor(None, _stop, geth.proc)
 
     run_checked(scenario, timeout=180)
@@ -210,13 +212,13 @@ def _rlpx_ping(geth_bin: Path, enode: str) -> subprocess.CompletedProcess[str]:
 
 def test_devp2p_rlpx_ping_prints_our_hello(geth_bin: Path, caplog: Any) -> None:
     async def scenario() -> subprocess.CompletedProcess[str]:
-        node = Listener(PrivateKey.generate(), client_id=default_client_id("judge"))
+        node = local_server(name=default_client_id("judge"))
         await node.start()
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(None, _rlpx_ping, geth_bin, node.enode)
         finally:
-            await node.close()
+            await node.stop()
 
     with caplog.at_level("DEBUG", logger="ethnode.p2p"):
         done = run_checked(scenario, timeout=120)
@@ -228,8 +230,8 @@ def test_devp2p_rlpx_ping_prints_our_hello(geth_bin: Path, caplog: Any) -> None:
     assert len(ended) == 1 and "network error" in ended[0], ended
 
 
-def test_devp2p_rlpx_ping_against_ethnode_fast_run(geth_bin: Path) -> None:
-    proc, enode = start_run_command("--identity", "cli")
+def test_devp2p_rlpx_ping_against_ethnode_fast_run(geth_bin: Path, tmp_path: Path) -> None:
+    proc, enode = start_run_command("--nodiscover", "--identity", "cli", datadir=tmp_path)
     try:
         done = _rlpx_ping(geth_bin, enode)
     finally:

@@ -17,11 +17,12 @@ from p2p_support import STEP_TIMEOUT, RawPeer, reason_of, run_checked
 
 from ethnode.crypto.keys import PrivateKey
 from ethnode.errors import EthnodeError
+from ethnode.p2p.config import ServerConfig
 from ethnode.p2p.disconnect import DiscReason
-from ethnode.p2p.listener import Listener
 from ethnode.p2p.peer import DISCONNECT, HELLO, PING, Peer
 from ethnode.p2p.protocol import Capability, Protocol
 from ethnode.p2p.rlpx import transport
+from ethnode.p2p.server import Server
 
 HOST = "127.0.0.1"
 OURS = Capability("test", 1)
@@ -46,16 +47,17 @@ class Outcome:
 
 
 def attack(
-    caplog: Any, scenario: Callable[[Listener], Awaitable[Any]], **listener_kwargs: Any
+    caplog: Any, scenario: Callable[[Server], Awaitable[Any]], **server_config: Any
 ) -> Outcome:
-    """Run ``scenario`` against a fresh listener; collect what ethnode did about it."""
+    """Run ``scenario`` against a fresh server; collect what ethnode did about it."""
     outcome = Outcome()
 
     async def main() -> None:
         peers: list[Peer] = []
-        kwargs: dict[str, Any] = {"handshake_timeout": HANDSHAKE_TIMEOUT, **listener_kwargs}
-        node = Listener(PrivateKey.generate(), protocols=[Protocol("test", 1, 4, _Sink)],
-                        on_peer=peers.append, **kwargs)
+        kwargs: dict[str, Any] = {"handshake_timeout": HANDSHAKE_TIMEOUT, **server_config}
+        config = ServerConfig(listen_addr=f"{HOST}:0", no_discovery=True, **kwargs)
+        node = Server(PrivateKey.generate(), config, protocols=[Protocol("test", 1, 4, _Sink)],
+                      on_peer=peers.append)
         await node.start()
         caplog.clear()
         loop = asyncio.get_running_loop()
@@ -70,12 +72,14 @@ def attack(
                 await asyncio.wait_for(_until(lambda: not node._tasks), STEP_TIMEOUT)
             outcome.elapsed = loop.time() - start
         finally:
-            await node.close()
+            await node.stop()
 
     # the logger's own level too: other tests may have set "ethnode" to INFO in this process
     with caplog.at_level("DEBUG"), caplog.at_level("DEBUG", logger="ethnode.p2p"):
         run_checked(main)
-    outcome.log = [r.getMessage() for r in caplog.records if r.name.startswith("ethnode.p2p")]
+    # the server's "Adding p2p peer" bookkeeping line is not about the failure
+    outcome.log = [r.getMessage() for r in caplog.records
+                   if r.name.startswith("ethnode.p2p") and not r.getMessage().startswith("Adding p2p peer")]
     stray = [r.getMessage() for r in caplog.records if not r.name.startswith("ethnode")]
     assert not stray, f"unexpected log records: {stray}"
     assert len(outcome.log) == 1, f"expected one log line, got {outcome.log}"
@@ -87,11 +91,11 @@ async def _until(condition: Callable[[], bool]) -> None:
         await asyncio.sleep(0.01)
 
 
-async def _connect(node: Listener) -> RawPeer:
+async def _connect(node: Server) -> RawPeer:
     return await RawPeer.connect(HOST, node.port, node.node_id)
 
 
-async def _after_hello(node: Listener) -> RawPeer:
+async def _after_hello(node: Server) -> RawPeer:
     raw = await _connect(node)
     hello = await raw.exchange_hello([OURS])
     assert hello.caps == [OURS]
@@ -113,7 +117,7 @@ async def _after_hello(node: Listener) -> RawPeer:
     ids=["oversize-prefix", "not-ecies", "legacy-sized", "http"],
 )
 def test_garbage_instead_of_auth(caplog: Any, garbage: bytes) -> None:
-    async def scenario(node: Listener) -> bytes:
+    async def scenario(node: Server) -> bytes:
         raw = await RawPeer.open(HOST, node.port)
         await raw.send_raw(garbage)
         try:
@@ -131,7 +135,7 @@ def test_garbage_instead_of_auth(caplog: Any, garbage: bytes) -> None:
     "sent", [b"", b"\x01", b"\x01\x00" + bytes(100)], ids=["silent", "1-byte", "half-auth"]
 )
 def test_stalled_handshake_times_out(caplog: Any, sent: bytes) -> None:
-    async def scenario(node: Listener) -> bytes:
+    async def scenario(node: Server) -> bytes:
         raw = await RawPeer.open(HOST, node.port)
         await raw.send_raw(sent)
         try:
@@ -146,7 +150,7 @@ def test_stalled_handshake_times_out(caplog: Any, sent: bytes) -> None:
 
 
 def test_connection_dropped_mid_auth(caplog: Any) -> None:
-    async def scenario(node: Listener) -> None:
+    async def scenario(node: Server) -> None:
         raw = await RawPeer.open(HOST, node.port)
         await raw.send_raw(b"\x01\x00" + bytes(50))
         raw.close()
@@ -184,7 +188,7 @@ def test_garbage_ack_fails_the_dial_cleanly(caplog: Any) -> None:
 
 @pytest.mark.parametrize("where", [0, 20, 40, -1], ids=["header", "header-mac", "body", "frame-mac"])
 def test_bad_mac(caplog: Any, where: int) -> None:
-    async def scenario(node: Listener) -> list[Any]:
+    async def scenario(node: Server) -> list[Any]:
         raw = await _after_hello(node)
         frame = bytearray(raw.frame(0x10, b"\xc3\x01\x02\x03" * 8))
         frame[where] ^= 0x01
@@ -201,7 +205,7 @@ def test_bad_mac(caplog: Any, where: int) -> None:
 
 
 def test_oversize_frame_before_hello_is_refused_from_its_header(caplog: Any) -> None:
-    async def scenario(node: Listener) -> list[Any]:
+    async def scenario(node: Server) -> list[Any]:
         raw = await _connect(node)
         frame = raw.frame(HELLO, bytes(1024 * 1024))
         await raw.send_raw(frame[:32])  # the header alone: the body is never awaited
@@ -221,7 +225,7 @@ def test_oversize_frame_before_hello_is_refused_from_its_header(caplog: Any) -> 
 def test_hello_over_2kib(caplog: Any) -> None:
     """A Hello just over 2 KiB still fits the pre-Hello frame limit; the Hello check catches it."""
 
-    async def scenario(node: Listener) -> list[Any]:
+    async def scenario(node: Server) -> list[Any]:
         raw = await _connect(node)
         hello = raw.hello([OURS], client="x" * 1970)
         assert 2048 < len(hello) < 2060
@@ -241,7 +245,7 @@ def test_hello_over_2kib(caplog: Any) -> None:
 def test_peer_stalls_mid_frame(caplog: Any, monkeypatch: Any, before_hello: bool) -> None:
     monkeypatch.setattr(transport, "FRAME_READ_TIMEOUT", 0.5)
 
-    async def scenario(node: Listener) -> list[Any]:
+    async def scenario(node: Server) -> list[Any]:
         if before_hello:
             raw = await _connect(node)
             frame = raw.frame(HELLO, raw.hello([OURS]))
@@ -262,7 +266,7 @@ def test_peer_stalls_mid_frame(caplog: Any, monkeypatch: Any, before_hello: bool
 
 
 def test_peer_closes_mid_frame(caplog: Any) -> None:
-    async def scenario(node: Listener) -> None:
+    async def scenario(node: Server) -> None:
         raw = await _after_hello(node)
         await raw.send_raw(raw.frame(0x10, bytes(200))[:60])
         raw.close()
@@ -277,7 +281,7 @@ def test_peer_closes_mid_frame(caplog: Any) -> None:
 
 
 def test_hello_with_no_shared_capability(caplog: Any) -> None:
-    async def scenario(node: Listener) -> list[Any]:
+    async def scenario(node: Server) -> list[Any]:
         raw = await _connect(node)
         await raw.send(HELLO, raw.hello([Capability("test", 2), Capability("other", 1)]))
         try:
@@ -293,7 +297,7 @@ def test_hello_with_no_shared_capability(caplog: Any) -> None:
 
 
 def test_second_hello(caplog: Any) -> None:
-    async def scenario(node: Listener) -> list[Any]:
+    async def scenario(node: Server) -> list[Any]:
         raw = await _after_hello(node)
         await raw.send(HELLO, raw.hello([OURS]))
         try:
@@ -318,7 +322,7 @@ def test_second_hello(caplog: Any) -> None:
     ids=["32MiB", "4GiB", "bad-varint", "corrupt"],
 )
 def test_snappy_bomb(caplog: Any, payload: bytes, needle: str) -> None:
-    async def scenario(node: Listener) -> list[Any]:
+    async def scenario(node: Server) -> list[Any]:
         raw = await _after_hello(node)
         await raw.send_raw(raw.codec.write(0x10, payload))  # bypass our own compression
         try:
@@ -333,7 +337,7 @@ def test_snappy_bomb(caplog: Any, payload: bytes, needle: str) -> None:
 
 
 def test_no_pong_drops_the_peer(caplog: Any) -> None:
-    async def scenario(node: Listener) -> list[Any]:
+    async def scenario(node: Server) -> list[Any]:
         raw = await _after_hello(node)
         try:
             return await raw.read_until_eof()  # reads the Pings, never answers
@@ -348,7 +352,7 @@ def test_no_pong_drops_the_peer(caplog: Any) -> None:
 
 
 def test_answered_pings_keep_the_peer(caplog: Any) -> None:
-    async def scenario(node: Listener) -> list[Any]:
+    async def scenario(node: Server) -> list[Any]:
         raw = await _after_hello(node)
         reading = asyncio.ensure_future(raw.read_until_eof(pong=True))
         await asyncio.sleep(1.0)  # five ping intervals
@@ -371,7 +375,7 @@ def test_answered_pings_keep_the_peer(caplog: Any) -> None:
 def test_hello_identity(caplog: Any, node_id: bytes | None, expected: DiscReason | None) -> None:
     expected = expected or DiscReason.UNEXPECTED_IDENTITY
 
-    async def scenario(node: Listener) -> list[Any]:
+    async def scenario(node: Server) -> list[Any]:
         raw = await _connect(node)
         other = node_id if node_id is not None else PrivateKey.generate().node_id
         await raw.send(HELLO, raw.hello([OURS], node_id=other))
@@ -396,7 +400,7 @@ def test_hello_identity(caplog: Any, node_id: bytes | None, expected: DiscReason
     ids=["short-hello", "not-rlp", "subprotocol-first", "ping-first"],
 )
 def test_bad_first_message(caplog: Any, code: int, payload: bytes, needle: str) -> None:
-    async def scenario(node: Listener) -> list[Any]:
+    async def scenario(node: Server) -> list[Any]:
         raw = await _connect(node)
         await raw.send(code, payload)
         try:
@@ -411,7 +415,7 @@ def test_bad_first_message(caplog: Any, code: int, payload: bytes, needle: str) 
 
 
 def test_message_code_outside_every_protocol(caplog: Any) -> None:
-    async def scenario(node: Listener) -> list[Any]:
+    async def scenario(node: Server) -> list[Any]:
         raw = await _after_hello(node)
         await raw.send(0x05, b"\xc0")  # reserved base code: ignored, as geth does
         await raw.send(0x10 + 4, b"\xc0")  # test/1 has four codes: 0x10-0x13
@@ -426,7 +430,7 @@ def test_message_code_outside_every_protocol(caplog: Any) -> None:
 
 
 def test_disconnect_before_hello_is_surfaced(caplog: Any) -> None:
-    async def scenario(node: Listener) -> list[Any]:
+    async def scenario(node: Server) -> list[Any]:
         raw = await _connect(node)
         await raw.send(DISCONNECT, DiscReason.TOO_MANY_PEERS.encode_payload())
         try:
@@ -441,7 +445,7 @@ def test_disconnect_before_hello_is_surfaced(caplog: Any) -> None:
 
 
 def test_garbage_disconnect_reason(caplog: Any) -> None:
-    async def scenario(node: Listener) -> list[Any]:
+    async def scenario(node: Server) -> list[Any]:
         raw = await _after_hello(node)
         await raw.send(DISCONNECT, b"\xc2\xc0\xc0")
         try:

@@ -1,30 +1,25 @@
-"""The devp2p base protocol: Hello, capability matching, Ping/Pong, Disconnect, routing;
-the Listener that runs peers, and the ``run`` command."""
+"""The devp2p base protocol: Hello, capability matching, Ping/Pong, Disconnect, routing,
+between two p2p Servers on loopback (the Server's own rules are in test_p2p_server.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, load_vector
+from conftest import load_vector
 from p2p_support import run_checked
 
 from ethnode import rlp
 from ethnode.crypto.keys import PrivateKey
 from ethnode.errors import EthnodeError
+from ethnode.p2p.config import ServerConfig
 from ethnode.p2p.disconnect import DisconnectRequested, DiscReason
-from ethnode.p2p.listener import EnodeError, Listener, format_enode, parse_enode
 from ethnode.p2p.peer import BASE_PROTOCOL_VERSION, Hello, Peer, check_hello, default_client_id
 from ethnode.p2p.protocol import Capability, Protocol, ProtocolChannel, find_protocol, match_protocols
-from ethnode.p2p.rlpx.transport import ConnectionClosedError
+from ethnode.p2p.server import Server
 
 # ---------------------------------------------------------------------------------------
 # DiscReason
@@ -187,13 +182,20 @@ class _Recorder:
             await self.channel.send(1, payload)
 
 
+def local_server(protocols: list[Protocol] | None = None, on_peer: Callable[[Peer], Any] | None = None,
+                 **config: Any) -> Server:
+    """A Server on a free loopback port, no discovery; ``config`` overrides ServerConfig fields."""
+    cfg = ServerConfig(listen_addr="127.0.0.1:0", no_discovery=True, **config)
+    return Server(PrivateKey.generate(), cfg, protocols=protocols or [], on_peer=on_peer)
+
+
 async def _pair(
     protocols_a: list[Protocol], protocols_b: list[Protocol], **kwargs: Any
-) -> tuple[Listener, Listener, Peer, Peer]:
-    """A listens, B dials; returns both listeners and (B's peer, A's peer) once Hello is done."""
+) -> tuple[Server, Server, Peer, Peer]:
+    """A listens, B dials; returns both servers and (B's peer, A's peer) once Hello is done."""
     inbound: asyncio.Queue[Peer] = asyncio.Queue(maxsize=4)
-    a = Listener(PrivateKey.generate(), protocols=protocols_a, on_peer=inbound.put_nowait, **kwargs)
-    b = Listener(PrivateKey.generate(), protocols=protocols_b, **kwargs)
+    a = local_server(protocols_a, on_peer=inbound.put_nowait, **kwargs)
+    b = local_server(protocols_b, **kwargs)
     await a.start()
     await b.start()
     out = await b.dial(a.enode)
@@ -229,8 +231,8 @@ def test_hello_exchange_and_subprotocol_routing() -> None:
             assert await asyncio.wait_for(out.wait_ended(), 5) is DiscReason.REQUESTED
             assert await asyncio.wait_for(into.wait_ended(), 5) is DiscReason.REQUESTED
             assert into.remote_requested and not out.remote_requested
-            await a.close()
-            await b.close()
+            await a.stop()
+            await b.stop()
 
     run_checked(scenario)
 
@@ -245,8 +247,8 @@ def test_ping_pong_keeps_peers_alive() -> None:
             now = asyncio.get_running_loop().time()
             assert now - out.last_pong < 0.2 and now - into.last_pong < 0.2
         finally:
-            await a.close()
-            await b.close()
+            await a.stop()
+            await b.stop()
         assert out.reason is DiscReason.QUITTING or into.reason is DiscReason.QUITTING
 
     run_checked(scenario)
@@ -254,8 +256,10 @@ def test_ping_pong_keeps_peers_alive() -> None:
 
 def test_every_reason_is_surfaced_on_the_other_side() -> None:
     async def scenario() -> None:
-        a, b, _, _ = await _pair([], [])
+        a, b, first, _ = await _pair([], [])
         try:
+            first.disconnect(DiscReason.REQUESTED)  # one connection per node pair: make room for the next
+            await asyncio.wait_for(first.wait_ended(), 5)
             for reason in (DiscReason.TOO_MANY_PEERS, DiscReason.SUBPROTOCOL_ERROR, DiscReason.SELF):
                 inbound: asyncio.Queue[Peer] = asyncio.Queue(maxsize=1)
                 a.on_peer = inbound.put_nowait
@@ -267,8 +271,8 @@ def test_every_reason_is_surfaced_on_the_other_side() -> None:
                 assert out.remote_requested
                 assert await asyncio.wait_for(into.wait_ended(), 5) is reason
         finally:
-            await a.close()
-            await b.close()
+            await a.stop()
+            await b.stop()
 
     run_checked(scenario)
 
@@ -325,8 +329,8 @@ def test_handler_run_outcome_decides_the_reason(behaviour: str, expected: DiscRe
             assert await asyncio.wait_for(out.wait_ended(), 5) is expected
             assert out.remote_requested
         finally:
-            await a.close()
-            await b.close()
+            await a.stop()
+            await b.stop()
 
     run_checked(scenario)
 
@@ -346,8 +350,8 @@ def test_handler_errors_become_subprotocol_error(payload: bytes, level: str, cap
             assert await asyncio.wait_for(into.wait_ended(), 5) is DiscReason.SUBPROTOCOL_ERROR
             assert await asyncio.wait_for(out.wait_ended(), 5) is DiscReason.SUBPROTOCOL_ERROR
         finally:
-            await a.close()
-            await b.close()
+            await a.stop()
+            await b.stop()
 
     with caplog.at_level("DEBUG", logger="ethnode.p2p"):
         run_checked(scenario)
@@ -357,34 +361,16 @@ def test_handler_errors_become_subprotocol_error(payload: bytes, level: str, cap
     assert (ended[0].exc_info is not None) == (level == "ERROR")
 
 
-def test_listener_close_sends_quitting_and_leaves_nothing_behind() -> None:
+def test_server_stop_sends_quitting_and_leaves_nothing_behind() -> None:
     async def scenario() -> None:
         a, b, out, into = await _pair([], [])
-        await a.close()
+        await a.stop()
         assert into.reason is DiscReason.QUITTING
         assert await asyncio.wait_for(out.wait_ended(), 5) is DiscReason.QUITTING
         assert out.remote_requested
-        assert not a.peers
-        await b.close()
-        assert not b.peers
-
-    run_checked(scenario)
-
-
-def test_max_peers_refuses_newcomers_with_too_many_peers() -> None:
-    async def scenario() -> None:
-        a, b, out, into = await _pair([], [], max_peers=1)
-        c = Listener(PrivateKey.generate())
-        try:
-            extra = await c.dial(a.enode)
-            with pytest.raises(ConnectionClosedError):
-                await asyncio.wait_for(extra.wait_ready(), 5)
-            assert extra.reason is DiscReason.TOO_MANY_PEERS and extra.remote_requested
-            assert out.reason is None
-        finally:
-            await c.close()
-            await a.close()
-            await b.close()
+        assert not a.peers()
+        await b.stop()
+        assert not b.peers()
 
     run_checked(scenario)
 
@@ -395,135 +381,12 @@ def test_dialing_a_node_that_is_not_there() -> None:
         port = probe.sockets[0].getsockname()[1]
         probe.close()
         await probe.wait_closed()
-        node = Listener(PrivateKey.generate())
+        node = local_server()
+        await node.start()
         try:
             with pytest.raises(OSError):
-                await node.dial(format_enode(PrivateKey.generate().node_id, "127.0.0.1", port))
+                await node.dial(f"enode://{PrivateKey.generate().node_id.hex()}@127.0.0.1:{port}")
         finally:
-            await node.close()
+            await node.stop()
 
     run_checked(scenario)
-
-
-def test_enode_urls() -> None:
-    key = PrivateKey.generate()
-    url = format_enode(key.node_id, "0.0.0.0", 30303)
-    assert url == f"enode://{key.node_id.hex()}@127.0.0.1:30303"
-    assert parse_enode(url) == (key.node_id, "127.0.0.1", 30303)
-    assert parse_enode(url + "?discport=30301") == (key.node_id, "127.0.0.1", 30303)
-    assert parse_enode(format_enode(key.node_id, "::1", 5)) == (key.node_id, "::1", 5)
-    for bad in ("http://x", f"enode://{key.node_id.hex()[:-2]}@127.0.0.1:1", f"enode://{key.node_id.hex()}@host:1",
-                f"enode://{key.node_id.hex()}@127.0.0.1", "enode://zz@127.0.0.1:1"):
-        with pytest.raises(EnodeError):
-            parse_enode(bad)
-
-
-# ---------------------------------------------------------------------------------------
-# ethnode-fast run
-
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ethnode", *args]
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
-def start_run_command(*extra: str) -> tuple[subprocess.Popen[str], str]:
-    """``ethnode-fast run`` on a free loopback port; returns the process and its enode URL."""
-    proc = subprocess.Popen(
-        _cli("run", "--nodiscover", "--port", "0", "--listenaddr", "127.0.0.1", *extra),
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=_env(),
-    )
-    assert proc.stderr is not None
-    for line in proc.stderr:  # bounded by the test timeout; the line comes within a second
-        match = re.search(r"enode://[0-9a-f]{128}@[\d.]+:\d+", line)
-        if match:
-            return proc, match.group(0)
-    proc.wait(5)
-    raise AssertionError(f"run exited with {proc.returncode} before printing its enode")
-
-
-def stop_run_command(proc: subprocess.Popen[str], sig: int = signal.SIGINT) -> tuple[int, str]:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        rest = proc.communicate(timeout=10)[1]
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        rest = proc.communicate()[1]
-    return proc.returncode, rest
-
-
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_run_prints_enode_serves_hello_and_stops_on_signal(sig: int) -> None:
-    key = PrivateKey.generate()
-    proc, enode = start_run_command("--nodekeyhex", key.to_hex(), "--identity", "probe")
-    try:
-        assert parse_enode(enode)[0] == key.node_id
-
-        async def scenario() -> None:
-            node = Listener(PrivateKey.generate())
-            try:
-                peer = await node.dial(enode)
-                hello = await asyncio.wait_for(peer.wait_ready(), 5)
-                assert hello.client_name.startswith("ethnode/probe/v")
-            finally:
-                await node.close()
-
-        run_checked(scenario)
-    finally:
-        code, rest = stop_run_command(proc, sig)
-    assert code == 0, rest
-    assert "Traceback" not in rest
-
-
-def test_run_keeps_its_key_in_the_datadir(tmp_path: Path) -> None:
-    enodes = []
-    for _ in range(2):
-        proc, enode = start_run_command("--datadir", str(tmp_path))
-        enodes.append(enode.split("@")[0])
-        assert stop_run_command(proc)[0] == 0
-    assert enodes[0] == enodes[1]
-    assert (tmp_path / "ethnode" / "nodekey").stat().st_mode & 0o777 == 0o600
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--nodekey", "/nonexistent/nodekey"], "No such file"),
-        (["--nodekeyhex", "zz"], "invalid node key"),
-        (["--nodekeyhex", "00" * 32], "invalid node key"),
-        (["--nodekeyhex", "11" * 32, "--nodekey", "x"], "mutually exclusive"),
-        (["--port", "70000"], "invalid --port"),
-        (["--port", "abc"], "invalid int value"),
-        (["--no-such-flag"], "unrecognized arguments"),
-        (["--identity", "x" * 3000], "invalid --identity"),
-    ],
-)
-def test_run_bad_flags_give_one_line(args: list[str], message: str) -> None:
-    done = subprocess.run(_cli("run", *args), capture_output=True, text=True, env=_env(), timeout=30)
-    assert done.returncode != 0
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], done.stderr
-
-
-def test_run_bad_key_file_and_port_in_use(tmp_path: Path) -> None:
-    bad = tmp_path / "nodekey"
-    bad.write_text("not hex at all\n")
-    done = subprocess.run(_cli("run", "--nodekey", str(bad)), capture_output=True, text=True, env=_env(),
-                          timeout=30)
-    assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1
-    proc, enode = start_run_command()
-    try:
-        port = enode.rsplit(":", 1)[1]
-        done = subprocess.run(_cli("run", "--port", port, "--listenaddr", "127.0.0.1"),
-                              capture_output=True, text=True, env=_env(), timeout=30)
-        assert done.returncode != 0
-        assert done.stderr.strip().splitlines()[-1].startswith("Fatal: could not listen"), done.stderr
-        assert "Traceback" not in done.stderr
-    finally:
-        stop_run_command(proc)

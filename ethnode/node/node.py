@@ -43,9 +43,10 @@ ServerFactory = Callable[[NodeConfig, PrivateKey, list[Any]], Server]
 class Node:
     """A node: services registered before start, run until stop."""
 
-    def __init__(self, config: NodeConfig, server_factory: ServerFactory | None = None) -> None:
+    def __init__(self, config: NodeConfig, server_factory: ServerFactory | None = None,
+                 bus: EventBus | None = None) -> None:
         self.config = config
-        self.bus = EventBus()
+        self.bus = bus if bus is not None else EventBus()  # given when the server factory must post on it too
         self._constructors: list[ServiceConstructor] = []
         self._services: dict[type, Service] = {}
         self._started: list[Service] = []

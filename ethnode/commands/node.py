@@ -1,0 +1,369 @@
+"""``run``, ``key generate`` and ``enode``: a Node with the p2p Server, and its key helpers.
+
+    ethnode-fast run --datadir D --port P [--bootnodes URLS] [--config FILE.toml] ...
+    ethnode-fast key generate [FILE]
+    ethnode-fast enode --nodekey FILE
+
+Settings come from geth's defaults, then ``--config FILE.toml`` (geth's layout:
+``[Node]`` and ``[Node.P2P]``), then flags, so a flag always wins, as in geth. Static
+and trusted nodes come from the TOML file only (geth 1.17 dropped the JSON files).
+``run`` logs its enode URL once at start-up ("Started P2P networking self=enode://...")
+and stops cleanly on SIGINT/SIGTERM, sending every peer Disconnect "client quitting".
+
+Anything the user got wrong (a flag, a key file, a config key, a port or datadir in
+use) ends the command with one ``Fatal:`` line and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ethnode.crypto.errors import InvalidKeyError
+from ethnode.crypto.keys import PrivateKey, load_private_key, save_private_key
+from ethnode.errors import EthnodeError
+from ethnode.p2p.config import (
+    DEFAULT_LISTEN_ADDR,
+    DEFAULT_MAX_PEERS,
+    DEFAULT_PORT,
+    ConfigError,
+    ServerConfig,
+    join_host_port,
+    parse_bootnode,
+    split_host_port,
+)
+from ethnode.p2p.dial import TRACE
+from ethnode.p2p.enode import Node, NodeURLError
+from ethnode.p2p.nat import DEFAULT_NAT, NATError, parse_nat
+from ethnode.p2p.netutil import Netlist
+
+DEFAULT_DATADIR = os.path.join("~", ".ethnode")  # geth: ~/.ethereum
+EXIT_FAILURE = 1  # geth's Fatalf exit status
+DEFAULT_VERBOSITY = 3  # geth --verbosity default: info
+_LEVELS = {0: logging.CRITICAL + 10, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG}
+_NODE_KEYS = ("DataDir", "UserIdent", "P2P")  # the [Node] keys ethnode implements
+
+
+class _Fatal(Exception):
+    """One line for the user; the command exits 1."""
+
+
+def _fatal(message: str) -> int:
+    print(f"Fatal: {message}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def setup_logging(verbosity: int) -> None:
+    """geth's --verbosity: 0 silent, 1 error, 2 warn, 3 info, 4 debug, 5 trace."""
+    logging.addLevelName(TRACE, "TRACE")
+    level = _LEVELS.get(verbosity, TRACE if verbosity > 4 else _LEVELS[0])
+    logging.basicConfig(
+        level=level,
+        format="%(levelname)-5s [%(asctime)s.%(msecs)03d] %(message)s",
+        datefmt="%m-%d|%H:%M:%S",
+        stream=sys.stderr,
+    )
+    logging.getLogger().setLevel(level)
+
+
+# -- settings ----------------------------------------------------------------------------------
+@dataclass
+class RunSettings:
+    """What ``run`` starts: node-level settings plus the p2p ServerConfig."""
+
+    datadir: str = DEFAULT_DATADIR
+    identity: str | None = None
+    p2p: ServerConfig = field(default_factory=lambda: ServerConfig(nat=parse_nat(DEFAULT_NAT)))
+
+
+def load_toml(path: str, settings: RunSettings) -> None:
+    """Apply a geth-style TOML file; _Fatal naming the file and the key on any problem."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise _Fatal(f"config file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise _Fatal(f"config file {path}: invalid TOML: {exc}") from None
+    for key in data:
+        if key != "Node":
+            raise _Fatal(f"config file {path}: field '{key}' is not defined (supported: Node)")
+    node = data.get("Node", {})
+    if not isinstance(node, dict):
+        raise _Fatal(f"config file {path}: Node: expected a table")
+    for key, value in node.items():
+        if key not in _NODE_KEYS:
+            raise _Fatal(f"config file {path}: field 'Node.{key}' is not defined (supported: {', '.join(_NODE_KEYS)})")
+        if key == "P2P":
+            if not isinstance(value, dict):
+                raise _Fatal(f"config file {path}: Node.P2P: expected a table")
+            try:
+                ServerConfig.from_toml(value, base=settings.p2p)
+            except ConfigError as exc:
+                raise _Fatal(f"config file {path}: {exc}") from None
+        elif not isinstance(value, str):
+            raise _Fatal(f"config file {path}: Node.{key}: expected a string")
+        elif key == "DataDir":
+            settings.datadir = value
+        else:
+            settings.identity = value or None
+
+
+def apply_flags(args: argparse.Namespace, settings: RunSettings) -> None:
+    """Flags given on the command line override the file and the defaults (geth's order)."""
+    p2p = settings.p2p
+    if args.datadir is not None:
+        settings.datadir = args.datadir
+    if args.identity is not None:
+        settings.identity = args.identity
+    for flag, value in (("--port", args.port), ("--discovery.port", args.discovery_port)):
+        if value is not None and not 0 <= value <= 0xFFFF:
+            raise _Fatal(f"invalid {flag} {value}")
+    try:
+        host, port = split_host_port(p2p.listen_addr or DEFAULT_LISTEN_ADDR)
+    except ValueError as exc:
+        raise _Fatal(f"invalid ListenAddr: {exc}") from None
+    if args.listenaddr is not None:
+        host = args.listenaddr
+    if args.port is not None:
+        port = args.port
+    if args.listenaddr is not None or args.port is not None:
+        p2p.listen_addr = join_host_port(host, port)
+    if args.discovery_port is not None:
+        p2p.disc_addr = join_host_port(host, args.discovery_port)
+    if args.maxpeers is not None:
+        p2p.max_peers = args.maxpeers
+    if args.maxpendpeers is not None:
+        p2p.max_pending_peers = args.maxpendpeers
+    if args.nodiscover:
+        p2p.no_discovery = True
+    if args.bootnodes is not None:
+        p2p.bootnodes = []
+        for text in filter(None, (s.strip() for s in args.bootnodes.split(","))):
+            try:
+                p2p.bootnodes.append(parse_bootnode(text))
+            except NodeURLError as exc:
+                raise _Fatal(f"invalid bootnode {text[:40]!r}: {exc}") from None
+    if args.netrestrict is not None:
+        try:
+            p2p.net_restrict = Netlist.parse(args.netrestrict)
+        except ValueError as exc:
+            raise _Fatal(f"invalid --netrestrict: {exc}") from None
+    if args.nat is not None:
+        try:
+            p2p.nat = parse_nat(args.nat)
+        except NATError as exc:
+            raise _Fatal(str(exc)) from None
+    try:
+        p2p.__post_init__()
+    except ConfigError as exc:
+        raise _Fatal(str(exc)) from None
+
+
+def _check_key(args: argparse.Namespace) -> None:
+    """Fail on a bad key before touching the datadir, as geth does while building its config."""
+    if args.nodekey and args.nodekeyhex:
+        raise _Fatal("Options --nodekey and --nodekeyhex are mutually exclusive")
+    try:
+        if args.nodekeyhex:
+            PrivateKey.from_hex(args.nodekeyhex)
+        elif args.nodekey:
+            load_private_key(args.nodekey)
+    except InvalidKeyError as exc:
+        raise _Fatal(f"invalid node key: {exc}") from None
+    except OSError as exc:
+        raise _Fatal(f"node key: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+
+
+# -- run ---------------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    """Start a Node with the p2p Server and run until SIGINT/SIGTERM."""
+    try:
+        settings = RunSettings()
+        if args.config:
+            load_toml(args.config, settings)
+        apply_flags(args, settings)
+        _check_key(args)
+        _check_identity(settings.identity)
+    except _Fatal as exc:
+        return _fatal(str(exc))
+    setup_logging(args.verbosity)
+    from ethnode.p2p import loop as p2p_loop
+
+    return p2p_loop.run(_serve(args, settings))
+
+
+def _check_identity(identity: str | None) -> None:
+    from ethnode.p2p.peer import Hello, default_client_id
+
+    try:
+        Hello.create(default_client_id(identity), [], 0, bytes(64))
+    except ValueError as exc:
+        raise _Fatal(f"invalid --identity: {exc}") from None
+
+
+async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
+    from ethnode.node import DatadirInUseError, EventBus, Node, NodeConfig
+    from ethnode.p2p.server import server_factory
+
+    log = logging.getLogger("ethnode.cli")
+    bus = EventBus()
+    config = NodeConfig(
+        datadir=Path(settings.datadir).expanduser(), identity=settings.identity,
+        nodekey_file=Path(args.nodekey) if args.nodekey else None, nodekey_hex=args.nodekeyhex or None,
+    )
+    node = Node(config, server_factory(settings.p2p, bus), bus=bus)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def interrupted(sig: signal.Signals) -> None:
+        if stop.is_set():
+            log.warning("Already shutting down")
+        else:
+            log.info("Got %s, shutting down...", sig.name)
+        stop.set()
+
+    # handlers first: the enode line is printed during start, and a signal may follow at once
+    for sig in signals:
+        loop.add_signal_handler(sig, interrupted, sig)
+    try:
+        try:
+            await node.start()
+        except DatadirInUseError as exc:
+            return _fatal(str(exc))
+        except (EthnodeError, OSError, sqlite3.Error) as exc:
+            return _fatal(_describe(exc))
+        try:
+            await stop.wait()
+        finally:
+            await node.stop()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+# -- key / enode -------------------------------------------------------------------------------
+def cmd_key_generate(args: argparse.Namespace) -> int:
+    """Write a new node key to FILE (mode 0600, refusing to overwrite), or print it."""
+    key = PrivateKey.generate()
+    if args.file is None:
+        print(key.to_hex())
+        return 0
+    path = Path(args.file)
+    if path.exists():
+        return _fatal(f"key file {path} already exists")
+    try:
+        save_private_key(key, path)
+    except OSError as exc:
+        return _fatal(f"key file {path}: {exc.strerror or exc}")
+    print(key.node_id.hex())
+    return 0
+
+
+def cmd_enode(args: argparse.Namespace) -> int:
+    """Print the enode URL a node with this key would have."""
+    try:
+        if args.nodekey and args.nodekeyhex:
+            raise _Fatal("Options --nodekey and --nodekeyhex are mutually exclusive")
+        if args.nodekeyhex:
+            key = PrivateKey.from_hex(args.nodekeyhex)
+        elif args.nodekey:
+            key = load_private_key(args.nodekey)
+        elif args.datadir:
+            key = load_private_key(Path(args.datadir).expanduser() / "ethnode" / "nodekey")
+        else:
+            raise _Fatal("one of --nodekey, --nodekeyhex or --datadir is required")
+        for flag, value in (("--port", args.port), ("--discovery.port", args.discovery_port)):
+            if value is not None and not 0 <= value <= 0xFFFF:
+                raise _Fatal(f"invalid {flag} {value}")
+        udp = args.port if args.discovery_port is None else args.discovery_port
+        node = Node(key.node_id, args.ip, udp, args.port)
+    except _Fatal as exc:
+        return _fatal(str(exc))
+    except InvalidKeyError as exc:
+        return _fatal(f"invalid node key: {exc}")
+    except OSError as exc:
+        return _fatal(f"node key: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+    except ValueError as exc:
+        return _fatal(f"invalid --ip: {exc}")
+    print(node.enode_url())
+    return 0
+
+
+# -- wiring ------------------------------------------------------------------------------------
+def _add_key_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nodekey", metavar="FILE", help="P2P node key file (64 hex digits)")
+    p.add_argument("--nodekeyhex", metavar="HEX", help="P2P node key as hex (for testing)")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``run``, ``key`` and ``enode`` to an argparse subparsers object."""
+    run = subparsers.add_parser(
+        "run", help="run the node",
+        description="Run a node: the p2p server with discovery, until SIGINT/SIGTERM.",
+    )
+    run.add_argument("--datadir", metavar="DIR", help=f"data directory (default {DEFAULT_DATADIR})")
+    run.add_argument("--config", metavar="FILE.toml", help="geth-style TOML config file ([Node], [Node.P2P])")
+    run.add_argument("--identity", metavar="NAME", help="custom node name, part of the client id")
+    _add_key_flags(run)
+    run.add_argument("--port", type=int, metavar="N",
+                     help=f"network listening port, TCP and UDP (default {DEFAULT_PORT})")
+    run.add_argument("--listenaddr", metavar="IP", help="listening address (default: all interfaces)")
+    run.add_argument("--discovery.port", dest="discovery_port", type=int, metavar="N",
+                     help="UDP port for discovery (default: the --port value)")
+    run.add_argument("--bootnodes", metavar="URLS", help="comma-separated enode:// URLs or enr: records for discovery")
+    run.add_argument("--maxpeers", type=non_negative_int, metavar="N",
+                     help=f"maximum number of network peers (default {DEFAULT_MAX_PEERS})")
+    run.add_argument("--maxpendpeers", type=non_negative_int, metavar="N",
+                     help="maximum number of pending connection attempts (default 0: 50)")
+    run.add_argument("--nodiscover", action="store_true", help="disable peer discovery")
+    run.add_argument("--netrestrict", metavar="CIDRS", help="restricts network communication to these IP networks")
+    run.add_argument("--nat", metavar="SPEC",
+                     help=f"NAT port mapping: none, extip:IP, any, upnp, pmp (default {DEFAULT_NAT})")
+    run.add_argument("--verbosity", type=int, default=DEFAULT_VERBOSITY, metavar="N",
+                     help="log level 0-5: silent, error, warn, info, debug, trace (default 3)")
+    run.set_defaults(func=cmd_run)
+
+    key = subparsers.add_parser("key", help="node key helpers", description="Node key helpers.")
+    key_sub = key.add_subparsers(dest="key_command", metavar="COMMAND", required=True)
+    gen = key_sub.add_parser("generate", help="generate a node key",
+                             description="Write a new node key to FILE (mode 0600), or print it when no FILE.")
+    gen.add_argument("file", nargs="?", metavar="FILE")
+    gen.set_defaults(func=cmd_key_generate)
+
+    enode = subparsers.add_parser("enode", help="print the enode URL of a node key",
+                                  description="Print the enode URL of a node key.")
+    _add_key_flags(enode)
+    enode.add_argument("--datadir", metavar="DIR", help="read the key from DIR/ethnode/nodekey")
+    enode.add_argument("--ip", default="127.0.0.1", help="IP address for the URL (default 127.0.0.1)")
+    enode.add_argument("--port", type=int, default=DEFAULT_PORT, metavar="N", help="TCP port (default 30303)")
+    enode.add_argument("--discovery.port", dest="discovery_port", type=int, metavar="N",
+                       help="UDP port when it differs from --port")
+    enode.set_defaults(func=cmd_enode)
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+__all__ = ["register", "cmd_run", "cmd_key_generate", "cmd_enode", "load_toml", "apply_flags", "RunSettings"]
