@@ -177,7 +177,7 @@ class UDPv4:
         else:
             self.local.set_fallback_ip("127.0.0.1")  # as geth's Server does until the endpoint is predicted
         self.local.set_fallback_udp(self.port)
-        log.info("UDP listener up self=%s", self.self_node.enode_url())
+        log.debug("UDP listener up self=%s", self.self_node.enode_url())
         self._loop_task = asyncio.ensure_future(self._table_loop())
         return self
 
