@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -32,6 +33,17 @@ RLP_TARGETS = [
     ("rlp hashes_4096 decode raw", "compiled", 4096, 100),
     ("rlp hashes_4096 decode typed", "compiled", 4096, 100),
 ]
+
+
+# RLPx targets (issue 3, item 8): compiled frame codec >= 2x pure at <= 1 KiB and within 1.3x
+# of the native keccak limit; >= 3000 handshakes/s/core; loopback stream >= 0.5x geth's
+# BenchmarkThroughput measured on this machine (benches/reference_figures.json).
+FRAME_SIZES = {"100B": 100, "1KiB": 1024, "16KiB": 16 * 1024, "1MiB": 1024 * 1024}
+FRAME_VS_PURE_MIN, FRAME_VS_PURE_UP_TO = 2.0, 1024
+FRAME_VS_LIMIT_MAX = 1.3
+HANDSHAKES_PER_S_MIN = 3000
+STREAM_VS_GETH_MIN = 0.5
+REFERENCE_FIGURES = HERE / "reference_figures.json"
 
 
 def _fmt(ns: float) -> str:
@@ -101,7 +113,82 @@ def print_table(groups: dict[str, dict[str, float]]) -> None:
         print("  ".join(cells))
 
 
-def print_targets(groups: dict[str, dict[str, float]]) -> None:
+def _items(data: dict, group: str, impl: str) -> int:
+    for b in data.get("benchmarks", []):
+        info = b.get("extra_info", {})
+        if (b["group"] or b["name"]) == group and (info.get("impl") or b["param"]) == impl:
+            return int(info.get("items", 1))
+    return 1
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def print_rlpx_targets(groups: dict[str, dict[str, float]], data: dict) -> None:
+    """Frame codec vs pure and vs the native keccak limit; handshakes/s; stream vs geth."""
+    perm_group = "keccak-f1600 permutation (native)"
+    perm_ns = None
+    if "native" in groups.get(perm_group, {}):
+        perm_ns = groups[perm_group]["native"] / _items(data, perm_group, "native")
+    rows = []
+    for label, size in FRAME_SIZES.items():
+        g = groups.get(f"rlpx frame round trip {label}", {})
+        if "compiled" not in g:
+            continue
+        # A round trip is one write and one read: twice one frame's permutations.
+        limit = 2 * (4 + math.ceil((size + 32) / 136)) * perm_ns if perm_ns else None
+        rows.append((label, size, g["compiled"], g.get("pure"), limit))
+    if rows:
+        note = f"one permutation {perm_ns:.0f} ns natively" if perm_ns else "no native permutation timing"
+        print(f"\n  RLPx frame round trip (write + read), limit = 2 x (4 + ceil((n+32)/136)) permutations, {note}:")
+        print(f"    {'size':>6} {'compiled':>10} {'pure':>10} {'limit':>10} {'pure/comp':>9} {'comp/limit':>10}")
+        for label, _, comp, pure, limit in rows:
+            cells = [_fmt(comp), _fmt(pure) if pure else "-", _fmt(limit) if limit else "-",
+                     f"{pure / comp:.2f}×" if pure else "-", f"{comp / limit:.2f}×" if limit else "-"]
+            print(f"    {label:>6} " + " ".join(f"{c:>{w}}" for c, w in zip(cells, (10, 10, 10, 9, 10), strict=True)))
+        for label, size, comp, pure, limit in rows:
+            if pure and size <= FRAME_VS_PURE_UP_TO:
+                ratio = pure / comp
+                print(f"  {_verdict(ratio >= FRAME_VS_PURE_MIN)}  rlpx frame {label}: compiled {ratio:.2f}× faster "
+                      f"than pure (≥ {FRAME_VS_PURE_MIN:g}×)")
+            if limit:
+                ratio = comp / limit
+                print(f"  {_verdict(ratio <= FRAME_VS_LIMIT_MAX)}  rlpx frame {label}: compiled {ratio:.2f}× the "
+                      f"native keccak limit (≤ {FRAME_VS_LIMIT_MAX:g}×)")
+    for name, g in sorted(groups.items()):
+        if name.startswith("rlpx handshake sans-IO"):
+            for impl in ("compiled", "pure"):
+                if impl in g:  # the target is the compiled backend's; the pure twin's is for comparison
+                    rate = 1e9 / g[impl]
+                    verdict = _verdict(rate >= HANDSHAKES_PER_S_MIN) if impl == "compiled" else "info"
+                    print(f"  {verdict}  {name} [{impl}]: {rate:.0f} handshakes/s (≥ {HANDSHAKES_PER_S_MIN} per core)")
+        elif name.startswith("rlpx handshake loopback"):
+            for impl, ns in g.items():
+                print(f"  info  {name} [{impl}]: {1e9 * _items(data, name, impl) / ns:.0f} handshakes/s")
+    geth = None
+    if REFERENCE_FIGURES.exists():
+        geth = json.loads(REFERENCE_FIGURES.read_text()).get("geth_rlpx_throughput")
+    for name, g in sorted(groups.items()):
+        if not name.startswith("loopback stream"):
+            continue
+        for impl in ("compiled", "pure"):
+            if impl not in g:
+                continue
+            messages = _items(data, name, impl)
+            seconds = g[impl] / 1e9
+            mb_s, msgs_s = messages * 1024 / seconds / 1e6, messages / seconds
+            line = f"{name} [{impl}]: {mb_s:.1f} MB/s, {msgs_s:,.0f} msgs/s"
+            if geth and "snappy" in name:
+                ratio = mb_s / geth["mb_per_s"]
+                verdict = _verdict(ratio >= STREAM_VS_GETH_MIN) if impl == "compiled" else "info"
+                print(f"  {verdict}  {line} = {ratio:.2f}× geth's "
+                      f"{geth['mb_per_s']:.0f} MB/s (≥ {STREAM_VS_GETH_MIN:g}×; {geth['measured']})")
+            else:
+                print(f"  info  {line}" + ("" if geth else " (no geth figure: benches/reference_figures.json)"))
+
+
+def print_targets(groups: dict[str, dict[str, float]], data: dict | None = None) -> None:
     print("\ntargets:")
     for group, impl, items, limit in RLP_TARGETS:
         if impl in groups.get(group, {}):
@@ -120,6 +207,7 @@ def print_targets(groups: dict[str, dict[str, float]]) -> None:
         if name.startswith("rlp ") and name.endswith(" typed") and "compiled" in g and "rusty" in g:
             ratio = g["rusty"] / g["compiled"]
             print(f"  {'PASS' if ratio >= 3 else 'MISS'}  {name}: rusty-rlp/compiled {ratio:.1f}× (≥ 3×)")
+    print_rlpx_targets(groups, data or {})
 
 
 def main() -> int:
@@ -140,7 +228,7 @@ def main() -> int:
     if extra:
         print("\nper item / memory:")
         print("\n".join(extra))
-    print_targets(groups)
+    print_targets(groups, data)
     if code != 0:
         print(f"benchmark run failed (pytest exit {code})", file=sys.stderr)
         return 1

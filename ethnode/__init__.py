@@ -9,6 +9,6 @@ __version__ = "0.1.0"
 # ``backends()`` is complete as soon as ``ethnode`` is imported.
 from ethnode import rlp  # noqa: E402,F401
 from ethnode.eth import knowncache  # noqa: E402,F401
-from ethnode.p2p.rlpx import frame  # noqa: E402,F401
+from ethnode.p2p.rlpx import frame, handshake  # noqa: E402,F401
 
 __all__ = ["__version__", "backends", "Backend", "EthnodeError"]

@@ -21,6 +21,19 @@ from ethnode.p2p.rlpx.handshake import (
 )
 
 
+@pytest.fixture(autouse=True, params=["compiled", "pure"])
+def crypto_backend(request, monkeypatch):
+    """Run every test with each backend of the curve-heavy steps and of ECIES."""
+    from ethnode.p2p.rlpx import handshake
+
+    try:
+        monkeypatch.setattr(handshake, "_crypto", handshake.handshake_crypto_implementation(request.param))
+        monkeypatch.setattr(ecies, "_impl", ecies.ecies_implementation(request.param))
+    except ImportError as exc:
+        pytest.skip(f"compiled backend unavailable: {exc}")
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def vec():
     return load_vector("rlpx", "eip8_handshake.json")

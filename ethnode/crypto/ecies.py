@@ -14,21 +14,15 @@ with ``tag = HMAC-SHA256(mac-key, iv || ciphertext || shared_mac_data)``. EIP-8 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from ethnode._native import FORCE_PURE, select
+from ethnode.crypto._ecies_pure import IV_LENGTH, KEY_LENGTH, OVERHEAD, PUBKEY_LENGTH, TAG_LENGTH
+from ethnode.crypto.errors import InvalidKeyError
+from ethnode.crypto.keys import PrivateKey, PublicKey
 
-from ethnode.crypto.errors import ECIESDecryptError, InvalidKeyError
-from ethnode.crypto.keys import NODE_ID_LENGTH, PrivateKey, PublicKey
-
-KEY_LENGTH = 16  # AES-128 key and pre-hash MAC key halves, geth ECIES_AES128_SHA256
-IV_LENGTH = 16  # AES block size
-TAG_LENGTH = 32  # HMAC-SHA256
-PUBKEY_LENGTH = 1 + NODE_ID_LENGTH  # 0x04 || x || y
-OVERHEAD = PUBKEY_LENGTH + IV_LENGTH + TAG_LENGTH  # 113 bytes, geth rlpx eciesOverhead
-
-_UNCOMPRESSED = 0x04
+# One call per message (curve work, KDF, AES, HMAC): Rust when built, else the pure twin.
+_impl = select("ecies", "ethnode._rust", "ethnode.crypto._ecies_pure")
 
 
 def concat_kdf(secret: bytes, length: int, shared_info: bytes = b"") -> bytes:
@@ -41,19 +35,22 @@ def concat_kdf(secret: bytes, length: int, shared_info: bytes = b"") -> bytes:
     return bytes(out[:length])
 
 
-def _derive_keys(shared_x: bytes) -> tuple[bytes, bytes]:
-    material = concat_kdf(shared_x, 2 * KEY_LENGTH)
-    return material[:KEY_LENGTH], hashlib.sha256(material[KEY_LENGTH:]).digest()
+def ecies_implementation(kind: str):  # type: ignore[no-untyped-def]
+    """The ``"compiled"`` or ``"pure"`` module with ``ecies_encrypt``/``ecies_decrypt``, for tests.
 
+    Raises ImportError when the compiled one is unavailable or forced off.
+    """
+    if kind == "pure":
+        from ethnode.crypto import _ecies_pure
 
-def _aes_ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
-    # CTR is symmetric; cryptography's CTR increments the whole 128-bit block like Go's.
-    ctx = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
-    return ctx.update(data) + ctx.finalize()
+        return _ecies_pure
+    if kind == "compiled":
+        if FORCE_PURE:
+            raise ImportError("ETHNODE_NO_EXTENSIONS is set")
+        from ethnode import _rust  # type: ignore[attr-defined]
 
-
-def _tag(mac_key: bytes, iv_and_ciphertext: bytes, shared_mac_data: bytes) -> bytes:
-    return hmac.new(mac_key, iv_and_ciphertext + shared_mac_data, hashlib.sha256).digest()
+        return _rust
+    raise ValueError(f"unknown ECIES implementation {kind!r}")
 
 
 def encrypt(
@@ -68,12 +65,8 @@ def encrypt(
     if not isinstance(remote, PublicKey):
         raise InvalidKeyError("ECIES needs a PublicKey recipient")
     ephemeral = ephemeral_key if ephemeral_key is not None else PrivateKey.generate()
-    iv = os.urandom(IV_LENGTH) if iv is None else bytes(iv)
-    if len(iv) != IV_LENGTH:
-        raise ValueError(f"iv must be {IV_LENGTH} bytes")
-    enc_key, mac_key = _derive_keys(ephemeral.ecdh(remote))
-    body = iv + _aes_ctr(enc_key, iv, bytes(plaintext))
-    return bytes([_UNCOMPRESSED]) + ephemeral.node_id + body + _tag(mac_key, body, bytes(shared_mac_data))
+    iv = os.urandom(IV_LENGTH) if iv is None else iv
+    return _impl.ecies_encrypt(remote.node_id, plaintext, shared_mac_data, ephemeral.secret, iv)  # type: ignore[no-any-return]
 
 
 def decrypt(key: PrivateKey, message: bytes, shared_mac_data: bytes = b"") -> bytes:
@@ -81,20 +74,8 @@ def decrypt(key: PrivateKey, message: bytes, shared_mac_data: bytes = b"") -> by
 
     The tag is checked (in constant time) before decrypting anything, as geth does.
     """
-    message = bytes(message)
-    if len(message) < OVERHEAD:
-        raise ECIESDecryptError(f"ECIES message too short ({len(message)} < {OVERHEAD} bytes)")
-    if message[0] != _UNCOMPRESSED:
-        raise ECIESDecryptError("ECIES message does not start with an uncompressed public key")
-    try:
-        ephemeral = PublicKey(message[1:PUBKEY_LENGTH])
-    except InvalidKeyError as exc:
-        raise ECIESDecryptError("ECIES ephemeral public key is invalid") from exc
-    enc_key, mac_key = _derive_keys(key.ecdh(ephemeral))
-    body = message[PUBKEY_LENGTH:-TAG_LENGTH]
-    if not hmac.compare_digest(_tag(mac_key, body, bytes(shared_mac_data)), message[-TAG_LENGTH:]):
-        raise ECIESDecryptError("ECIES message authentication failed (bad MAC or wrong key)")
-    return _aes_ctr(enc_key, body[:IV_LENGTH], body[IV_LENGTH:])
+    return _impl.ecies_decrypt(key.secret, message, shared_mac_data)  # type: ignore[no-any-return]
 
 
-__all__ = ["encrypt", "decrypt", "concat_kdf", "OVERHEAD"]
+__all__ = ["encrypt", "decrypt", "concat_kdf", "ecies_implementation", "OVERHEAD", "KEY_LENGTH", "IV_LENGTH",
+           "TAG_LENGTH", "PUBKEY_LENGTH"]

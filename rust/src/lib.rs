@@ -6,8 +6,12 @@
 use pyo3::prelude::*;
 
 mod buffers;
+mod ecies;
 mod frame;
+mod handshake;
+mod keccak;
 mod knowncache;
+mod secp;
 
 /// The crate version, so `ethnode-fast version` can tell a stale build from a fresh one.
 #[pyfunction]
@@ -18,7 +22,10 @@ fn version() -> &'static str {
 #[pymodule]
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
+    ecies::register(m)?;
     frame::register(m)?;
+    handshake::register(m)?;
+    keccak::register(m)?;
     knowncache::register(m)?;
     Ok(())
 }

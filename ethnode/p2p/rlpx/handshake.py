@@ -22,10 +22,11 @@ import os
 import secrets as _random
 from dataclasses import dataclass, field
 
+from ethnode._native import FORCE_PURE, select
 from ethnode.crypto import ecies
 from ethnode.crypto.errors import ECIESDecryptError, InvalidKeyError, InvalidSignatureError
 from ethnode.crypto.keccak import keccak256
-from ethnode.crypto.keys import NODE_ID_LENGTH, SIGNATURE_LENGTH, PrivateKey, PublicKey, recover_public_key
+from ethnode.crypto.keys import NODE_ID_LENGTH, SIGNATURE_LENGTH, PrivateKey, PublicKey
 from ethnode.errors import EthnodeError
 from ethnode.rlp.errors import DecodingError
 from ethnode.rlp.sedes import FixedBytes, Record, hash32, uint64
@@ -47,6 +48,29 @@ LEGACY_AUTH_SIZE = LEGACY_AUTH_PLAINTEXT + ecies.OVERHEAD  # 307, geth encAuthMs
 LEGACY_ACK_SIZE = LEGACY_ACK_PLAINTEXT + ecies.OVERHEAD  # 210, geth encAuthRespLen
 
 _ECIES_PREFIX = 0x04
+
+# The curve-heavy steps (ECDH + sign, ECDH + recover, ECDH + secrets), one call each: Rust
+# when built, else the pure twin. With both sides in one process a handshake is 8 ECDH,
+# 3 public keys (two ECIES ephemerals, the recipient's ephemeral), 1 sign and 1 recover.
+_crypto = select("rlpx_handshake_crypto", "ethnode._rust", "ethnode.p2p.rlpx._handshake_crypto_pure")
+
+
+def handshake_crypto_implementation(kind: str):  # type: ignore[no-untyped-def]
+    """The ``"compiled"`` or ``"pure"`` module of handshake crypto steps, for tests and benchmarks.
+
+    Raises ImportError when the compiled one is unavailable or forced off.
+    """
+    if kind == "pure":
+        from ethnode.p2p.rlpx import _handshake_crypto_pure
+
+        return _handshake_crypto_pure
+    if kind == "compiled":
+        if FORCE_PURE:
+            raise ImportError("ETHNODE_NO_EXTENSIONS is set")
+        from ethnode import _rust  # type: ignore[attr-defined]
+
+        return _rust
+    raise ValueError(f"unknown handshake crypto implementation {kind!r}")
 
 
 class HandshakeError(EthnodeError):
@@ -98,17 +122,14 @@ def _xor(a: bytes, b: bytes) -> bytes:
 
 def _derive(
     ephemeral_key: PrivateKey,
-    remote_ephemeral: PublicKey,
+    remote_ephemeral_id: bytes,
     initiator_nonce: bytes,
     recipient_nonce: bytes,
     auth: bytes,
     ack: bytes,
 ) -> tuple[bytes, bytes, bytes, bytes]:
     """(aes, mac, initiator-egress seed, recipient-egress seed), per devp2p rlpx.md."""
-    ephemeral_shared = ephemeral_key.ecdh(remote_ephemeral)
-    shared = keccak256(ephemeral_shared + keccak256(recipient_nonce + initiator_nonce))
-    aes = keccak256(ephemeral_shared + shared)
-    mac = keccak256(ephemeral_shared + aes)
+    aes, mac = _crypto.rlpx_derive(ephemeral_key.secret, remote_ephemeral_id, initiator_nonce, recipient_nonce)
     return aes, mac, _xor(mac, recipient_nonce) + auth, _xor(mac, initiator_nonce) + ack
 
 
@@ -222,8 +243,9 @@ class Initiator(_Side):
     def auth_message(self) -> bytes:
         """The EIP-8 auth packet, built once (its bytes seed the egress MAC)."""
         if self._auth is None:
-            static_shared = self.privkey.ecdh(self.remote_pubkey)
-            signature = self.ephemeral_key.sign(_xor(static_shared, self.nonce))
+            signature = _crypto.rlpx_auth_signature(
+                self.privkey.secret, self.remote_pubkey.node_id, self.ephemeral_key.secret, self.nonce
+            )
             body = AuthBody(signature, self.privkey.node_id, self.nonce, HANDSHAKE_VERSION).encode()
             self._auth = _seal_eip8(self.remote_pubkey, body)
         return self._auth
@@ -244,12 +266,11 @@ class Initiator(_Side):
             remote_ephemeral_id = plaintext[:NODE_ID_LENGTH]
             recipient_nonce = plaintext[NODE_ID_LENGTH : NODE_ID_LENGTH + NONCE_LENGTH]
         try:
-            remote_ephemeral = PublicKey(remote_ephemeral_id)
+            aes, mac, egress, ingress = _derive(
+                self.ephemeral_key, remote_ephemeral_id, self.nonce, recipient_nonce, self._auth, packet
+            )
         except InvalidKeyError as exc:
             raise HandshakeError(f"ack carries an invalid ephemeral key: {exc}") from exc
-        aes, mac, egress, ingress = _derive(
-            self.ephemeral_key, remote_ephemeral, self.nonce, recipient_nonce, self._auth, packet
-        )
         return Secrets(self.remote_pubkey.node_id, aes, mac, egress, ingress)
 
 
@@ -267,7 +288,7 @@ class Recipient(_Side):
     ) -> None:
         super().__init__(privkey, ephemeral_key, nonce)
         self.remote_pubkey: PublicKey | None = None
-        self._remote_ephemeral: PublicKey | None = None
+        self._remote_ephemeral_id: bytes | None = None
         self._initiator_nonce = b""
         self._auth: bytes | None = None
         self._auth_eip8 = True
@@ -299,14 +320,13 @@ class Recipient(_Side):
             initiator_nonce = plaintext[offset : offset + NONCE_LENGTH]
         try:
             remote = PublicKey(pubkey_id)
-            signed = _xor(self.privkey.ecdh(remote), initiator_nonce)
-            remote_ephemeral = recover_public_key(signed, signature)
+            remote_ephemeral_id = _crypto.rlpx_auth_recover(self.privkey.secret, pubkey_id, initiator_nonce, signature)
         except (InvalidKeyError, InvalidSignatureError) as exc:
             raise HandshakeError(f"auth: {exc}") from exc
-        if ephemeral_hash is not None and keccak256(remote_ephemeral.node_id) != ephemeral_hash:
+        if ephemeral_hash is not None and keccak256(remote_ephemeral_id) != ephemeral_hash:
             raise HandshakeError("auth: ephemeral key hash does not match the signature")
         self.remote_pubkey = remote
-        self._remote_ephemeral = remote_ephemeral
+        self._remote_ephemeral_id = remote_ephemeral_id
         self._initiator_nonce = initiator_nonce
         self._auth_eip8 = eip8
         self._auth = packet
@@ -328,17 +348,16 @@ class Recipient(_Side):
 
     def secrets(self) -> Secrets:
         """The frame secrets; the ack must be built first since its bytes seed the egress MAC."""
-        if self._ack is None or self._auth is None or self._remote_ephemeral is None:
+        if self._ack is None or self._auth is None or self._remote_ephemeral_id is None:
             raise RuntimeError("secrets before ack_message")
         assert self.remote_pubkey is not None
-        ephemeral, remote_ephemeral = self.ephemeral_key, self._remote_ephemeral
         aes, mac, ingress, egress = _derive(
-            ephemeral, remote_ephemeral, self._initiator_nonce, self.nonce, self._auth, self._ack
+            self.ephemeral_key, self._remote_ephemeral_id, self._initiator_nonce, self.nonce, self._auth, self._ack
         )
         return Secrets(self.remote_pubkey.node_id, aes, mac, egress, ingress)
 
 
 __all__ = [
     "Initiator", "Recipient", "Secrets", "HandshakeError", "AuthBody", "AckBody",
-    "MAX_PACKET_SIZE", "LEGACY_AUTH_SIZE", "LEGACY_ACK_SIZE", "HANDSHAKE_VERSION",
+    "MAX_PACKET_SIZE", "LEGACY_AUTH_SIZE", "LEGACY_ACK_SIZE", "HANDSHAKE_VERSION", "handshake_crypto_implementation",
 ]
