@@ -79,7 +79,7 @@ def per_item(data: dict) -> list[str]:
     lines = []
     for b in data["benchmarks"]:
         info = b.get("extra_info", {})
-        group, impl = b["group"] or b["name"], info.get("impl", b["param"])
+        group, impl = b["group"] or b["name"], info.get("impl") or b["param"] or b["name"]
         if info.get("items", 1) > 1 and not group.startswith("rlp "):
             lines.append(f"  {group} [{impl}]: {_fmt(b['stats']['median'] * 1e9 / info['items'])} per item")
         if "bytes_per_entry" in info:
@@ -90,7 +90,7 @@ def per_item(data: dict) -> list[str]:
 def table(data: dict) -> dict[str, dict[str, float]]:
     groups: dict[str, dict[str, float]] = defaultdict(dict)
     for b in data["benchmarks"]:
-        impl = b.get("extra_info", {}).get("impl") or b["param"]
+        impl = b.get("extra_info", {}).get("impl") or b["param"] or b["name"]
         groups[b["group"] or b["name"]][impl] = b["stats"]["median"] * 1e9
     return groups
 
