@@ -8,6 +8,7 @@ get as far as starting anything.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -39,6 +40,10 @@ ENODE_LINE = re.compile(r"Started P2P networking self=(enode://[0-9a-f]{128}@[\d
 
 
 def _cli(*args: str) -> list[str]:
+    # These tests are about the node and the p2p server: `run` without the eth service,
+    # unless a test asks for eth versions itself (the eth handler has its own tests).
+    if args and args[0] == "run" and "--eth.versions" not in args:
+        args = (*args, "--eth.versions", "none")
     return [sys.executable, "-m", "ethnode", *args]
 
 
@@ -121,6 +126,35 @@ def stop_run_command(run: RunProcess, sig: int = signal.SIGINT) -> tuple[int, st
 
 # ---------------------------------------------------------------------------------------
 # Running
+
+TINY_GENESIS = {
+    "config": {"chainId": 4242, "homesteadBlock": 0, "eip150Block": 0, "eip155Block": 0, "eip158Block": 0,
+               "byzantiumBlock": 0, "constantinopleBlock": 0, "petersburgBlock": 0, "istanbulBlock": 0,
+               "berlinBlock": 0, "londonBlock": 0, "terminalTotalDifficulty": 0, "shanghaiTime": 0},
+    "difficulty": "0x0", "gasLimit": "0x1c9c380", "alloc": {},
+}
+
+
+def test_run_with_eth_needs_init_then_serves(tmp_path: Path) -> None:
+    """With the eth service (the default), `run` wants a chain: one clear line, then works after init."""
+    base = ["run", "--datadir", str(tmp_path), "--port", "0", "--listenaddr", HOST, "--nodiscover",
+            "--authrpc.port", "0", "--eth.versions", "69,68"]
+    done = subprocess.run(_cli(*base), capture_output=True, text=True, env=_env(), timeout=30)
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("Fatal: ") and "ethnode-fast init" in last and "Traceback" not in done.stderr
+    genesis = tmp_path / "genesis.json"
+    genesis.write_text(json.dumps(TINY_GENESIS))
+    init = subprocess.run(_cli("init", str(genesis), "--datadir", str(tmp_path)),
+                          capture_output=True, text=True, env=_env(), timeout=30)
+    assert init.returncode == 0, init.stderr
+    run = RunProcess(base[1:])
+    try:
+        run.wait_for_line(ENODE_LINE)
+    finally:
+        code, _ = run.stop(signal.SIGTERM)
+    assert code == 0, run.output
+    assert "Traceback" not in run.output
 
 
 def test_run_serves_hello_and_stops_on_sigint(tmp_path: Path) -> None:

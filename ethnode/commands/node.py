@@ -31,6 +31,7 @@ from typing import Any
 from ethnode.crypto.errors import InvalidKeyError
 from ethnode.crypto.keys import PrivateKey, load_private_key, save_private_key
 from ethnode.errors import EthnodeError
+from ethnode.eth.cli_flags import add_eth_flags
 from ethnode.p2p.config import (
     DEFAULT_LISTEN_ADDR,
     DEFAULT_MAX_PEERS,
@@ -212,6 +213,7 @@ def _check_identity(identity: str | None) -> None:
 
 
 async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
+    from ethnode.eth.cli_flags import eth_service_constructor
     from ethnode.node import DatadirInUseError, EventBus, Node, NodeConfig
     from ethnode.p2p.server import server_factory
 
@@ -222,6 +224,8 @@ async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
         nodekey_file=Path(args.nodekey) if args.nodekey else None, nodekey_hex=args.nodekeyhex or None,
     )
     node = Node(config, server_factory(settings.p2p, bus), bus=bus)
+    if (eth_service := eth_service_constructor(args)) is not None:
+        node.register(eth_service)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -339,6 +343,7 @@ def register(subparsers: Any) -> None:
                      help=f"NAT port mapping: none, extip:IP, any, upnp, pmp (default {DEFAULT_NAT})")
     run.add_argument("--verbosity", type=int, default=DEFAULT_VERBOSITY, metavar="N",
                      help="log level 0-5: silent, error, warn, info, debug, trace (default 3)")
+    add_eth_flags(run)
     run.set_defaults(func=cmd_run)
 
     key = subparsers.add_parser("key", help="node key helpers", description="Node key helpers.")

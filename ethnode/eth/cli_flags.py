@@ -1,0 +1,102 @@
+"""``ethnode-fast run`` flags for the Ethereum service, and the service constructor they configure.
+
+    --networkid N          network id in Status (default: the genesis chain id)
+    --eth.versions LIST    eth versions offered, e.g. "69" or "68,69" ("none": no eth service)
+    --authrpc.addr IP      Engine API listening address (default 127.0.0.1)
+    --authrpc.port N       Engine API port (default 8551; 0 picks a free one)
+    --authrpc.jwtsecret F  hex JWT secret file (default <datadir>/ethnode/jwtsecret, created if absent)
+
+Bad values are reported by argparse in one line, before anything starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ethnode.eth.protocol import PROTOCOL_LENGTHS, SUPPORTED_VERSIONS
+from ethnode.eth.service import AuthRPCConfig, EthConfig, EthereumService
+from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
+from ethnode.rpc.engine import DEFAULT_AUTHRPC_ADDR, DEFAULT_AUTHRPC_PORT
+
+
+def parse_versions(text: str) -> tuple[int, ...]:
+    """``"68,69"`` -> (69, 68); ``"none"`` -> (); anything unsupported is an argparse error."""
+    text = text.strip().lower()
+    if text in ("none", "off", ""):
+        return ()
+    versions = set()
+    for part in text.split(","):
+        part = part.strip().removeprefix("eth/")
+        if not part.isdigit() or int(part) not in PROTOCOL_LENGTHS:
+            supported = ",".join(map(str, sorted(PROTOCOL_LENGTHS)))
+            raise argparse.ArgumentTypeError(f"unsupported eth version {part!r} (supported: {supported}, or none)")
+        versions.add(int(part))
+    return tuple(sorted(versions, reverse=True))
+
+
+def _network_id(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < 2**64:
+        raise argparse.ArgumentTypeError(f"network id must be between 1 and 2^64-1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 0xFFFF:
+        raise argparse.ArgumentTypeError(f"port out of range: {value}")
+    return value
+
+
+def add_eth_flags(parser: argparse.ArgumentParser) -> None:
+    """Add the eth and authrpc flags to ``run``."""
+    versions = ",".join(map(str, sorted(SUPPORTED_VERSIONS)))
+    group = parser.add_argument_group("Ethereum")
+    group.add_argument("--networkid", type=_network_id, metavar="N",
+                       help="network identifier in the eth Status (default: the genesis chain id)")
+    group.add_argument("--eth.versions", dest="eth_versions", type=parse_versions, default=SUPPORTED_VERSIONS,
+                       metavar="LIST", help=f"eth protocol versions to offer (default {versions}; none: no eth)")
+    group.add_argument("--authrpc.addr", dest="authrpc_addr", default=DEFAULT_AUTHRPC_ADDR, metavar="IP",
+                       help=f"listening address of the authenticated Engine API (default {DEFAULT_AUTHRPC_ADDR})")
+    group.add_argument("--authrpc.port", dest="authrpc_port", type=_port, default=DEFAULT_AUTHRPC_PORT,
+                       metavar="N",
+                       help=f"listening port of the authenticated Engine API (default {DEFAULT_AUTHRPC_PORT})")
+    group.add_argument("--authrpc.jwtsecret", dest="authrpc_jwtsecret", metavar="FILE",
+                       help="hex JWT secret file for the Engine API (default: <datadir>/ethnode/jwtsecret, "
+                       "generated if absent)")
+
+
+def eth_config_from_args(args: argparse.Namespace) -> EthConfig:
+    secret = getattr(args, "authrpc_jwtsecret", None)
+    return EthConfig(
+        network_id=getattr(args, "networkid", None),
+        versions=getattr(args, "eth_versions", SUPPORTED_VERSIONS),
+        max_peers=None,  # the p2p Server enforces --maxpeers
+        authrpc=AuthRPCConfig(
+            addr=getattr(args, "authrpc_addr", DEFAULT_AUTHRPC_ADDR),
+            port=getattr(args, "authrpc_port", DEFAULT_AUTHRPC_PORT),
+            jwtsecret=Path(secret).expanduser() if secret else None,
+        ),
+    )
+
+
+def eth_service_constructor(args: argparse.Namespace) -> ServiceConstructor | None:
+    """The Node service constructor for ``run``, or None when ``--eth.versions none``."""
+    config = eth_config_from_args(args)
+    if not config.versions:
+        return None
+
+    def construct(ctx: ServiceContext) -> EthereumService:
+        return EthereumService(ctx, config)
+
+    return construct
+
+
+__all__ = ["add_eth_flags", "eth_service_constructor", "eth_config_from_args", "parse_versions"]

@@ -1,0 +1,473 @@
+"""One eth peer: its Status, what it is known to have, its broadcast queues and its requests.
+
+geth splits this across ``eth/protocols/eth`` (peer.go, broadcast.go, dispatcher.go and
+p2p/tracker); here it is one object per connection, which is also the sub-protocol
+handler the p2p Peer routes eth messages to:
+
+- **Known caches**: hashes of txs (32768) and blocks (1024) the peer has or was sent, in
+  the compiled ``KnownCache``, marked and filtered one batch per message.
+- **Broadcast task**: started when the peer is registered (geth ``go p.broadcast()``);
+  it drains four bounded queues (full txs, tx announcements, block propagations, block
+  announcements) plus the latest BlockRangeUpdate. Producers never wait: a full queue
+  forgets its *oldest* entries (geth does so for txs; for blocks geth drops the newest,
+  we keep one rule everywhere and the newest block is the useful one).
+- **Requests**: ``request_headers`` / ``request_bodies`` / ``request_receipts`` /
+  ``request_pooled_txs`` send a request with a random id and await the matching
+  response. A response nobody asked for, of the wrong kind or with more items than
+  asked, is a protocol violation (geth's tracker). A request whose caller stopped
+  waiting (timeout) stays tracked for 5 minutes, so a late answer is dropped quietly
+  rather than punished, as in geth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ethnode.core.types.block import Block, Body
+from ethnode.core.types.header import Header
+from ethnode.crypto.keccak import keccak256
+from ethnode.errors import EthnodeError
+from ethnode.eth.handshake import AnyStatus, NoStatusError
+from ethnode.eth.knowncache import MAX_KNOWN_BLOCKS, MAX_KNOWN_TXS, KnownCache
+from ethnode.eth.protocol import (
+    BLOCK_BODIES,
+    BLOCK_HEADERS,
+    BLOCK_RANGE_UPDATE,
+    ETH68,
+    ETH69,
+    GET_BLOCK_BODIES,
+    GET_BLOCK_HEADERS,
+    GET_POOLED_TRANSACTIONS,
+    GET_RECEIPTS,
+    MAX_MESSAGE_SIZE,
+    NEW_BLOCK,
+    NEW_BLOCK_HASHES,
+    NEW_POOLED_TRANSACTION_HASHES,
+    POOLED_TRANSACTIONS,
+    RECEIPTS,
+    STATUS,
+    TRANSACTIONS,
+    BlockAnnouncement,
+    BlockRange,
+    HeaderQuery,
+    NewBlock,
+    PooledHashes,
+    ProtocolViolation,
+    Status68,
+    encode_origin,
+    message,
+    message_name,
+)
+from ethnode.p2p.disconnect import DiscReason
+from ethnode.rlp.errors import DecodingError
+from ethnode.rlp.framing import wrap_list
+from ethnode.rlp.sedes import List
+
+if TYPE_CHECKING:
+    from ethnode.p2p.protocol import ProtocolChannel
+
+log = logging.getLogger("ethnode.eth.peer")
+
+MAX_QUEUED_TXS = 4096  # full-tx broadcasts waiting per peer; geth maxQueuedTxs
+MAX_QUEUED_TX_ANNS = 4096  # tx announcements waiting per peer; geth maxQueuedTxAnns
+MAX_QUEUED_BLOCKS = 4  # block propagations waiting per peer; geth maxQueuedBlocks
+MAX_QUEUED_BLOCK_ANNS = 4  # block announcements waiting per peer; geth maxQueuedBlockAnns
+MAX_TX_PACKET_SIZE = 100 * 1024  # target size of one Transactions/announcement pack; geth maxTxPacketSize
+DEFAULT_REQUEST_TIMEOUT = 10.0  # seconds a request_* call waits unless told otherwise (ours)
+TRACKER_TIMEOUT = 300.0  # seconds a request stays answerable; geth tracker timeout 5 min
+MAX_TRACKED_REQUESTS = 10000  # pending requests per peer; geth maxTrackedPackets
+
+_HEADERS = List(Header)
+_BODIES = List(Body)
+_ANNOUNCEMENTS = List(BlockAnnouncement)
+
+
+class RequestError(EthnodeError):
+    """A request to a peer did not get its answer."""
+
+
+class RequestTimeoutError(RequestError):
+    """No answer within the caller's timeout (the peer is not dropped for it here)."""
+
+
+class PeerDroppedError(RequestError):
+    """The peer ended before answering."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    want: int  # response code
+    size: int  # items asked for
+    sent: float  # loop time
+    future: asyncio.Future[Any]
+
+
+class EthPeer:
+    """The eth side of one connected peer; built by the p2p Peer after Hello (``new_handler``).
+
+    ``backend`` is the handler (``EthHandler``): it judges the Status, runs the peer's
+    life (``run_peer``) and handles every message after Status (``handle_message``).
+    """
+
+    def __init__(self, channel: ProtocolChannel, backend: Any) -> None:
+        self.channel = channel
+        self.version = channel.version
+        self._backend = backend
+        self.txpool = backend.txpool
+        self.pubkey: bytes = channel.peer.remote_id
+        self.id: bytes = keccak256(self.pubkey)  # the enode ID, as geth's peer ids
+        self.known_txs = KnownCache(MAX_KNOWN_TXS)
+        self.known_blocks = KnownCache(MAX_KNOWN_BLOCKS)
+        self.status: AnyStatus | None = None
+        self.head_hash: bytes | None = None  # eth/68: from Status and NewBlock
+        self.td: int | None = None  # eth/68 total difficulty of its head
+        self.block_range: BlockRange | None = None  # eth/69: from Status and BlockRangeUpdate
+        self._status_received = asyncio.Event()
+        self._txs: deque[bytes] = deque(maxlen=MAX_QUEUED_TXS)
+        self._tx_anns: deque[bytes] = deque(maxlen=MAX_QUEUED_TX_ANNS)
+        self._blocks: deque[tuple[Block, int]] = deque(maxlen=MAX_QUEUED_BLOCKS)
+        self._block_anns: deque[Block] = deque(maxlen=MAX_QUEUED_BLOCK_ANNS)
+        self._range: BlockRange | None = None
+        self.dropped = {"txs": 0, "tx_anns": 0, "blocks": 0, "block_anns": 0}  # drop-oldest counts
+        self._wake = asyncio.Event()
+        self._broadcast_task: asyncio.Task[None] | None = None
+        self._send_failed = False
+        self._pending: OrderedDict[int, _Pending] = OrderedDict()
+        self.closed = False
+
+    # --- identity -----------------------------------------------------------------------
+
+    @property
+    def id_hex(self) -> str:
+        return self.id.hex()
+
+    def __repr__(self) -> str:
+        return f"EthPeer({self.id.hex()[:8]} eth/{self.version})"
+
+    def info(self) -> dict[str, Any]:
+        """What admin_peers shows under protocols.eth (geth ethPeerInfo)."""
+        out: dict[str, Any] = {"version": self.version}
+        if self.version == ETH68:
+            out["difficulty"] = self.td
+            out["head"] = "0x" + self.head_hash.hex() if self.head_hash else None
+        elif self.block_range is not None:
+            rng = self.block_range
+            out.update(earliestBlock=rng.earliest, latestBlock=rng.latest, latestBlockHash="0x" + rng.latest_hash.hex())
+        return out
+
+    def disconnect(self, reason: DiscReason = DiscReason.USELESS_PEER) -> None:
+        self.channel.disconnect(reason)
+
+    # --- ProtocolHandler ----------------------------------------------------------------
+
+    async def handle(self, code: int, payload: bytes) -> None:
+        """Every eth message from the peer, on its reader task, in arrival order."""
+        if len(payload) > MAX_MESSAGE_SIZE:
+            raise ProtocolViolation(f"message too long: {len(payload)} > {MAX_MESSAGE_SIZE}")
+        if self.status is None:
+            if code != STATUS:
+                raise NoStatusError(f"no status message: first msg has code {code:#x} (!= {STATUS:#x})")
+            status = self.decode(code, payload)
+            self._backend.accept_status(self, status)  # raises HandshakeError
+            self._set_status(status)
+            return
+        await self._backend.handle_message(self, code, payload)
+
+    async def run(self) -> None:
+        try:
+            await self._backend.run_peer(self)
+        finally:
+            self.close()
+
+    def decode(self, code: int, payload: bytes) -> Any:
+        """Decode a message of this peer's version; ProtocolViolation on bad bytes."""
+        msg = message(self.version, code)
+        if msg is None:
+            raise ProtocolViolation(f"invalid message code: {code:#x} on eth/{self.version}")
+        try:
+            return msg.decode(payload)
+        except DecodingError as exc:
+            raise ProtocolViolation(f"invalid {msg.name}: {exc}") from None
+
+    def _set_status(self, status: AnyStatus) -> None:
+        self.status = status
+        if isinstance(status, Status68):
+            self.head_hash, self.td = status.head, status.td
+        else:
+            self.block_range = BlockRange(status.earliest, status.latest, status.latest_hash)
+            self.head_hash = status.latest_hash
+        self._status_received.set()
+
+    async def wait_status(self) -> AnyStatus:
+        await self._status_received.wait()
+        assert self.status is not None
+        return self.status
+
+    async def send_status(self, status: AnyStatus) -> None:
+        await self.channel.send(STATUS, status.encode())
+
+    def set_head(self, head_hash: bytes, td: int) -> None:
+        """eth/68: the peer's head moved (geth Peer.SetHead)."""
+        self.head_hash, self.td = head_hash, td
+
+    def set_block_range(self, rng: BlockRange) -> None:
+        self.block_range = rng
+        self.head_hash = rng.latest_hash
+
+    # --- known caches -------------------------------------------------------------------
+
+    def mark_transactions(self, packed: bytes) -> None:
+        """Mark packed 32-byte tx hashes as known to the peer (one native call)."""
+        if packed:
+            self.known_txs.add_many(packed)
+
+    def mark_block(self, block_hash: bytes) -> None:
+        self.known_blocks.add(block_hash)
+
+    def knows_transaction(self, tx_hash: bytes) -> bool:
+        return tx_hash in self.known_txs
+
+    def knows_block(self, block_hash: bytes) -> bool:
+        return block_hash in self.known_blocks
+
+    # --- broadcast queues (never block the caller; drop oldest) --------------------------
+
+    def _queue(self, q: deque[Any], items: Sequence[Any], kind: str) -> None:
+        over = len(q) + len(items) - (q.maxlen or 0)
+        if over > 0:
+            self.dropped[kind] += over
+        q.extend(items)
+        self._wake.set()
+
+    def async_send_transactions(self, hashes: Sequence[bytes]) -> None:
+        """Queue full txs (by hash; read from the pool when sent) and mark them known."""
+        if hashes and not self._send_failed:
+            self._queue(self._txs, hashes, "txs")
+            self.mark_transactions(b"".join(hashes))
+
+    def async_send_pooled_transaction_hashes(self, hashes: Sequence[bytes]) -> None:
+        """Queue tx announcements and mark them known."""
+        if hashes and not self._send_failed:
+            self._queue(self._tx_anns, hashes, "tx_anns")
+            self.mark_transactions(b"".join(hashes))
+
+    def async_send_new_block(self, block: Block, td: int) -> None:
+        """eth/68: queue a NewBlock propagation."""
+        if self.version != ETH68:
+            raise ValueError(f"NewBlock does not exist on eth/{self.version}")
+        if not self._send_failed:
+            self._queue(self._blocks, [(block, td)], "blocks")
+            self.mark_block(block.hash)
+
+    def async_send_new_block_hash(self, block: Block) -> None:
+        """eth/68: queue a NewBlockHashes announcement."""
+        if self.version != ETH68:
+            raise ValueError(f"NewBlockHashes does not exist on eth/{self.version}")
+        if not self._send_failed:
+            self._queue(self._block_anns, [block], "block_anns")
+            self.mark_block(block.hash)
+
+    def send_block_range_update(self, rng: BlockRange) -> None:
+        """eth/69: announce our served range; only the newest unsent one goes out."""
+        if self.version >= ETH69 and not self._send_failed:
+            self._range = rng
+            self._wake.set()
+
+    def queued(self) -> dict[str, int]:
+        return {"txs": len(self._txs), "tx_anns": len(self._tx_anns), "blocks": len(self._blocks),
+                "block_anns": len(self._block_anns)}
+
+    def start_broadcast(self) -> asyncio.Task[None]:
+        """Start the broadcast task (the peer set does this on registration)."""
+        if self._broadcast_task is None:
+            name = f"eth-broadcast-{self.id.hex()[:8]}"
+            self._broadcast_task = asyncio.get_running_loop().create_task(self._broadcast(), name=name)
+        return self._broadcast_task
+
+    def stop_broadcast(self) -> None:
+        if self._broadcast_task is not None:
+            self._broadcast_task.cancel()
+
+    def _has_work(self) -> bool:
+        return bool(self._range is not None or self._blocks or self._block_anns or self._txs or self._tx_anns)
+
+    async def _broadcast(self) -> None:
+        """geth's broadcastBlocks/broadcastTransactions/announceTransactions in one task.
+
+        Each round sends at most one message of each kind, so a flood of txs cannot hold
+        back a block. A failed write stops sending for good (the reader will see the
+        connection end and report why); the task then idles until cancelled.
+        """
+        try:
+            while True:
+                self._wake.clear()
+                while self._has_work():
+                    await self._send_round()
+                await self._wake.wait()
+        except EthnodeError as exc:  # connection closed or write timeout
+            self._send_failed = True
+            for q in (self._txs, self._tx_anns, self._blocks, self._block_anns):
+                q.clear()
+            log.debug("Broadcast to %r stopped: %s", self, exc)
+            await asyncio.Event().wait()
+
+    async def _send_round(self) -> None:
+        send = self.channel.send
+        if self._range is not None:
+            rng, self._range = self._range, None
+            await send(BLOCK_RANGE_UPDATE, rng.encode())
+        if self._blocks:
+            block, td = self._blocks.popleft()
+            await send(NEW_BLOCK, NewBlock(block, td).encode())
+        if self._block_anns:
+            block = self._block_anns.popleft()
+            await send(NEW_BLOCK_HASHES, _ANNOUNCEMENTS.encode([BlockAnnouncement(block.hash, block.number)]))
+        if self._txs:
+            items = self._pack_transactions()
+            if items:
+                await send(TRANSACTIONS, wrap_list(b"".join(items)))
+        if self._tx_anns:
+            ann = self._pack_announcements()
+            if ann is not None:
+                await send(NEW_POOLED_TRANSACTION_HASHES, ann.encode())
+
+    def _pack_transactions(self) -> list[bytes]:
+        items: list[bytes] = []
+        size = 0
+        get = self.txpool.get
+        q = self._txs
+        while q and size < MAX_TX_PACKET_SIZE:
+            tx = get(q.popleft())
+            if tx is not None:  # gone from the pool meanwhile: nothing to send
+                item = tx.item()
+                items.append(item)
+                size += len(item)
+        return items
+
+    def _pack_announcements(self) -> PooledHashes | None:
+        types = bytearray()
+        sizes: list[int] = []
+        hashes: list[bytes] = []
+        meta_of = self.txpool.get_metadata
+        q = self._tx_anns
+        while q and len(hashes) * 32 < MAX_TX_PACKET_SIZE:
+            tx_hash = q.popleft()
+            meta = meta_of(tx_hash)
+            if meta is not None:
+                types.append(meta[0])
+                sizes.append(meta[1])
+                hashes.append(tx_hash)
+        return PooledHashes(bytes(types), sizes, hashes) if hashes else None
+
+    # --- requests -----------------------------------------------------------------------
+
+    async def request_headers(
+        self, origin: bytes | int, amount: int, skip: int = 0, reverse: bool = False,
+        *, timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    ) -> list[Header]:
+        """Headers from ``origin`` (hash or number): ``amount`` of them, ``skip`` apart."""
+        query = HeaderQuery(encode_origin(origin), amount, skip, reverse)
+        return await self._request(GET_BLOCK_HEADERS, BLOCK_HEADERS, query, amount, timeout)  # type: ignore[no-any-return]
+
+    async def request_bodies(self, hashes: Sequence[bytes], *, timeout: float = DEFAULT_REQUEST_TIMEOUT) -> list[Body]:
+        """Bodies of the blocks ``hashes``, in order; the answer may stop early."""
+        return await self._request(GET_BLOCK_BODIES, BLOCK_BODIES, list(hashes), len(hashes), timeout)  # type: ignore[no-any-return]
+
+    async def request_receipts(
+        self, hashes: Sequence[bytes], *, timeout: float = DEFAULT_REQUEST_TIMEOUT
+    ) -> list[list[Any]]:
+        """Receipts (``Receipt`` objects) of the blocks ``hashes``, one list per block."""
+        return await self._request(GET_RECEIPTS, RECEIPTS, list(hashes), len(hashes), timeout)  # type: ignore[no-any-return]
+
+    async def request_pooled_txs(
+        self, hashes: Sequence[bytes], *, timeout: float = DEFAULT_REQUEST_TIMEOUT
+    ) -> list[Any]:
+        """The txs ``hashes`` from the peer's pool (blob txs with sidecars); unknown ones are left out.
+
+        The caller gets the decoded txs and decides what to do with them (the tx fetcher
+        adds them to the pool); they have passed the handler's checks and are marked known.
+        """
+        return await self._request(  # type: ignore[no-any-return]
+            GET_POOLED_TRANSACTIONS, POOLED_TRANSACTIONS, list(hashes), len(hashes), timeout
+        )
+
+    async def _request(self, code: int, want: int, value: Any, size: int, timeout: float) -> Any:
+        if self.closed:
+            raise PeerDroppedError(f"{self!r} is gone")
+        loop = asyncio.get_running_loop()
+        self._expire(loop.time())
+        if len(self._pending) >= MAX_TRACKED_REQUESTS:
+            raise RequestError("request limit reached")
+        rid = secrets.randbits(64)
+        while rid in self._pending:
+            rid = secrets.randbits(64)
+        msg = message(self.version, code)
+        assert msg is not None
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending[rid] = _Pending(want, size, loop.time(), future)
+        try:
+            await self.channel.send(code, msg.encode(value, rid))
+        except EthnodeError as exc:
+            self._pending.pop(rid, None)
+            raise PeerDroppedError(f"{self!r}: cannot send {msg.name}: {exc}") from None
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"{self!r}: no {message_name(self.version, want)} within {timeout:g} s"
+            ) from None
+
+    def _expire(self, now: float) -> None:
+        pending = self._pending
+        while pending:
+            rid, entry = next(iter(pending.items()))
+            if now - entry.sent < TRACKER_TIMEOUT:
+                break
+            del pending[rid]
+            if not entry.future.done():
+                entry.future.cancel()
+
+    def fulfil(self, code: int, request_id: int, count: int) -> asyncio.Future[Any] | None:
+        """Match a response to its request (geth tracker.Fulfil); ProtocolViolation if it has none.
+
+        Returns the waiting future, or None when the requester stopped waiting.
+        """
+        name = message_name(self.version, code)
+        entry = self._pending.get(request_id)
+        if entry is None:
+            raise ProtocolViolation(f"{name}: no matching request (id {request_id})")
+        if entry.want != code:
+            raise ProtocolViolation(f"{name}: wrong response code for request (id {request_id})")
+        if count > entry.size:
+            raise ProtocolViolation(f"{name}: response is larger than request allows ({count} > {entry.size})")
+        del self._pending[request_id]
+        return None if entry.future.done() else entry.future
+
+    @property
+    def pending_requests(self) -> int:
+        return len(self._pending)
+
+    def close(self) -> None:
+        """The peer ended: fail waiting requests, stop the broadcast task."""
+        if self.closed:
+            return
+        self.closed = True
+        self.stop_broadcast()
+        for entry in self._pending.values():
+            if not entry.future.done():
+                entry.future.set_exception(PeerDroppedError(f"{self!r} disconnected"))
+                entry.future.exception()  # the awaiting caller still sees it; nobody else must
+        self._pending.clear()
+
+
+__all__ = [
+    "EthPeer", "RequestError", "RequestTimeoutError", "PeerDroppedError", "MAX_QUEUED_TXS", "MAX_QUEUED_TX_ANNS",
+    "MAX_QUEUED_BLOCKS", "MAX_QUEUED_BLOCK_ANNS", "MAX_TX_PACKET_SIZE", "DEFAULT_REQUEST_TIMEOUT",
+    "TRACKER_TIMEOUT", "MAX_TRACKED_REQUESTS",
+]

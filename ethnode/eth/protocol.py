@@ -1,0 +1,264 @@
+"""The eth wire protocol, declaratively: one ``Message`` per (version, code).
+
+eth/68 and eth/69 share most messages; they differ in Status (68 carries total
+difficulty and the head hash, 69 the served block range), in block propagation
+(NewBlockHashes and NewBlock exist on 68 only), in the receipt encoding (69 drops the
+bloom) and in BlockRangeUpdate (69 only). Request/response pairs carry a request id as
+the first element, ``[request-id, payload]`` (eth/66 on). The tables below are the whole
+protocol; nothing else in ethnode knows a message code.
+
+Facts from geth ``eth/protocols/eth/protocol.go`` (v1.16 for eth/68, v1.17.8 for eth/69).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ethnode.core.forkid import ForkID
+from ethnode.core.types.block import Block, Body
+from ethnode.core.types.header import Header
+from ethnode.errors import EthnodeError
+from ethnode.rlp.sedes import (
+    Bytes,
+    List,
+    Record,
+    Sedes,
+    Tuple,
+    big_endian_int,
+    binary,
+    boolean,
+    hash32,
+    raw,
+    uint32,
+    uint64,
+)
+
+PROTOCOL_NAME = "eth"
+ETH68 = 68
+ETH69 = 69
+SUPPORTED_VERSIONS = (ETH69, ETH68)  # what we offer by default, highest first
+PROTOCOL_LENGTHS = {ETH68: 17, ETH69: 18}  # message codes used; geth protocolLengths
+MAX_MESSAGE_SIZE = 10 * 1024 * 1024  # geth maxMessageSize: larger messages drop the peer
+MAX_TX_BROADCAST = 5000  # txs in one Transactions message; geth maxTransactionAnnouncements
+
+STATUS = 0x00
+NEW_BLOCK_HASHES = 0x01
+TRANSACTIONS = 0x02
+GET_BLOCK_HEADERS = 0x03
+BLOCK_HEADERS = 0x04
+GET_BLOCK_BODIES = 0x05
+BLOCK_BODIES = 0x06
+NEW_BLOCK = 0x07
+NEW_POOLED_TRANSACTION_HASHES = 0x08
+GET_POOLED_TRANSACTIONS = 0x09
+POOLED_TRANSACTIONS = 0x0A
+GET_RECEIPTS = 0x0F
+RECEIPTS = 0x10
+BLOCK_RANGE_UPDATE = 0x11
+
+ZERO_HASH = bytes(32)
+
+
+class ProtocolViolation(EthnodeError):
+    """A peer broke the eth protocol; its connection ends with SUBPROTOCOL_ERROR, as geth's."""
+
+
+# --- payload records -----------------------------------------------------------------
+
+
+class Status68(Record):
+    """eth/68 Status: [version, networkid, td, head, genesis, forkid]."""
+
+    fields = (
+        ("version", uint32),
+        ("network_id", uint64),
+        ("td", big_endian_int),
+        ("head", hash32),
+        ("genesis", hash32),
+        ("fork_id", ForkID),
+    )
+
+
+class Status69(Record):
+    """eth/69 Status (EIP-7642): TD and head replaced by the block range the peer serves."""
+
+    fields = (
+        ("version", uint32),
+        ("network_id", uint64),
+        ("genesis", hash32),
+        ("fork_id", ForkID),
+        ("earliest", uint64),
+        ("latest", uint64),
+        ("latest_hash", hash32),
+    )
+
+
+class BlockRange(Record):
+    """BlockRangeUpdate payload, also the range part of an eth/69 Status."""
+
+    fields = (("earliest", uint64), ("latest", uint64), ("latest_hash", hash32))
+
+    def problem(self) -> str | None:
+        """Why the range is invalid (geth BlockRangeUpdatePacket.Validate), or None."""
+        if self.earliest > self.latest:
+            return "earliest > latest"
+        if self.latest_hash == ZERO_HASH:
+            return "zero latest hash"
+        return None
+
+
+class BlockAnnouncement(Record):
+    """One NewBlockHashes entry."""
+
+    fields = (("hash", hash32), ("number", uint64))
+
+
+class HeaderQuery(Record):
+    """GetBlockHeaders: origin is a 32-byte hash or a number (geth HashOrNumber), see ``origin_of``."""
+
+    fields = (("origin", Bytes(0, 32)), ("amount", uint64), ("skip", uint64), ("reverse", boolean))
+
+
+class NewBlock(Record):
+    """eth/68 NewBlock: [block, td]."""
+
+    fields = (("block", Block), ("td", big_endian_int))
+
+
+class PooledHashes(Record):
+    """NewPooledTransactionHashes (eth/68 on): parallel lists of types, sizes and hashes."""
+
+    fields = (("types", binary), ("sizes", List(uint32)), ("hashes", List(hash32)))
+
+
+def origin_of(query_origin: bytes) -> bytes | int:
+    """A GetBlockHeaders origin as a hash (32 bytes) or a block number (geth HashOrNumber).
+
+    A number must be canonical (no leading zero byte: geth decodes it as a uint64);
+    lengths 9..31 are neither a hash nor a uint64.
+    """
+    n = len(query_origin)
+    if n == 32:
+        return bytes(query_origin)
+    if n <= 8:
+        if n and query_origin[0] == 0:
+            raise ProtocolViolation("non-canonical integer (leading zero bytes) for origin")
+        return int.from_bytes(query_origin, "big")
+    raise ProtocolViolation(f"invalid input size {n} for origin")
+
+
+def encode_origin(origin: bytes | int) -> bytes:
+    """The origin field's value for ``HeaderQuery`` (a hash, or a number as minimal bytes)."""
+    if isinstance(origin, int):
+        if not 0 <= origin < 2**64:
+            raise ValueError(f"origin number {origin} out of uint64 range")
+        return origin.to_bytes((origin.bit_length() + 7) // 8, "big")
+    if len(origin) != 32:
+        raise ValueError("origin hash must be 32 bytes")
+    return bytes(origin)
+
+
+# --- message table -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message: code, name, payload schema, and whether a request id wraps it."""
+
+    code: int
+    name: str
+    payload: Sedes
+    request_id: bool = False
+
+    @property
+    def schema(self) -> Sedes:
+        """The wire schema: the payload, or ``[request-id, payload]``."""
+        return _wrapped(self.payload) if self.request_id else self.payload
+
+    def encode(self, value: Any, request_id: int | None = None) -> bytes:
+        if self.request_id:
+            if request_id is None:
+                raise ValueError(f"{self.name} needs a request id")
+            return self.schema.encode((request_id, value))
+        return self.schema.encode(value)
+
+    def decode(self, payload: bytes) -> Any:
+        """The payload value, or (request_id, value) for request/response messages."""
+        return self.schema.decode(payload)
+
+
+_WRAPPED: dict[int, Sedes] = {}
+
+
+def _wrapped(payload: Sedes) -> Sedes:
+    key = id(payload)
+    schema = _WRAPPED.get(key)
+    if schema is None:
+        schema = _WRAPPED[key] = Tuple(uint64, payload)
+    return schema
+
+
+_hashes = List(hash32)
+_COMMON = (
+    Message(TRANSACTIONS, "Transactions", List(raw)),
+    Message(GET_BLOCK_HEADERS, "GetBlockHeaders", HeaderQuery._sedes, True),
+    Message(BLOCK_HEADERS, "BlockHeaders", List(Header), True),
+    Message(GET_BLOCK_BODIES, "GetBlockBodies", _hashes, True),
+    Message(BLOCK_BODIES, "BlockBodies", List(Body), True),
+    Message(NEW_POOLED_TRANSACTION_HASHES, "NewPooledTransactionHashes", PooledHashes._sedes),
+    Message(GET_POOLED_TRANSACTIONS, "GetPooledTransactions", _hashes, True),
+    Message(POOLED_TRANSACTIONS, "PooledTransactions", List(raw), True),
+    Message(GET_RECEIPTS, "GetReceipts", _hashes, True),
+    # Receipt items differ per version (68: consensus encoding, 69: no bloom); kept raw here.
+    Message(RECEIPTS, "Receipts", List(List(raw)), True),
+)
+
+MESSAGES: dict[int, dict[int, Message]] = {
+    ETH68: {
+        m.code: m
+        for m in (
+            Message(STATUS, "Status", Status68._sedes),
+            Message(NEW_BLOCK_HASHES, "NewBlockHashes", List(BlockAnnouncement)),
+            Message(NEW_BLOCK, "NewBlock", NewBlock._sedes),
+            *_COMMON,
+        )
+    },
+    ETH69: {
+        m.code: m
+        for m in (
+            Message(STATUS, "Status", Status69._sedes),
+            Message(BLOCK_RANGE_UPDATE, "BlockRangeUpdate", BlockRange._sedes),
+            *_COMMON,
+        )
+    },
+}
+
+# Request code -> response code, for the request tracker.
+RESPONSE_CODES = {
+    GET_BLOCK_HEADERS: BLOCK_HEADERS,
+    GET_BLOCK_BODIES: BLOCK_BODIES,
+    GET_POOLED_TRANSACTIONS: POOLED_TRANSACTIONS,
+    GET_RECEIPTS: RECEIPTS,
+}
+
+
+def message(version: int, code: int) -> Message | None:
+    """The message ``code`` means on ``version``, or None if that code is not part of it."""
+    table = MESSAGES.get(version)
+    return None if table is None else table.get(code)
+
+
+def message_name(version: int, code: int) -> str:
+    m = message(version, code)
+    return m.name if m is not None else f"code {code:#x}"
+
+
+__all__ = [
+    "PROTOCOL_NAME", "ETH68", "ETH69", "SUPPORTED_VERSIONS", "PROTOCOL_LENGTHS", "MAX_MESSAGE_SIZE",
+    "MAX_TX_BROADCAST", "STATUS", "NEW_BLOCK_HASHES", "TRANSACTIONS", "GET_BLOCK_HEADERS", "BLOCK_HEADERS",
+    "GET_BLOCK_BODIES", "BLOCK_BODIES", "NEW_BLOCK", "NEW_POOLED_TRANSACTION_HASHES", "GET_POOLED_TRANSACTIONS",
+    "POOLED_TRANSACTIONS", "GET_RECEIPTS", "RECEIPTS", "BLOCK_RANGE_UPDATE", "ProtocolViolation", "Status68",
+    "Status69", "BlockRange", "BlockAnnouncement", "HeaderQuery", "NewBlock", "PooledHashes", "Message",
+    "MESSAGES", "RESPONSE_CODES", "message", "message_name", "origin_of", "encode_origin", "ZERO_HASH",
+]

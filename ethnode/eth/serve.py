@@ -1,0 +1,268 @@
+"""Answers to data queries (headers, bodies, receipts, pooled txs), as lists of RLP items.
+
+Replies are assembled from the RLP the database already holds, never decoded and
+re-encoded, and they are bounded three ways as in geth ``eth/protocols/eth/handlers.go``:
+an item count (1024), a soft byte limit (2 MiB: the item that crosses it is the last
+one), and a lookup count (twice the item limit) so a query stuffed with junk hashes
+costs bounded work. Unknown items make the reply shorter; a peer is never punished for
+asking about blocks we lack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ethnode.core.rawdb import accessors as rawdb
+from ethnode.core.rawdb import schema
+from ethnode.core.types.receipt import decode_receipts_eth69, encode_receipts_eth68
+from ethnode.eth.protocol import ETH68
+from ethnode.trie import EMPTY_ROOT
+
+SOFT_RESPONSE_LIMIT = 2 * 1024 * 1024  # bytes; geth softResponseLimit
+MAX_HEADERS_SERVE = 1024  # geth maxHeadersServe
+MAX_BODIES_SERVE = 1024  # geth maxBodiesServe
+MAX_RECEIPTS_SERVE = 1024  # geth maxReceiptsServe
+MAX_POOLED_TX_SERVE = 4096  # lookups per GetPooledTransactions; geth maxPooledTxServe
+MAX_NON_CANONICAL = 100  # side-chain steps a hash-based skip query may walk; geth GetAncestor's budget
+
+_EMPTY_LIST = b"\xc0"
+
+
+def _header_rlp(db: Any, block_hash: bytes, number: int) -> bytes | None:
+    return rawdb.read_header_rlp(db, block_hash, number)
+
+
+def _canonical_header(db: Any, number: int) -> tuple[bytes, bytes] | None:
+    """(hash, header RLP) of the canonical block ``number``."""
+    if not 0 <= number < 2**64:
+        return None
+    block_hash = rawdb.read_canonical_hash(db, number)
+    if block_hash is None:
+        return None
+    data = rawdb.read_header_rlp(db, block_hash, number)
+    return None if data is None else (block_hash, data)
+
+
+def get_ancestor(chain: Any, block_hash: bytes, number: int, ancestor: int, budget: list[int]) -> tuple[bytes, int]:
+    """The ``ancestor``-th ancestor of (hash, number) as (hash, number); (zero hash, 0) if unknown.
+
+    geth ``HeaderChain.GetAncestor``: a jump on the canonical chain is one lookup; off it,
+    walk parents one by one, at most ``budget[0]`` steps in all (shared across a query).
+    """
+    if ancestor > number:
+        return bytes(32), 0
+    db = chain.db
+    if ancestor == 1:
+        header = chain.get_header(block_hash, number)
+        if header is None:
+            return bytes(32), 0
+        return header.parent_hash, number - 1
+    while ancestor != 0:
+        if rawdb.read_canonical_hash(db, number) == block_hash:
+            target = rawdb.read_canonical_hash(db, number - ancestor)
+            if rawdb.read_canonical_hash(db, number) == block_hash:  # still canonical after the read
+                return (target or bytes(32)), number - ancestor
+        if budget[0] == 0:
+            return bytes(32), 0
+        budget[0] -= 1
+        ancestor -= 1
+        header = chain.get_header(block_hash, number)
+        if header is None:
+            return bytes(32), 0
+        block_hash, number = header.parent_hash, number - 1
+    return block_hash, number
+
+
+def serve_headers(chain: Any, origin: bytes | int, amount: int, skip: int, reverse: bool) -> list[bytes]:
+    """Header RLPs for a GetBlockHeaders query (geth ServiceGetBlockHeadersQuery)."""
+    if amount == 0:
+        return []
+    if skip == 0:
+        return _contiguous_headers(chain, origin, min(amount, MAX_HEADERS_SERVE), reverse)
+    return _skipping_headers(chain, origin, amount, skip, reverse)
+
+
+def _contiguous_headers(chain: Any, origin: bytes | int, count: int, reverse: bool) -> list[bytes]:
+    db = chain.db
+    out: list[bytes] = []
+    size = 0
+    if isinstance(origin, int):
+        number = origin
+        step = -1 if reverse else 1
+        while len(out) < count and size < SOFT_RESPONSE_LIMIT and number >= 0:
+            found = _canonical_header(db, number)
+            if found is None:
+                break
+            out.append(found[1])
+            size += len(found[1])
+            number += step
+        return out
+    header = chain.get_header_by_hash(origin)
+    if header is None:
+        return out  # not even the origin
+    data = _header_rlp(db, origin, header.number)
+    if data is None:
+        return out
+    out.append(data)
+    size += len(data)
+    if not reverse:
+        # Descendants are only defined along the canonical chain.
+        if rawdb.read_canonical_hash(db, header.number) != origin:
+            return out
+        number = header.number + 1
+        while len(out) < count and size < SOFT_RESPONSE_LIMIT:
+            found = _canonical_header(db, number)
+            if found is None:
+                break
+            out.append(found[1])
+            size += len(found[1])
+            number += 1
+        return out
+    while len(out) < count and size < SOFT_RESPONSE_LIMIT and header.number > 0:
+        parent_hash, parent_number = header.parent_hash, header.number - 1
+        header = chain.get_header(parent_hash, parent_number)
+        data = None if header is None else _header_rlp(db, parent_hash, parent_number)
+        if data is None:
+            break
+        out.append(data)
+        size += len(data)
+    return out
+
+
+def _skipping_headers(chain: Any, origin: bytes | int, amount: int, skip: int, reverse: bool) -> list[bytes]:
+    db = chain.db
+    hash_mode = not isinstance(origin, int)
+    block_hash: bytes = origin if hash_mode else b""  # type: ignore[assignment]
+    number: int = 0 if hash_mode else origin  # type: ignore[assignment]
+    budget = [MAX_NON_CANONICAL]
+    out: list[bytes] = []
+    size = 0
+    lookups = 0
+    first = True
+    while len(out) < amount and size < SOFT_RESPONSE_LIMIT and len(out) < MAX_HEADERS_SERVE:
+        if lookups >= 2 * MAX_HEADERS_SERVE:
+            break
+        lookups += 1
+        if hash_mode:
+            if first:
+                first = False
+                header = chain.get_header_by_hash(block_hash)
+                if header is None:
+                    break
+                number = header.number
+            else:
+                header = chain.get_header(block_hash, number)
+                if header is None:
+                    break
+            data = _header_rlp(db, block_hash, number)
+        else:
+            found = _canonical_header(db, number)
+            if found is None:
+                break
+            block_hash, data = found
+        if data is None:
+            break
+        out.append(data)
+        size += len(data)
+        if hash_mode and reverse:
+            block_hash, number = get_ancestor(chain, block_hash, number, skip + 1, budget)
+            if block_hash == bytes(32):
+                break
+        elif hash_mode:
+            nxt = number + skip + 1
+            if nxt >= 2**64:  # geth: "GetBlockHeaders skip overflow attack"
+                break
+            found = _canonical_header(db, nxt)
+            if found is None:
+                break
+            # The next header must descend from the current one (skip+1 generations up).
+            if get_ancestor(chain, found[0], nxt, skip + 1, budget)[0] != block_hash:
+                break
+            block_hash, number = found[0], nxt
+        elif reverse:
+            if number < skip + 1:  # underflow
+                break
+            number -= skip + 1
+        else:
+            number += skip + 1
+            if number >= 2**64:  # overflow
+                break
+    return out
+
+
+def serve_bodies(chain: Any, hashes: Sequence[bytes]) -> list[bytes]:
+    """Body RLPs, in order, stopping at the first unknown block (geth v1.17 ServiceGetBlockBodiesQuery)."""
+    db = chain.db
+    out: list[bytes] = []
+    size = 0
+    for lookups, block_hash in enumerate(hashes):
+        if size >= SOFT_RESPONSE_LIMIT or len(out) >= MAX_BODIES_SERVE or lookups >= 2 * MAX_BODIES_SERVE:
+            break
+        number = rawdb.read_header_number(db, block_hash)
+        data = None if number is None else rawdb.read_body_rlp(db, block_hash, number)
+        if not data:
+            break
+        out.append(data)
+        size += len(data)
+    return out
+
+
+def _receipts_rlp(chain: Any, block_hash: bytes) -> bytes | None:
+    """A block's stored receipts (eth/69 list form); an empty list for a block without txs.
+
+    Blocks with txs have receipts only once something executed them (execution is not
+    implemented yet, so imported chains serve receipts for empty blocks only).
+    """
+    db = chain.db
+    number = rawdb.read_header_number(db, block_hash)
+    if number is None:
+        return None
+    data = db.get(schema.block_receipts_key(number, block_hash))
+    if data is not None:
+        return data  # type: ignore[no-any-return]
+    header = chain.get_header(block_hash, number)
+    if header is not None and header.tx_root == EMPTY_ROOT and rawdb.has_body(db, block_hash, number):
+        return _EMPTY_LIST
+    return None
+
+
+def serve_receipts(chain: Any, hashes: Sequence[bytes], version: int) -> list[bytes]:
+    """Per-block receipt lists in the version's encoding, stopping at the first block without them."""
+    out: list[bytes] = []
+    size = 0
+    for lookups, block_hash in enumerate(hashes):
+        if size >= SOFT_RESPONSE_LIMIT or len(out) >= MAX_RECEIPTS_SERVE or lookups >= 2 * MAX_RECEIPTS_SERVE:
+            break
+        data = _receipts_rlp(chain, block_hash)
+        if data is None:
+            break
+        if version == ETH68 and data != _EMPTY_LIST:
+            data = encode_receipts_eth68(decode_receipts_eth69(data))
+        out.append(data)
+        size += len(data)
+    return out
+
+
+def serve_pooled_txs(txpool: Any, hashes: Sequence[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """(hashes served, tx items) for GetPooledTransactions; unknown hashes are skipped."""
+    served: list[bytes] = []
+    items: list[bytes] = []
+    size = 0
+    for i, tx_hash in enumerate(hashes):
+        if size >= SOFT_RESPONSE_LIMIT or i >= MAX_POOLED_TX_SERVE:
+            break
+        tx = txpool.get(tx_hash)
+        if tx is None:
+            continue
+        item = tx.item()
+        served.append(tx_hash)
+        items.append(item)
+        size += len(item)
+    return served, items
+
+
+__all__ = [
+    "SOFT_RESPONSE_LIMIT", "MAX_HEADERS_SERVE", "MAX_BODIES_SERVE", "MAX_RECEIPTS_SERVE", "MAX_POOLED_TX_SERVE",
+    "serve_headers", "serve_bodies", "serve_receipts", "serve_pooled_txs", "get_ancestor",
+]

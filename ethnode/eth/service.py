@@ -1,0 +1,179 @@
+"""The Ethereum service (geth ``eth/backend.go``): chain DB, BlockChain, TxPool, handler, Engine API.
+
+Built by the Node with a ServiceContext. It opens ``<datadir>/ethnode/chaindata``, which
+must already hold a chain: unlike geth, which writes the mainnet genesis into an empty
+datadir, ethnode asks for ``ethnode-fast init GENESIS.json`` first (it has no mainnet
+genesis state to write, and syncing mainnet without a downloader would be pointless).
+
+While running it evicts stale queued txs once a minute (geth evictionInterval), resets
+the pool to every new head (``ChainHeadEvent``), and serves the Engine API when asked to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ethnode.core.blockchain import BlockChain
+from ethnode.core.errors import ChainNotInitializedError
+from ethnode.core.rawdb import chaindata_dir, open_database
+from ethnode.core.txpool import TxPool, TxPoolConfig
+from ethnode.crypto.keccak import keccak256
+from ethnode.errors import EthnodeError
+from ethnode.eth.events import ChainHeadEvent
+from ethnode.eth.handler import CHAIN_HEAD_CHAN_SIZE, EthHandler
+from ethnode.eth.protocol import SUPPORTED_VERSIONS
+from ethnode.node.lifecycle import ServiceContext
+from ethnode.rpc.engine import DEFAULT_AUTHRPC_ADDR, DEFAULT_AUTHRPC_PORT, AuthRPCServer, EngineAPI
+from ethnode.rpc.jwt import JWT_SECRET_FILE, load_or_create_secret
+
+log = logging.getLogger("ethnode.eth")
+
+EVICTION_INTERVAL = 60.0  # seconds between stale-queue sweeps; geth legacypool evictionInterval
+
+
+class EthServiceError(EthnodeError):
+    """The service cannot start (no chain, bad secret, port in use); one line for the user."""
+
+
+@dataclass
+class AuthRPCConfig:
+    """Where the Engine API listens and which JWT secret it checks (geth --authrpc.*)."""
+
+    addr: str = DEFAULT_AUTHRPC_ADDR
+    port: int = DEFAULT_AUTHRPC_PORT
+    jwtsecret: Path | None = None  # None: <instance dir>/jwtsecret, created if absent
+
+
+@dataclass
+class EthConfig:
+    network_id: int | None = None  # None: the genesis chain id (geth's default for custom chains)
+    versions: tuple[int, ...] = SUPPORTED_VERSIONS
+    max_peers: int | None = None
+    txpool: TxPoolConfig = field(default_factory=TxPoolConfig)
+    authrpc: AuthRPCConfig | None = field(default_factory=AuthRPCConfig)  # None: no Engine API
+
+
+class EthereumService:
+    """The eth protocol and everything behind it, as a Node service."""
+
+    def __init__(
+        self, ctx: ServiceContext, config: EthConfig | None = None, *, chain: BlockChain | None = None
+    ) -> None:
+        self.ctx = ctx
+        self.config = config or EthConfig()
+        self._own_db = chain is None
+        self.chain = chain if chain is not None else self._open_chain(ctx)
+        try:
+            self.txpool = TxPool(self.chain, self.config.txpool, bus=ctx.bus)
+            network_id = self.config.network_id or self.chain.config.chain_id
+            self.handler = EthHandler(
+                self.chain, self.txpool, network_id=network_id, node_id=keccak256(ctx.node_key.node_id),
+                bus=ctx.bus, versions=self.config.versions, max_peers=self.config.max_peers,
+            )
+        except BaseException:
+            self._close_db()
+            raise
+        self.engine_api = EngineAPI(self.chain, ctx.bus)
+        self.authrpc: AuthRPCServer | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._head_sub: Any = None
+
+    @staticmethod
+    def _open_chain(ctx: ServiceContext) -> BlockChain:
+        datadir = ctx.config.datadir
+        if datadir is None:
+            raise EthServiceError("the Ethereum service needs a data directory holding a chain (--datadir)")
+        db = open_database(datadir)
+        try:
+            return BlockChain(db)
+        except ChainNotInitializedError:
+            db.close()
+            raise EthServiceError(
+                f"no chain in {chaindata_dir(datadir)}: run `ethnode-fast init GENESIS.json --datadir {datadir}` "
+                "first (or --eth.versions none for a p2p-only node)"
+            ) from None
+        except BaseException:
+            db.close()
+            raise
+
+    def _close_db(self) -> None:
+        if self._own_db:
+            close = getattr(self.chain.db, "close", None)
+            if close is not None:
+                close()
+
+    @property
+    def network_id(self) -> int:
+        return self.handler.network_id  # type: ignore[no-any-return]
+
+    def protocols(self) -> list[Any]:
+        return self.handler.protocols()  # type: ignore[no-any-return]
+
+    def apis(self) -> list[Any]:
+        return [self.engine_api]
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        head = self.chain.current_block
+        log.info("Initialised chain configuration chain_id=%d network_id=%d genesis=0x%s head=#%d 0x%s",
+                 self.chain.config.chain_id, self.network_id, self.chain.genesis_hash.hex(), head.number,
+                 head.hash.hex())
+        self._head_sub = self.ctx.bus.subscribe(ChainHeadEvent, CHAIN_HEAD_CHAN_SIZE)
+        self._tasks = [
+            loop.create_task(self._evict_loop(), name="txpool-evict"),
+            loop.create_task(self._head_loop(self._head_sub), name="txpool-head"),
+        ]
+        await self.handler.start()
+        if self.config.authrpc is not None:
+            await self._start_authrpc(self.config.authrpc)
+
+    async def _start_authrpc(self, cfg: AuthRPCConfig) -> None:
+        path = cfg.jwtsecret or self.ctx.resolve_path(JWT_SECRET_FILE)
+        if path is None:
+            raise EthServiceError("--authrpc.jwtsecret is required without a datadir")
+        try:
+            secret = load_or_create_secret(path)
+        except EthnodeError as exc:
+            raise EthServiceError(str(exc)) from None
+        server = AuthRPCServer(self.engine_api, secret, cfg.addr, cfg.port)
+        try:
+            await server.start()
+        except OSError as exc:
+            raise EthServiceError(f"authrpc {cfg.addr}:{cfg.port}: {exc.strerror or exc}") from None
+        self.authrpc = server
+
+    async def stop(self) -> None:
+        if self.authrpc is not None:
+            await self.authrpc.stop()
+            self.authrpc = None
+        await self.handler.stop()
+        if self._head_sub is not None:
+            self._head_sub.unsubscribe()
+            self._head_sub = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        self._close_db()
+
+    async def _evict_loop(self) -> None:
+        while True:
+            await asyncio.sleep(EVICTION_INTERVAL)
+            dropped = self.txpool.evict_stale()
+            if dropped:
+                log.debug("Evicted %d stale queued transactions", dropped)
+
+    async def _head_loop(self, sub: Any) -> None:
+        while True:
+            event = await sub.get()
+            header = event.header
+            block = self.chain.get_block(header.hash, header.number)
+            if block is not None:
+                self.txpool.set_head(block)
+
+
+__all__ = ["EthereumService", "EthConfig", "AuthRPCConfig", "EthServiceError", "EVICTION_INTERVAL"]

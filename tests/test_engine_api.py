@@ -1,0 +1,277 @@
+"""Engine API: HS256 JWT accept/reject as geth's node/jwt_handler.go, forkchoiceUpdated moving the
+head over real HTTP, and the Ethereum service wiring (chain from the datadir, generated secret)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import shared_path
+from eth_support import ETHTEST_HEAD, ethtest_blocks, ethtest_chain, genesis_json
+from p2p_support import run_checked
+
+from ethnode.core.blockchain import BlockChain, setup_genesis
+from ethnode.core.genesis import Genesis
+from ethnode.core.rawdb import open_database
+from ethnode.eth.cli_flags import add_eth_flags, eth_service_constructor, parse_versions
+from ethnode.eth.events import ChainHeadEvent
+from ethnode.eth.service import EthereumService, EthServiceError
+from ethnode.node import EventBus, Node, NodeConfig
+from ethnode.rpc.engine import AuthRPCServer, EngineAPI
+from ethnode.rpc.jwt import (
+    JWTError,
+    JWTSecretError,
+    load_or_create_secret,
+    make_token,
+    parse_secret,
+    verify_authorization,
+)
+
+SECRET = bytes.fromhex("7365637265747365637265747365637265747365637265747365637265747365")
+
+
+# --- JWT ---------------------------------------------------------------------------------------
+
+
+def test_jwt_accepts_hs256_within_60_seconds() -> None:
+    now = time.time()
+    for iat in (now, now - 59, now + 59):
+        verify_authorization("Bearer " + make_token(SECRET, iat), SECRET, now)
+    verify_authorization("bearer " + make_token(SECRET, now), SECRET, now)  # scheme is case-insensitive
+    verify_authorization("Bearer " + make_token(SECRET, now, claims={"exp": now + 10}), SECRET, now)
+
+
+def _bearer(**kwargs: Any) -> Callable[[float], str]:
+    """A header built at test time (tokens carry the time they were made)."""
+    secret = kwargs.pop("secret", SECRET)
+    offset = kwargs.pop("offset", 0)
+    return lambda now: "Bearer " + make_token(secret, now + offset, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (None, "missing token"),
+        ("", "missing token"),
+        ("Basic abc", "missing token"),
+        ("Bearer ", "missing token"),
+        ("Bearer a.b", "invalid number of segments"),
+        (_bearer(secret=b"\x01" * 32), "signature is invalid"),
+        (_bearer(alg="none"), "signing method none is invalid"),
+        (_bearer(alg="HS512"), "signing method HS512 is invalid"),
+        (_bearer(offset=-61), "stale token"),
+        (_bearer(offset=61), "future token"),
+        (_bearer(claims={"exp": 1}), "token is expired"),
+        (_bearer(claims={"iat": None}), "missing issued-at"),
+        (_bearer(claims={"iat": "now"}), "not a number"),
+        ("Bearer !!.??.**", "malformed"),
+    ],
+)
+def test_jwt_rejections(header: Any, message: str) -> None:
+    now = time.time()
+    value = header(now) if callable(header) else header
+    with pytest.raises(JWTError, match=message):
+        verify_authorization(value, SECRET, now)
+
+
+def test_jwt_secret_file(tmp_path: Path) -> None:
+    path = tmp_path / "inst" / "jwtsecret"
+    secret = load_or_create_secret(path)  # created, like geth, as 0x-hex with mode 0600
+    assert len(secret) == 32 and path.read_text() == "0x" + secret.hex()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_or_create_secret(path) == secret
+    assert parse_secret("  " + SECRET.hex() + "\n") == SECRET
+    assert parse_secret("0x" + SECRET.hex()) == SECRET
+    for bad in ("0x1234", "zz" * 32, SECRET.hex() + "00"):
+        with pytest.raises(JWTSecretError):
+            parse_secret(bad)
+    bad_file = tmp_path / "bad"
+    bad_file.write_text("0x1234")
+    with pytest.raises(JWTSecretError, match="32"):
+        load_or_create_secret(bad_file)
+
+
+# --- HTTP ------------------------------------------------------------------------------------------
+
+
+async def http(port: int, method: str = "POST", body: Any = None, *, token: str | None = "auto",
+               ctype: str = "application/json", reader_writer: Any = None) -> tuple[int, bytes]:
+    """One HTTP/1.1 request (on a kept-alive connection when ``reader_writer`` is given)."""
+    reader, writer = reader_writer or await asyncio.open_connection("127.0.0.1", port)
+    data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    headers = [f"{method} / HTTP/1.1", "Host: localhost", f"Content-Length: {len(data)}", f"Content-Type: {ctype}"]
+    if token == "auto":
+        token = make_token(SECRET)
+    if token is not None:
+        headers.append(f"Authorization: Bearer {token}")
+    writer.write(("\r\n".join(headers) + "\r\n\r\n").encode() + data)
+    status_line = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    payload = await reader.readexactly(length)
+    if reader_writer is None:
+        writer.close()
+    return int(status_line.split()[1]), payload
+
+
+def fcu(head: bytes, safe: bytes | None = None, finalized: bytes | None = None, version: int = 3) -> dict[str, Any]:
+    state = {"headBlockHash": "0x" + head.hex(), "safeBlockHash": "0x" + (safe or head).hex(),
+             "finalizedBlockHash": "0x" + (finalized if finalized is not None else head).hex()}
+    return {"jsonrpc": "2.0", "id": 7, "method": f"engine_forkchoiceUpdatedV{version}", "params": [state, None]}
+
+
+def test_forkchoice_updated_moves_the_head_over_authenticated_http() -> None:
+    async def scenario() -> None:
+        chain = ethtest_chain(600)
+        bus = EventBus()
+        heads = bus.subscribe(ChainHeadEvent)
+        server = AuthRPCServer(EngineAPI(chain, bus), SECRET, "127.0.0.1", 0)
+        await server.start()
+        try:
+            port = server.port
+            h300 = chain.get_canonical_hash(300)
+            status, body = await http(port, body=fcu(h300, finalized=chain.get_canonical_hash(250), version=1))
+            reply = json.loads(body)
+            assert status == 200 and reply["id"] == 7
+            assert reply["result"] == {"payloadStatus": {"status": "VALID", "latestValidHash": "0x" + h300.hex(),
+                                                         "validationError": None}, "payloadId": None}
+            assert chain.current_block.number == 300
+            assert (await asyncio.wait_for(heads.get(), 5)).header.number == 300
+            # geth's own call from the eth-test suite (../shared/chains/ethtest/headfcu.json) restores 600.
+            call = shared_path("chains", "ethtest", "headfcu.json").read_bytes()
+            reader_writer = await asyncio.open_connection("127.0.0.1", port)
+            status, body = await http(port, body=call, reader_writer=reader_writer)
+            assert status == 200 and json.loads(body)["result"]["payloadStatus"]["status"] == "VALID"
+            assert chain.current_block.hash == ETHTEST_HEAD
+            # Same connection (keep-alive): unknown head -> SYNCING, zero head -> INVALID, no head move.
+            status, body = await http(port, body=fcu(b"\x09" * 32), reader_writer=reader_writer)
+            assert json.loads(body)["result"]["payloadStatus"] == {"status": "SYNCING", "latestValidHash": None,
+                                                                   "validationError": None}
+            status, body = await http(port, body=fcu(bytes(32), version=2), reader_writer=reader_writer)
+            assert json.loads(body)["result"]["payloadStatus"]["status"] == "INVALID"
+            reader_writer[1].close()
+            assert chain.current_block.hash == ETHTEST_HEAD
+            # A finalized block off the canonical chain is an invalid forkchoice state.
+            _, body = await http(port, body=fcu(ETHTEST_HEAD, finalized=b"\x05" * 32))
+            assert json.loads(body)["error"]["code"] == -38002
+            # Batch, unknown method, bad params.
+            _, body = await http(port, body=[fcu(ETHTEST_HEAD), {"jsonrpc": "2.0", "id": 2, "method": "eth_nope"},
+                                              {"jsonrpc": "2.0", "id": 3, "method": "engine_forkchoiceUpdatedV3",
+                                               "params": [{"headBlockHash": "0x12"}]}])
+            replies = json.loads(body)
+            assert replies[0]["result"]["payloadStatus"]["status"] == "VALID"
+            assert replies[1]["error"]["code"] == -32601 and replies[2]["error"]["code"] == -32602
+            _, body = await http(port, body=b"{not json")
+            assert json.loads(body)["error"]["code"] == -32700
+            _, body = await http(port, body={"jsonrpc": "2.0", "id": 1, "method": "engine_exchangeCapabilities",
+                                             "params": [[]]})
+            assert "engine_forkchoiceUpdatedV3" in json.loads(body)["result"]
+        finally:
+            heads.unsubscribe()
+            await server.stop()
+
+    run_checked(scenario)
+
+
+def test_http_auth_and_request_rules() -> None:
+    async def scenario() -> None:
+        server = AuthRPCServer(EngineAPI(ethtest_chain(0)), SECRET, "127.0.0.1", 0)
+        await server.start()
+        try:
+            port = server.port
+            assert (await http(port, body=fcu(ETHTEST_HEAD), token=None)) == (401, b"missing token\n")
+            status, body = await http(port, body=fcu(ETHTEST_HEAD), token=make_token(SECRET, time.time() - 120))
+            assert (status, body) == (401, b"stale token\n")
+            status, _ = await http(port, body=fcu(ETHTEST_HEAD), token=make_token(b"\x02" * 32))
+            assert status == 401
+            assert (await http(port, "GET"))[0] == 200
+            assert (await http(port, "PUT", body={}))[0] == 405
+            assert (await http(port, body=fcu(ETHTEST_HEAD), ctype="text/plain"))[0] == 415
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n")
+            assert (await reader.readline()).split()[1] == b"413"
+            writer.close()
+        finally:
+            await server.stop()
+
+    run_checked(scenario)
+
+
+# --- the service -----------------------------------------------------------------------------------
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_eth_flags(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_flags() -> None:
+    args = _args()
+    assert args.eth_versions == (69, 68) and args.networkid is None
+    assert (args.authrpc_addr, args.authrpc_port, args.authrpc_jwtsecret) == ("127.0.0.1", 8551, None)
+    args = _args("--networkid", "5", "--eth.versions", "68", "--authrpc.port", "0", "--authrpc.jwtsecret", "/x")
+    assert (args.networkid, args.eth_versions, args.authrpc_port) == (5, (68,), 0)
+    assert parse_versions("eth/69, 68") == (69, 68) and parse_versions("none") == ()
+    assert eth_service_constructor(_args("--eth.versions", "none")) is None
+    for bad in (["--eth.versions", "67"], ["--networkid", "0"], ["--authrpc.port", "70000"]):
+        with pytest.raises(SystemExit):
+            _args(*bad)
+
+
+def _init_datadir(datadir: Path, blocks: int) -> None:
+    obj = genesis_json()
+    db = open_database(datadir)
+    try:
+        setup_genesis(db, Genesis.from_json(obj), obj)
+        chain = BlockChain(db, verify_senders=False)
+        chain._state_root_warned = True
+        chain.insert_chain(ethtest_blocks()[:blocks])
+    finally:
+        db.close()
+
+
+def test_ethereum_service_in_a_node(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        empty = Node(NodeConfig(datadir=tmp_path / "empty"))
+        constructor = eth_service_constructor(_args("--authrpc.port", "0"))
+        assert constructor is not None
+        empty.register(constructor)
+        with pytest.raises(EthServiceError, match="no chain in .*run `ethnode-fast init GENESIS.json"):
+            await empty.start()
+
+        datadir = tmp_path / "full"
+        _init_datadir(datadir, 30)
+        node = Node(NodeConfig(datadir=datadir))
+        node.register(eth_service_constructor(_args("--authrpc.port", "0", "--networkid", "77")))  # type: ignore[arg-type]
+        await node.start()
+        try:
+            (svc,) = node.services.values()
+            assert isinstance(svc, EthereumService)
+            assert svc.network_id == 77 and [p.version for p in svc.protocols()] == [69, 68]
+            secret = parse_secret((datadir / "ethnode" / "jwtsecret").read_text())  # generated like geth
+            assert svc.authrpc is not None
+            h20 = svc.chain.get_canonical_hash(20)
+            token = make_token(secret)
+            body = json.dumps(fcu(h20)).encode()
+            reader, writer = await asyncio.open_connection("127.0.0.1", svc.authrpc.port)
+            writer.write(b"POST / HTTP/1.1\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                         + f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+            response = await reader.read()
+            writer.close()
+            assert b"200 OK" in response and b'"VALID"' in response
+            assert svc.chain.current_block.number == 20
+        finally:
+            await node.stop()
+
+    run_checked(scenario)
