@@ -35,7 +35,19 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """With ETHNODE_REQUIRE_COMPILED=1 (CI), a missing compiled backend fails the run."""
+    """Run from a scratch directory; with ETHNODE_REQUIRE_COMPILED=1 (CI), fail without compiled backends.
+
+    The scratch cwd matters for child processes: ``python -m ethnode`` puts its cwd first on
+    sys.path, and from the checkout that would import the source tree (no compiled
+    extensions) instead of the ethnode under test.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
+    scratch = tempfile.mkdtemp(prefix="ethnode-tests-")
+    os.chdir(scratch)
+    atexit.register(shutil.rmtree, scratch, True)
     if os.environ.get("ETHNODE_REQUIRE_COMPILED") != "1":
         return
     import ethnode
@@ -66,3 +78,16 @@ def both_rlp_impls() -> tuple[Any, Any]:
         return implementation("compiled"), implementation("pure")
     except ImportError as exc:
         pytest.skip(f"compiled RLP unavailable: {exc}")
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for a child Python that must import the same ethnode as this test run.
+
+    That is the installed package in CI (with its compiled extensions) and the source tree
+    in development: the parent of whichever ``ethnode`` this process imported.
+    """
+    import ethnode
+
+    here = str(Path(ethnode.__file__).resolve().parent.parent)
+    path = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH", "")]))
+    return {**os.environ, "PYTHONPATH": path, **extra}

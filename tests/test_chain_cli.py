@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, shared_path
+from conftest import shared_path, subprocess_env
 
 from ethnode.commands.chain import main
 from ethnode.commands.progress import ImportProgress
@@ -220,7 +220,7 @@ def test_sigkill_during_import_leaves_a_consistent_database(tmp_path: Path) -> N
     fifo = tmp_path / "feed.rlp"
     os.mkfifo(fifo)
     fed = sum(len(b.encode()) for b in blocks[:300])
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = subprocess_env()
     child = subprocess.Popen(
         [
             sys.executable,

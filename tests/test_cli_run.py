@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
+from conftest import subprocess_env
 from p2p_support import RawPeer, reason_of, run_checked
 
 from ethnode.cli import main
@@ -48,9 +48,7 @@ def _cli(*args: str) -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
+    return subprocess_env()
 
 
 class RunProcess:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import socket
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import subprocess_env
 from gethtools import require_geth_tools
 
 from ethnode.crypto.keys import PrivateKey
@@ -54,7 +54,7 @@ def devp2p() -> Path:
 @pytest.fixture(scope="module")
 def ethnode_node() -> Iterator[tuple[Node, ENR]]:
     """``ethnode-fast discover`` on 127.0.0.1: (its enode as printed, its record)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = subprocess_env()
     proc = subprocess.Popen(
         [sys.executable, "-m", "ethnode.commands.discover", "--port", "0", "--listenaddr", "127.0.0.1",
          "--log-interval", "0", "--verbosity", "2"],

@@ -12,9 +12,9 @@ import os
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 import pytest
+from conftest import subprocess_env
 
 _rust = pytest.importorskip("ethnode._rust", reason="compiled module not built")
 if os.environ.get("ETHNODE_NO_EXTENSIONS"):
@@ -71,10 +71,9 @@ print(keccak_f1600_implementation(), h.hexdigest())
 
 def test_frames_identical_with_the_portable_permutation() -> None:
     """The whole codec (sponge, SIMD absorb, digests) gives the same frames either way."""
-    root = Path(__file__).resolve().parent.parent
 
     def run(**env: str) -> list[str]:
-        full = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]), **env}
+        full = subprocess_env(**env)
         out = subprocess.run([sys.executable, "-c", _FRAMES], capture_output=True, text=True, env=full,
                              cwd=tempfile.gettempdir(), timeout=60, check=True)
         return out.stdout.split()
