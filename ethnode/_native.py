@@ -67,6 +67,20 @@ def backends() -> dict[str, Backend]:
     return dict(_selected)
 
 
+def implementation(kind: str, compiled: str, pure: str) -> ModuleType:
+    """The ``"compiled"`` or ``"pure"`` module of a hot path, whatever was selected (tests, benchmarks).
+
+    Raises ImportError when the compiled one is unavailable or forced off.
+    """
+    if kind == PURE:
+        return importlib.import_module(pure)
+    if kind == COMPILED:
+        if FORCE_PURE:
+            raise ImportError("ETHNODE_NO_EXTENSIONS is set")
+        return importlib.import_module(compiled)
+    raise ValueError(f"unknown implementation {kind!r}")
+
+
 def rust_module() -> tuple[ModuleType | None, str | None]:
     """The Rust extension if it loads, else None and the reason."""
     return _import_compiled(RUST_MODULE)

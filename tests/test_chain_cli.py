@@ -1,6 +1,6 @@
 """``ethnode-fast init / import / export`` on the ethtest chain, including damage and SIGKILL.
 
-Most commands run in-process through ``ethnode.commands.chain.main``; the crash test runs
+Most commands run in-process through ``ethnode.cli.main``; the crash test runs
 the import in a child process fed through a FIFO, so the child is certainly mid-import
 (it has more blocks to process) when it is killed, without any sleep.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import shared_path, subprocess_env
 
-from ethnode.commands.chain import main
+from ethnode.cli import main
 from ethnode.commands.progress import ImportProgress
 from ethnode.core.blockchain import STATE_ROOT_WARNING, BlockChain
 from ethnode.core.chainfile import read_blocks
@@ -225,7 +225,7 @@ def test_sigkill_during_import_leaves_a_consistent_database(tmp_path: Path) -> N
         [
             sys.executable,
             "-c",
-            "import sys; from ethnode.commands.chain import main; sys.exit(main(sys.argv[1:]))",
+            "import sys; from ethnode.cli import main; sys.exit(main(sys.argv[1:]))",
             "import",
             str(fifo),
             "--datadir",

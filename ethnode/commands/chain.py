@@ -267,23 +267,3 @@ def register(subparsers: Any) -> None:
     _add_datadir(p)
     p.set_defaults(func=cmd_export)
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ethnode-fast")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    register(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run one of this module's commands (for tests and ``python -m``-style use)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "func", None) is None:
-        parser.print_help()
-        return 2
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

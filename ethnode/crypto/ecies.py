@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+from types import ModuleType
 
-from ethnode._native import FORCE_PURE, select
+from ethnode._native import RUST_MODULE, implementation, select
 from ethnode.crypto._ecies_pure import IV_LENGTH, KEY_LENGTH, OVERHEAD, PUBKEY_LENGTH, TAG_LENGTH
 from ethnode.crypto.errors import InvalidKeyError
 from ethnode.crypto.keys import PrivateKey, PublicKey
 
 # One call per message (curve work, KDF, AES, HMAC): Rust when built, else the pure twin.
-_impl = select("ecies", "ethnode._rust", "ethnode.crypto._ecies_pure")
+_impl = select("ecies", RUST_MODULE, "ethnode.crypto._ecies_pure")
 
 
 def concat_kdf(secret: bytes, length: int, shared_info: bytes = b"") -> bytes:
@@ -35,22 +36,9 @@ def concat_kdf(secret: bytes, length: int, shared_info: bytes = b"") -> bytes:
     return bytes(out[:length])
 
 
-def ecies_implementation(kind: str):  # type: ignore[no-untyped-def]
-    """The ``"compiled"`` or ``"pure"`` module with ``ecies_encrypt``/``ecies_decrypt``, for tests.
-
-    Raises ImportError when the compiled one is unavailable or forced off.
-    """
-    if kind == "pure":
-        from ethnode.crypto import _ecies_pure
-
-        return _ecies_pure
-    if kind == "compiled":
-        if FORCE_PURE:
-            raise ImportError("ETHNODE_NO_EXTENSIONS is set")
-        from ethnode import _rust  # type: ignore[attr-defined]
-
-        return _rust
-    raise ValueError(f"unknown ECIES implementation {kind!r}")
+def ecies_implementation(kind: str) -> ModuleType:
+    """The ``"compiled"`` or ``"pure"`` module with ``ecies_encrypt``/``ecies_decrypt``, for tests."""
+    return implementation(kind, RUST_MODULE, "ethnode.crypto._ecies_pure")
 
 
 def encrypt(

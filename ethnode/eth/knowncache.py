@@ -8,6 +8,7 @@ message, since a per-hash call into native code cannot beat a Python set.
 from __future__ import annotations
 
 from ethnode._native import RUST_MODULE, select
+from ethnode._native import implementation as _implementation
 
 MAX_KNOWN_TXS = 32768  # geth eth/protocols/eth/peer.go maxKnownTxs
 MAX_KNOWN_BLOCKS = 1024  # geth maxKnownBlocks
@@ -18,18 +19,7 @@ KnownCache = _impl.KnownCache
 
 def implementation(kind: str) -> type:
     """The ``"compiled"`` or ``"pure"`` KnownCache class (ImportError if unavailable)."""
-    if kind == "pure":
-        from ethnode.eth import _knowncache_pure
-
-        return _knowncache_pure.KnownCache
-    if kind == "compiled":
-        from ethnode._native import rust_module
-
-        mod, error = rust_module()
-        if mod is None:
-            raise ImportError(error)
-        return mod.KnownCache  # type: ignore[no-any-return]
-    raise ValueError(f"unknown implementation {kind!r}")
+    return _implementation(kind, RUST_MODULE, "ethnode.eth._knowncache_pure").KnownCache  # type: ignore[no-any-return]
 
 
 __all__ = ["KnownCache", "MAX_KNOWN_TXS", "MAX_KNOWN_BLOCKS", "implementation"]

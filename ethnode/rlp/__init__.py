@@ -10,6 +10,7 @@ The implementation is the Cython codec when it is built, else its pure twin
 
 from types import ModuleType
 
+from ethnode._native import implementation as _implementation
 from ethnode._native import select
 from ethnode.rlp.errors import DecodingError, EncodingError, RLPError
 
@@ -25,23 +26,8 @@ from ethnode.rlp import sedes  # noqa: E402  (needs _impl to exist)
 
 
 def implementation(kind: str) -> ModuleType:
-    """The ``"compiled"`` or ``"pure"`` codec module, for tests and benchmarks.
-
-    Raises ImportError when the compiled one is unavailable or forced off.
-    """
-    if kind == "pure":
-        from ethnode.rlp import _pure
-
-        return _pure
-    if kind == "compiled":
-        from ethnode._native import FORCE_PURE
-
-        if FORCE_PURE:
-            raise ImportError("ETHNODE_NO_EXTENSIONS is set")
-        from ethnode.rlp import _crlp  # type: ignore[attr-defined]
-
-        return _crlp
-    raise ValueError(f"unknown RLP implementation {kind!r}")
+    """The ``"compiled"`` or ``"pure"`` codec module, for tests and benchmarks."""
+    return _implementation(kind, "ethnode.rlp._crlp", "ethnode.rlp._pure")
 
 
 __all__ = [

@@ -16,32 +16,19 @@ connection; the stream state is out of step with the peer's once one is raised.
 
 from __future__ import annotations
 
-from ethnode._native import FORCE_PURE, select
+from ethnode._native import RUST_MODULE, implementation, select
 from ethnode.p2p.rlpx._frame_pure import MAX_FRAME_SIZE
 from ethnode.p2p.rlpx.frame_errors import FrameError, FrameTooLargeError, MACMismatchError
 
-_mod = select("rlpx_frame", "ethnode._rust", "ethnode.p2p.rlpx._frame_pure")
+_mod = select("rlpx_frame", RUST_MODULE, "ethnode.p2p.rlpx._frame_pure")
 FrameCodec = _mod.FrameCodec
 
 HEADER_SIZE = 32  # what a reader takes before every frame: encrypted header (16) + MAC (16)
 
 
 def frame_implementation(kind: str) -> type:
-    """The ``"compiled"`` or ``"pure"`` FrameCodec class, for tests and benchmarks.
-
-    Raises ImportError when the compiled one is unavailable or forced off.
-    """
-    if kind == "pure":
-        from ethnode.p2p.rlpx import _frame_pure
-
-        return _frame_pure.FrameCodec
-    if kind == "compiled":
-        if FORCE_PURE:
-            raise ImportError("ETHNODE_NO_EXTENSIONS is set")
-        from ethnode import _rust  # type: ignore[attr-defined]
-
-        return _rust.FrameCodec  # type: ignore[no-any-return]
-    raise ValueError(f"unknown frame codec implementation {kind!r}")
+    """The ``"compiled"`` or ``"pure"`` FrameCodec class, for tests and benchmarks."""
+    return implementation(kind, RUST_MODULE, "ethnode.p2p.rlpx._frame_pure").FrameCodec  # type: ignore[no-any-return]
 
 
 __all__ = [

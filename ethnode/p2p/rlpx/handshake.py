@@ -21,8 +21,9 @@ from __future__ import annotations
 import os
 import secrets as _random
 from dataclasses import dataclass, field
+from types import ModuleType
 
-from ethnode._native import FORCE_PURE, select
+from ethnode._native import RUST_MODULE, implementation, select
 from ethnode.crypto import ecies
 from ethnode.crypto.errors import ECIESDecryptError, InvalidKeyError, InvalidSignatureError
 from ethnode.crypto.keccak import keccak256
@@ -52,25 +53,12 @@ _ECIES_PREFIX = 0x04
 # The curve-heavy steps (ECDH + sign, ECDH + recover, ECDH + secrets), one call each: Rust
 # when built, else the pure twin. With both sides in one process a handshake is 8 ECDH,
 # 3 public keys (two ECIES ephemerals, the recipient's ephemeral), 1 sign and 1 recover.
-_crypto = select("rlpx_handshake_crypto", "ethnode._rust", "ethnode.p2p.rlpx._handshake_crypto_pure")
+_crypto = select("rlpx_handshake_crypto", RUST_MODULE, "ethnode.p2p.rlpx._handshake_crypto_pure")
 
 
-def handshake_crypto_implementation(kind: str):  # type: ignore[no-untyped-def]
-    """The ``"compiled"`` or ``"pure"`` module of handshake crypto steps, for tests and benchmarks.
-
-    Raises ImportError when the compiled one is unavailable or forced off.
-    """
-    if kind == "pure":
-        from ethnode.p2p.rlpx import _handshake_crypto_pure
-
-        return _handshake_crypto_pure
-    if kind == "compiled":
-        if FORCE_PURE:
-            raise ImportError("ETHNODE_NO_EXTENSIONS is set")
-        from ethnode import _rust  # type: ignore[attr-defined]
-
-        return _rust
-    raise ValueError(f"unknown handshake crypto implementation {kind!r}")
+def handshake_crypto_implementation(kind: str) -> ModuleType:
+    """The ``"compiled"`` or ``"pure"`` module of handshake crypto steps, for tests and benchmarks."""
+    return implementation(kind, RUST_MODULE, "ethnode.p2p.rlpx._handshake_crypto_pure")
 
 
 class HandshakeError(EthnodeError):
