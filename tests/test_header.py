@@ -115,17 +115,36 @@ def test_legacy_header_has_fifteen_fields_and_prague_twenty_one() -> None:
     assert Header.decode(prague.encode()) == prague
 
 
+def test_amsterdam_header_has_twenty_three_fields() -> None:
+    """geth v1.17.8 appends BlockAccessListHash (EIP-7928) and SlotNumber (EIP-7843)."""
+    amsterdam = _sample(
+        base_fee=7, withdrawals_root=b"\x66" * 32, blob_gas_used=0, excess_blob_gas=0,
+        parent_beacon_root=bytes(32), requests_hash=b"\x77" * 32, block_access_list_hash=b"\x88" * 32, slot_number=5,
+    )
+    items = rlp.decode(amsterdam.encode())
+    assert len(items) == 23 and items[21] == b"\x88" * 32 and items[22] == b"\x05"
+    assert Header.decode(amsterdam.encode()) == amsterdam
+    # slot 0 is a present field (an empty string), not an absent one
+    zero = amsterdam.replace(slot_number=0)
+    assert rlp.decode(zero.encode())[22] == b"" and Header.decode(zero.encode()).slot_number == 0
+
+
 def test_optional_fields_cannot_skip() -> None:
     # withdrawals_root present while base_fee is absent cannot be encoded (geth's rule too).
     with pytest.raises(EncodingError):
         _sample(withdrawals_root=b"\x66" * 32).encode()
+    with pytest.raises(EncodingError):  # slot number without the access list hash before it
+        _sample(base_fee=7, withdrawals_root=b"\x66" * 32, blob_gas_used=0, excess_blob_gas=0,
+                parent_beacon_root=bytes(32), requests_hash=b"\x77" * 32, slot_number=1).encode()
 
 
 @pytest.mark.parametrize(
     "mutate",
     [
         lambda items: items[:14],  # too few fields
-        lambda items: items + [b"\x01"] * 7,  # 22 fields: one more than Prague
+        lambda items: items + [b"\x01"] * 7,  # 22 fields, the 16th+ not shaped as base fee, roots...
+        lambda items: items + [b"\x07", b"\x66" * 32, b"\x00", b"\x00", bytes(32), b"\x77" * 32, b"\x88" * 32,
+                               b"\x05", b"\x01"],  # 24 fields: one more than Amsterdam
         lambda items: items[:6] + [bytes(255)] + items[7:],  # short bloom
         lambda items: items[:14] + [bytes(9)],  # 9-byte nonce
         lambda items: items[:9] + [(2**64).to_bytes(9, "big")] + items[10:],  # gas limit above uint64

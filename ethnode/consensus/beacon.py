@@ -119,6 +119,26 @@ class Beacon(Engine):
             raise ConsensusError("missing requestsHash")
         if not prague and header.requests_hash is not None:
             raise ConsensusError(f"invalid requestsHash: have {header.requests_hash.hex()}, expected nil")
+        _verify_amsterdam_fields(config.is_amsterdam(number, time), header)
+
+
+def _verify_amsterdam_fields(amsterdam: bool, header: Header) -> None:
+    """EIP-7928 / EIP-7843: the access list hash and slot number exist exactly from Amsterdam.
+
+    Only their presence: the hash's value needs the block access list, which geth checks
+    against execution (or an attached list) and ethnode cannot compute yet.
+    """
+    if amsterdam:
+        if header.block_access_list_hash is None:
+            raise ConsensusError("header is missing block access list hash")
+        if header.slot_number is None:
+            raise ConsensusError("header is missing slotNumber")
+        return
+    if header.block_access_list_hash is not None:
+        have = header.block_access_list_hash.hex()
+        raise ConsensusError(f"invalid block access list hash: have {have}, expected nil")
+    if header.slot_number is not None:
+        raise ConsensusError(f"invalid slotNumber: have {header.slot_number}, expected nil")
 
 
 __all__ = ["Beacon", "is_ttd_reached", "BEACON_DIFFICULTY", "BEACON_NONCE"]

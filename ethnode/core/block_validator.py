@@ -67,6 +67,13 @@ def validate_body(config: ChainConfig, block: Block, block_size: int | None = No
             )
     elif blobs:
         raise BlockValidationError("data blobs present in block body")
+    # A body never carries the block access list on the wire (geth v1.17.8's extblock has no
+    # such field), so only the header's commitment is checked; its value needs execution.
+    if config.is_amsterdam(header.number, header.time):
+        if header.block_access_list_hash is None:
+            raise BlockValidationError("block access list hash not set in header")
+    elif header.block_access_list_hash is not None:
+        raise BlockValidationError("block had access list before Amsterdam")
 
 
 def validate_transactions(config: ChainConfig, header: Header, txs: Sequence[Transaction]) -> None:

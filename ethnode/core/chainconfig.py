@@ -125,6 +125,9 @@ class ChainConfig:
     def is_osaka(self, number: int, time: int) -> bool:
         return self.is_london(number) and _time_active(self.osaka_time, time)
 
+    def is_amsterdam(self, number: int, time: int) -> bool:
+        return self.is_london(number) and _time_active(self.amsterdam_time, time)
+
     def block_forks(self) -> list[int]:
         """Every scheduled block-number activation, in field order (may repeat, may be 0)."""
         return [v for attr, _ in BLOCK_FORKS if (v := getattr(self, attr)) is not None]

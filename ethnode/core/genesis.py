@@ -31,6 +31,8 @@ INITIAL_BASE_FEE = 1_000_000_000  # geth params.InitialBaseFee (1 gwei): London-
 
 EMPTY_CODE_HASH = keccak256(b"")  # geth types.EmptyCodeHash
 EMPTY_REQUESTS_HASH = hashlib.sha256(b"").digest()  # geth types.EmptyRequestsHash (EIP-7685)
+# geth types.EmptyBlockAccessListHash (EIP-7928): keccak256(rlp([])), the same bytes as the empty uncle hash
+EMPTY_BLOCK_ACCESS_LIST_HASH = EMPTY_UNCLE_HASH
 ZERO_HASH = bytes(32)
 
 _INT_TEXT = re.compile(r"0[xX][0-9a-fA-F]+|[0-9]+")  # geth HexOrDecimal: no sign, no spaces
@@ -89,6 +91,7 @@ class Genesis:
     base_fee: int | None = None
     excess_blob_gas: int | None = None
     blob_gas_used: int | None = None
+    slot_number: int | None = None
 
     @classmethod
     def from_json(cls, obj: Any) -> Genesis:
@@ -120,6 +123,7 @@ class Genesis:
             base_fee=_opt_uint(obj, "baseFeePerGas", 256),
             excess_blob_gas=_opt_uint(obj, "excessBlobGas", 64),
             blob_gas_used=_opt_uint(obj, "blobGasUsed", 64),
+            slot_number=_opt_uint(obj, "slotNumber", 64),
         )
 
     @classmethod
@@ -165,6 +169,9 @@ class Genesis:
             optional["parent_beacon_root"] = ZERO_HASH  # EIP-4788: genesis has no parent
         if cfg.is_prague(num, time):
             optional["requests_hash"] = EMPTY_REQUESTS_HASH
+        if cfg.is_amsterdam(num, time):
+            optional["block_access_list_hash"] = EMPTY_BLOCK_ACCESS_LIST_HASH
+            optional["slot_number"] = self.slot_number or 0
         return Header(
             parent_hash=self.parent_hash,
             uncle_hash=EMPTY_UNCLE_HASH,
@@ -287,5 +294,6 @@ def _alloc(obj: Any) -> dict[bytes, GenesisAccount]:
 
 __all__ = [
     "Genesis", "GenesisAccount", "GenesisError", "StateAccount", "load_genesis", "state_root",
-    "EMPTY_CODE_HASH", "EMPTY_REQUESTS_HASH", "GENESIS_GAS_LIMIT", "GENESIS_DIFFICULTY", "INITIAL_BASE_FEE",
+    "EMPTY_CODE_HASH", "EMPTY_REQUESTS_HASH", "EMPTY_BLOCK_ACCESS_LIST_HASH",
+    "GENESIS_GAS_LIMIT", "GENESIS_DIFFICULTY", "INITIAL_BASE_FEE",
 ]

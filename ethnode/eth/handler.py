@@ -267,7 +267,11 @@ class EthHandler:
             raise DisconnectRequested(DiscReason.QUITTING, "eth handler stopped")
         await peer.send_status(make_status(peer.version, self.local_status()))
         try:
-            await asyncio.wait_for(peer.wait_status(), HANDSHAKE_TIMEOUT)
+            # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancel that races the
+            # Status wake-up (a message right after Status that drops the peer), and this task
+            # would then register the dropped peer and wait on its broadcast task for ever.
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                await peer.wait_status()
         except TimeoutError:
             raise DisconnectRequested(DiscReason.READ_TIMEOUT, "eth handshake timed out") from None
         if self.max_peers is not None and len(self.peers) >= self.max_peers:

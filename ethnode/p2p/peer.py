@@ -305,12 +305,14 @@ class Peer:
         except DecodingError as exc:
             raise _Drop(DiscReason.PROTOCOL_ERROR, f"malformed Hello: {exc}") from None
         problem = check_hello(hello, conn.remote_id, self.protocols)
-        if problem is not None:
-            raise _Drop(*problem)
-        self.remote_hello = hello
-        self.matched = match_protocols(self.protocols, hello.caps)
+        if problem is not None and problem[0] is not DiscReason.USELESS_PEER:
+            raise _Drop(*problem)  # identity errors: geth fails the handshake before snappy is on
         if hello.version >= SNAPPY_PROTOCOL_VERSION and self.local_hello.version >= SNAPPY_PROTOCOL_VERSION:
             conn.snappy = True
+        if problem is not None:
+            raise _Drop(*problem)  # no shared capability: geth decides it after turning snappy on
+        self.remote_hello = hello
+        self.matched = match_protocols(self.protocols, hello.caps)
         conn.max_frame_size = MAX_FRAME_SIZE
         self._ready_future().set_result(hello)
 

@@ -1,9 +1,11 @@
-"""The block header, field for field as geth's ``types.Header`` through Prague.
+"""The block header, field for field as geth v1.17.8's ``types.Header`` through Amsterdam.
 
 Fork-specific fields are trailing RLP optionals: a header carries base_fee from London,
-withdrawals_root from Shanghai, the blob fields and parent_beacon_root from Cancun and
-requests_hash from Prague, and an optional field may be present only if every one before
-it is (geth's ``rlp:"optional"`` rule, enforced by the codec).
+withdrawals_root from Shanghai, the blob fields and parent_beacon_root from Cancun,
+requests_hash from Prague, and block_access_list_hash and slot_number from Amsterdam; an
+optional field may be present only if every one before it is (geth's ``rlp:"optional"``
+rule, enforced by the codec). A header of an older shape re-encodes to its exact bytes,
+because absent trailing optionals are simply not written.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ class Header(Record):
         ("excess_blob_gas", Optional(uint64)),  # Cancun, EIP-4844
         ("parent_beacon_root", Optional(hash32)),  # Cancun, EIP-4788
         ("requests_hash", Optional(hash32)),  # Prague, EIP-7685
+        ("block_access_list_hash", Optional(hash32)),  # Amsterdam, EIP-7928
+        ("slot_number", Optional(uint64)),  # Amsterdam, EIP-7843
     )
 
     @cached_property

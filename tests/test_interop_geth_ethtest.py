@@ -1,0 +1,256 @@
+"""geth's own eth conformance suite (``devp2p rlpx eth-test``, v1.17.8) against ``ethnode-fast run``.
+
+The suite needs the node to hold *its* test chain: the testdata shipped with the pinned
+geth module (Osaka, BPO1/2 and Amsterdam scheduled, so headers up to 23 fields), not
+../shared's older ethtest chain. We ``init`` and ``import`` it, start ethnode on loopback
+with the Engine API, run the whole suite under a time budget and assert that the tests
+issue 7 asks for pass; every other result is printed as a table (``pytest -s`` shows it)
+and included in any failure message, without being asserted.
+
+What the unlisted tests need, as of this writing: GetBlockAccessLists needs eth/71,
+GetReceipts needs receipts (ethnode does not execute blocks, so an imported chain has
+none), NewPooledTxs and the blob tests need the tx fetcher to request announced txs, and
+the eth/70+ or eth/72 tests pass trivially (they skip themselves) while we speak eth/69.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import subprocess_env
+from gethtools import BUILD_TIMEOUT, GETH_MODULE, GETH_VERSION, find_go, require_geth_tools
+from test_cli_run import ENODE_LINE, RunProcess
+
+from ethnode.eth.handshake import make_status
+from ethnode.eth.protocol import BLOCK_RANGE_UPDATE, ETH69, STATUS, SUPPORTED_VERSIONS, BlockRange
+from ethnode.p2p.disconnect import DiscReason
+
+pytestmark = pytest.mark.timeout(BUILD_TIMEOUT + 300)
+
+HOST = "127.0.0.1"
+TESTDATA_IN_MODULE = "cmd/devp2p/internal/ethtest/testdata"
+SUITE_BUDGET = 70.0  # seconds for the whole suite; the listed tests come first and take ~3 s
+PREPARE_TIMEOUT = 60.0  # init + import of the 600-block chain (~1 s of work, plus interpreter starts)
+AUTHRPC_LINE = re.compile(r"HTTP server started endpoint=[\d.]+:(\d+) auth=true")
+
+# Issue 7 item 9(d): these must pass.
+REQUIRED = (
+    "Status", "MaliciousHandshake", "BlockRangeUpdateExpired", "BlockRangeUpdateFuture", "BlockRangeUpdateInvalid",
+    "GetBlockHeaders", "GetNonexistentBlockHeaders", "SimultaneousRequests", "SameRequestID", "ZeroRequestID",
+    "GetBlockBodies",
+)
+
+
+def ethtest_testdata() -> Path:
+    """The eth-test chain of the pinned geth module, or skip (only) when there is no Go.
+
+    ``go mod download`` finds the module in the Go module cache (building the geth tools
+    put it there) or fetches it through the module proxy like any other Go module.
+    """
+    go = find_go()
+    if go is None:
+        pytest.skip("no Go toolchain ('go' not on PATH): geth's eth-test testdata comes with the geth module")
+    done = subprocess.run([go, "mod", "download", "-json", f"{GETH_MODULE}@{GETH_VERSION}"],
+                          capture_output=True, text=True, timeout=BUILD_TIMEOUT, cwd=Path.home())
+    if done.returncode != 0:
+        pytest.fail(f"go mod download {GETH_MODULE}@{GETH_VERSION} failed: {done.stderr.strip()[-500:]}",
+                    pytrace=False)
+    folder = Path(json.loads(done.stdout)["Dir"]) / TESTDATA_IN_MODULE
+    if not (folder / "chain.rlp").exists():
+        pytest.fail(f"{folder} has no chain.rlp", pytrace=False)
+    return folder
+
+
+def suite_head_hash(testdata: Path) -> bytes:
+    """The head the suite expects (its headfcu.json, an engine_forkchoiceUpdated request)."""
+    fcu = json.loads((testdata / "headfcu.json").read_text())
+    return bytes.fromhex(fcu["params"][0]["headBlockHash"][2:])
+
+
+@dataclass
+class Result:
+    name: str
+    passed: bool
+    note: str  # failure reason, or why a pass was a self-skip
+
+
+def parse_suite_output(lines: list[str]) -> dict[str, Result]:
+    """Results from utesting's console output: ``-- RUN name``, log lines, ``-- OK|FAIL name (time)``."""
+    results: dict[str, Result] = {}
+    body: list[str] = []
+    for line in lines:
+        if line.startswith("-- RUN "):
+            body = []
+            continue
+        match = re.match(r"-- (OK|FAIL) (\S+)", line)
+        if match is None:
+            if line.strip():
+                body.append(line.strip())
+            continue
+        passed, name = match.group(1) == "OK", match.group(2)
+        if passed:
+            skip = next((b for b in body if b.startswith("skipping")), "")
+            results[name] = Result(name, True, skip)
+        else:
+            reasons = [b for b in body if "fail" in b.lower() or "expected" in b.lower() or "error" in b.lower()]
+            results[name] = Result(name, False, (reasons or body or ["no output"])[-1][:160])
+    return results
+
+
+def format_table(results: dict[str, Result], order: list[str]) -> str:
+    rows = []
+    for name in order:
+        r = results.get(name)
+        if r is None:
+            rows.append(f"  {name:<34} NOT RUN (time budget)")
+        else:
+            rows.append(f"  {name:<34} {'PASS' if r.passed else 'FAIL'}  {r.note}".rstrip())
+    return "\n".join(rows)
+
+
+class _LineReader:
+    """stdout of a child, read on a thread so a deadline never blocks on it."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait(self, deadline: float) -> bool:
+        """True if the child exited before ``deadline`` (monotonic)."""
+        try:
+            self.proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return False
+        self._thread.join(5)
+        return True
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _prepare_datadir(testdata: Path, datadir: Path) -> None:
+    env = subprocess_env()
+    for args in (["init", str(testdata / "genesis.json")], ["import", str(testdata / "chain.rlp")]):
+        done = subprocess.run([sys.executable, "-m", "ethnode", *args, "--datadir", str(datadir)],
+                              capture_output=True, text=True, env=env, timeout=PREPARE_TIMEOUT)
+        assert done.returncode == 0, f"ethnode-fast {args[0]} failed:\n{done.stdout}{done.stderr}"
+
+
+@pytest.fixture
+def ethnode_with_testdata(tmp_path: Path) -> Iterator[tuple[Path, str, int, str]]:
+    """(testdata, enode, engine API port, JWT secret hex) of a running ethnode holding the suite's chain."""
+    require_geth_tools()
+    testdata = ethtest_testdata()
+    datadir = tmp_path / "ethnode"
+    _prepare_datadir(testdata, datadir)
+    secret = secrets.token_hex(32)
+    jwt_file = tmp_path / "jwtsecret.hex"
+    jwt_file.write_text(secret)
+    run = RunProcess([
+        "--datadir", str(datadir), "--port", "0", "--listenaddr", HOST, "--nodiscover",
+        "--eth.versions", ",".join(map(str, SUPPORTED_VERSIONS)),
+        "--authrpc.addr", HOST, "--authrpc.port", "0", "--authrpc.jwtsecret", str(jwt_file), "--verbosity", "4",
+    ])
+    try:
+        enode = run.wait_for_line(ENODE_LINE).group(1)
+        port = int(run.wait_for_line(AUTHRPC_LINE).group(1))
+        yield testdata, enode, port, secret
+        assert run.proc.poll() is None, f"ethnode exited during the suite:\n{run.output[-3000:]}"
+        assert "Traceback" not in run.output, run.output[-5000:]
+    finally:
+        run.stop(signal.SIGTERM)
+
+
+def test_geth_eth_test_suite(ethnode_with_testdata: tuple[Path, str, int, str]) -> None:
+    testdata, enode, port, secret = ethnode_with_testdata
+    devp2p = require_geth_tools() / "devp2p"
+    cmd = [str(devp2p), "rlpx", "eth-test", "--chain", str(testdata), "--node", enode,
+           "--engineapi", f"http://{HOST}:{port}", "--jwtsecret", secret]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=subprocess_env(), start_new_session=True)
+    reader = _LineReader(proc)
+    try:
+        finished = reader.wait(time.monotonic() + SUITE_BUDGET)
+    finally:
+        _kill(proc)
+    results = parse_suite_output(reader.lines)
+    order = [*REQUIRED, *sorted(set(results) - set(REQUIRED))]
+    table = format_table(results, order)
+    summary = next((line for line in reversed(reader.lines) if "tests passed" in line), "no summary line")
+    print(f"\ndevp2p rlpx eth-test ({GETH_VERSION}) against ethnode: {summary}"
+          f"{'' if finished else f' (stopped after {SUITE_BUDGET:g} s)'}\n{table}")
+    failed = [name for name in REQUIRED if name not in results or not results[name].passed]
+    assert not failed, f"required eth-test cases failed or did not run: {failed}\n{table}\n" + "\n".join(
+        reader.lines[-60:]
+    )
+
+
+def test_parse_suite_output() -> None:
+    """The parser against utesting's real console shapes (no Go needed)."""
+    lines = [
+        "-- RUN Status", " This test is just a sanity check.", "-- OK Status (4.6ms)",
+        "-- RUN BlockRangeUpdateInvalid", " This test sends an invalid BlockRangeUpdate message.",
+        " expected disconnect, got err: read tcp 127.0.0.1:1->127.0.0.1:2: i/o timeout",
+        "-- FAIL BlockRangeUpdateInvalid (2.0061s)",
+        "-- RUN GetCells", " skipping: node negotiated eth/69, eth/72 required", "-- OK GetCells (3.2ms)",
+        "2/3 tests passed.",
+    ]
+    results = parse_suite_output(lines)
+    assert results["Status"] == Result("Status", True, "")
+    assert not results["BlockRangeUpdateInvalid"].passed
+    assert results["BlockRangeUpdateInvalid"].note.startswith("expected disconnect")
+    assert results["GetCells"].note.startswith("skipping")
+    assert "NOT RUN" in format_table(results, ["Status", "ZeroRequestID"])
+
+
+def test_block_range_update_right_after_status_is_a_disconnect() -> None:
+    """BlockRangeUpdateInvalid's timing without Go: the bad update follows our Status at once.
+
+    The node's reader handles it before the peer's task has woken from the Status wait;
+    the disconnect must still happen (3.11's wait_for once swallowed that cancel and left
+    the peer registered, silent, for ever).
+    """
+    from eth_support import STEP, ethtest_chain, scripted_peer, start_node
+    from p2p_support import run_checked
+
+    chain = ethtest_chain(20)
+
+    async def scenario() -> None:
+        node = await start_node(chain)
+        s = await scripted_peer(node, ETH69, status=False)
+        try:
+            await s.eth.send(STATUS, make_status(ETH69, node.handler.local_status()).encode())
+            await s.eth.send(BLOCK_RANGE_UPDATE, BlockRange(10, 8, chain.get_canonical_hash(8)).encode())
+            assert await asyncio.wait_for(s.peer.wait_ended(), STEP) is DiscReason.SUBPROTOCOL_ERROR
+            await asyncio.wait_for(node.handler.wait_for_peers(0), STEP)
+        finally:
+            await s.stop()
+            await node.stop()
+
+    for _ in range(3):
+        run_checked(scenario)
