@@ -23,9 +23,11 @@ from ethnode.core.rawdb import chaindata_dir, open_database
 from ethnode.core.txpool import TxPool, TxPoolConfig
 from ethnode.crypto.keccak import keccak256
 from ethnode.errors import EthnodeError
+from ethnode.eth.downloader import install as install_sync
 from ethnode.eth.events import ChainHeadEvent
 from ethnode.eth.handler import CHAIN_HEAD_CHAN_SIZE, EthHandler
 from ethnode.eth.protocol import SUPPORTED_VERSIONS
+from ethnode.eth.txfetcher_glue import TxFetcher
 from ethnode.node.lifecycle import ServiceContext
 from ethnode.rpc.engine import DEFAULT_AUTHRPC_ADDR, DEFAULT_AUTHRPC_PORT, AuthRPCServer, EngineAPI
 from ethnode.rpc.jwt import JWT_SECRET_FILE, load_or_create_secret
@@ -74,10 +76,14 @@ class EthereumService:
                 self.chain, self.txpool, network_id=network_id, node_id=keccak256(ctx.node_key.node_id),
                 bus=ctx.bus, versions=self.config.versions, max_peers=self.config.max_peers,
             )
+            self.tx_fetcher = TxFetcher(self.txpool, remove_peer=self.handler.remove_peer)
+            self.handler.tx_fetcher = self.tx_fetcher
+            self.downloader, self.block_fetcher = install_sync(self.handler)
         except BaseException:
             self._close_db()
             raise
         self.engine_api = EngineAPI(self.chain, ctx.bus)
+        self.engine_api.on_unknown_head = self.downloader.sync_to  # a forkchoice naming a head we lack
         self.authrpc: AuthRPCServer | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._head_sub: Any = None
@@ -151,6 +157,9 @@ class EthereumService:
             await self.authrpc.stop()
             self.authrpc = None
         await self.handler.stop()
+        await self.tx_fetcher.stop()
+        await self.block_fetcher.stop()
+        await self.downloader.stop()
         if self._head_sub is not None:
             self._head_sub.unsubscribe()
             self._head_sub = None
@@ -174,6 +183,7 @@ class EthereumService:
             block = self.chain.get_block(header.hash, header.number)
             if block is not None:
                 self.txpool.set_head(block)
+                self.tx_fetcher.chain_head(block)
 
 
 __all__ = ["EthereumService", "EthConfig", "AuthRPCConfig", "EthServiceError", "EVICTION_INTERVAL"]

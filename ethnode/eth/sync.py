@@ -61,6 +61,9 @@ class Syncer:
         self._wake.set()
 
     def ahead_of_us(self, peer: EthPeer) -> bool:
+        is_ahead = getattr(self.downloader, "is_ahead", None)
+        if is_ahead is not None:  # the downloader knows better (eth/68 after the merge: equal TDs)
+            return bool(is_ahead(peer))
         chain = self.handler.chain
         head = chain.current_block
         if peer.version == ETH68:

@@ -11,6 +11,7 @@ ethnode does not execute blocks yet.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ethnode.core.errors import UnknownBlockError
@@ -61,6 +62,7 @@ class EngineAPI:
     def __init__(self, chain: Any, bus: EventBus | None = None) -> None:
         self.chain = chain
         self.bus = bus
+        self.on_unknown_head: Callable[[bytes], None] | None = None  # the downloader's sync_to
 
     def methods(self) -> dict[str, Any]:
         return {
@@ -87,6 +89,8 @@ class EngineAPI:
             header = chain.set_canonical(head)
         except UnknownBlockError:
             log.info("Forkchoice requested unknown head hash=0x%s", head.hex())
+            if self.on_unknown_head is not None:
+                self.on_unknown_head(head)
             return _status(SYNCING, None)
         for name, block_hash in (("finalized", finalized), ("safe", safe)):
             if block_hash == ZERO_HASH:

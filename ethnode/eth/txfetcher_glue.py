@@ -1,0 +1,241 @@
+"""The tx fetcher on asyncio: the handler's ``tx_fetcher`` hook around ``TxFetchScheduler``.
+
+What the scheduler leaves to its caller lives here: the pool (what is known, adding what
+arrives, which refusals mean "too cheap"), the clock (one ``loop.call_at`` timer at the
+scheduler's next deadline), requests (one task per in-flight GetPooledTransactions,
+awaiting ``EthPeer.request_pooled_txs``) and dropping peers.
+
+A request's task waits for as long as the peer's request tracker keeps the request
+answerable (5 minutes), not the scheduler's 5 s: after 5 s the scheduler asks others, but
+the slow peer stays busy until it answers or leaves, as in geth, and its late answer
+still goes to the pool.
+
+The handler's ``enqueue(peer, txs, direct)`` says direct=True for a Transactions broadcast
+and direct=False for a PooledTransactions reply nobody awaited any more; neither is a
+reply to a request this fetcher still tracks, so both are "broadcast" deliveries to the
+scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ethnode.core.txpool import (
+    BlobSidecarError,
+    KZGVerificationError,
+    ReplaceUnderpricedError,
+    TxGasPriceTooLowError,
+    UnderpricedError,
+)
+from ethnode.core.types.transaction import BlobTxWithSidecar
+from ethnode.eth.knowncache import KnownCache
+from ethnode.eth.peer import TRACKER_TIMEOUT, EthPeer, RequestError, RequestTimeoutError
+from ethnode.eth.txfetcher import DropPeer, Fetch, FetchTimings, TxFetchScheduler, TxMeta
+from ethnode.p2p.disconnect import DiscReason
+
+log = logging.getLogger("ethnode.eth.txfetcher")
+
+TX_ON_CHAIN_CACHE_LIMIT = 32768  # hashes of recently included txs not fetched again; geth txOnChainCacheLimit
+ADD_TXS_BATCH_SIZE = 128  # txs handed to the pool per call; geth addTxsBatchSize
+ACCEPTED_TX_TYPES = frozenset(range(5))  # types the pool takes (legacy..set-code); geth txpool.FilterType
+
+_UNDERPRICED = (UnderpricedError, ReplaceUnderpricedError, TxGasPriceTooLowError)
+_VIOLATIONS = (KZGVerificationError, BlobSidecarError)
+
+
+def tx_meta(tx: Any) -> TxMeta:
+    """The type and wire size of a delivered tx, as an announcement states them."""
+    if isinstance(tx, BlobTxWithSidecar):
+        return TxMeta(tx.type, len(tx.network_encoding()))
+    return TxMeta(tx.type, tx.size)
+
+
+class TxFetcher:
+    """geth's TxFetcher for one handler: announcements in, GetPooledTransactions out, txs to the pool.
+
+    ``remove_peer`` disconnects a peer that lied in an announcement (default: USELESS_PEER,
+    as geth's removePeer). ``timings`` shortens the clock constants for tests.
+    """
+
+    def __init__(
+        self,
+        txpool: Any,
+        *,
+        remove_peer: Callable[[EthPeer], None] | None = None,
+        timings: FetchTimings | None = None,
+        reply_timeout: float = TRACKER_TIMEOUT,
+    ) -> None:
+        self.txpool = txpool
+        self.scheduler = TxFetchScheduler(timings)
+        self._remove_peer = remove_peer or (lambda p: p.disconnect(DiscReason.USELESS_PEER))
+        self.reply_timeout = reply_timeout
+        self._onchain = KnownCache(TX_ON_CHAIN_CACHE_LIMIT)
+        self._head: bytes | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.closed = False
+        # Counters (geth meters): hashes announced / requested, txs delivered per path, peers dropped.
+        self.counts = {"announced": 0, "requested": 0, "requests": 0, "replied": 0, "broadcast": 0,
+                       "underpriced": 0, "dropped_peers": 0}
+
+    # --- the handler hook -----------------------------------------------------------------
+
+    def notify(self, peer: EthPeer, types: bytes, sizes: Sequence[int], hashes: Sequence[bytes]) -> None:
+        """NewPooledTransactionHashes: track what the pool lacks and may take (geth Notify)."""
+        if self.closed:
+            return
+        self.counts["announced"] += len(hashes)
+        has = self.txpool.has
+        keep = None
+        if len(self._onchain):
+            packed = b"".join(hashes)
+            unknown = self._onchain.filter_unknown(packed)  # one native call for the whole message
+            if len(unknown) != len(packed):
+                keep = {unknown[i : i + 32] for i in range(0, len(unknown), 32)}
+        new_types = bytearray()
+        new_sizes: list[int] = []
+        new_hashes: list[bytes] = []
+        for kind, size, tx_hash in zip(types, sizes, hashes, strict=True):
+            if has(tx_hash) or kind not in ACCEPTED_TX_TYPES or (keep is not None and tx_hash not in keep):
+                continue
+            new_types.append(kind)
+            new_sizes.append(size)
+            new_hashes.append(tx_hash)
+        if new_hashes:
+            self._apply(self.scheduler.notify(peer, new_types, new_sizes, new_hashes, self._now()))
+
+    def enqueue(self, peer: EthPeer, txs: Sequence[Any], direct: bool) -> None:
+        """Txs a peer sent unasked (Transactions), or a reply that came too late for its request."""
+        if self.closed:
+            return
+        self.counts["broadcast"] += len(txs)
+        self._deliver(peer, txs, reply=False, source="broadcast" if direct else "pooled")
+
+    def drop(self, peer: EthPeer) -> None:
+        """The peer left: forget its announcements, hand its request to the alternates."""
+        if not self.closed:
+            self._apply(self.scheduler.drop(peer, self._now()))
+
+    # --- chain -------------------------------------------------------------------------------
+
+    def chain_head(self, block: Any) -> None:
+        """A new head: its txs are not fetched again if re-announced (geth txOnChainCache).
+
+        A head that is not the child of the last one (a reorg) forgets the cache first,
+        since its txs may be back in play.
+        """
+        if self._head is not None and block.parent_hash != self._head:
+            self._onchain = KnownCache(TX_ON_CHAIN_CACHE_LIMIT)
+        self._head = block.hash
+        hashes = [tx.hash for tx in block.transactions]
+        if hashes:
+            self._onchain.add_many(b"".join(hashes))
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Cancel the timer and the requests in flight; later hook calls do nothing."""
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop.time()
+
+    def _deliver(self, peer: EthPeer, txs: Sequence[Any], *, reply: bool, source: str) -> None:
+        """Pool the txs, remember the too-cheap ones, and tell the scheduler what arrived."""
+        hashes: list[bytes] = []
+        metas: list[TxMeta] = []
+        underpriced: list[bytes] = []
+        violation = None
+        for start in range(0, len(txs), ADD_TXS_BATCH_SIZE):
+            batch = list(txs[start : start + ADD_TXS_BATCH_SIZE])
+            errors = self.txpool.add(batch, local=False, source=source)
+            for tx, err in zip(batch, errors, strict=True):
+                hashes.append(tx.hash)
+                metas.append(tx_meta(tx))
+                if err is None:
+                    continue
+                if isinstance(err, _UNDERPRICED):
+                    underpriced.append(tx.hash)
+                elif isinstance(err, _VIOLATIONS):
+                    violation = f"invalid pooled blob transaction 0x{tx.hash.hex()}: {err}"
+                    break  # geth: the rest of the delivery is discarded
+            if violation is not None:
+                break
+        now = self._now()
+        if underpriced:
+            self.counts["underpriced"] += len(underpriced)
+            self.scheduler.mark_underpriced(underpriced, now)
+        self._apply(self.scheduler.deliver(peer, hashes, metas, now, reply=reply, violation=violation))
+
+    def _apply(self, actions: Sequence[Fetch | DropPeer]) -> None:
+        for action in actions:
+            if isinstance(action, Fetch):
+                self.counts["requests"] += 1
+                self.counts["requested"] += len(action.hashes)
+                task = self._loop_().create_task(self._fetch(action.peer, list(action.hashes)),
+                                                 name=f"eth-txfetch-{action.peer!r}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            else:
+                log.debug("Dropping %r: %s", action.peer, action.reason)
+                self.counts["dropped_peers"] += 1
+                self._remove_peer(action.peer)  # type: ignore[arg-type]
+        self._arm()
+
+    def _loop_(self) -> asyncio.AbstractEventLoop:
+        self._now()
+        assert self._loop is not None
+        return self._loop
+
+    def _arm(self) -> None:
+        """Keep one timer at the scheduler's next deadline."""
+        deadline = self.scheduler.next_deadline()
+        if deadline == self._timer_at or self.closed:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._timer = self._loop_().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if not self.closed:
+            self._apply(self.scheduler.tick(self._now()))
+
+    async def _fetch(self, peer: EthPeer, hashes: list[bytes]) -> None:
+        try:
+            txs = await peer.request_pooled_txs(hashes, timeout=self.reply_timeout)
+        except RequestTimeoutError:
+            txs = []  # as an empty reply: the peer has none of them, and is free again
+        except RequestError as exc:  # PeerDroppedError, or the request could not be sent
+            # geth: a failed request drops the peer from the fetcher (not from the node).
+            log.debug("Tx request to %r failed: %s", peer, exc)
+            if not self.closed:
+                self._apply(self.scheduler.drop(peer, self._now()))
+            return
+        if self.closed:
+            return
+        self.counts["replied"] += len(txs)
+        self._deliver(peer, txs, reply=True, source="pooled")
+
+
+__all__ = ["TxFetcher", "tx_meta", "TX_ON_CHAIN_CACHE_LIMIT", "ADD_TXS_BATCH_SIZE", "ACCEPTED_TX_TYPES"]
