@@ -8,8 +8,9 @@ events:
   and unregisters it when the connection ends.
 - **Messages**: queries are served from the chain and pool (``serve``); broadcasts and
   responses are checked against geth's rules, marked known, and handed on: txs to the
-  tx fetcher (or straight to the pool until one exists), block announcements to the
-  block fetcher, responses to whoever awaits ``EthPeer.request_*``. A peer breaking a
+  tx fetcher (the service installs one; without it broadcast txs go straight to the
+  pool), block announcements to the block fetcher, responses to whoever awaits
+  ``EthPeer.request_*``. A peer breaking a
   rule is dropped with SUBPROTOCOL_ERROR, as geth's handlers do by returning an error.
 - **Loops** (``start``): txBroadcastLoop (pool ``NewTxsEvent`` -> ``broadcast_transactions``),
   minedBroadcastLoop (``NewMinedBlockEvent`` -> NewBlock / NewBlockHashes on eth/68,

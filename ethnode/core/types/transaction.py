@@ -171,8 +171,11 @@ class Transaction(Record):
         return bytes((self.type,)) + self.encode()
 
     def item(self) -> bytes:
-        """The encoding as an element of a block body or Transactions message list."""
-        return wrap_bytes(self.canonical)
+        """The encoding as an element of a block body or Transactions message list (built once)."""
+        item = self.__dict__.get("_item")
+        if item is None:
+            item = self.__dict__["_item"] = wrap_bytes(self.canonical)
+        return item
 
     @cached_property
     def hash(self) -> bytes:
