@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from conftest import shared_path
 
-from ethnode.consensus import Beacon, ConsensusError, EthashNoSeal, create_engine
+from ethnode.consensus import Beacon, Clique, EthashNoSeal, create_engine
 from ethnode.consensus.ethash import calc_difficulty
 from ethnode.core.blockchain import STATE_ROOT_WARNING, BlockChain, setup_genesis
 from ethnode.core.chainconfig import ChainConfig
@@ -260,8 +260,8 @@ def test_head_repair_when_head_body_is_missing() -> None:
 def test_create_engine() -> None:
     engine = create_engine(ChainConfig(chain_id=1))
     assert isinstance(engine, Beacon) and not engine.verifies_seal and "not verified" in engine.name
-    with pytest.raises(ConsensusError, match="clique"):
-        create_engine(ChainConfig(chain_id=1, clique={"period": 5}))
+    clique = create_engine(ChainConfig(chain_id=1, clique={"period": 5}))
+    assert isinstance(clique, Clique) and clique.period == 5 and clique.verifies_seal
 
 
 # --- synthetic pre-merge (ethash) chains ---------------------------------------------------

@@ -112,7 +112,7 @@ class BlockChain:
             except ChainConfigError as exc:
                 raise ChainError(f"stored chain config is invalid: {exc}") from None
         self.config = config
-        self.engine = engine if engine is not None else create_engine(config)
+        self.engine = engine if engine is not None else create_engine(config, db)
         self.verify_senders = verify_senders
         self._state_root_warned = False
         self._headers: OrderedDict[bytes, Header] = OrderedDict()

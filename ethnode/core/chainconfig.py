@@ -69,6 +69,29 @@ class BlobConfig:
 
 
 @dataclass(frozen=True)
+class CliqueConfig:
+    """Clique (EIP-225) parameters, geth ``params.CliqueConfig``: ``{"period", "epoch"}``.
+
+    0 means "unset" as in geth: the engine turns epoch 0 into its 30000 default, and period
+    0 is a valid choice (seal only when there are transactions).
+    """
+
+    period: int = 0  # seconds between blocks
+    epoch: int = 0  # blocks between checkpoints that reset votes and list the signers
+
+    @classmethod
+    def from_json(cls, obj: Any) -> CliqueConfig:
+        if not isinstance(obj, Mapping):
+            raise ChainConfigError("config.clique: expected a JSON object")
+        period = obj.get("period")
+        epoch = obj.get("epoch")
+        return cls(
+            period=0 if period is None else _uint(period, "clique.period", 64),
+            epoch=0 if epoch is None else _uint(epoch, "clique.epoch", 64),
+        )
+
+
+@dataclass(frozen=True)
 class ChainConfig:
     """A chain's identity and fork schedule; None means "not scheduled"."""
 
@@ -128,6 +151,11 @@ class ChainConfig:
     def is_amsterdam(self, number: int, time: int) -> bool:
         return self.is_london(number) and _time_active(self.amsterdam_time, time)
 
+    @property
+    def clique_config(self) -> CliqueConfig | None:
+        """The typed Clique parameters (``clique`` keeps the JSON object as given)."""
+        return None if self.clique is None else CliqueConfig.from_json(self.clique)
+
     def block_forks(self) -> list[int]:
         """Every scheduled block-number activation, in field order (may repeat, may be 0)."""
         return [v for attr, _ in BLOCK_FORKS if (v := getattr(self, attr)) is not None]
@@ -166,8 +194,7 @@ class ChainConfig:
         if obj.get("ethash") is not None:
             kwargs["ethash"] = True
         if obj.get("clique") is not None:
-            if not isinstance(obj["clique"], Mapping):
-                raise ChainConfigError("config.clique: expected a JSON object")
+            CliqueConfig.from_json(obj["clique"])  # refuse a malformed period/epoch now, not at use
             kwargs["clique"] = dict(obj["clique"])
         if obj.get("blobSchedule") is not None:
             kwargs["blob_schedule"] = _blob_schedule(obj["blobSchedule"])
@@ -385,7 +412,7 @@ HOODI = Network(
 NETWORKS: Mapping[str, Network] = {n.name: n for n in (MAINNET, SEPOLIA, HOLESKY, HOODI)}
 
 __all__ = [
-    "ChainConfig", "ChainConfigError", "BlobConfig", "Network", "BLOCK_FORKS", "TIME_FORKS",
+    "ChainConfig", "ChainConfigError", "BlobConfig", "CliqueConfig", "Network", "BLOCK_FORKS", "TIME_FORKS",
     "MAINNET", "SEPOLIA", "HOLESKY", "HOODI", "NETWORKS",
     "MAINNET_CONFIG", "SEPOLIA_CONFIG", "HOLESKY_CONFIG", "HOODI_CONFIG",
 ]
