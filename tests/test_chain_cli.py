@@ -70,10 +70,12 @@ def test_init_import_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     capsys.readouterr()
     assert main(["import", str(chain_file), "--datadir", str(datadir)]) == 0
     err = capsys.readouterr().err
-    assert err.count(STATE_ROOT_WARNING) == 1
-    assert f"number=600 hash={HEAD_HASH}" in err and "blk/s=" in err
+    assert STATE_ROOT_WARNING not in err and "executed=yes" in err and "mgas/s=" in err
+    assert f"number=600 hash={HEAD_HASH}" in err and "roots=verified" in err and "blk/s=" in err
     chain = _open(datadir)
     assert chain.current_block.number == 600 and "0x" + chain.current_block.hash.hex() == HEAD_HASH
+    head = chain.current_block
+    assert chain.get_receipts(head.hash, 600) is not None  # every executed block has its receipts stored
     chain.db.close()
 
     out = tmp_path / "out.rlp"
@@ -93,6 +95,27 @@ def test_init_import_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     capsys.readouterr()
     assert main(["import", str(full), "--datadir", str(datadir)]) == 0
     assert "known=601" in capsys.readouterr().err
+
+
+def test_noexec_import_checks_headers_and_bodies_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, chain_file = _files()
+    blocks = read_blocks(chain_file.read_bytes())
+    datadir = tmp_path / "d"
+    _init(datadir)
+    first = tmp_path / "first.rlp"
+    first.write_bytes(b"".join(b.encode() for b in blocks[:20]))
+    capsys.readouterr()
+    assert main(["import", str(first), "--noexec", "--datadir", str(datadir)]) == 0
+    err = capsys.readouterr().err
+    assert err.count(STATE_ROOT_WARNING) == 1 and "executed=no" in err and "roots=unverified (--noexec)" in err
+    chain = _open(datadir)
+    with_txs = next(b for b in blocks[:20] if b.tx_items)
+    assert chain.get_receipts(with_txs.hash, with_txs.number) is None  # nothing executed, nothing stored
+    chain.db.close()
+    # Executing on top of blocks that were never executed cannot work: one line says why.
+    assert main(["import", str(chain_file), "--datadir", str(datadir)]) == 1
+    (line,) = _fatal_lines(capsys.readouterr().err)
+    assert "state of block #20" in line and "--noexec" in line, line
 
 
 def test_export_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -155,7 +178,8 @@ def test_truncated_file_names_the_block_and_offset(
     datadir = tmp_path / "d"
     _init(datadir)
     capsys.readouterr()
-    assert main(["import", str(bad), "--datadir", str(datadir)]) == 1
+    # About reading the file, not executing it: --noexec keeps the test quick.
+    assert main(["import", str(bad), "--noexec", "--datadir", str(datadir)]) == 1
     (line,) = _fatal_lines(capsys.readouterr().err)
     assert f"block 451 of the file (byte offset {cut}): truncated block" in line
     chain = _open(datadir)

@@ -31,6 +31,7 @@ from ethnode.eth.protocol import (
     PooledHashes,
     message,
 )
+from ethnode.eth.sync import Syncer
 
 _CHAIN: list[Any] = []
 
@@ -288,5 +289,36 @@ def test_syncer_waits_for_five_peers_or_the_forced_cycle(with_downloader: bool) 
         finally:
             await ahead.stop()
             await node.stop()
+
+    run_checked(scenario)
+
+
+def test_forced_sync_cycle_is_not_postponed_by_peer_events() -> None:
+    """A NewBlock per second wakes the syncer more often than every 10 s; with one peer ahead the
+    forced cycle must still come (geth's force ticker), else an eth/68 follower never catches up."""
+
+    class OnePeer:
+        def __init__(self, peer: Any) -> None:
+            self.peer = peer
+
+        def __len__(self) -> int:
+            return 1
+
+        def best_peer(self) -> Any:
+            return self.peer
+
+    async def scenario() -> None:
+        stub = StubDownloader()
+        stub.is_ahead = lambda peer: True  # type: ignore[attr-defined]
+        handler = type("Handler", (), {"peers": OnePeer(object()), "max_peers": None, "chain": None})()
+        syncer = Syncer(handler, stub, force_cycle=0.3)  # type: ignore[arg-type]
+        task = asyncio.create_task(syncer.run())
+        try:
+            for _ in range(20):  # a peer event every 50 ms for 1 s
+                syncer.peer_event()
+                await asyncio.sleep(0.05)
+            assert stub.synced, "the forced cycle never fired"
+        finally:
+            task.cancel()
 
     run_checked(scenario)

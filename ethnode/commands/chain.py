@@ -9,8 +9,9 @@ command with one ``Fatal:`` line naming the block and the reason; every block be
 stays imported.
 
 Import checks every header and body rule of the fork (see ``ethnode.core.blockchain``)
-but does not execute blocks, so the state root, receipts root, bloom and gas used are
-not verified until execution lands; the import logs a warning saying so.
+and executes every block (py-evm): gas used, bloom, receipts root, requests hash and
+state root must match the header, and receipts are stored. ``--noexec`` skips
+execution (header/body rules only, no state, no receipts) and logs a warning saying so.
 """
 
 from __future__ import annotations
@@ -121,10 +122,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 # --- import --------------------------------------------------------------------------
 
 
-def _open_chain(args: argparse.Namespace) -> BlockChain:
+def _open_chain(args: argparse.Namespace, *, execute: bool = False) -> BlockChain:
     db = open_database(_datadir(args))
     try:
-        return BlockChain(db)
+        return BlockChain(db, execute=execute)
     except BaseException:
         db.close()
         raise
@@ -136,7 +137,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     _setup_logging()
     try:
-        chain = _open_chain(args)
+        chain = _open_chain(args, execute=not args.noexec)
     except EthnodeError as exc:
         return _fatal(str(exc))
     try:
@@ -145,7 +146,12 @@ def cmd_import(args: argparse.Namespace) -> int:
             if code != EXIT_OK:
                 return code
         head = chain.current_block
-        print(f"Chain head  number={head.number} hash=0x{head.hash.hex()}", file=sys.stderr)
+        verified = "verified" if chain.executor is not None else "unverified (--noexec)"
+        print(
+            f"Chain head  number={head.number} hash=0x{head.hash.hex()} "
+            f"stateRoot=0x{head.state_root.hex()} roots={verified}",
+            file=sys.stderr,
+        )
         return EXIT_OK
     finally:
         chain.db.close()
@@ -164,9 +170,16 @@ def _import_file(chain: BlockChain, path: str, log_interval: float, progress_cls
             size = None
     progress = progress_cls(os.path.basename(path), size, interval=log_interval)
     reader = BlockReader(stream)
+    gas = [0]  # gas of the blocks written (not of known ones), for Mgas/s
+
+    def on_block(block: Any, known: bool) -> None:
+        if not known:
+            gas[0] += block.header.gas_used
+        progress.update(block, known, reader.offset)
+
     print(f"Importing blockchain  file={path}", file=sys.stderr)
     try:
-        chain.insert_chain(reader, on_block=lambda b, known: progress.update(b, known, reader.offset))
+        chain.insert_chain(reader, on_block=on_block)
     except KeyboardInterrupt:
         progress.finish(reader.offset)
         head = chain.current_block
@@ -181,9 +194,11 @@ def _import_file(chain: BlockChain, path: str, log_interval: float, progress_cls
     finally:
         stream.close()
     progress.finish(reader.offset)
+    mgas = gas[0] / progress.elapsed / 1e6 if progress.elapsed > 0 else 0.0
     print(
         f"Import done  file={path} blocks={progress.count} known={progress.known} "
-        f"elapsed={progress.elapsed:.3f}s blk/s={progress.rate:.0f}",
+        f"elapsed={progress.elapsed:.3f}s blk/s={progress.rate:.0f} mgas/s={mgas:.1f} "
+        f"executed={'yes' if chain.executor is not None else 'no'}",
         file=sys.stderr,
     )
     return EXIT_OK
@@ -241,11 +256,16 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "import",
         help="import a blockchain file",
-        description="Import blocks from RLP chain files (.gz is gunzipped). Blocks are validated "
-        "(the state root is not: execution is not implemented) and committed one by one.",
+        description="Import blocks from RLP chain files (.gz is gunzipped). Blocks are validated, "
+        "executed (state root, receipts root, gas used, bloom and requests checked) and committed one by one.",
     )
     p.add_argument("files", nargs="+", metavar="FILE.rlp")
     _add_datadir(p)
+    p.add_argument(
+        "--noexec",
+        action="store_true",
+        help="do not execute blocks: check header and body rules only (no state, no receipts, roots unverified)",
+    )
     p.add_argument(
         "--log-interval",
         type=_non_negative_float,

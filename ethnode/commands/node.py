@@ -32,6 +32,8 @@ from ethnode.crypto.errors import InvalidKeyError
 from ethnode.crypto.keys import PrivateKey, load_private_key, save_private_key
 from ethnode.errors import EthnodeError
 from ethnode.eth.cli_flags import add_eth_flags
+from ethnode.metrics.cli_flags import add_metrics_flags
+from ethnode.miner.cli_flags import add_miner_flags
 from ethnode.p2p.config import (
     DEFAULT_LISTEN_ADDR,
     DEFAULT_MAX_PEERS,
@@ -46,6 +48,7 @@ from ethnode.p2p.dial import TRACE
 from ethnode.p2p.enode import Node, NodeURLError
 from ethnode.p2p.nat import DEFAULT_NAT, NATError, parse_nat
 from ethnode.p2p.netutil import Netlist
+from ethnode.rpc.cli_flags import add_rpc_flags
 
 DEFAULT_DATADIR = os.path.join("~", ".ethnode")  # geth: ~/.ethereum
 EXIT_FAILURE = 1  # geth's Fatalf exit status
@@ -214,18 +217,40 @@ def _check_identity(identity: str | None) -> None:
 
 async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
     from ethnode.eth.cli_flags import eth_service_constructor
+    from ethnode.metrics.cli_flags import metrics_service_constructor
+    from ethnode.miner.cli_flags import dev_eth_service_constructor, miner_service_constructor, prepare_dev
     from ethnode.node import DatadirInUseError, EventBus, Node, NodeConfig
     from ethnode.p2p.server import server_factory
+    from ethnode.rpc.cli_flags import rpc_service_constructor
 
     log = logging.getLogger("ethnode.cli")
     bus = EventBus()
+    datadir: Path | None = Path(settings.datadir).expanduser()
+    try:  # --dev without a datadir keeps everything in memory, as geth --dev does
+        given = args.datadir is not None or settings.datadir != DEFAULT_DATADIR
+        dev = prepare_dev(args, settings.datadir if given else None)
+        if dev is not None:
+            datadir = dev.datadir
+        miner_service = miner_service_constructor(args, dev)
+    except (EthnodeError, OSError, sqlite3.Error) as exc:
+        return _fatal(_describe(exc))
     config = NodeConfig(
-        datadir=Path(settings.datadir).expanduser(), identity=settings.identity,
+        datadir=datadir, identity=settings.identity,
         nodekey_file=Path(args.nodekey) if args.nodekey else None, nodekey_hex=args.nodekeyhex or None,
     )
     node = Node(config, server_factory(settings.p2p, bus), bus=bus)
-    if (eth_service := eth_service_constructor(args)) is not None:
+    eth_service = dev_eth_service_constructor(args, dev) if dev is not None else eth_service_constructor(args)
+    if eth_service is not None:
         node.register(eth_service)
+    if miner_service is not None:
+        node.register(miner_service)  # after eth: it seals on that service's chain and pool
+
+    def p2p() -> Any:
+        return node.server  # built in node.start, after the services
+
+    if (rpc_service := rpc_service_constructor(args, p2p)) is not None:
+        node.register(rpc_service)  # after eth: it serves the APIs of the services built before it
+    node.register(metrics_service_constructor(args, p2p))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -344,6 +369,9 @@ def register(subparsers: Any) -> None:
     run.add_argument("--verbosity", type=int, default=DEFAULT_VERBOSITY, metavar="N",
                      help="log level 0-5: silent, error, warn, info, debug, trace (default 3)")
     add_eth_flags(run)
+    add_rpc_flags(run)
+    add_metrics_flags(run)
+    add_miner_flags(run)
     run.set_defaults(func=cmd_run)
 
     key = subparsers.add_parser("key", help="node key helpers", description="Node key helpers.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from ethnode.core.types.block import Block
 
@@ -29,8 +29,10 @@ class ImportProgress:
         stream: TextIO | None = None,
         interval: float = DEFAULT_LOG_INTERVAL,
         bar: bool | None = None,
+        verb: str = "Importing",
     ) -> None:
         self.name = name
+        self.verb = verb
         self.total_bytes = total_bytes
         self.stream = stream if stream is not None else sys.stderr
         self.bar = self.stream.isatty() if bar is None else bar
@@ -61,6 +63,19 @@ class ImportProgress:
             self._last_out = now
             self._emit(offset)
 
+    def show(self, head: Any, count: int, offset: int | None = None) -> None:
+        """Polled progress (sync): ``head`` has ``number`` and ``hash``, ``count`` blocks so far.
+
+        The first call draws at once; later ones at most once per interval.
+        """
+        first = self.last is None
+        self.count = count
+        self.last = head
+        now = time.monotonic()
+        if first or now - self._last_out >= self.interval:
+            self._last_out = now
+            self._emit(offset)
+
     def _emit(self, offset: int | None) -> None:
         block = self.last
         if block is None:
@@ -73,7 +88,7 @@ class ImportProgress:
                 pct = f"{frac * 100:5.1f}% "
                 filled = int(frac * BAR_WIDTH)
             bar = "#" * filled + "." * (BAR_WIDTH - filled)
-            line = f"Importing {self.name} [{bar}] {pct}#{block.number} {self.rate:,.0f} blk/s "
+            line = f"{self.verb} {self.name} [{bar}] {pct}#{block.number} {self.rate:,.0f} blk/s "
             self.stream.write("\r" + line.ljust(self._width))  # blank out a longer previous line
             self._width = len(line)
             self._drawn = True

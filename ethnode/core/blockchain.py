@@ -11,8 +11,12 @@ terminal total difficulty the consensus layer decides, so an inserted PoS block 
 head when the caller says so (``set_head``, as ``import`` does) and ``set_canonical``
 moves the head to any stored block (forkchoiceUpdated).
 
-Not verified: the state root, receipts root, bloom and gas used, which need execution.
-``insert_chain`` logs that once per chain object (once per import).
+Execution: with an ``Executor`` (``execute=True``, what ``import`` and ``run`` use unless
+``--noexec``) every block is executed on its parent's state before it is written; gas
+used, bloom, receipts root, requests hash and state root must match the header, and the
+block's state entries and receipts go into the block's own batch, so a rejected block
+leaves nothing behind. Without one (the library default, and ``--noexec``) only the
+header and body rules are checked; ``insert_chain`` logs that once per chain object.
 """
 
 from __future__ import annotations
@@ -36,17 +40,20 @@ from ethnode.core.errors import (
     InvalidBlockError,
     UnknownBlockError,
 )
+from ethnode.core.execution import Executor, create_executor, validate_state
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.rawdb.store import Batch, KeyValueStore
+from ethnode.core.state import HeadState, StateDatabase, StateView, write_genesis_state
 from ethnode.core.types.block import Block, Body
 from ethnode.core.types.header import Header, HeaderError
 from ethnode.core.types.receipt import Receipt
+from ethnode.core.types.signer import make_signer
 from ethnode.core.types.transaction import Transaction, TransactionError
 
 log = logging.getLogger("ethnode.core.blockchain")
 
-STATE_ROOT_WARNING = "state root not verified: execution not implemented"
+STATE_ROOT_WARNING = "state root not verified: blocks are not executed (--noexec)"
 HEADER_CACHE_SIZE = 2048  # recent headers kept decoded (geth headerCacheLimit is 512; ours are cheap)
 
 _REJECTIONS = (ConsensusError, HeaderRuleError, BlockValidationError, TransactionError, HeaderError)
@@ -75,6 +82,7 @@ def setup_genesis(db: KeyValueStore, genesis: Genesis, genesis_json: Mapping[str
     header = genesis.header
     body = Body([], [], [] if header.withdrawals_root is not None else None)
     batch = db.new_batch()
+    write_genesis_state(batch, genesis)  # the allocation's trie nodes and code: block 1 executes on them
     rawdb.write_header(batch, header)
     rawdb.write_body(batch, block_hash, 0, body.encode())
     rawdb.write_td(batch, block_hash, 0, header.difficulty)
@@ -96,7 +104,11 @@ class BlockChain:
         engine: Engine | None = None,
         *,
         verify_senders: bool = True,
+        execute: bool = False,
+        executor: Executor | None = None,
     ) -> None:
+        """``execute`` runs every inserted block through the default engine (py-evm);
+        ``executor`` supplies another engine (and implies execution)."""
         self.db = db
         genesis_hash = rawdb.read_canonical_hash(db, 0)
         if genesis_hash is None:
@@ -120,7 +132,27 @@ class BlockChain:
         if genesis is None:
             raise ChainError("genesis header missing from database")
         self.genesis = genesis
+        self.state_db = StateDatabase(db)
+        if executor is None and execute:
+            self._ensure_genesis_state()
+            executor = create_executor(config, self.state_db, self._read_header)
+        self.executor = executor
         self._load_heads()
+
+    def _ensure_genesis_state(self) -> None:
+        """Write the genesis allocation into a database initialised before state was stored."""
+        if self.state_db.has_state(self.genesis.state_root):
+            return
+        spec = rawdb.read_genesis_json(self.db, self.genesis.hash)
+        if spec is None:
+            return
+        genesis = Genesis.from_json(spec)
+        if genesis.state_root != self.genesis.state_root:
+            return
+        batch = self.db.new_batch()
+        write_genesis_state(batch, genesis)
+        batch.write()
+        log.info("Wrote genesis state root=0x%s", genesis.state_root.hex())
 
     # --- state on open ----------------------------------------------------------------
 
@@ -251,6 +283,20 @@ class BlockChain:
     def _is_canonical(self, header: Header) -> bool:
         return rawdb.read_canonical_hash(self.db, header.number) == header.hash
 
+    # --- state -------------------------------------------------------------------------
+
+    def state_at(self, header: Header) -> StateView:
+        """Accounts as they were after ``header``'s block; ``MissingStateError`` if never executed."""
+        return StateView(self.state_db, header.state_root)
+
+    def state(self) -> StateView:
+        """Accounts at the head block."""
+        return self.state_at(self._head_block)
+
+    def head_state_reader(self) -> HeadState:
+        """A reader of the head's (or canonical block N's) accounts: the tx pool's and RPC's ``StateReader``."""
+        return HeadState(self.state_db, lambda: self._head_block, self.get_header_by_number)
+
     # --- inserting blocks --------------------------------------------------------------
 
     def insert_chain(
@@ -270,7 +316,10 @@ class BlockChain:
         """
         if not self._state_root_warned:  # once per chain object, i.e. once per import command
             self._state_root_warned = True
-            log.warning(STATE_ROOT_WARNING)
+            if self.executor is None:
+                log.warning(STATE_ROOT_WARNING)
+            else:
+                log.info("Executing blocks with %s", getattr(self.executor, "version", self.executor.name))
         stats = InsertStats()
         for block in blocks:
             written = self._insert_block(block, set_head)
@@ -308,11 +357,20 @@ class BlockChain:
             txs = block.transactions
             if self.verify_senders:
                 validate_transactions(self.config, header, txs)  # type: ignore[arg-type]
+            result = None
+            if self.executor is not None:
+                signer = make_signer(self.config, number, header.time)
+                senders = [signer.sender(tx) for tx in txs]  # type: ignore[arg-type]
+                result = self.executor.execute_block(parent, block, senders, self.engine.author(header))
+                validate_state(header, result)
         except _REJECTIONS as exc:
             raise InvalidBlockError(number, block_hash, exc) from None
         parent_td = self._head_block_td if parent is self._head_block else self._td_or_fail(parent)
         td = parent_td + header.difficulty
         batch = self.db.new_batch()
+        if result is not None:
+            result.state.write_to(batch)
+            rawdb.write_receipts(batch, block_hash, number, result.receipts)
         rawdb.write_header(batch, header)
         rawdb.write_body(batch, block_hash, number, block.body().encode())
         rawdb.write_td(batch, block_hash, number, td)
@@ -329,6 +387,8 @@ class BlockChain:
                 batch, header, td, full=True, new_tx_hashes=[tx.hash for tx in txs]
             )
         batch.write()
+        if result is not None:
+            self.state_db.committed(result.state)
         self._remember(header)
         if new_heads is not None:
             self._apply_heads(*new_heads)

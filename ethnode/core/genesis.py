@@ -57,19 +57,34 @@ class GenesisAccount:
     code: bytes = b""
     storage: Mapping[bytes, bytes] = field(default_factory=dict, hash=False)
 
-    def storage_root(self) -> bytes:
+    def storage_root(self, nodes: dict[bytes, bytes] | None = None) -> bytes:
         """Root of the storage trie: keccak(slot) -> rlp(value without leading zeros); zero = absent."""
         return secure_trie_root(
-            (slot, rlp.encode(value.lstrip(b"\0"))) for slot, value in self.storage.items() if any(value)
+            ((slot, rlp.encode(value.lstrip(b"\0"))) for slot, value in self.storage.items() if any(value)), nodes
         )
 
-    def state_account(self) -> StateAccount:
-        return StateAccount(self.nonce, self.balance, self.storage_root(), keccak256(self.code))
+    def state_account(self, nodes: dict[bytes, bytes] | None = None) -> StateAccount:
+        return StateAccount(self.nonce, self.balance, self.storage_root(nodes), keccak256(self.code))
 
 
 def state_root(alloc: Mapping[bytes, GenesisAccount]) -> bytes:
     """The state root of an allocation (address -> account)."""
     return secure_trie_root((addr, acct.state_account().encode()) for addr, acct in alloc.items())
+
+
+def state_nodes(alloc: Mapping[bytes, GenesisAccount]) -> tuple[bytes, dict[bytes, bytes]]:
+    """(state root, every trie node and code blob keyed by its hash): the genesis state as stored.
+
+    Written at ``init`` so that block 1 executes on top of it; code sits beside the nodes
+    because both are content-addressed (see ``rawdb.schema.STATE_PREFIX``).
+    """
+    nodes: dict[bytes, bytes] = {}
+    accounts = []
+    for addr, acct in alloc.items():
+        if acct.code:
+            nodes[keccak256(acct.code)] = acct.code
+        accounts.append((addr, acct.state_account(nodes).encode()))
+    return secure_trie_root(accounts, nodes), nodes
 
 
 @dataclass(frozen=True)
@@ -293,7 +308,7 @@ def _alloc(obj: Any) -> dict[bytes, GenesisAccount]:
 
 
 __all__ = [
-    "Genesis", "GenesisAccount", "GenesisError", "StateAccount", "load_genesis", "state_root",
+    "Genesis", "GenesisAccount", "GenesisError", "StateAccount", "load_genesis", "state_root", "state_nodes",
     "EMPTY_CODE_HASH", "EMPTY_REQUESTS_HASH", "EMPTY_BLOCK_ACCESS_LIST_HASH",
     "GENESIS_GAS_LIMIT", "GENESIS_DIFFICULTY", "INITIAL_BASE_FEE",
 ]

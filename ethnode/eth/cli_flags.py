@@ -5,6 +5,7 @@
     --authrpc.addr IP      Engine API listening address (default 127.0.0.1)
     --authrpc.port N       Engine API port (default 8551; 0 picks a free one)
     --authrpc.jwtsecret F  hex JWT secret file (default <datadir>/ethnode/jwtsecret, created if absent)
+    --noexec               do not execute blocks (header/body rules only; the tx pool runs without state)
 
 Bad values are reported by argparse in one line, before anything starts.
 """
@@ -68,6 +69,8 @@ def add_eth_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--authrpc.port", dest="authrpc_port", type=_port, default=DEFAULT_AUTHRPC_PORT,
                        metavar="N",
                        help=f"listening port of the authenticated Engine API (default {DEFAULT_AUTHRPC_PORT})")
+    group.add_argument("--noexec", action="store_true",
+                       help="do not execute blocks: header and body rules only, no state, no receipts")
     group.add_argument("--authrpc.jwtsecret", dest="authrpc_jwtsecret", metavar="FILE",
                        help="hex JWT secret file for the Engine API (default: <datadir>/ethnode/jwtsecret, "
                        "generated if absent)")
@@ -79,6 +82,7 @@ def eth_config_from_args(args: argparse.Namespace) -> EthConfig:
         network_id=getattr(args, "networkid", None),
         versions=getattr(args, "eth_versions", SUPPORTED_VERSIONS),
         max_peers=None,  # the p2p Server enforces --maxpeers
+        noexec=getattr(args, "noexec", False),
         authrpc=AuthRPCConfig(
             addr=getattr(args, "authrpc_addr", DEFAULT_AUTHRPC_ADDR),
             port=getattr(args, "authrpc_port", DEFAULT_AUTHRPC_PORT),

@@ -57,6 +57,7 @@ class EthConfig:
     max_peers: int | None = None
     txpool: TxPoolConfig = field(default_factory=TxPoolConfig)
     authrpc: AuthRPCConfig | None = field(default_factory=AuthRPCConfig)  # None: no Engine API
+    noexec: bool = False  # --noexec: blocks are not executed (no state, no receipts, stateless tx pool)
 
 
 class EthereumService:
@@ -68,9 +69,11 @@ class EthereumService:
         self.ctx = ctx
         self.config = config or EthConfig()
         self._own_db = chain is None
-        self.chain = chain if chain is not None else self._open_chain(ctx)
+        self.chain = chain if chain is not None else self._open_chain(ctx, execute=not self.config.noexec)
         try:
-            self.txpool = TxPool(self.chain, self.config.txpool, bus=ctx.bus)
+            # With execution the pool checks nonces and balances against the head state.
+            self.state = self.chain.head_state_reader() if self.chain.executor is not None else None
+            self.txpool = TxPool(self.chain, self.config.txpool, bus=ctx.bus, state=self.state)
             network_id = self.config.network_id or self.chain.config.chain_id
             self.handler = EthHandler(
                 self.chain, self.txpool, network_id=network_id, node_id=keccak256(ctx.node_key.node_id),
@@ -89,13 +92,13 @@ class EthereumService:
         self._head_sub: Any = None
 
     @staticmethod
-    def _open_chain(ctx: ServiceContext) -> BlockChain:
+    def _open_chain(ctx: ServiceContext, *, execute: bool) -> BlockChain:
         datadir = ctx.config.datadir
         if datadir is None:
             raise EthServiceError("the Ethereum service needs a data directory holding a chain (--datadir)")
         db = open_database(datadir)
         try:
-            return BlockChain(db)
+            return BlockChain(db, execute=execute)
         except ChainNotInitializedError:
             db.close()
             raise EthServiceError(
@@ -120,7 +123,16 @@ class EthereumService:
         return self.handler.protocols()  # type: ignore[no-any-return]
 
     def apis(self) -> list[Any]:
-        return [self.engine_api]
+        """eth_ and txpool_ for the public endpoint; the Engine API only behind JWT (geth's Authenticated)."""
+        from ethnode.rpc.api import API
+        from ethnode.rpc.api.eth import EthAPI
+        from ethnode.rpc.api.txpool import TxPoolAPI
+
+        return [
+            API("eth", EthAPI(self)),
+            API("txpool", TxPoolAPI(self.txpool, self.chain)),
+            API("engine", self.engine_api, authenticated=True),
+        ]
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -128,6 +140,12 @@ class EthereumService:
         log.info("Initialised chain configuration chain_id=%d network_id=%d genesis=0x%s head=#%d 0x%s",
                  self.chain.config.chain_id, self.network_id, self.chain.genesis_hash.hex(), head.number,
                  head.hash.hex())
+        if self.config.noexec:
+            log.warning("Block execution disabled (--noexec): state roots and receipts are not verified, "
+                        "the tx pool has no account state")
+        elif self.chain.executor is not None and not self.chain.state_db.has_state(head.state_root):
+            log.warning("Head block #%d has no state (imported with --noexec): new blocks cannot be executed; "
+                        "re-import with execution or run with --noexec", head.number)
         self._head_sub = self.ctx.bus.subscribe(ChainHeadEvent, CHAIN_HEAD_CHAN_SIZE)
         self._tasks = [
             loop.create_task(self._evict_loop(), name="txpool-evict"),

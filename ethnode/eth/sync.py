@@ -86,12 +86,17 @@ class Syncer:
         return best  # type: ignore[no-any-return]
 
     async def run(self) -> None:
+        # The forced cycle runs on its own clock (geth's force ticker): peer events arriving
+        # more often than every 10 s (a NewBlock per block) must not postpone it for ever.
+        loop = asyncio.get_running_loop()
+        next_force = loop.time() + self.force_cycle
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), self.force_cycle)
+                await asyncio.wait_for(self._wake.wait(), max(next_force - loop.time(), 0.0))
                 forced = False
             except TimeoutError:
                 forced = True
+                next_force = loop.time() + self.force_cycle
             self._wake.clear()
             peer = self.next_sync_target(forced)
             if peer is not None:

@@ -28,6 +28,7 @@ from typing import Any
 
 import ethnode
 from ethnode.errors import EthnodeError
+from ethnode.metrics.p2p import EGRESS_MESSAGES, INGRESS_MESSAGES
 from ethnode.p2p.disconnect import DisconnectRequested, DiscReason
 from ethnode.p2p.protocol import (
     BASE_PROTOCOL_LENGTH,
@@ -213,7 +214,12 @@ class Peer:
         """Send a message with an absolute code (sub-protocols use their ProtocolChannel)."""
         if self._ending:
             raise ConnectionClosedError("peer is disconnecting")
-        await self.conn.write_message(code, payload)
+        size = await self.conn.write_message(code, payload)
+        if code >= BASE_PROTOCOL_LENGTH:
+            matched = find_protocol(self.matched, code)
+            if matched is not None:
+                proto = matched.protocol
+                EGRESS_MESSAGES.mark(proto.name, proto.version, code - matched.offset, size)
 
     async def wait_ready(self) -> Hello:
         """The remote Hello, once exchanged; ConnectionClosedError if the peer ended first."""
@@ -335,7 +341,9 @@ class Peer:
             if matched is None:
                 detail = f"message code {code:#x} belongs to no shared protocol"
                 raise _Drop(DiscReason.PROTOCOL_ERROR, detail)
-            handler = self.handlers[matched.protocol.name]
+            proto = matched.protocol
+            INGRESS_MESSAGES.mark(proto.name, proto.version, code - matched.offset, self.conn.last_read_size)
+            handler = self.handlers[proto.name]
             try:
                 await handler.handle(code - matched.offset, payload)
             except (asyncio.CancelledError, _Drop):

@@ -37,6 +37,7 @@ from typing import Any
 from ethnode.crypto import keccak256
 from ethnode.crypto.keys import PrivateKey
 from ethnode.errors import EthnodeError
+from ethnode.metrics import p2p as p2p_metrics
 from ethnode.node.config import NodeConfig
 from ethnode.node.events import EventBus
 from ethnode.p2p.candidates import LookupCandidates
@@ -287,6 +288,11 @@ class Server:
     def peer_count(self) -> int:
         return sum(1 for c in self._conns.values() if c.ready)
 
+    def peer_node(self, peer: Peer) -> tuple[Node, ConnFlag] | None:
+        """A connected peer's node and how the connection came about (inbound, static, trusted)."""
+        entry = self._conns.get(keccak256(peer.remote_id))
+        return (entry.node, entry.flags) if entry is not None and entry.peer is peer else None
+
     def add_peer(self, node: Node | str) -> bool:
         """Make ``node`` a static peer: dialed when there is room, redialed when it drops."""
         node = parse_static_node(node) if isinstance(node, str) else node
@@ -412,6 +418,7 @@ class Server:
                 self._wake.set()
 
     async def _connect(self, node: Node, flags: ConnFlag) -> _Conn:
+        p2p_metrics.DIALS.inc()
         conn = await transport.dial(
             str(node.ip), node.tcp, self.key, node.pubkey,
             handshake_timeout=self.config.handshake_timeout, frame_codec=self.frame_codec,
@@ -448,6 +455,7 @@ class Server:
                 conn.abort()
                 return
         self._pending.add(conn)
+        p2p_metrics.SERVES.inc()
         self._spawn(self._serve_inbound(conn, ip), name="rlpx-inbound")
 
     def _check_inbound(self, ip: Any) -> str | None:
@@ -550,6 +558,7 @@ class Server:
 
     def _peer_added(self, entry: _Conn) -> None:
         entry.ready = True
+        (p2p_metrics.SERVES_SUCCESS if entry.flags & ConnFlag.INBOUND else p2p_metrics.DIALS_SUCCESS).inc()
         node_id = entry.node.id
         if self._sched is not None:
             if entry.flags & ConnFlag.INBOUND:

@@ -79,8 +79,8 @@ class Dispatcher:
             return None if notification else _error(rid, err)
         try:
             inspect.signature(method).bind(*params)
-        except TypeError as exc:
-            return None if notification else _error(rid, RPCError(INVALID_PARAMS, f"invalid params: {exc}"))
+        except TypeError:
+            return None if notification else _error(rid, RPCError(INVALID_PARAMS, _arity_error(method, len(params))))
         try:
             result = method(*params)
             if inspect.isawaitable(result):
@@ -91,6 +91,16 @@ class Dispatcher:
             log.exception("RPC method %s failed", name)
             return None if notification else _error(rid, RPCError(INTERNAL_ERROR, f"internal error: {exc}"))
         return None if notification else {"jsonrpc": "2.0", "id": rid, "result": result}
+
+
+def _arity_error(method: Callable[..., Any], given: int) -> str:
+    """geth's texts for a wrong argument count (rpc/json.go parsePositionalArguments)."""
+    positional = [p for p in inspect.signature(method).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = sum(1 for p in positional if p.default is p.empty)
+    if given < required:
+        return f"missing value for required argument {given}"
+    return f"too many arguments, want at most {len(positional)}"
 
 
 def _error(rid: Any, err: RPCError) -> dict[str, Any]:

@@ -23,11 +23,13 @@ _EMBED_LIMIT = 32  # nodes encoding to fewer bytes are inlined in the parent (ye
 _EMPTY_SLOT = b"\x80"  # an unused branch child or an absent branch value
 
 
-def trie_root(items: Iterable[tuple[bytes, bytes]]) -> bytes:
+def trie_root(items: Iterable[tuple[bytes, bytes]], nodes: dict[bytes, bytes] | None = None) -> bytes:
     """The root hash of the trie holding ``items``.
 
     Later pairs override earlier ones with the same key, and an empty value means "absent",
     exactly as a sequence of geth ``Trie.Update`` calls would leave the trie.
+    ``nodes``, when given, receives every hashed node (hash -> encoding), the root included:
+    what a database needs to look keys up later (the genesis state is written this way).
     """
     table: dict[bytes, bytes] = {}
     for key, value in items:
@@ -37,16 +39,20 @@ def trie_root(items: Iterable[tuple[bytes, bytes]]) -> bytes:
         return EMPTY_ROOT
     keys = [k for k, _ in pairs]
     values = [v for _, v in pairs]
-    return keccak256(_encode(keys, values, 0, len(keys), 0))
+    encoded = _encode(keys, values, 0, len(keys), 0, nodes)
+    root = keccak256(encoded)
+    if nodes is not None:
+        nodes[root] = encoded
+    return root
 
 
-def secure_trie_root(items: Iterable[tuple[bytes, bytes]]) -> bytes:
+def secure_trie_root(items: Iterable[tuple[bytes, bytes]], nodes: dict[bytes, bytes] | None = None) -> bytes:
     """The root with every key replaced by its keccak256, as in the state and storage tries.
 
     Hashing keys bounds the trie depth and stops anyone from choosing keys that build a
     deliberately deep path.
     """
-    return trie_root((keccak256(k), v) for k, v in items)
+    return trie_root(((keccak256(k), v) for k, v in items), nodes)
 
 
 def ordered_trie_root(values: Iterable[bytes]) -> bytes:
@@ -58,14 +64,19 @@ def ordered_trie_root(values: Iterable[bytes]) -> bytes:
     return trie_root((rlp_encode(i), v) for i, v in enumerate(values))
 
 
-def _ref(encoded: bytes) -> bytes:
+def _ref(encoded: bytes, nodes: dict[bytes, bytes] | None) -> bytes:
     """How a parent refers to a child node: inline when short, else the RLP of its hash."""
     if len(encoded) < _EMBED_LIMIT:
         return encoded
-    return b"\xa0" + keccak256(encoded)
+    h = keccak256(encoded)
+    if nodes is not None:
+        nodes[h] = encoded
+    return b"\xa0" + h
 
 
-def _encode(keys: list[str], values: list[bytes], lo: int, hi: int, depth: int) -> bytes:
+def _encode(
+    keys: list[str], values: list[bytes], lo: int, hi: int, depth: int, nodes: dict[bytes, bytes] | None
+) -> bytes:
     """RLP encoding of the node holding keys[lo:hi], all of which share keys[lo][:depth]."""
     first = keys[lo]
     if hi - lo == 1:
@@ -77,12 +88,14 @@ def _encode(keys: list[str], values: list[bytes], lo: int, hi: int, depth: int) 
     while split < end and first[split] == last[split]:
         split += 1
     if split > depth:
-        child = _encode_branch(keys, values, lo, hi, split)
-        return rlp_list(rlp_string(hex_prefix(first[depth:split], False)) + _ref(child))
-    return _encode_branch(keys, values, lo, hi, depth)
+        child = _encode_branch(keys, values, lo, hi, split, nodes)
+        return rlp_list(rlp_string(hex_prefix(first[depth:split], False)) + _ref(child, nodes))
+    return _encode_branch(keys, values, lo, hi, depth, nodes)
 
 
-def _encode_branch(keys: list[str], values: list[bytes], lo: int, hi: int, depth: int) -> bytes:
+def _encode_branch(
+    keys: list[str], values: list[bytes], lo: int, hi: int, depth: int, nodes: dict[bytes, bytes] | None
+) -> bytes:
     """A 17-slot branch at ``depth``: one child per next nibble, plus a value for a key ending here."""
     value = _EMPTY_SLOT
     if len(keys[lo]) == depth:  # a key that ends here sorts first in its run
@@ -100,7 +113,7 @@ def _encode_branch(keys: list[str], values: list[bytes], lo: int, hi: int, depth
         ch = keys[i][depth]
         while j < hi and keys[j][depth] == ch:
             j += 1
-        slots.append(_ref(_encode(keys, values, i, j, depth + 1)))
+        slots.append(_ref(_encode(keys, values, i, j, depth + 1, nodes), nodes))
         nibble += 1
         i = j
     slots.extend([_EMPTY_SLOT] * (16 - nibble))

@@ -22,6 +22,9 @@ BLOCK_RECEIPTS_PREFIX = b"r"  # r + num + hash -> receipts (eth/69 list form)
 TX_LOOKUP_PREFIX = b"l"  # l + tx hash -> number of the canonical block holding it
 CONFIG_PREFIX = b"ethereum-config-"  # + genesis hash -> chain config JSON
 GENESIS_PREFIX = b"ethereum-genesis-"  # + genesis hash -> genesis JSON
+# S + keccak256 -> a state or storage trie node, or contract code (both are content-addressed,
+# so one namespace holds them; geth's hash scheme keys nodes by the bare hash and code by "c" + hash).
+STATE_PREFIX = b"S"
 
 
 def encode_number(number: int) -> bytes:
@@ -62,3 +65,7 @@ def config_key(genesis_hash: bytes) -> bytes:
 
 def genesis_key(genesis_hash: bytes) -> bytes:
     return GENESIS_PREFIX + genesis_hash
+
+
+def state_key(node_hash: bytes) -> bytes:
+    return STATE_PREFIX + node_hash

@@ -29,6 +29,7 @@ from typing import Any
 
 from ethnode.crypto.keys import PrivateKey, PublicKey
 from ethnode.errors import EthnodeError
+from ethnode.metrics.p2p import EGRESS_BYTES, INGRESS_BYTES
 from ethnode.p2p.rlpx import snappy
 from ethnode.p2p.rlpx.frame import HEADER_SIZE, MAX_FRAME_SIZE, FrameCodec
 from ethnode.p2p.rlpx.handshake import Initiator, Recipient, Secrets
@@ -217,6 +218,7 @@ class Connection:
         self.max_frame_size = MAX_FRAME_SIZE
         self.read_timeout = FRAME_READ_TIMEOUT
         self.write_timeout = FRAME_WRITE_TIMEOUT
+        self.last_read_size = 0  # wire bytes of the last message read (geth msg.meterSize), for metering
 
     # -- handshake --------------------------------------------------------------------------
     async def initiate(
@@ -242,6 +244,7 @@ class Connection:
         while True:
             size = side.packet_size(stream.peek())
             if stream.available >= size:
+                INGRESS_BYTES.value += size
                 return stream.take(size)
             try:
                 await stream.wait_bytes(size, deadline)
@@ -252,6 +255,7 @@ class Connection:
         if self._stream.closed_error is not None:
             raise self._stream.closed_error
         assert self._stream.transport is not None
+        EGRESS_BYTES.value += len(data)
         self._stream.transport.write(data)
 
     def _start_framing(self, secrets: Secrets) -> None:
@@ -280,6 +284,8 @@ class Connection:
             if stream.available < need:
                 await stream.wait_bytes(need, deadline)
             code, payload = codec.read_body(stream.take(need))
+            self.last_read_size = HEADER_SIZE + need
+            INGRESS_BYTES.value += HEADER_SIZE + need
             if self.snappy:
                 payload = snappy.decompress(payload)
             return code, payload
@@ -292,32 +298,37 @@ class Connection:
             self._read_broken = exc
             raise
 
-    async def write_message(self, code: int, payload: bytes, *, timeout: float | None = None) -> None:
-        """Send one message; waits only while the send buffer is full (up to the write timeout)."""
+    async def write_message(self, code: int, payload: bytes, *, timeout: float | None = None) -> int:
+        """Send one message; waits only while the send buffer is full (up to the write timeout).
+
+        Returns the bytes it took on the wire (geth meters messages by this size).
+        """
         if self.snappy:
             payload = snappy.compress(payload)
         stream = self._stream
         if not (stream.write_paused or self._write_lock.locked()):
-            self._send_frame(code, payload)  # the common case: no waiting, no lock
-            return
+            return self._send_frame(code, payload)  # the common case: no waiting, no lock
         deadline = stream.loop.time() + (self.write_timeout if timeout is None else timeout)
         try:
             async with asyncio.timeout_at(deadline):  # covers the queue for the lock, too
                 async with self._write_lock:
                     await stream.wait_writable()
-                    self._send_frame(code, payload)
+                    return self._send_frame(code, payload)
         except TimeoutError:
             self.abort()  # the peer is not reading; what is queued will never drain
             raise WriteTimeoutError("write timed out") from None
 
-    def _send_frame(self, code: int, payload: bytes) -> None:
+    def _send_frame(self, code: int, payload: bytes) -> int:
         stream = self._stream
         if stream.closed_error is not None:
             raise stream.closed_error
         assert stream.transport is not None
         if stream.transport.is_closing():
             raise ConnectionClosedError("connection is closing")
-        stream.transport.write(self._codec.write(code, payload))
+        frame = self._codec.write(code, payload)
+        EGRESS_BYTES.value += len(frame)
+        stream.transport.write(frame)
+        return len(frame)
 
     # -- closing ----------------------------------------------------------------------------
     @property
@@ -362,6 +373,12 @@ class Connection:
         transport = self._stream.transport
         peer = transport.get_extra_info("peername") if transport is not None else None
         return (peer[0], peer[1]) if peer else None
+
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        transport = self._stream.transport
+        sock = transport.get_extra_info("sockname") if transport is not None else None
+        return (sock[0], sock[1]) if sock else None
 
     def __repr__(self) -> str:
         who = self.remote_id.hex()[:16] if self.remote_id else "?"

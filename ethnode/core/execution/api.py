@@ -1,0 +1,172 @@
+"""The one interface between the chain and an EVM engine (py-evm today).
+
+Everything engine-specific sits behind ``Executor``: the chain hands it a parent header
+and a block (import) or a parent header and a ``BlockEnv`` (building), and gets back a
+``BlockResult`` whose roots it compares with the header, plus the state entries to write
+in the block's own batch. Receipts, logs, blooms, requests and state roots use ethnode's
+own types, so swapping the engine touches nothing above this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ethnode.core.errors import BlockValidationError, ChainError
+from ethnode.core.state.database import StateOverlay
+from ethnode.core.types.block import Block
+from ethnode.core.types.header import Header
+from ethnode.core.types.receipt import Receipt
+from ethnode.core.types.transaction import Transaction
+from ethnode.core.types.withdrawal import Withdrawal
+
+
+class ExecutionError(ChainError):
+    """Execution cannot run at all (unsupported fork, engine missing, parent state absent)."""
+
+
+class UnsupportedForkError(ExecutionError):
+    """The chain schedules a fork the engine cannot execute."""
+
+
+class MissingParentStateError(ExecutionError):
+    """The parent block's state is not stored (it was imported with --noexec)."""
+
+
+class TxExecutionError(BlockValidationError):
+    """A tx that cannot be applied in this state (nonce, funds, gas pool...); state is unchanged.
+
+    On import it makes the block invalid; a block builder skips the tx and goes on.
+    """
+
+    def __init__(self, index: int, tx_hash: bytes, reason: str) -> None:
+        super().__init__(f"could not apply tx {index} [0x{tx_hash.hex()}]: {reason}")
+        self.index = index
+        self.tx_hash = tx_hash
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class BlockEnv:
+    """What execution needs to know of a block before its txs run (the header minus its results).
+
+    ``fee_recipient`` is who collects the tips: the header's coinbase, except under
+    clique where the signer does (the engine's ``author``). ``mix_digest`` is PREVRANDAO
+    after the merge.
+    """
+
+    number: int
+    time: int
+    gas_limit: int
+    fee_recipient: bytes
+    difficulty: int = 0
+    mix_digest: bytes = bytes(32)
+    base_fee: int | None = None
+    excess_blob_gas: int | None = None
+    parent_beacon_root: bytes | None = None
+    uncles: Sequence[Header] = ()  # pre-merge only: each uncle's coinbase earns an uncle reward
+
+    @classmethod
+    def from_header(cls, header: Header, fee_recipient: bytes | None = None, uncles: Sequence[Header] = ()) -> BlockEnv:
+        return cls(
+            number=header.number,
+            time=header.time,
+            gas_limit=header.gas_limit,
+            fee_recipient=header.coinbase if fee_recipient is None else fee_recipient,
+            difficulty=header.difficulty,
+            mix_digest=header.mix_digest,
+            base_fee=header.base_fee,
+            excess_blob_gas=header.excess_blob_gas,
+            parent_beacon_root=header.parent_beacon_root,
+            uncles=tuple(uncles),
+        )
+
+
+@dataclass
+class BlockResult:
+    """The outcome of executing a block: what the header must commit to, and the state to store."""
+
+    receipts: list[Receipt]
+    gas_used: int
+    blob_gas_used: int
+    bloom: bytes
+    receipts_root: bytes
+    state_root: bytes
+    requests: list[bytes] | None  # EIP-7685 typed requests from Prague on, else None
+    requests_hash: bytes | None
+    state: StateOverlay  # new trie nodes and code: write with the block (``state.write_to(batch)``)
+    transactions: list[Transaction] = field(default_factory=list)  # the txs applied, in order
+
+    def fill_header(self, header: Header) -> Header:
+        """``header`` with every execution-derived field set from this result (for block building)."""
+        changes = {
+            "state_root": self.state_root,
+            "receipt_root": self.receipts_root,
+            "bloom": self.bloom,
+            "gas_used": self.gas_used,
+        }
+        if header.blob_gas_used is not None:
+            changes["blob_gas_used"] = self.blob_gas_used
+        if self.requests_hash is not None:
+            changes["requests_hash"] = self.requests_hash
+        return header.replace(**changes)  # type: ignore[no-any-return]
+
+
+class BlockBuilder(Protocol):
+    """A block being filled one tx at a time (the miner's loop; import uses it too)."""
+
+    gas_used: int
+    blob_gas_used: int
+    receipts: list[Receipt]
+
+    def apply_transaction(self, tx: Transaction, sender: bytes | None = None) -> Receipt:
+        """Apply ``tx``; ``TxExecutionError`` (state untouched) if it cannot be included here."""
+
+    def finish(self, withdrawals: Sequence[Withdrawal] | None = None) -> BlockResult:
+        """Apply withdrawals, requests and rewards; compute the roots. The builder is spent after."""
+
+
+class Executor(Protocol):
+    """An EVM engine bound to one chain's config and state database."""
+
+    name: str
+
+    def new_block(self, parent: Header, env: BlockEnv) -> BlockBuilder:
+        """Start a block on top of ``parent``'s state (system calls of the fork already made)."""
+
+    def execute_block(
+        self,
+        parent: Header,
+        block: Block,
+        senders: Sequence[bytes] | None = None,
+        fee_recipient: bytes | None = None,
+    ) -> BlockResult:
+        """Run every tx of ``block`` (any failure raises), then finish it. Does not check the header.
+
+        ``senders`` spares recovering them again; ``fee_recipient`` is the engine's ``author``
+        (default: the header's coinbase)."""
+
+    def apply_transactions(
+        self,
+        parent: Header,
+        txs: Sequence[Transaction],
+        env: BlockEnv,
+        withdrawals: Sequence[Withdrawal] | None = None,
+        *,
+        skip_invalid: bool = False,
+    ) -> BlockResult:
+        """Apply ``txs`` in order; with ``skip_invalid`` a tx that does not fit is left out
+        (``result.transactions`` lists those applied), else it raises ``TxExecutionError``."""
+
+
+__all__ = [
+    "Executor",
+    "BlockBuilder",
+    "BlockEnv",
+    "BlockResult",
+    "ExecutionError",
+    "UnsupportedForkError",
+    "MissingParentStateError",
+    "TxExecutionError",
+]

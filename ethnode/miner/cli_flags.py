@@ -1,0 +1,140 @@
+"""``ethnode-fast run`` flags for the dev chain and the miner, and the services they configure.
+
+    --dev                  a one-signer Clique chain with a funded developer account; this
+                           node seals it, HTTP JSON-RPC on (in memory unless --datadir)
+    --dev.period N         seconds between blocks (default 0: a block per new transaction)
+    --dev.key HEX          the developer/signer key (default: new, printed at start; with a
+                           datadir kept in <datadir>/ethnode/devkey)
+    --dev.gaslimit N       gas limit of the dev genesis (default 11500000, geth's)
+    --dev.genesis-out FILE write the dev genesis JSON here, for other nodes' `init`
+    --mine                 seal blocks on an initialised Clique chain with --miner.key
+    --miner.key HEX|FILE   the signer key for --mine
+    --miner.gaslimit N     gas ceiling blocks are steered to (default: the dev genesis limit
+                           with --dev, else 60000000, geth's)
+    --miner.gasprice WEI   minimum tip per gas of included txs (default 1000000, geth's)
+    --miner.extradata TEXT vanity in the block extra-data (up to 32 bytes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ethnode.crypto.errors import InvalidKeyError
+from ethnode.crypto.keys import PrivateKey, load_private_key
+from ethnode.eth.cli_flags import eth_config_from_args
+from ethnode.eth.service import EthereumService
+from ethnode.miner.builder import DEFAULT_GAS_CEIL, DEFAULT_MIN_TIP, MAX_VANITY, MinerConfig
+from ethnode.miner.dev import DEV_GAS_LIMIT, DevChain, DevError, parse_key, prepare_dev_chain
+from ethnode.miner.service import MinerService
+from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
+
+log = logging.getLogger("ethnode.miner")
+
+
+def _uint(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _extra(text: str) -> bytes:
+    data = text.encode()
+    if len(data) > MAX_VANITY:
+        raise argparse.ArgumentTypeError(f"extra-data is {len(data)} bytes, the limit is {MAX_VANITY}")
+    return data
+
+
+def add_miner_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Developer chain and miner")
+    group.add_argument("--dev", action="store_true",
+                       help="ephemeral proof-of-authority network with a pre-funded developer account, mining enabled")
+    group.add_argument("--dev.period", dest="dev_period", type=_uint, default=0, metavar="N",
+                       help="block period in developer mode (0 = mine only if transaction pending)")
+    group.add_argument("--dev.key", dest="dev_key", metavar="HEX",
+                       help="developer account and signer key (default: generated and printed)")
+    group.add_argument("--dev.gaslimit", dest="dev_gaslimit", type=_uint, default=DEV_GAS_LIMIT, metavar="N",
+                       help=f"initial block gas limit (default {DEV_GAS_LIMIT})")
+    group.add_argument("--dev.genesis-out", dest="dev_genesis_out", metavar="FILE",
+                       help="write the developer genesis JSON to FILE (for `ethnode-fast init` on other nodes)")
+    group.add_argument("--mine", action="store_true", help="seal blocks on this Clique chain (needs --miner.key)")
+    group.add_argument("--miner.key", dest="miner_key", metavar="HEX|FILE", help="signer key for --mine")
+    group.add_argument("--miner.gaslimit", dest="miner_gaslimit", type=_uint, metavar="N",
+                       help=f"target gas ceiling for mined blocks (default {DEFAULT_GAS_CEIL}; --dev: its genesis's)")
+    group.add_argument("--miner.gasprice", dest="miner_gasprice", type=_uint, default=DEFAULT_MIN_TIP, metavar="WEI",
+                       help=f"minimum gas tip for mining a transaction (default {DEFAULT_MIN_TIP})")
+    group.add_argument("--miner.extradata", dest="miner_extradata", type=_extra, metavar="TEXT",
+                       help="block extra-data set by the miner (up to 32 bytes)")
+
+
+def prepare_dev(args: argparse.Namespace, datadir: str | None) -> DevChain | None:
+    """With ``--dev``: create or reopen the dev chain (``datadir`` None: in memory) and turn
+    HTTP JSON-RPC on; None without ``--dev``. Raises ``DevError`` with one line for the user."""
+    if not getattr(args, "dev", False):
+        return None
+    if getattr(args, "noexec", False):
+        raise DevError("--dev seals blocks and needs block execution: drop --noexec")
+    if not getattr(args, "eth_versions", (68,)):
+        raise DevError("--dev needs the eth protocol: drop --eth.versions none")
+    dev = prepare_dev_chain(datadir, period=args.dev_period, key_hex=args.dev_key, gas_limit=args.dev_gaslimit,
+                            genesis_out=args.dev_genesis_out)
+    args.http = True
+    where = "in memory" if dev.datadir is None else str(dev.datadir)
+    log.info("Using developer account address=0x%s key=0x%s", dev.address.hex(), dev.key.to_hex())
+    log.info("Developer chain %s chain_id=%s period=%d signer=0x%s", where, dev.genesis_json["config"]["chainId"],
+             dev.period, dev.address.hex())
+    for path in dev.genesis_files:
+        log.info("Dev genesis written path=%s (followers: ethnode-fast init %s, then run --bootnodes <this enode>)",
+                 path, path)
+    return dev
+
+
+def dev_eth_service_constructor(args: argparse.Namespace, dev: DevChain) -> ServiceConstructor:
+    """The Ethereum service on the dev chain (the in-memory one when there is no datadir)."""
+    config = eth_config_from_args(args)
+    if dev.datadir is None and getattr(args, "authrpc_jwtsecret", None) is None:
+        config.authrpc = None  # no datadir for a JWT secret, and a Clique chain has no consensus client
+
+    def construct(ctx: ServiceContext) -> EthereumService:
+        return EthereumService(ctx, config, chain=dev.chain)
+
+    return construct
+
+
+def _miner_key(text: str) -> PrivateKey:
+    path = Path(text).expanduser()
+    try:
+        return load_private_key(path) if path.exists() else parse_key(text)
+    except (InvalidKeyError, OSError) as exc:
+        raise DevError(f"invalid --miner.key: {exc}") from None
+
+
+def miner_service_constructor(args: argparse.Namespace, dev: DevChain | None) -> ServiceConstructor | None:
+    """The miner for ``--dev`` or ``--mine`` (register it after the Ethereum service); else None."""
+    if dev is not None:
+        key = dev.key
+    elif getattr(args, "mine", False):
+        if not args.miner_key:
+            raise DevError("--mine needs the signer key: --miner.key HEX|FILE")
+        key = _miner_key(args.miner_key)
+    else:
+        return None
+    gas_ceil = args.miner_gaslimit
+    if gas_ceil is None:
+        gas_ceil = int(dev.genesis_json["gasLimit"], 0) if dev is not None else DEFAULT_GAS_CEIL
+    config = MinerConfig(gas_ceil=gas_ceil, min_tip=args.miner_gasprice)
+    if args.miner_extradata is not None:
+        config.extra = args.miner_extradata
+
+    def construct(ctx: ServiceContext) -> MinerService:
+        return MinerService(ctx, config, key)
+
+    return construct
+
+
+__all__ = ["add_miner_flags", "prepare_dev", "dev_eth_service_constructor", "miner_service_constructor"]

@@ -1,0 +1,44 @@
+"""The public JSON-RPC namespaces (geth ``internal/ethapi``, ``eth/api*.go``, ``node/api.go``).
+
+A service offers ``API(namespace, service)`` objects from its ``apis()``; the HTTP server
+exposes each public method of ``service`` as ``<namespace>_<camelCase name>``, the way
+geth's rpc package reflects Go methods (``get_block_by_number`` -> ``eth_getBlockByNumber``).
+A service that needs exact names (the Engine API's ``...V1``/``V2``) provides them from
+``methods()`` instead. ``authenticated`` APIs are only served on the JWT endpoint.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class API:
+    namespace: str
+    service: Any
+    authenticated: bool = False  # geth rpc.API.Authenticated: only on the auth (Engine API) endpoint
+
+
+def camel(name: str) -> str:
+    """``get_block_by_number`` -> ``getBlockByNumber``."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def methods_of(api: API) -> dict[str, Callable[..., Any]]:
+    """The full method names an API answers to, and the callables behind them."""
+    service = api.service
+    explicit = getattr(service, "methods", None)
+    if callable(explicit) and not isinstance(service, type):
+        return dict(explicit())
+    out: dict[str, Callable[..., Any]] = {}
+    for name, _ in inspect.getmembers(type(service), inspect.isfunction):  # no property is evaluated
+        if not name.startswith("_"):
+            out[f"{api.namespace}_{camel(name)}"] = getattr(service, name)
+    return out
+
+
+__all__ = ["API", "camel", "methods_of"]

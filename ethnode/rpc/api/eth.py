@@ -1,0 +1,323 @@
+"""The ``eth_`` namespace: chain, blocks, transactions, receipts, account state, fees, sync status.
+
+``backend`` is the Ethereum service (anything with ``chain``, ``txpool`` and optionally
+``downloader`` and ``state``). Account state comes from a ``StateReader`` found as
+``backend.state``; it answers ``nonce(address)``/``balance(address)`` at the head and
+``nonce(address, number)``/``balance(address, number)`` at an older block, None for
+"not known". Without one (a node that does not execute), or when it answers None, the
+call fails as geth does for state it does not hold: -32000 "state 0x<root> is not available".
+
+Block tags: "latest" and "pending" are the head (there is no pending block without a
+miner), "earliest" the genesis, "safe"/"finalized" what the Engine API last set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from ethnode.core.rawdb import accessors as rawdb
+from ethnode.core.txpool import TxPoolError, UnknownState
+from ethnode.core.types.header import Header
+from ethnode.core.types.transaction import BlobTxWithSidecar, TransactionError, decode_tx
+from ethnode.rpc.api.gasprice import FeeHistoryError, GasPriceOracle
+from ethnode.rpc.api.hexutil import (
+    address_arg,
+    arg,
+    data,
+    data_arg,
+    decode_quantity,
+    hash_arg,
+    quantity,
+)
+from ethnode.rpc.api.marshal import block_fields, contract_address, receipt_fields, tx_fields
+from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError
+
+log = logging.getLogger("ethnode.rpc")
+
+SERVER_ERROR = -32000  # geth's code for an error returned by a method
+RPC_TX_FEE_CAP = 10**18  # wei: 1 ether; geth --rpc.txfeecap default
+TAGS = ("latest", "pending", "earliest", "safe", "finalized")
+MAX_INT64 = 2**63 - 1
+
+
+def server_error(message: str) -> RPCError:
+    return RPCError(SERVER_ERROR, message)
+
+
+@runtime_checkable
+class StateReader(Protocol):
+    """Account state at the head (one argument) or at block ``number``; None: not known."""
+
+    def nonce(self, address: bytes, number: int | None = None) -> int | None: ...
+
+    def balance(self, address: bytes, number: int | None = None) -> int | None: ...
+
+
+def _block_number(index: int, value: Any) -> int | str:
+    """A block tag or number (geth rpc.BlockNumber)."""
+    if isinstance(value, str) and value in TAGS:
+        return value
+    number = arg(index, decode_quantity, value, 64)
+    if number > MAX_INT64:
+        raise RPCError(INVALID_PARAMS, f"invalid argument {index}: block number larger than int64")
+    return number  # type: ignore[no-any-return]
+
+
+class EthAPI:
+    """geth's EthereumAPI, BlockChainAPI and TransactionAPI, for the methods ethnode serves."""
+
+    def __init__(self, backend: Any, *, tx_fee_cap: int = RPC_TX_FEE_CAP, allow_unprotected: bool = False) -> None:
+        self.backend = backend
+        self.chain = backend.chain
+        self.txpool = backend.txpool
+        self.oracle = GasPriceOracle(self.chain)
+        self.tx_fee_cap = tx_fee_cap
+        self.allow_unprotected = allow_unprotected
+
+    # --- helpers --------------------------------------------------------------------------
+
+    @property
+    def _config(self) -> Any:
+        return self.chain.config
+
+    def _header_by_tag(self, tag: int | str) -> Header | None:
+        chain = self.chain
+        if tag in ("latest", "pending"):
+            return chain.current_block  # type: ignore[no-any-return]
+        if tag == "earliest":
+            return chain.genesis  # type: ignore[no-any-return]
+        if tag in ("safe", "finalized"):
+            read = rawdb.read_safe_block_hash if tag == "safe" else rawdb.read_finalized_block_hash
+            block_hash = read(chain.db)
+            header = chain.get_header_by_hash(block_hash) if block_hash is not None else None
+            if header is None:
+                raise server_error(f"{tag} block not found")
+            return header  # type: ignore[no-any-return]
+        assert isinstance(tag, int)
+        if tag > chain.current_block.number:
+            return None
+        return chain.get_header_by_number(tag)  # type: ignore[no-any-return]
+
+    def _header_for_state(self, index: int, value: Any) -> Header:
+        """geth BlockNumberOrHash: a tag, a number, a hash, or {blockNumber} / {blockHash, requireCanonical}."""
+        if value is None:
+            value = "latest"
+        if isinstance(value, dict):
+            has_hash, has_number = "blockHash" in value, "blockNumber" in value
+            if has_hash and has_number:
+                raise RPCError(INVALID_PARAMS, f"invalid argument {index}: cannot specify both BlockHash and "
+                                               "BlockNumber, choose one or the other")
+            if has_hash:
+                return self._header_by_hash(hash_arg(index, value["blockHash"]), bool(value.get("requireCanonical")))
+            if not has_number:
+                raise RPCError(INVALID_PARAMS, f"invalid argument {index}: invalid input")
+            value = value["blockNumber"]
+        elif isinstance(value, str) and len(value) == 66:
+            return self._header_by_hash(hash_arg(index, value), False)
+        header = self._header_by_tag(_block_number(index, value))
+        if header is None:
+            raise server_error("header not found")
+        return header
+
+    def _header_by_hash(self, block_hash: bytes, canonical: bool) -> Header:
+        header = self.chain.get_header_by_hash(block_hash)
+        if header is None:
+            raise server_error("header for hash not found")
+        if canonical and self.chain.get_canonical_hash(header.number) != block_hash:
+            raise server_error("hash is not currently canonical")
+        return header  # type: ignore[no-any-return]
+
+    def _reader(self) -> Any:
+        """The service's StateReader, else the pool's (head only); None while state is unknown."""
+        reader = getattr(self.backend, "state", None) or getattr(self.txpool, "state", None)
+        return None if reader is None or isinstance(reader, UnknownState) else reader
+
+    def _state(self, what: str, address: bytes, header: Header) -> Any:
+        reader = self._reader()
+        fn = getattr(reader, what, None)
+        value = None
+        if fn is not None:
+            if header.hash == self.chain.current_block.hash:
+                value = fn(address)
+            else:
+                try:
+                    value = fn(address, header.number)
+                except TypeError:  # a reader of the head state only
+                    value = None
+        if value is None:
+            raise server_error(f"state 0x{header.state_root.hex()} is not available")
+        return value  # type: ignore[no-any-return]
+
+    # --- chain ----------------------------------------------------------------------------
+
+    def chain_id(self) -> str:
+        return quantity(self._config.chain_id)
+
+    def block_number(self) -> str:
+        return quantity(self.chain.current_block.number)
+
+    def syncing(self) -> Any:
+        """False, or geth's progress object while the downloader is behind."""
+        downloader = getattr(self.backend, "downloader", None)
+        if downloader is None or not downloader.syncing:
+            return False
+        progress = downloader.progress()
+        if progress.current_block >= progress.highest_block:
+            return False
+        out = {
+            "startingBlock": quantity(progress.starting_block),
+            "currentBlock": quantity(progress.current_block),
+            "highestBlock": quantity(progress.highest_block),
+        }
+        for key in ("syncedAccounts", "syncedAccountBytes", "syncedBytecodes", "syncedBytecodeBytes",
+                    "syncedStorage", "syncedStorageBytes", "healedTrienodes", "healedTrienodeBytes",
+                    "healedBytecodes", "healedBytecodeBytes", "healingTrienodes", "healingBytecode",
+                    "txIndexFinishedBlocks", "txIndexRemainingBlocks"):
+            out[key] = "0x0"  # snap sync and tx indexing counters: ethnode does full sync, indexing inline
+        return out
+
+    # --- blocks ---------------------------------------------------------------------------
+
+    def get_block_by_number(self, number: Any, full_tx: bool = False) -> dict[str, Any] | None:
+        header = self._header_by_tag(_block_number(0, number))
+        if header is None:
+            return None
+        block = self.chain.get_block(header.hash, header.number)
+        return None if block is None else block_fields(block, bool(full_tx), self._config)
+
+    def get_block_by_hash(self, block_hash: Any, full_tx: bool = False) -> dict[str, Any] | None:
+        block = self.chain.get_block_by_hash(hash_arg(0, block_hash))
+        return None if block is None else block_fields(block, bool(full_tx), self._config)
+
+    # --- transactions -----------------------------------------------------------------------
+
+    def get_transaction_by_hash(self, tx_hash: Any) -> dict[str, Any] | None:
+        h = hash_arg(0, tx_hash)
+        found = self.chain.get_transaction(h)
+        if found is not None:
+            tx, block_hash, number, index = found
+            header = self.chain.get_header(block_hash, number)
+            return tx_fields(tx, self._config, header, index)
+        pooled = self.txpool.get(h)
+        if pooled is None:
+            return None
+        return tx_fields(pooled, self._config)
+
+    def get_transaction_receipt(self, tx_hash: Any) -> dict[str, Any] | None:
+        h = hash_arg(0, tx_hash)
+        found = self.chain.get_transaction(h)
+        if found is None:
+            return None
+        _, block_hash, number, index = found
+        block = self.chain.get_block(block_hash, number)
+        receipts = self.chain.get_receipts(block_hash, number)
+        if block is None or receipts is None or len(receipts) <= index:
+            return None  # geth: receipts not (yet) stored read as "no receipt"
+        return receipt_fields(block, receipts, index, self._config)
+
+    def send_raw_transaction(self, raw: Any) -> str:
+        """geth SubmitTransaction: decode, fee cap, replay protection, then the pool (as a local tx)."""
+        payload = data_arg(0, raw)
+        try:
+            tx = decode_tx(payload, allow_sidecar=True)
+        except TransactionError as exc:
+            raise server_error(str(exc)) from None
+        inner = tx.tx if isinstance(tx, BlobTxWithSidecar) else tx
+        fee = inner.gas_fee_cap * inner.gas  # type: ignore[attr-defined]
+        if self.tx_fee_cap and fee > self.tx_fee_cap:
+            raise server_error(f"tx fee ({fee / 1e18:.2f} ether) exceeds the configured cap "
+                               f"({self.tx_fee_cap / 1e18:.2f} ether)")
+        if not self.allow_unprotected and not getattr(inner, "protected", True):
+            raise server_error("only replay-protected (EIP-155) transactions allowed over RPC")
+        err = self.txpool.add_locals([tx])[0]
+        if err is not None:
+            if isinstance(err, TxPoolError):
+                raise server_error(str(err))
+            raise err
+        try:
+            sender = "0x" + inner.sender.hex()
+        except TransactionError:
+            sender = "?"
+        if inner.to is None:  # type: ignore[attr-defined]
+            created = contract_address(inner.sender, inner.nonce)  # type: ignore[attr-defined]
+            log.info("Submitted contract creation hash=0x%s from=%s nonce=%d contract=0x%s value=%d",
+                     tx.hash.hex(), sender, inner.nonce, created.hex(), inner.value)  # type: ignore[attr-defined]
+        else:
+            log.info("Submitted transaction hash=0x%s from=%s nonce=%d recipient=0x%s value=%d", tx.hash.hex(),
+                     sender, inner.nonce, inner.to.hex(), inner.value)  # type: ignore[attr-defined]
+        return data(tx.hash)
+
+    # --- account state --------------------------------------------------------------------
+
+    def get_balance(self, address: Any, block: Any = "latest") -> str:
+        addr = address_arg(0, address)
+        header = self._header_for_state(1, block)
+        return quantity(self._state("balance", addr, header))
+
+    def get_transaction_count(self, address: Any, block: Any = "latest") -> str:
+        addr = address_arg(0, address)
+        if block == "pending":
+            nonce = self.txpool.nonce(addr)  # geth GetPoolNonce: the state nonce with pending txs applied
+            if nonce is not None:
+                return quantity(nonce)
+        header = self._header_for_state(1, block)
+        return quantity(self._state("nonce", addr, header))
+
+    def get_code(self, address: Any, block: Any = "latest") -> str:
+        addr = address_arg(0, address)
+        return data(self._state("code", addr, self._header_for_state(1, block)))
+
+    # --- fees -----------------------------------------------------------------------------
+
+    def gas_price(self) -> str:
+        return quantity(self.oracle.gas_price())
+
+    def max_priority_fee_per_gas(self) -> str:
+        return quantity(self.oracle.suggest_tip_cap())
+
+    def fee_history(self, block_count: Any, newest_block: Any, reward_percentiles: Sequence[float] | None = None
+                    ) -> dict[str, Any]:
+        count = arg(0, _hex_or_decimal, block_count)
+        if count < 1:
+            return {"oldestBlock": "0x0", "gasUsedRatio": None}
+        tag = _block_number(1, newest_block)
+        head = self.chain.current_block
+        if isinstance(tag, int) and tag > head.number:
+            raise server_error(f"request beyond head block: requested {tag}, head {head.number}")
+        last = self._header_by_tag(tag)
+        if last is None:
+            raise server_error("header not found")
+        if reward_percentiles is not None and not isinstance(reward_percentiles, list):
+            raise RPCError(INVALID_PARAMS, "invalid argument 2: want an array of numbers")
+        try:
+            hist = self.oracle.fee_history(count, last, reward_percentiles)
+        except FeeHistoryError as exc:
+            raise server_error(str(exc)) from None
+        out: dict[str, Any] = {
+            "oldestBlock": quantity(hist.oldest),
+            "baseFeePerGas": [quantity(v) for v in hist.base_fees],
+            "gasUsedRatio": hist.gas_used_ratio,
+            "baseFeePerBlobGas": [quantity(v) for v in hist.blob_base_fees],
+            "blobGasUsedRatio": hist.blob_gas_used_ratio,
+        }
+        if hist.rewards is not None:
+            out["reward"] = [[quantity(v) for v in row] for row in hist.rewards]
+        return out
+
+    # --- misc -----------------------------------------------------------------------------
+
+    def accounts(self) -> list[str]:
+        return []  # no keystore: ethnode never holds user keys (geth without unlocked accounts)
+
+
+def _hex_or_decimal(value: Any) -> int:
+    """geth math.HexOrDecimal64: a JSON number, "0x..." or a decimal string."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return decode_quantity(value, 64)
+
+__all__ = ["EthAPI", "StateReader", "SERVER_ERROR", "RPC_TX_FEE_CAP", "server_error"]

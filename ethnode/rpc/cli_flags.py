@@ -1,0 +1,63 @@
+"""``ethnode-fast run`` flags for the public JSON-RPC endpoint (geth's names and defaults).
+
+    --http               serve JSON-RPC over HTTP
+    --http.addr IP       listening address (default 127.0.0.1)
+    --http.port N        port (default 8545; 0 picks a free one)
+    --http.api LIST      namespaces offered (default eth,net,web3; add admin, txpool as wanted)
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from ethnode.eth.cli_flags import _port
+from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
+from ethnode.rpc.server import DEFAULT_HTTP_ADDR, DEFAULT_HTTP_MODULES, DEFAULT_HTTP_PORT, HTTPConfig, RPCService
+
+
+def parse_modules(text: str) -> tuple[str, ...]:
+    """``"eth, net,admin"`` -> ("eth", "net", "admin") (geth SplitAndTrim); names are checked at start."""
+    modules = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    for m in modules:
+        if not m.replace("_", "").isalnum():
+            raise argparse.ArgumentTypeError(f"invalid API name {m!r}")
+    return modules
+
+
+def add_rpc_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("API")
+    group.add_argument("--http", action="store_true", help="enable the HTTP-RPC server")
+    group.add_argument("--http.addr", dest="http_addr", default=DEFAULT_HTTP_ADDR, metavar="IP",
+                       help=f"HTTP-RPC server listening interface (default {DEFAULT_HTTP_ADDR})")
+    group.add_argument("--http.port", dest="http_port", type=_port, default=DEFAULT_HTTP_PORT, metavar="N",
+                       help=f"HTTP-RPC server listening port (default {DEFAULT_HTTP_PORT})")
+    group.add_argument("--http.api", dest="http_api", type=parse_modules, default=DEFAULT_HTTP_MODULES,
+                       metavar="LIST", help="APIs offered over the HTTP-RPC interface "
+                       f"(default {','.join(DEFAULT_HTTP_MODULES)}; also admin, txpool)")
+
+
+def http_config_from_args(args: argparse.Namespace) -> HTTPConfig | None:
+    if not getattr(args, "http", False):
+        return None
+    return HTTPConfig(
+        addr=getattr(args, "http_addr", DEFAULT_HTTP_ADDR),
+        port=getattr(args, "http_port", DEFAULT_HTTP_PORT),
+        modules=getattr(args, "http_api", DEFAULT_HTTP_MODULES),
+    )
+
+
+def rpc_service_constructor(args: argparse.Namespace, p2p: Callable[[], Any]) -> ServiceConstructor | None:
+    """The Node service constructor for ``--http`` (None without it); register it after the eth service."""
+    config = http_config_from_args(args)
+    if config is None:
+        return None
+
+    def construct(ctx: ServiceContext) -> RPCService:
+        return RPCService(ctx, config, p2p)
+
+    return construct
+
+
+__all__ = ["add_rpc_flags", "rpc_service_constructor", "http_config_from_args", "parse_modules"]
