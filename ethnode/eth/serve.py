@@ -211,8 +211,8 @@ def serve_bodies(chain: Any, hashes: Sequence[bytes]) -> list[bytes]:
 def _receipts_rlp(chain: Any, block_hash: bytes) -> bytes | None:
     """A block's stored receipts (eth/69 list form); an empty list for a block without txs.
 
-    Blocks with txs have receipts only once something executed them (execution is not
-    implemented yet, so imported chains serve receipts for empty blocks only).
+    Blocks with txs have receipts once import executed them; a chain imported with
+    ``--noexec`` serves receipts for empty blocks only.
     """
     db = chain.db
     number = rawdb.read_header_number(db, block_hash)
