@@ -409,3 +409,27 @@ def test_forkchoice_naming_an_unknown_head_starts_a_sync_to_it() -> None:
         await dl.stop()
 
     run_checked(scenario)
+
+
+def test_blocks_this_node_cannot_execute_end_the_sync_without_blaming_peers() -> None:
+    """An ExecutionError (fork the engine lacks, state missing) is ours: no peer is dropped."""
+    from ethnode.core.execution.api import UnsupportedForkError
+
+    blocks = ethtest_with_genesis()
+    peers = [FakePeer(n, blocks) for n in ("a", "b")]
+    chain = ethtest_chain(0)
+
+    def refuse(batch: Any) -> None:
+        raise UnsupportedForkError("block #1 is under a fork this engine cannot execute")
+
+    chain.insert_chain = refuse  # type: ignore[method-assign]
+    box: list[bool] = []
+
+    async def scenario() -> None:
+        dl = _downloader(chain, *peers)
+        box.append(await dl.synchronise(peers[0]))
+
+    run_checked(scenario, timeout=30)
+    assert len(box) == 1  # the attempt ended instead of hanging or raising
+    assert not any(p.dropped for p in peers)
+    assert chain.current_block.number == 0

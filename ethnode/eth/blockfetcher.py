@@ -35,6 +35,7 @@ from typing import Any
 
 from ethnode.consensus.engine import FutureBlockError
 from ethnode.core.errors import InvalidBlockError
+from ethnode.core.execution.api import ExecutionError
 from ethnode.core.types.block import Block
 from ethnode.errors import EthnodeError
 from ethnode.eth.downloader.bodies import body_mismatch, empty_body, has_empty_body
@@ -416,6 +417,9 @@ class BlockFetcher:
             chain.insert_chain([block])
         except InvalidBlockError as exc:
             log.debug("Propagated block import failed: %s", exc)
+            return
+        except ExecutionError as exc:  # this node cannot execute it: keep the peer, say why once per block
+            log.warning("Propagated block #%d not imported: %s", block.number, exc)
             return
         self.imported += 1
         self.handler.broadcast_block(block, False)

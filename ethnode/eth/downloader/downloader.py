@@ -31,6 +31,7 @@ from typing import Any
 
 from ethnode.consensus.engine import UnknownAncestorError
 from ethnode.core.errors import InvalidBlockError
+from ethnode.core.execution.api import ExecutionError
 from ethnode.eth.downloader.ancestor import AncestorSearch
 from ethnode.eth.downloader.bodies import MAX_BLOCK_FETCH, BodyRequest, BodyScheduler, FetchResult
 from ethnode.eth.downloader.errors import BadResponseError, MasterPeerError
@@ -420,6 +421,9 @@ class Downloader:
                     self._drop(other, f"served an invalid chain: {exc}")
             self._drop(master, f"invalid chain: {exc}")
             raise MasterPeerError(f"invalid chain: {exc}", drop=False) from None
+        except ExecutionError as exc:  # our node cannot execute (fork unsupported, state missing): not the peer's fault
+            log.error("Sync stopped: blocks cannot be executed here: %s", exc)
+            raise MasterPeerError(f"import: {exc}", drop=False) from None
         head = chain.current_block
         if head.hash != before.hash and self.bus is not None:
             self.bus.post(ChainHeadEvent(head))
