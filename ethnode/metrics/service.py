@@ -21,7 +21,7 @@ from ethnode.metrics.lag import LoopLagProbe
 from ethnode.metrics.registry import CONTENT_TYPE, DEFAULT_REGISTRY, Registry
 from ethnode.metrics.syncdisplay import SyncDisplay
 from ethnode.node.lifecycle import ServiceContext
-from ethnode.rpc.http import HTTPServer, Request, Response
+from ethnode.rpc.http import HTTPEndpoint, HTTPServer, Request, Response
 
 log = logging.getLogger("ethnode.metrics")
 
@@ -41,7 +41,7 @@ class MetricsConfig:
     port: int = DEFAULT_METRICS_PORT
 
 
-class MetricsServer:
+class MetricsServer(HTTPEndpoint):
     """The Prometheus scrape endpoint for the process-wide registry plus ``registries``."""
 
     def __init__(self, *registries: Registry, host: str = DEFAULT_METRICS_ADDR,
@@ -49,20 +49,8 @@ class MetricsServer:
         self.registries = registries or (DEFAULT_REGISTRY,)
         self.http = HTTPServer(self._handle, host, port, name="metrics")
 
-    @property
-    def port(self) -> int:
-        return self.http.port
-
-    @property
-    def url(self) -> str:
-        return self.http.url
-
-    async def start(self) -> None:
-        await self.http.start()
+    def started(self) -> None:
         log.info("Starting metrics server addr=http://%s:%d/metrics", self.http.host, self.http.port)
-
-    async def stop(self) -> None:
-        await self.http.stop()
 
     async def _handle(self, request: Request) -> Response:
         path = request.path.split("?", 1)[0]

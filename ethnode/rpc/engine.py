@@ -17,7 +17,7 @@ from typing import Any
 from ethnode.core.errors import UnknownBlockError
 from ethnode.eth.events import ChainHeadEvent
 from ethnode.node.events import EventBus
-from ethnode.rpc.http import HTTPServer, Request, Response
+from ethnode.rpc.http import HTTPEndpoint, HTTPServer, Request, Response
 from ethnode.rpc.jsonrpc import INVALID_PARAMS, Dispatcher, RPCError
 from ethnode.rpc.jwt import JWTError, verify_authorization
 
@@ -113,7 +113,7 @@ class EngineAPI:
         return _status(VALID, header.hash)
 
 
-class AuthRPCServer:
+class AuthRPCServer(HTTPEndpoint):
     """The JWT-authenticated HTTP endpoint for the Engine API (geth's auth server)."""
 
     def __init__(self, api: EngineAPI, secret: bytes, host: str = DEFAULT_AUTHRPC_ADDR,
@@ -123,21 +123,9 @@ class AuthRPCServer:
         self.dispatcher = Dispatcher(api.methods())
         self.http = HTTPServer(self._handle, host, port, name="authrpc")
 
-    @property
-    def port(self) -> int:
-        return self.http.port
-
-    @property
-    def url(self) -> str:
-        return self.http.url
-
-    async def start(self) -> None:
-        await self.http.start()
+    def started(self) -> None:
         log.info("HTTP server started endpoint=%s:%d auth=true prefix= cors= vhosts=localhost",
                  self.http.host, self.http.port)
-
-    async def stop(self) -> None:
-        await self.http.stop()
 
     async def _handle(self, request: Request) -> Response:
         try:

@@ -176,4 +176,31 @@ def _keep_alive(request: Request) -> bool:
     return conn != "close"
 
 
-__all__ = ["HTTPServer", "Request", "Response", "Handler", "MAX_BODY_SIZE"]
+class HTTPEndpoint:
+    """A node service that is one HTTP server (Engine API, JSON-RPC, metrics).
+
+    Subclasses set ``self.http`` and say in ``started()`` what to log once it listens.
+    """
+
+    http: HTTPServer
+
+    @property
+    def port(self) -> int:
+        return self.http.port
+
+    @property
+    def url(self) -> str:
+        return self.http.url
+
+    def started(self) -> None:
+        """Called once the server listens (log the endpoint here)."""
+
+    async def start(self) -> None:
+        await self.http.start()
+        self.started()
+
+    async def stop(self) -> None:
+        await self.http.stop()
+
+
+__all__ = ["HTTPServer", "HTTPEndpoint", "Request", "Response", "Handler", "MAX_BODY_SIZE"]

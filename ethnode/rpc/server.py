@@ -28,7 +28,7 @@ from ethnode.rpc.api import API, methods_of
 from ethnode.rpc.api.admin import AdminAPI
 from ethnode.rpc.api.net import NetAPI
 from ethnode.rpc.api.web3 import Web3API
-from ethnode.rpc.http import HTTPServer, Request, Response
+from ethnode.rpc.http import HTTPEndpoint, HTTPServer, Request, Response
 from ethnode.rpc.jsonrpc import Dispatcher
 
 log = logging.getLogger("ethnode.rpc")
@@ -65,7 +65,7 @@ def collect_methods(apis: Iterable[API], modules: Sequence[str]) -> dict[str, Ca
     return methods
 
 
-class HTTPRPCServer:
+class HTTPRPCServer(HTTPEndpoint):
     """JSON-RPC over plain HTTP on ``host:port`` (port 0: any free port)."""
 
     def __init__(self, methods: dict[str, Callable[..., Any]], host: str = DEFAULT_HTTP_ADDR,
@@ -73,21 +73,9 @@ class HTTPRPCServer:
         self.dispatcher = Dispatcher(methods)
         self.http = HTTPServer(self._handle, host, port, name="http-rpc")
 
-    @property
-    def port(self) -> int:
-        return self.http.port
-
-    @property
-    def url(self) -> str:
-        return self.http.url
-
-    async def start(self) -> None:
-        await self.http.start()
+    def started(self) -> None:
         log.info("HTTP server started endpoint=%s:%d auth=false prefix= cors= vhosts=localhost",
                  self.http.host, self.http.port)
-
-    async def stop(self) -> None:
-        await self.http.stop()
 
     async def _handle(self, request: Request) -> Response:
         if request.method == "GET" and not request.body:
