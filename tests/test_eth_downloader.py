@@ -433,3 +433,16 @@ def test_blocks_this_node_cannot_execute_end_the_sync_without_blaming_peers() ->
     assert len(box) == 1  # the attempt ended instead of hanging or raising
     assert not any(p.dropped for p in peers)
     assert chain.current_block.number == 0
+
+
+def test_executing_chains_import_in_small_batches() -> None:
+    """Execution makes a block cost milliseconds: batches shrink so the event loop keeps turning."""
+    from types import SimpleNamespace
+
+    from ethnode.eth.downloader.downloader import EXEC_IMPORT_BATCH, IMPORT_BATCH
+
+    headers_only = SimpleNamespace(executor=None)
+    executing = SimpleNamespace(executor=object())
+    assert Downloader(headers_only).import_batch == IMPORT_BATCH
+    assert Downloader(executing).import_batch == EXEC_IMPORT_BATCH < IMPORT_BATCH
+    assert Downloader(executing, import_batch=7).import_batch == 7

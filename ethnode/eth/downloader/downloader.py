@@ -45,6 +45,9 @@ from ethnode.p2p.disconnect import DiscReason
 log = logging.getLogger("ethnode.eth.downloader")
 
 IMPORT_BATCH = 256  # blocks per insert_chain call between network turns (ours; geth maxResultsProcess 2048)
+# With execution a block costs milliseconds, not microseconds (~150 blocks/s on the ethtest chain), so a
+# 256-block batch would hold the event loop for seconds: pings, serving and responses wait. Ours.
+EXEC_IMPORT_BATCH = 16
 STATS_REPORT_INTERVAL = 8.0  # seconds between progress lines; geth statsReportLimit
 
 _HEADERS = "headers"
@@ -97,13 +100,15 @@ class Downloader:
         bus: Any = None,
         drop_peer: Callable[[Any], None] | None = None,
         request_timeout: float | None = None,
-        import_batch: int = IMPORT_BATCH,
+        import_batch: int | None = None,
     ) -> None:
         self.chain = chain
         self.handler = handler
         self.bus = bus if bus is not None else getattr(handler, "bus", None)
         self._drop_peer = drop_peer
         self.rtt = RoundTrip(request_timeout)
+        if import_batch is None:
+            import_batch = EXEC_IMPORT_BATCH if getattr(chain, "executor", None) is not None else IMPORT_BATCH
         self.import_batch = import_batch
         self._peers: dict[bytes, Any] = {}
         self._banned: set[bytes] = set()  # dropped during this sync, until their connection ends
@@ -450,4 +455,4 @@ class Downloader:
         self._report = (now, head.number)
 
 
-__all__ = ["Downloader", "SyncProgress", "SyncStats", "IMPORT_BATCH", "STATS_REPORT_INTERVAL"]
+__all__ = ["Downloader", "SyncProgress", "SyncStats", "IMPORT_BATCH", "EXEC_IMPORT_BATCH", "STATS_REPORT_INTERVAL"]
