@@ -133,6 +133,30 @@ TINY_GENESIS = {
 }
 
 
+def test_run_without_a_chain_runs_p2p_only_unless_eth_is_asked_for(tmp_path: Path) -> None:
+    """A fresh datadir still gives a reachable node (p2p only, one warning line), as issue checks expect."""
+    cmd = [sys.executable, "-m", "ethnode", "run", "--datadir", str(tmp_path), "--port", "0", "--listenaddr", HOST,
+           "--nodiscover", "--authrpc.port", "0"]  # no --eth.versions: _cli() is bypassed on purpose
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=_env())
+    try:
+        assert proc.stderr is not None
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if "enode://" in line:
+                break
+        assert any("running p2p only" in ln and "ethnode-fast init" in ln for ln in lines), lines
+        assert any("enode://" in ln for ln in lines), lines
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+
+
 def test_run_with_eth_needs_init_then_serves(tmp_path: Path) -> None:
     """With the eth service (the default), `run` wants a chain: one clear line, then works after init."""
     base = ["run", "--datadir", str(tmp_path), "--port", "0", "--listenaddr", HOST, "--nodiscover",

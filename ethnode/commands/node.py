@@ -240,6 +240,13 @@ async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
     )
     node = Node(config, server_factory(settings.p2p, bus), bus=bus)
     eth_service = dev_eth_service_constructor(args, dev) if dev is not None else eth_service_constructor(args)
+    if dev is None and eth_service is not None and args.eth_versions is None and datadir is not None:
+        from ethnode.core.rawdb import has_chain
+
+        if not has_chain(datadir):  # geth would write mainnet's genesis; we have no mainnet state to write
+            log.warning("No chain in the datadir: running p2p only (no eth); "
+                        "`ethnode-fast init GENESIS.json --datadir %s` to serve eth", datadir)
+            eth_service = None
     if eth_service is not None:
         node.register(eth_service)
     if miner_service is not None:

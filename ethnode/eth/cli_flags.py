@@ -62,7 +62,7 @@ def add_eth_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Ethereum")
     group.add_argument("--networkid", type=_network_id, metavar="N",
                        help="network identifier in the eth Status (default: the genesis chain id)")
-    group.add_argument("--eth.versions", dest="eth_versions", type=parse_versions, default=SUPPORTED_VERSIONS,
+    group.add_argument("--eth.versions", dest="eth_versions", type=parse_versions, default=None,
                        metavar="LIST", help=f"eth protocol versions to offer (default {versions}; none: no eth)")
     group.add_argument("--authrpc.addr", dest="authrpc_addr", default=DEFAULT_AUTHRPC_ADDR, metavar="IP",
                        help=f"listening address of the authenticated Engine API (default {DEFAULT_AUTHRPC_ADDR})")
@@ -80,7 +80,7 @@ def eth_config_from_args(args: argparse.Namespace) -> EthConfig:
     secret = getattr(args, "authrpc_jwtsecret", None)
     return EthConfig(
         network_id=getattr(args, "networkid", None),
-        versions=getattr(args, "eth_versions", SUPPORTED_VERSIONS),
+        versions=SUPPORTED_VERSIONS if getattr(args, "eth_versions", None) is None else args.eth_versions,
         max_peers=None,  # the p2p Server enforces --maxpeers
         noexec=getattr(args, "noexec", False),
         authrpc=AuthRPCConfig(

@@ -79,7 +79,8 @@ def prepare_dev(args: argparse.Namespace, datadir: str | None) -> DevChain | Non
         return None
     if getattr(args, "noexec", False):
         raise DevError("--dev seals blocks and needs block execution: drop --noexec")
-    if not getattr(args, "eth_versions", (68,)):
+    versions = getattr(args, "eth_versions", None)  # None: not given, the default versions
+    if versions is not None and not versions:
         raise DevError("--dev needs the eth protocol: drop --eth.versions none")
     dev = prepare_dev_chain(datadir, period=args.dev_period, key_hex=args.dev_key, gas_limit=args.dev_gaslimit,
                             genesis_out=args.dev_genesis_out)

@@ -23,6 +23,19 @@ def chaindata_dir(datadir: str | os.PathLike[str]) -> str:
     return os.path.join(os.fspath(datadir), CLIENT_DIR, CHAINDATA_DIR)
 
 
+def has_chain(datadir: str | os.PathLike[str]) -> bool:
+    """Whether the data directory holds an initialised chain (a genesis block), without creating one."""
+    from ethnode.core.rawdb.sqlitedb import SQLITE_FILENAME
+
+    if not os.path.exists(os.path.join(chaindata_dir(datadir), SQLITE_FILENAME)):
+        return False
+    db = SQLiteDB.open_dir(chaindata_dir(datadir))
+    try:
+        return accessors.read_canonical_hash(db, 0) is not None
+    finally:
+        db.close()
+
+
 def open_database(datadir: str | os.PathLike[str]) -> SQLiteDB:
     """Open (creating) the chain database of a data directory; checks the layout version."""
     db = SQLiteDB.open_dir(chaindata_dir(datadir))
@@ -47,4 +60,5 @@ __all__ = [
     "schema",
     "open_database",
     "chaindata_dir",
+    "has_chain",
 ]
