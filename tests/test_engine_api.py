@@ -20,7 +20,7 @@ from p2p_support import run_checked
 from ethnode.core.blockchain import BlockChain, setup_genesis
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import open_database
-from ethnode.eth.cli_flags import add_eth_flags, eth_service_constructor, parse_versions
+from ethnode.eth.cli_flags import add_eth_flags, eth_config_from_args, eth_service_constructor, parse_versions
 from ethnode.eth.events import ChainHeadEvent
 from ethnode.eth.service import EthereumService, EthServiceError
 from ethnode.node import EventBus, Node, NodeConfig
@@ -218,7 +218,8 @@ def _args(*argv: str) -> argparse.Namespace:
 
 def test_flags() -> None:
     args = _args()
-    assert args.eth_versions == (69, 68) and args.networkid is None
+    assert args.eth_versions is None and args.networkid is None  # not given: the defaults apply
+    assert eth_config_from_args(args).versions == (69, 68)
     assert (args.authrpc_addr, args.authrpc_port, args.authrpc_jwtsecret) == ("127.0.0.1", 8551, None)
     args = _args("--networkid", "5", "--eth.versions", "68", "--authrpc.port", "0", "--authrpc.jwtsecret", "/x")
     assert (args.networkid, args.eth_versions, args.authrpc_port) == (5, (68,), 0)
