@@ -26,6 +26,9 @@ from pathlib import Path
 GETH_VERSION = "v1.17.8"
 GETH_MODULE = "github.com/ethereum/go-ethereum"
 TOOLS = ("geth", "devp2p")
+# The eth-test suite whose testdata is ../shared/chains/ethtest byte for byte (a Prague chain
+# py-evm executes). The suite must match its chain, and v1.17.6+ ship an Osaka/Amsterdam one.
+ETHTEST_VERSION = "v1.17.5"
 BUILD_TIMEOUT = 45 * 60  # seconds; a cold build with module downloads takes ~3-4 min here
 
 
@@ -38,8 +41,8 @@ def cache_root() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "ethnode-tools"
 
 
-def tools_dir() -> Path:
-    return cache_root() / f"geth-{GETH_VERSION}" / "bin"
+def tools_dir(version: str = GETH_VERSION) -> Path:
+    return cache_root() / f"geth-{version}" / "bin"
 
 
 def find_go() -> str | None:
@@ -50,14 +53,14 @@ def find_go() -> str | None:
     return str(fallback) if fallback.exists() else None
 
 
-def _installed(folder: Path) -> bool:
-    return all(os.access(folder / tool, os.X_OK) for tool in TOOLS)
+def _installed(folder: Path, tools: tuple[str, ...] = TOOLS) -> bool:
+    return all(os.access(folder / tool, os.X_OK) for tool in tools)
 
 
-def ensure_geth_tools(log=sys.stderr) -> Path:  # type: ignore[no-untyped-def]
-    """The folder with ``geth`` and ``devp2p``; builds them once. Raises GoMissing or RuntimeError."""
-    target = tools_dir()
-    if _installed(target):
+def ensure_geth_tools(log=sys.stderr, version: str = GETH_VERSION, tools: tuple[str, ...] = TOOLS) -> Path:  # type: ignore[no-untyped-def]
+    """The folder with ``tools`` of geth ``version``; builds them once. Raises GoMissing or RuntimeError."""
+    target = tools_dir(version)
+    if _installed(target, tools):
         return target
     go = find_go()
     if go is None:
@@ -65,10 +68,10 @@ def ensure_geth_tools(log=sys.stderr) -> Path:  # type: ignore[no-untyped-def]
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits here, then finds the tools
-        if _installed(target):
+        if _installed(target, tools):
             return target
         staging = Path(tempfile.mkdtemp(prefix="bin.", dir=target.parent))
-        packages = [f"{GETH_MODULE}/cmd/{tool}@{GETH_VERSION}" for tool in TOOLS]
+        packages = [f"{GETH_MODULE}/cmd/{tool}@{version}" for tool in tools]
         print(f"building {', '.join(packages)} into {target} (one-off, several minutes)", file=log)
         started = time.monotonic()
         env = {**os.environ, "GOBIN": str(staging), "CGO_ENABLED": os.environ.get("CGO_ENABLED", "1")}
@@ -76,9 +79,9 @@ def ensure_geth_tools(log=sys.stderr) -> Path:  # type: ignore[no-untyped-def]
             done = subprocess.run(
                 [go, "install", *packages], env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT,
             )
-            if done.returncode != 0 or not _installed(staging):
+            if done.returncode != 0 or not _installed(staging, tools):
                 tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-                raise RuntimeError(f"go install of the geth tools failed ({done.returncode}):\n{tail}")
+                raise RuntimeError(f"go install of the geth {version} tools failed ({done.returncode}):\n{tail}")
             if target.exists():
                 shutil.rmtree(target)
             staging.rename(target)
@@ -89,12 +92,12 @@ def ensure_geth_tools(log=sys.stderr) -> Path:  # type: ignore[no-untyped-def]
     return target
 
 
-def require_geth_tools() -> Path:
+def require_geth_tools(version: str = GETH_VERSION, tools: tuple[str, ...] = TOOLS) -> Path:
     """For tests: the tools folder, or skip (only) when there is no Go toolchain."""
     import pytest
 
     try:
-        return ensure_geth_tools()
+        return ensure_geth_tools(version=version, tools=tools)
     except GoMissing as exc:
         pytest.skip(str(exc))
     except RuntimeError as exc:
@@ -103,3 +106,4 @@ def require_geth_tools() -> Path:
 
 if __name__ == "__main__":
     print(ensure_geth_tools())
+    print(ensure_geth_tools(version=ETHTEST_VERSION, tools=("devp2p",)))

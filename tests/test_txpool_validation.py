@@ -195,8 +195,11 @@ def test_blob_txs_only_pooled_and_with_sidecar() -> None:
 
 def test_blob_sidecar_consistency() -> None:
     pool = make_pool()
-    _rejects(pool, blob_tx(0, 0, sidecar=blob_sidecar(version=1)), errors.BlobSidecarError,
-             "unexpected sidecar version, want: 0, got: 1")
+    # Before Osaka both forms pass: cell proofs (all geth 1.17 sends) and legacy blob proofs.
+    assert _one(make_pool(), blob_tx(0, 0, sidecar=blob_sidecar(version=1))) is None
+    assert _one(make_pool(), blob_tx(0, 0, sidecar=blob_sidecar(version=0))) is None
+    _rejects(pool, blob_tx(0, 0, sidecar=blob_sidecar(version=2)), errors.BlobSidecarError,
+             "unexpected sidecar version, want: 1, got: 2")
     _rejects(pool, blob_tx(0, 0, blob_fee_cap=0), errors.TxGasPriceTooLowError, "blob fee cap 0, minimum needed 1")
     other = kzg_to_versioned_hash(b"\x01" * 48)
     _rejects(pool, blob_tx(0, 0, hashes=[other]), errors.BlobSidecarError, "blob 0: computed hash")

@@ -133,12 +133,17 @@ def validate_transaction(
 
 
 def validate_blob_tx(tx: Transaction, sidecar: BlobTxSidecar | None, *, osaka: bool, kzg: KzgVerifier | None) -> None:
-    """geth validateBlobTx: sidecar present and of the fork's version, counts, hashes, proofs."""
+    """geth validateBlobSidecar: sidecar present and of an accepted version, counts, hashes, proofs.
+
+    geth 1.17 takes only cell-proof sidecars (version 1, EIP-7594) whatever the fork, and
+    its peers send nothing else. We take version 1 at every fork too, and additionally the
+    legacy blob-proof form (version 0) before Osaka, for pre-Osaka private chains whose
+    tools still produce it; from Osaka on, version 0 is refused as geth does.
+    """
     if sidecar is None:
         raise errors.BlobSidecarError("missing sidecar in blob transaction")
-    want_version = 1 if osaka else 0
-    if sidecar.version != want_version:
-        raise errors.BlobSidecarError(f"unexpected sidecar version, want: {want_version}, got: {sidecar.version}")
+    if sidecar.version != 1 and (osaka or sidecar.version != 0):
+        raise errors.BlobSidecarError(f"unexpected sidecar version, want: 1, got: {sidecar.version}")
     blob_fee_cap: int = tx.blob_fee_cap  # type: ignore[attr-defined]
     if blob_fee_cap < MIN_BLOB_GAS_PRICE:
         raise errors.TxGasPriceTooLowError(f"blob fee cap {blob_fee_cap}, minimum needed {MIN_BLOB_GAS_PRICE}")
