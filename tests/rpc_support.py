@@ -99,7 +99,12 @@ def dev_chain(blocks: Sequence[Sequence[Transaction]] = ()) -> BlockChain:
 
 
 class FakeState:
-    """A StateReader: nonce and balance per address at the head, and at older block numbers."""
+    """A StateReader: nonce and balance per address at the head, and at older block numbers.
+
+    The RPC asks by header for anything but the head; this stand-in files history by block
+    number, so it cannot tell a side block from the canonical one (tests/test_rpc_state.py
+    checks that against real executed state).
+    """
 
     def __init__(self, chain: BlockChain, accounts: dict[bytes, tuple[int, int]] | None = None) -> None:
         self.chain = chain
@@ -107,24 +112,24 @@ class FakeState:
         self.history: dict[int, dict[bytes, tuple[int, int]]] = {}
         self.calls: list[tuple[str, bytes, int | None]] = []
 
-    def _at(self, address: bytes, number: int | None) -> tuple[int, int] | None:
+    def _at(self, what: str, address: bytes, at: Any) -> tuple[int, int] | None:
+        number = None if at is None else (at if isinstance(at, int) else at.number)
+        self.calls.append((what, address, number))
         accounts = self.head if number is None else self.history.get(number)
         if accounts is None:
             return None
         return accounts.get(address, (0, 0))
 
-    def nonce(self, address: bytes, number: int | None = None) -> int | None:
-        self.calls.append(("nonce", address, number))
-        got = self._at(address, number)
+    def nonce(self, address: bytes, at: Any = None) -> int | None:
+        got = self._at("nonce", address, at)
         return None if got is None else got[0]
 
-    def balance(self, address: bytes, number: int | None = None) -> int | None:
-        self.calls.append(("balance", address, number))
-        got = self._at(address, number)
+    def balance(self, address: bytes, at: Any = None) -> int | None:
+        got = self._at("balance", address, at)
         return None if got is None else got[1]
 
-    def code(self, address: bytes, number: int | None = None) -> bytes | None:
-        return b"" if self._at(address, number) is not None else None
+    def code(self, address: bytes, at: Any = None) -> bytes | None:
+        return b"" if self._at("code", address, at) is not None else None
 
 
 async def http_post(port: int, body: Any, *, ctype: str = "application/json", method: str = "POST",

@@ -102,12 +102,15 @@ class HeadState:
         self._by_number = by_number
         self._views: dict[bytes, StateView] = {}  # by root: the head's and a few recent ones
 
-    def view(self, number: int | None = None) -> StateView | None:
-        """The state at the head (``number`` None) or at canonical block ``number``; None if unknown."""
-        if number is None:
+    def view(self, at: int | Header | None = None) -> StateView | None:
+        """The state at the head (``at`` None), canonical block ``at`` (a number) or after the block
+        of header ``at`` (canonical or not: every executed block's state is kept); None if unknown."""
+        if at is None:
             header: Header | None = self._head()
+        elif isinstance(at, int):
+            header = None if self._by_number is None else self._by_number(at)
         else:
-            header = None if self._by_number is None else self._by_number(number)
+            header = at
         if header is None:
             return None
         root = header.state_root
@@ -122,20 +125,20 @@ class HeadState:
             self._views[root] = view
         return view
 
-    def nonce(self, address: bytes, number: int | None = None) -> int | None:
-        view = self.view(number)
+    def nonce(self, address: bytes, at: int | Header | None = None) -> int | None:
+        view = self.view(at)
         return None if view is None else view.nonce(address)
 
-    def balance(self, address: bytes, number: int | None = None) -> int | None:
-        view = self.view(number)
+    def balance(self, address: bytes, at: int | Header | None = None) -> int | None:
+        view = self.view(at)
         return None if view is None else view.balance(address)
 
-    def code(self, address: bytes, number: int | None = None) -> bytes | None:
-        view = self.view(number)
+    def code(self, address: bytes, at: int | Header | None = None) -> bytes | None:
+        view = self.view(at)
         return None if view is None else view.code(address)
 
-    def storage(self, address: bytes, slot: int | bytes, number: int | None = None) -> int | None:
-        view = self.view(number)
+    def storage(self, address: bytes, slot: int | bytes, at: int | Header | None = None) -> int | None:
+        view = self.view(at)
         return None if view is None else view.storage(address, slot)
 
 

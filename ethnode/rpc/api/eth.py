@@ -55,6 +55,21 @@ class StateReader(Protocol):
     def balance(self, address: bytes, number: int | None = None) -> int | None: ...
 
 
+def _storage_key(key: Any) -> bytes:
+    """geth decodeHash: 0x optional, odd length padded, at most 32 bytes, left-padded to 32."""
+    if not isinstance(key, str):
+        raise RPCError(INVALID_PARAMS, "invalid argument 1: json: cannot unmarshal non-string into Go value of type "
+                                       "string")
+    body = key[2:] if key[:2] in ("0x", "0X") else key
+    try:
+        raw = bytes.fromhex(body if len(body) % 2 == 0 else "0" + body)
+    except ValueError:
+        raise server_error("unable to decode storage key: hex string invalid") from None
+    if len(raw) > 32:
+        raise server_error("unable to decode storage key: hex string too long, want at most 32 bytes")
+    return raw.rjust(32, b"\0")
+
+
 def _block_number(index: int, value: Any) -> int | str:
     """A block tag or number (geth rpc.BlockNumber)."""
     if isinstance(value, str) and value in TAGS:
@@ -134,16 +149,16 @@ class EthAPI:
         reader = getattr(self.backend, "state", None) or getattr(self.txpool, "state", None)
         return None if reader is None or isinstance(reader, UnknownState) else reader
 
-    def _state(self, what: str, address: bytes, header: Header) -> Any:
+    def _state(self, what: str, address: bytes, header: Header, *extra: Any) -> Any:
         reader = self._reader()
         fn = getattr(reader, what, None)
         value = None
         if fn is not None:
             if header.hash == self.chain.current_block.hash:
-                value = fn(address)
+                value = fn(address, *extra)
             else:
                 try:
-                    value = fn(address, header.number)
+                    value = fn(address, *extra, header)  # by the header's own root: side blocks too
                 except TypeError:  # a reader of the head state only
                     value = None
         if value is None:
@@ -268,6 +283,12 @@ class EthAPI:
     def get_code(self, address: Any, block: Any = "latest") -> str:
         addr = address_arg(0, address)
         return data(self._state("code", addr, self._header_for_state(1, block)))
+
+    def get_storage_at(self, address: Any, key: Any, block: Any = "latest") -> str:
+        addr = address_arg(0, address)
+        slot = _storage_key(key)
+        value = self._state("storage", addr, self._header_for_state(2, block), slot)
+        return data(int(value).to_bytes(32, "big"))
 
     # --- fees -----------------------------------------------------------------------------
 

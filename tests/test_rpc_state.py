@@ -1,0 +1,95 @@
+"""Account-state JSON-RPC (eth_getBalance, eth_getTransactionCount, eth_getCode, eth_getStorageAt)
+against real executed state: the first 20 ethtest blocks run through py-evm, plus an executed side
+block that never became canonical.
+
+The facts checked come from the chain itself: EIP-2935's history contract (Prague from block
+12) keeps block N's hash in slot N, and a side block's state differs from its canonical
+sibling's by the sibling's transactions.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("eth", reason="py-evm (the EVM engine) is not installed")
+
+from eth_support import ethtest_blocks
+from p2p_support import run_checked
+from rpc_support import RPCNode
+from test_execution import _fresh_chain
+
+from ethnode.core.blockchain import BlockChain
+from ethnode.core.execution import BlockEnv
+from ethnode.core.types.block import Block
+from ethnode.trie import EMPTY_ROOT
+
+HISTORY_CONTRACT = bytes.fromhex("0000F90827F1C53a10cb7A02335B175320002935")  # EIP-2935
+FIRST_PRAGUE = 12  # its first block stores block 11's hash
+HEAD = 20
+
+
+def hx(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+def word(value: bytes | int) -> str:
+    return hx(value.to_bytes(32, "big") if isinstance(value, int) else value.rjust(32, b"\0"))
+
+
+def _side_block(chain: BlockChain) -> tuple[Block, Block]:
+    """(canonical block with txs, an executed tx-less sibling of it that is not canonical)."""
+    sibling = next(b for b in ethtest_blocks()[FIRST_PRAGUE:HEAD - 1] if b.transactions)
+    parent = chain.get_header_by_number(sibling.number - 1)
+    assert chain.executor is not None
+    template = sibling.header.replace(tx_root=EMPTY_ROOT, blob_gas_used=0, extra=b"side")
+    result = chain.executor.apply_transactions(parent, [], BlockEnv.from_header(template), sibling.withdrawals)
+    side = Block.new(result.fill_header(template), [], [], sibling.withdrawals)
+    chain.insert_chain([side], set_head=False)
+    assert chain.get_canonical_hash(sibling.number) == sibling.hash != side.hash
+    return sibling, side
+
+
+def test_state_rpc_reads_executed_state_at_head_history_and_side_blocks() -> None:
+    chain = _fresh_chain(HEAD)
+    sibling, side = _side_block(chain)
+    sender = sibling.transactions[0].sender
+
+    async def scenario() -> None:
+        node = await RPCNode(chain).start()  # the service hands the chain's own state reader to RPC
+        try:
+            call = node.call
+            # EIP-2935 history: slot 11 holds block 11's hash once block 12 ran, not before.
+            b11 = chain.get_canonical_hash(11)
+            assert await call("eth_getStorageAt", hx(HISTORY_CONTRACT), "0xb", "latest") == word(b11)
+            assert await call("eth_getStorageAt", hx(HISTORY_CONTRACT), "0xb", "0xb") == word(0)
+            assert await call("eth_getStorageAt", hx(HISTORY_CONTRACT), "b", "0xc") == word(b11)  # geth decodeHash
+            assert await call("eth_getStorageAt", hx(HISTORY_CONTRACT), word(11), hx(chain.get_canonical_hash(12))) \
+                == word(b11)
+            assert await call("eth_getStorageAt", hx(HISTORY_CONTRACT), "0x" + "00" * 33) == {
+                "code": -32000, "message": "unable to decode storage key: hex string too long, want at most 32 bytes"}
+            assert await call("eth_getStorageAt", hx(HISTORY_CONTRACT), "0xzz") == {
+                "code": -32000, "message": "unable to decode storage key: hex string invalid"}
+            code = chain.state().code(HISTORY_CONTRACT)
+            assert code and await call("eth_getCode", hx(HISTORY_CONTRACT), "latest") == hx(code)
+
+            # The sender of the sibling's first tx: its nonce moved in the canonical block, not in the side one.
+            before = chain.state_at(chain.get_header_by_number(sibling.number - 1))
+            canon = chain.state_at(sibling.header)
+            side_state = chain.state_at(side.header)
+            assert canon.nonce(sender) > before.nonce(sender) == side_state.nonce(sender)
+            n = hex(sibling.number)
+            assert await call("eth_getTransactionCount", hx(sender), n) == hex(canon.nonce(sender))
+            assert await call("eth_getTransactionCount", hx(sender), hx(sibling.hash)) == hex(canon.nonce(sender))
+            assert await call("eth_getTransactionCount", hx(sender), hx(side.hash)) == hex(side_state.nonce(sender))
+            assert await call("eth_getBalance", hx(sender), {"blockHash": hx(side.hash)}) == hex(
+                side_state.balance(sender))
+            assert await call("eth_getBalance", hx(sender), hx(sibling.hash)) == hex(canon.balance(sender))
+            assert canon.balance(sender) != side_state.balance(sender)
+            assert await call("eth_getBalance", hx(sender), {"blockHash": hx(side.hash), "requireCanonical": True}) \
+                == {"code": -32000, "message": "hash is not currently canonical"}
+            head = chain.state()
+            assert await call("eth_getBalance", hx(sender), "latest") == hex(head.balance(sender))
+        finally:
+            await node.stop()
+
+    run_checked(scenario)
