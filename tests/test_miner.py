@@ -114,6 +114,7 @@ pytest.importorskip("eth", reason="py-evm (the EVM engine) is not installed")
 
 from ethnode.consensus.clique import Clique, SignedRecentlyWaitError  # noqa: E402
 from ethnode.core.blockchain import BlockChain, setup_genesis  # noqa: E402
+from ethnode.core.errors import InvalidBlockError  # noqa: E402
 from ethnode.core.genesis import Genesis  # noqa: E402
 from ethnode.core.rawdb import MemoryDB  # noqa: E402
 from ethnode.core.txpool import TxPool  # noqa: E402
@@ -193,6 +194,48 @@ def test_built_block_has_every_root_and_inserts() -> None:
     assert receipts is not None and [r.cumulative_gas_used for r in receipts] == [21_000, 42_000, 63_000]
 
 
+class ExecutionCounter:
+    """Counts the chain's block executions (the real executor still does the work)."""
+
+    def __init__(self, chain: BlockChain) -> None:
+        executor = chain.executor
+        assert executor is not None
+        self.calls = 0
+        real = executor.execute_block
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return real(*args, **kwargs)
+
+        executor.execute_block = counted  # type: ignore[method-assign]
+
+
+def test_a_built_block_is_written_with_its_build_result_not_executed_again() -> None:
+    chain = clique_chain([0])
+    engine = authorized(chain, 0)
+    pool = pool_for(chain)
+    assert pool.add_locals([dyn(KEYS[1], 0, 2 * GWEI), dyn(KEYS[2], 0, 3 * GWEI)]) == [None, None]
+    built = build_block(chain, pool, MinerConfig(etherbase=ADDRS[0]))
+    other = build_block(chain, pool_for(chain), MinerConfig(etherbase=ADDRS[0]))  # empty: other roots
+    sealed = asyncio.run(engine.seal(chain, built.block))
+    counter = ExecutionCounter(chain)
+    # A result that is not this block's is refused, naming the field, and nothing is written.
+    with pytest.raises(InvalidBlockError, match="gas used mismatch: header 42000, execution 0"):
+        chain.insert_built_block(sealed, other.result)
+    assert not chain.has_block(sealed.hash, 1) and chain.current_block.number == 0
+    assert chain.insert_built_block(sealed, built.result) is True
+    assert counter.calls == 0 and chain.current_block.hash == sealed.hash
+    state = chain.state()
+    assert state.nonce(ADDRS[1]) == 1 and state.balance(ADDRS[0]) == FUNDS + built.fees
+    receipts = chain.get_receipts(sealed.hash, 1)
+    assert receipts is not None and [r.cumulative_gas_used for r in receipts] == [21_000, 42_000]
+    assert chain.insert_built_block(sealed, built.result) is False  # known
+    # A peer's copy of the same chain executes it and reaches the same state.
+    peer = clique_chain([0])
+    peer.insert_chain([sealed])
+    assert peer.state().root == state.root
+
+
 def test_builder_skips_what_does_not_fit_and_goes_on() -> None:
     chain = clique_chain([0], gas_limit=60_000)
     engine = authorized(chain, 0)
@@ -256,6 +299,7 @@ def test_period_zero_seals_a_block_per_new_tx_and_posts_the_events() -> None:
         pool = pool_for(chain, bus)
         mined, heads = bus.subscribe(NewMinedBlockEvent), bus.subscribe(ChainHeadEvent)
         miner = Miner(chain, pool, bus, MinerConfig(etherbase=ADDRS[0]))
+        counter = ExecutionCounter(chain)
         await miner.start()
         try:
             await asyncio.sleep(0.2)  # an idle period-0 chain seals nothing
@@ -268,7 +312,7 @@ def test_period_zero_seals_a_block_per_new_tx_and_posts_the_events() -> None:
             pool.set_head(event.block)  # what the Ethereum service's head loop does
             assert pool.add_locals([dyn(KEYS[1], 1, GWEI)]) == [None]
             assert (await next_event(mined)).block.number == 2
-            assert miner.sealed == 2
+            assert miner.sealed == 2 and counter.calls == 0  # built once, never re-executed
         finally:
             await miner.stop()
         assert not miner.running

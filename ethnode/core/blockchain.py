@@ -40,7 +40,7 @@ from ethnode.core.errors import (
     InvalidBlockError,
     UnknownBlockError,
 )
-from ethnode.core.execution import Executor, create_executor, validate_state
+from ethnode.core.execution import BlockResult, Executor, create_executor, validate_state
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.rawdb.store import Batch, KeyValueStore
@@ -331,7 +331,17 @@ class BlockChain:
                 on_block(block, not written)
         return stats
 
-    def _insert_block(self, block: Block, set_head: bool) -> bool:
+    def insert_built_block(self, block: Block, result: BlockResult) -> bool:
+        """Insert a block this node built and sealed, with what building it executed.
+
+        geth's ``WriteBlockAndSetHead``: the miner already ran every tx to fill the header,
+        so the block is not executed a second time. The header and body checks still run
+        (they are cheap and catch a bad seal) and ``result`` must match the sealed header's
+        roots. Returns False if the block was already known.
+        """
+        return self._insert_block(block, True, executed=result)
+
+    def _insert_block(self, block: Block, set_head: bool, executed: BlockResult | None = None) -> bool:
         header = block.header
         block_hash, number = header.hash, header.number
         if number == 0:
@@ -357,8 +367,10 @@ class BlockChain:
             txs = block.transactions
             if self.verify_senders:
                 validate_transactions(self.config, header, txs)  # type: ignore[arg-type]
-            result = None
-            if self.executor is not None:
+            result = executed
+            if executed is not None:
+                validate_state(header, executed)
+            elif self.executor is not None:
                 signer = make_signer(self.config, number, header.time)
                 senders = [signer.sender(tx) for tx in txs]  # type: ignore[arg-type]
                 result = self.executor.execute_block(parent, block, senders, self.engine.author(header))

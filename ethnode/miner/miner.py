@@ -11,9 +11,9 @@ One loop, one block at a time, always on the current head:
 - **Interruptions**: a new head from a peer (``ChainHeadEvent``) abandons the block being
   sealed (Clique's ``stop_event``) and starts over on the new head. A signer that sealed
   too recently (``SignedRecentlyWaitError``) or is not authorized waits for the next head.
-- **Done**: the sealed block goes through ``BlockChain.insert_chain`` like any import
-  (executed and checked once more: the chain has no "write what the miner executed"
-  path), then ``ChainHeadEvent`` (the pool resets, eth/69 peers hear the range) and
+- **Done**: the sealed block goes into the chain with what building it executed
+  (``BlockChain.insert_built_block``, geth's ``WriteBlockAndSetHead``: header and body
+  checked, the txs not run a second time), then ``ChainHeadEvent`` (the pool resets, eth/69 peers hear the range) and
   ``NewMinedBlockEvent`` (the handler's minedBroadcastLoop sends NewBlock / NewBlockHashes).
 
 Building executes txs on the event loop: fine for a dev chain's few txs per block,
@@ -201,7 +201,7 @@ class Miner:
         before = self.chain.current_block.hash
         started = _time.monotonic()
         try:
-            self.chain.insert_chain([block])
+            self.chain.insert_built_block(block, built.result)
         except (InvalidBlockError, EthnodeError) as exc:
             log.error("Failed to insert sealed block number=%d hash=0x%s: %s", header.number, block.hash.hex(), exc)
             return
