@@ -239,7 +239,9 @@ async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
         nodekey_file=Path(args.nodekey) if args.nodekey else None, nodekey_hex=args.nodekeyhex or None,
     )
     node = Node(config, server_factory(settings.p2p, bus), bus=bus)
-    eth_service = dev_eth_service_constructor(args, dev) if dev is not None else eth_service_constructor(args)
+    max_peers = settings.p2p.max_peers
+    eth_service = (dev_eth_service_constructor(args, dev, max_peers) if dev is not None
+                   else eth_service_constructor(args, max_peers))
     if dev is None and eth_service is not None and args.eth_versions is None and datadir is not None:
         from ethnode.core.rawdb import has_chain
 

@@ -76,12 +76,14 @@ def add_eth_flags(parser: argparse.ArgumentParser) -> None:
                        "generated if absent)")
 
 
-def eth_config_from_args(args: argparse.Namespace) -> EthConfig:
+def eth_config_from_args(args: argparse.Namespace, max_peers: int | None = None) -> EthConfig:
+    """``max_peers``: the p2p MaxPeers in effect (flag or config file); geth hands the same number
+    to its eth handler, which caps eth peers by it and lowers the syncer's minimum peers to it."""
     secret = getattr(args, "authrpc_jwtsecret", None)
     return EthConfig(
         network_id=getattr(args, "networkid", None),
         versions=SUPPORTED_VERSIONS if getattr(args, "eth_versions", None) is None else args.eth_versions,
-        max_peers=None,  # the p2p Server enforces --maxpeers
+        max_peers=max_peers,
         noexec=getattr(args, "noexec", False),
         authrpc=AuthRPCConfig(
             addr=getattr(args, "authrpc_addr", DEFAULT_AUTHRPC_ADDR),
@@ -91,9 +93,9 @@ def eth_config_from_args(args: argparse.Namespace) -> EthConfig:
     )
 
 
-def eth_service_constructor(args: argparse.Namespace) -> ServiceConstructor | None:
+def eth_service_constructor(args: argparse.Namespace, max_peers: int | None = None) -> ServiceConstructor | None:
     """The Node service constructor for ``run``, or None when ``--eth.versions none``."""
-    config = eth_config_from_args(args)
+    config = eth_config_from_args(args, max_peers)
     if not config.versions:
         return None
 

@@ -275,7 +275,8 @@ class EthHandler:
                 await peer.wait_status()
         except TimeoutError:
             raise DisconnectRequested(DiscReason.READ_TIMEOUT, "eth handshake timed out") from None
-        if self.max_peers is not None and len(self.peers) >= self.max_peers:
+        # geth runEthPeer: a trusted peer is let in past the limit
+        if self.max_peers is not None and len(self.peers) >= self.max_peers and not peer.trusted:
             raise DisconnectRequested(DiscReason.TOO_MANY_PEERS)
         try:
             self.peers.register(peer)

@@ -147,6 +147,11 @@ class EthPeer:
     def id_hex(self) -> str:
         return self.id.hex()
 
+    @property
+    def trusted(self) -> bool:
+        """The p2p peer's trusted flag, read live (admin_addTrustedPeer may set it after connecting)."""
+        return bool(getattr(self.channel.peer, "trusted", False))
+
     def __repr__(self) -> str:
         return f"EthPeer({self.id.hex()[:8]} eth/{self.version})"
 

@@ -95,9 +95,11 @@ def prepare_dev(args: argparse.Namespace, datadir: str | None) -> DevChain | Non
     return dev
 
 
-def dev_eth_service_constructor(args: argparse.Namespace, dev: DevChain) -> ServiceConstructor:
+def dev_eth_service_constructor(
+    args: argparse.Namespace, dev: DevChain, max_peers: int | None = None
+) -> ServiceConstructor:
     """The Ethereum service on the dev chain (the in-memory one when there is no datadir)."""
-    config = eth_config_from_args(args)
+    config = eth_config_from_args(args, max_peers)
     if dev.datadir is None and getattr(args, "authrpc_jwtsecret", None) is None:
         config.authrpc = None  # no datadir for a JWT secret, and a Clique chain has no consensus client
 

@@ -175,8 +175,11 @@ class Peer:
         inbound: bool = False,
         ping_interval: float = PING_INTERVAL,
         hello_timeout: float = HELLO_TIMEOUT,
+        trusted: bool = False,
     ) -> None:
         self.conn = conn
+        # geth's trusted flag (--trustednodes, admin_addTrustedPeer): protocols let it past their peer limits
+        self.trusted = trusted
         self.local_hello = local_hello
         self.protocols = tuple(protocols)
         self.inbound = inbound

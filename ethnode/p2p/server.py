@@ -328,6 +328,7 @@ class Server:
         entry = self._conns.get(node.id)
         if entry is not None:
             entry.flags |= ConnFlag.TRUSTED
+            entry.peer.trusted = True
 
     def remove_trusted_peer(self, node: Node | str) -> None:
         node = parse_node(node) if isinstance(node, str) else node
@@ -335,6 +336,7 @@ class Server:
         entry = self._conns.get(node.id)
         if entry is not None:
             entry.flags &= ~ConnFlag.TRUSTED
+            entry.peer.trusted = False
 
     async def dial(self, node: Node | str) -> Peer:
         """Connect to ``node`` now, outside the scheduler; returns its Peer before Hello.
@@ -508,7 +510,8 @@ class Server:
             if flags & ConnFlag.INBOUND and self._inbound_count() >= self.config.max_inbound_conns():
                 return DiscReason.TOO_MANY_PEERS
         peer = Peer(conn, self.hello(), self.protocols, inbound=bool(flags & ConnFlag.INBOUND),
-                    ping_interval=self.config.ping_interval, hello_timeout=self.config.handshake_timeout)
+                    ping_interval=self.config.ping_interval, hello_timeout=self.config.handshake_timeout,
+                    trusted=bool(flags & ConnFlag.TRUSTED))
         entry = _Conn(node, flags, peer, replaces=existing)
         entry.outcome = asyncio.get_running_loop().create_future()
         self._conns[node_id] = entry
