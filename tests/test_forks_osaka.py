@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gethtools import GETH_VERSION
 from test_interop_geth_ethtest import ethtest_testdata, suite_head_hash
 
 from ethnode.core.block_validator import validate_body
@@ -79,7 +80,7 @@ def test_bpo_blob_schedule_follows_time() -> None:
 
 @pytest.fixture(scope="module")
 def testdata() -> Path:
-    return ethtest_testdata()
+    return ethtest_testdata(GETH_VERSION)  # the Osaka/Amsterdam chain of the newest pinned suite
 
 
 @pytest.fixture(scope="module")
