@@ -55,6 +55,16 @@ def rpc(port: int, method: str, *params: Any) -> Any:
     return reply["result"]
 
 
+def rpc_error(port: int, method: str, *params: Any) -> Any:
+    """The error object of a call that must fail."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
+    request = urllib.request.Request(f"http://{HOST}:{port}", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        reply = json.loads(response.read())
+    assert "error" in reply, f"{method} on :{port} did not fail: {reply}"
+    return reply["error"]
+
+
 def head(port: int) -> int:
     return int(rpc(port, "eth_blockNumber"), 16)
 
@@ -135,14 +145,36 @@ def block_seen_latency(block: dict[str, Any], followers: list[DevNode], timeout:
     return seen
 
 
+def check_clique_rpc(node: DevNode) -> None:
+    """clique_ over HTTP on the sealing node: the dev key is the one signer and seals every block."""
+    wait_until("two sealed blocks", lambda: node.head() >= 2)  # clique_status looks at [1, head)
+    assert rpc(node.port, "clique_getSigners") == [DEV_ADDR]
+    assert rpc(node.port, "clique_getSigners", "0x0") == [DEV_ADDR]
+    head = rpc(node.port, "eth_getBlockByNumber", "latest", False)
+    assert rpc(node.port, "clique_getSignersAtHash", head["hash"]) == [DEV_ADDR]
+    assert rpc(node.port, "clique_getSigner", head["hash"]) == DEV_ADDR
+    assert rpc(node.port, "clique_getSigner", head["number"]) == DEV_ADDR
+    snapshot = rpc(node.port, "clique_getSnapshot", "latest")
+    assert list(snapshot["signers"]) == [DEV_ADDR] and snapshot["number"] >= 1
+    status = rpc(node.port, "clique_status")
+    assert status["inturnPercent"] == 100.0 and set(status["sealerActivity"]) == {DEV_ADDR}
+    # Dropping a non-signer is never cast as a vote (geth validVote), so this cannot change the signer set.
+    assert rpc(node.port, "clique_propose", RECIPIENT, False) is None
+    assert rpc(node.port, "clique_proposals") == {RECIPIENT: False}
+    assert rpc(node.port, "clique_discard", RECIPIENT) is None and rpc(node.port, "clique_proposals") == {}
+    unknown = rpc_error(node.port, "clique_getSignersAtHash", "0x" + "11" * 32)
+    assert unknown == {"code": -32000, "message": "unknown block"}, unknown
+
+
 def test_three_node_dev_network(tmp_path: Path, nodes: dict[str, DevNode]) -> None:
     genesis = tmp_path / "dev-genesis.json"
     n1 = DevNode("n1", [
         "--dev", "--dev.period", str(PERIOD), "--dev.key", DEV_KEY, "--dev.genesis-out", str(genesis),
         "--datadir", str(tmp_path / "n1"), "--port", "0", "--listenaddr", HOST, "--authrpc.port", "0",
-        "--eth.versions", "68,69", "--http.port", "0", "--http.api", "eth,net,web3,txpool,admin",
+        "--eth.versions", "68,69", "--http.port", "0", "--http.api", "eth,net,web3,txpool,admin,clique",
     ], nodes).ready()
     assert json.loads(genesis.read_text())["config"]["clique"]["period"] == PERIOD
+    check_clique_rpc(n1)
     inits = [init(tmp_path / name, genesis) for name in ("n2", "n3")]
     for proc in inits:
         _, err = proc.communicate(timeout=TIMEOUT)

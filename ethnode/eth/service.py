@@ -128,11 +128,26 @@ class EthereumService:
         from ethnode.rpc.api.eth import EthAPI
         from ethnode.rpc.api.txpool import TxPoolAPI
 
-        return [
+        apis = [
             API("eth", EthAPI(self)),
             API("txpool", TxPoolAPI(self.txpool, self.chain)),
             API("engine", self.engine_api, authenticated=True),
         ]
+        clique = self._clique()
+        if clique is not None:  # geth Clique.APIs: served when --http.api names "clique"
+            from ethnode.rpc.api.clique import CliqueRPC
+
+            apis.append(API("clique", CliqueRPC(clique.api(self.chain))))
+        return apis
+
+    def _clique(self) -> Any:
+        from ethnode.consensus.clique import Clique
+
+        engine = self.chain.engine
+        for candidate in (engine, getattr(engine, "ethone", None)):  # Clique alone, or under Beacon
+            if isinstance(candidate, Clique):
+                return candidate
+        return None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

@@ -14,11 +14,17 @@ from ethnode.core.execution.api import (
     BlockBuilder,
     BlockEnv,
     BlockResult,
+    CallMessage,
+    CallPreconditionError,
+    CallResult,
+    CallTimeoutError,
     ExecutionError,
     Executor,
+    IntrinsicGasError,
     MissingParentStateError,
     TxExecutionError,
     UnsupportedForkError,
+    VMErrorKind,
 )
 from ethnode.core.execution.validate import validate_state
 from ethnode.core.state.database import StateDatabase
@@ -52,6 +58,12 @@ __all__ = [
     "UnsupportedForkError",
     "MissingParentStateError",
     "TxExecutionError",
+    "CallMessage",
+    "CallResult",
+    "VMErrorKind",
+    "CallPreconditionError",
+    "IntrinsicGasError",
+    "CallTimeoutError",
     "create_executor",
     "validate_state",
 ]

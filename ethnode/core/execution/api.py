@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Protocol
 
 from ethnode.core.errors import BlockValidationError, ChainError
@@ -113,6 +114,74 @@ class BlockResult:
         return header.replace(**changes)  # type: ignore[no-any-return]
 
 
+class CallPreconditionError(ExecutionError):
+    """A call message that cannot start (geth's consensus errors from ``preCheck``/``buyGas``).
+
+    The text is geth's (``insufficient funds for gas * price + value: address 0x.. have 0 want 1``);
+    the RPC layer adds geth's wrapping ("err: ... (supplied gas N)" for eth_call).
+    """
+
+
+class IntrinsicGasError(CallPreconditionError):
+    """The gas limit does not cover the intrinsic cost: gas estimation raises the limit and retries."""
+
+
+class CallTimeoutError(ExecutionError):
+    """The call ran past its deadline and was aborted (geth ``--rpc.evmtimeout``)."""
+
+
+class VMErrorKind(Enum):
+    """Why a call's top frame failed; estimateGas treats out-of-gas apart from every other failure."""
+
+    REVERT = "revert"
+    OUT_OF_GAS = "out of gas"
+    INVALID_OPCODE = "invalid opcode"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class CallMessage:
+    """A message run as eth_call runs it (geth ``core.Message`` in call mode).
+
+    No signature: ``sender`` is taken as given, its nonce and code are not checked. The fee
+    fields are already normalized (geth ``TransactionArgs.ToMessage``): ``gas_price`` is the
+    effective price GASPRICE reports and the sender pays; when it is 0 the block's base fee
+    reads as 0 too, and with ``gas_fee_cap`` and ``gas_tip_cap`` both 0 no fee check is made
+    (geth ``NoBaseFee``). ``to`` None creates a contract from ``data``.
+    """
+
+    gas: int
+    sender: bytes = bytes(20)
+    to: bytes | None = None
+    value: int = 0
+    data: bytes = b""
+    gas_price: int = 0
+    gas_fee_cap: int = 0
+    gas_tip_cap: int = 0
+    access_list: Sequence[tuple[bytes, Sequence[bytes]]] | None = None  # (address, 32-byte storage keys)
+    blob_hashes: Sequence[bytes] | None = None
+    blob_fee_cap: int | None = None  # None: not given; 0 makes BLOBBASEFEE read 0 and skips its check
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """What a call did: its output (or revert data), the gas a tx would have used, and why it failed.
+
+    ``gas_used`` is geth's ``UsedGas`` (after refunds, at least the EIP-7623 floor);
+    ``max_used_gas`` the peak before refunds, which gas estimation's first probe starts from.
+    """
+
+    output: bytes
+    gas_used: int
+    max_used_gas: int
+    error: VMErrorKind | None = None
+    message: str = ""  # geth's text of the error ("execution reverted", "out of gas", ...)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
 class BlockBuilder(Protocol):
     """A block being filled one tx at a time (the miner's loop; import uses it too)."""
 
@@ -159,6 +228,22 @@ class Executor(Protocol):
         """Apply ``txs`` in order; with ``skip_invalid`` a tx that does not fit is left out
         (``result.transactions`` lists those applied), else it raises ``TxExecutionError``."""
 
+    def call(
+        self,
+        header: Header,
+        message: CallMessage,
+        *,
+        fee_recipient: bytes | None = None,
+        deadline: float | None = None,
+    ) -> CallResult:
+        """Run ``message`` on the state after block ``header``, in that block's context, and
+        discard every change (eth_call, eth_estimateGas).
+
+        ``fee_recipient`` is COINBASE (default: the header's). ``deadline`` is a
+        ``time.monotonic()`` instant past which the call aborts with ``CallTimeoutError``.
+        ``CallPreconditionError`` if the message cannot start, ``MissingParentStateError``
+        if the block's state is not stored."""
+
 
 __all__ = [
     "Executor",
@@ -169,4 +254,10 @@ __all__ = [
     "UnsupportedForkError",
     "MissingParentStateError",
     "TxExecutionError",
+    "CallMessage",
+    "CallResult",
+    "VMErrorKind",
+    "CallPreconditionError",
+    "IntrinsicGasError",
+    "CallTimeoutError",
 ]
