@@ -263,6 +263,22 @@ def test_second_instance_on_a_datadir_is_refused_at_once(tmp_path: Path) -> None
     assert code == 0, out
 
 
+def test_dev_on_a_locked_datadir_is_refused_before_its_database_is_opened(tmp_path: Path) -> None:
+    from ethnode.node.datadir import DatadirLock
+
+    lock = DatadirLock(tmp_path)
+    lock.acquire()  # as a running node holds it
+    try:
+        done = subprocess.run(_cli("run", "--dev", "--datadir", str(tmp_path), "--port", "0", "--listenaddr", HOST),
+                              capture_output=True, text=True, env=_env(), timeout=30)
+    finally:
+        lock.release()
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == f"Fatal: datadir already used by another process: {tmp_path}"
+    assert "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["LOCK"]  # no chain database, no dev key written
+
+
 def test_port_in_use_and_bad_key_file_give_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "badkey"
     bad.write_text("not hex at all\n")

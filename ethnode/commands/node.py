@@ -220,25 +220,34 @@ async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
     from ethnode.metrics.cli_flags import metrics_service_constructor
     from ethnode.miner.cli_flags import dev_eth_service_constructor, miner_service_constructor, prepare_dev
     from ethnode.node import DatadirInUseError, EventBus, Node, NodeConfig
+    from ethnode.node.datadir import DatadirLock
     from ethnode.p2p.server import server_factory
     from ethnode.rpc.cli_flags import rpc_service_constructor
 
     log = logging.getLogger("ethnode.cli")
     bus = EventBus()
     datadir: Path | None = Path(settings.datadir).expanduser()
+    lock = None
     try:  # --dev without a datadir keeps everything in memory, as geth --dev does
         given = args.datadir is not None or settings.datadir != DEFAULT_DATADIR
+        if getattr(args, "dev", False) and given and datadir is not None:
+            # The dev chain's database is opened before the node exists: lock the datadir first,
+            # so a second process fails without touching it.
+            lock = DatadirLock(datadir)
+            lock.acquire()
         dev = prepare_dev(args, settings.datadir if given else None)
         if dev is not None:
             datadir = dev.datadir
         miner_service = miner_service_constructor(args, dev)
     except (EthnodeError, OSError, sqlite3.Error) as exc:
+        if lock is not None:
+            lock.release()
         return _fatal(_describe(exc))
     config = NodeConfig(
         datadir=datadir, identity=settings.identity,
         nodekey_file=Path(args.nodekey) if args.nodekey else None, nodekey_hex=args.nodekeyhex or None,
     )
-    node = Node(config, server_factory(settings.p2p, bus), bus=bus)
+    node = Node(config, server_factory(settings.p2p, bus), bus=bus, lock=lock)
     max_peers = settings.p2p.max_peers
     eth_service = (dev_eth_service_constructor(args, dev, max_peers) if dev is not None
                    else eth_service_constructor(args, max_peers))

@@ -44,7 +44,9 @@ class Node:
     """A node: services registered before start, run until stop."""
 
     def __init__(self, config: NodeConfig, server_factory: ServerFactory | None = None,
-                 bus: EventBus | None = None) -> None:
+                 bus: EventBus | None = None, lock: DatadirLock | None = None) -> None:
+        """``lock``: the datadir lock, already held by a caller that had to open the datadir's
+        database before the node was built (``run --dev``); the node releases it at stop."""
         self.config = config
         self.bus = bus if bus is not None else EventBus()  # given when the server factory must post on it too
         self._constructors: list[ServiceConstructor] = []
@@ -52,7 +54,7 @@ class Node:
         self._started: list[Service] = []
         self._server_factory = server_factory
         self.server: Server | None = None
-        self._lock: DatadirLock | None = None
+        self._lock: DatadirLock | None = lock
         self.node_key: PrivateKey | None = None
         self.running = False
 
@@ -96,8 +98,9 @@ class Node:
             raise NodeError("node already running")
         if self.config.datadir is not None:
             os.makedirs(self.config.datadir, mode=0o700, exist_ok=True)
-            self._lock = DatadirLock(self.config.datadir)
-            self._lock.acquire()
+            if self._lock is None or not self._lock.held:
+                self._lock = DatadirLock(self.config.datadir)
+                self._lock.acquire()
         try:
             self.node_key = self.load_node_key()
             self._build_services()
