@@ -125,11 +125,13 @@ class EthereumService:
     def apis(self) -> list[Any]:
         """eth_ and txpool_ for the public endpoint; the Engine API only behind JWT (geth's Authenticated)."""
         from ethnode.rpc.api import API
+        from ethnode.rpc.api.blocks import BlockAPI
         from ethnode.rpc.api.eth import EthAPI
         from ethnode.rpc.api.txpool import TxPoolAPI
 
         apis = [
             API("eth", EthAPI(self)),
+            API("eth", BlockAPI(self)),
             API("txpool", TxPoolAPI(self.txpool, self.chain)),
             API("engine", self.engine_api, authenticated=True),
         ]
