@@ -7,6 +7,10 @@
 "not known". Without one (a node that does not execute), or when it answers None, the
 call fails as geth does for state it does not hold: -32000 "state 0x<root> is not available".
 
+eth_call and eth_estimateGas run on the chain's ``Executor`` over the block's stored
+state (argument rules and the estimator in ``call``); a node without execution, or a
+block whose state is not stored, gets the same "not available" error.
+
 Block tags: "latest" and "pending" are the head (there is no pending block without a
 miner), "earliest" the genesis, "safe"/"finalized" what the Engine API last set.
 """
@@ -14,13 +18,33 @@ miner), "earliest" the genesis, "safe"/"finalized" what the Engine API last set.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
+from ethnode.consensus.engine import ConsensusError
+from ethnode.core.execution import (
+    CallPreconditionError,
+    CallResult,
+    CallTimeoutError,
+    ExecutionError,
+    MissingParentStateError,
+)
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.txpool import TxPoolError, UnknownState
 from ethnode.core.types.header import Header
 from ethnode.core.types.transaction import BlobTxWithSidecar, TransactionError, decode_tx
+from ethnode.rpc.api.call import (
+    ESTIMATE_GAS_TIMEOUT,
+    RPC_EVM_TIMEOUT,
+    RPC_GAS_CAP,
+    TransactionArgs,
+    call_output,
+    estimate_gas,
+    go_duration,
+)
 from ethnode.rpc.api.gasprice import FeeHistoryError, GasPriceOracle
 from ethnode.rpc.api.hexutil import (
     address_arg,
@@ -83,13 +107,16 @@ def _block_number(index: int, value: Any) -> int | str:
 class EthAPI:
     """geth's EthereumAPI, BlockChainAPI and TransactionAPI, for the methods ethnode serves."""
 
-    def __init__(self, backend: Any, *, tx_fee_cap: int = RPC_TX_FEE_CAP, allow_unprotected: bool = False) -> None:
+    def __init__(self, backend: Any, *, tx_fee_cap: int = RPC_TX_FEE_CAP, allow_unprotected: bool = False,
+                 gas_cap: int = RPC_GAS_CAP, evm_timeout: float = RPC_EVM_TIMEOUT) -> None:
         self.backend = backend
         self.chain = backend.chain
         self.txpool = backend.txpool
         self.oracle = GasPriceOracle(self.chain)
         self.tx_fee_cap = tx_fee_cap
         self.allow_unprotected = allow_unprotected
+        self.gas_cap = gas_cap  # 0: no cap (geth --rpc.gascap 0)
+        self.evm_timeout = evm_timeout  # 0: no timeout (geth --rpc.evmtimeout 0)
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -290,6 +317,67 @@ class EthAPI:
         value = self._state("storage", addr, self._header_for_state(2, block), slot)
         return data(int(value).to_bytes(32, "big"))
 
+    # --- execution ------------------------------------------------------------------------
+
+    def call(self, args: Any, block: Any = None, overrides: Any = None, block_overrides: Any = None) -> str:
+        """geth ``DoCall``: the message run on the block's state in its context; nothing is kept."""
+        tx_args = TransactionArgs.from_json(0, args)
+        header = self._header_for_state(1, block)
+        _no_overrides(overrides, block_overrides)
+        executor = self._executor(header)
+        tx_args.call_defaults(self.gas_cap, header.base_fee, self._config.chain_id)
+        message = tx_args.to_message(header.base_fee)
+        deadline = time.monotonic() + self.evm_timeout if self.evm_timeout else None
+        with _execution_errors(header, self.evm_timeout, lambda text: f"err: {text} (supplied gas {message.gas})"):
+            result = executor.call(header, message, fee_recipient=self._author(header), deadline=deadline)
+        return call_output(result)
+
+    def estimate_gas(self, args: Any, block: Any = None, overrides: Any = None, block_overrides: Any = None) -> str:
+        """geth ``DoEstimateGas``: the least gas (within 1.5%) the message needs on the block's state."""
+        tx_args = TransactionArgs.from_json(0, args)
+        header = self._header_for_state(1, block)
+        _no_overrides(overrides, block_overrides)
+        executor = self._executor(header)
+        if tx_args.gas is None:
+            tx_args.gas = 0  # geth: keep the cap out of the message; the estimator picks the ceiling
+        tx_args.call_defaults(self.gas_cap, header.base_fee, self._config.chain_id)
+        message = tx_args.to_message(header.base_fee)
+        state = self.chain.state_at(header)
+        author = self._author(header)
+        deadline = time.monotonic() + ESTIMATE_GAS_TIMEOUT
+
+        def run(gas: int) -> CallResult:
+            result: CallResult = executor.call(header, replace(message, gas=gas), fee_recipient=author,
+                                               deadline=deadline)
+            return result
+
+        with _execution_errors(header, ESTIMATE_GAS_TIMEOUT):
+            gas = estimate_gas(
+                run, message, block_gas_limit=header.gas_limit, gas_cap=self.gas_cap,
+                balance=state.balance(message.sender),
+                recipient_has_code=message.to is not None and bool(state.code(message.to)),
+                cancun=self._config.is_cancun(header.number, header.time),
+            )
+        return quantity(gas)
+
+    def _executor(self, header: Header) -> Any:
+        """The chain's EVM engine, if the block's state is there to run on (else geth's "not available")."""
+        executor = getattr(self.chain, "executor", None)
+        state_db = getattr(self.chain, "state_db", None)
+        if executor is None or state_db is None or not state_db.has_state(header.state_root):
+            raise server_error(f"state 0x{header.state_root.hex()} is not available")
+        return executor
+
+    def _author(self, header: Header) -> bytes | None:
+        """COINBASE for a call in ``header``'s context: the engine's author (the clique signer), as geth."""
+        engine = getattr(self.chain, "engine", None)
+        if engine is None:
+            return None
+        try:
+            return engine.author(header)  # type: ignore[no-any-return]
+        except ConsensusError:  # a header whose signer cannot be recovered: fall back to its coinbase
+            return None
+
     # --- fees -----------------------------------------------------------------------------
 
     def gas_price(self) -> str:
@@ -331,6 +419,29 @@ class EthAPI:
 
     def accounts(self) -> list[str]:
         return []  # no keystore: ethnode never holds user keys (geth without unlocked accounts)
+
+
+def _no_overrides(overrides: Any, block_overrides: Any) -> None:
+    """State and block overrides (geth's third and fourth arguments) are not implemented: say so, never ignore."""
+    if overrides:
+        raise RPCError(INVALID_PARAMS, "invalid argument 2: state overrides are not supported by ethnode")
+    if block_overrides:
+        raise RPCError(INVALID_PARAMS, "invalid argument 3: block overrides are not supported by ethnode")
+
+
+@contextmanager
+def _execution_errors(header: Header, timeout: float, precondition: Callable[[str], str] = str) -> Iterator[None]:
+    """Engine exceptions as geth's replies for eth_call / eth_estimateGas."""
+    try:
+        yield
+    except CallPreconditionError as exc:
+        raise server_error(precondition(str(exc))) from None
+    except CallTimeoutError:
+        raise server_error(f"execution aborted (timeout = {go_duration(timeout)})") from None
+    except MissingParentStateError:
+        raise server_error(f"state 0x{header.state_root.hex()} is not available") from None
+    except ExecutionError as exc:
+        raise server_error(str(exc)) from None
 
 
 def _hex_or_decimal(value: Any) -> int:

@@ -27,10 +27,13 @@ from ethnode.core.errors import BlockValidationError
 from ethnode.core.execution.api import (
     BlockEnv,
     BlockResult,
+    CallMessage,
+    CallResult,
     ExecutionError,
     MissingParentStateError,
     TxExecutionError,
 )
+from ethnode.core.execution.pyevm.call import run_call
 from ethnode.core.execution.pyevm.db import atomic_db
 from ethnode.core.execution.pyevm.forks import Fork, engine_version, fork_for
 from ethnode.core.execution.system import (
@@ -132,6 +135,23 @@ class PyEVMExecutor:
                 if not skip_invalid:
                     raise
         return builder.finish(withdrawals)
+
+    def call(
+        self,
+        header: Header,
+        message: CallMessage,
+        *,
+        fee_recipient: bytes | None = None,
+        deadline: float | None = None,
+    ) -> CallResult:
+        if not self.state_db.has_state(header.state_root):
+            raise MissingParentStateError(
+                f"state of block #{header.number} (root 0x{header.state_root.hex()}) is not in the database"
+            )
+        fork = fork_for(self.config, header.number, header.time, header.difficulty)
+        parent = self._get_header(header.parent_hash, header.number - 1) if header.number else None
+        prev_hashes = self.ancestor_hashes(parent) if parent is not None else iter(())
+        return run_call(self.config, self.state_db, fork, header, message, prev_hashes, fee_recipient, deadline)
 
     def ancestor_hashes(self, parent: Header) -> Iterator[bytes]:
         """Hashes for BLOCKHASH, newest first (py-evm caches what it consumes)."""
