@@ -127,10 +127,12 @@ class EthereumService:
         from ethnode.rpc.api import API
         from ethnode.rpc.api.blocks import BlockAPI
         from ethnode.rpc.api.eth import EthAPI
+        from ethnode.rpc.api.filters import FilterAPI
         from ethnode.rpc.api.txpool import TxPoolAPI
 
         apis = [
             API("eth", EthAPI(self)),
+            API("eth", FilterAPI(self.chain, self.ctx.bus)),  # geth filters.FilterAPI; drains the bus when called
             API("eth", BlockAPI(self)),
             API("txpool", TxPoolAPI(self.txpool, self.chain)),
             API("engine", self.engine_api, authenticated=True),
