@@ -130,10 +130,11 @@ class EthereumService:
         from ethnode.rpc.api.filters import FilterAPI
         from ethnode.rpc.api.txpool import TxPoolAPI
 
+        eth = EthAPI(self)
         apis = [
-            API("eth", EthAPI(self)),
+            API("eth", eth),
             API("eth", FilterAPI(self.chain, self.ctx.bus)),  # geth filters.FilterAPI; drains the bus when called
-            API("eth", BlockAPI(self)),
+            API("eth", BlockAPI(self, eth)),
             API("txpool", TxPoolAPI(self.txpool, self.chain)),
             API("engine", self.engine_api, authenticated=True),
         ]

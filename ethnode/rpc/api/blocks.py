@@ -28,10 +28,10 @@ def _index(index: int, value: Any) -> int:
 class BlockAPI:
     """eth_getBlockTransactionCountBy*, eth_getTransactionBy*AndIndex, eth_getUncle*, eth_getBlockReceipts, ..."""
 
-    def __init__(self, backend: Any) -> None:
+    def __init__(self, backend: Any, eth: EthAPI | None = None) -> None:
         self.chain = backend.chain
         self.txpool = backend.txpool
-        self._eth = EthAPI(backend)  # its block-tag and block-or-hash resolution, shared
+        self._eth = eth if eth is not None else EthAPI(backend)  # its block-tag and block-or-hash resolution
 
     # --- lookups ------------------------------------------------------------------------
 
