@@ -22,6 +22,7 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+SERVER_ERROR = -32000  # geth's code for an error a method returns
 MAX_BATCH_ITEMS = 1000  # calls per batch; geth BatchRequestLimit default
 
 
@@ -37,6 +38,11 @@ class RPCError(EthnodeError):
         if self.data is not None:
             err["data"] = self.data
         return err
+
+
+def server_error(message: str) -> RPCError:
+    """A method's own failure, as geth replies it: code -32000 and the error's text."""
+    return RPCError(SERVER_ERROR, message)
 
 
 class Dispatcher:
@@ -112,4 +118,4 @@ def _dump(obj: Any) -> bytes:
 
 
 __all__ = ["Dispatcher", "RPCError", "PARSE_ERROR", "INVALID_REQUEST", "METHOD_NOT_FOUND", "INVALID_PARAMS",
-           "INTERNAL_ERROR"]
+           "INTERNAL_ERROR", "SERVER_ERROR", "server_error"]

@@ -24,8 +24,8 @@ from ethnode.core.execution import (
     VMErrorKind,
 )
 from ethnode.crypto.keccak import keccak256
-from ethnode.rpc.api.hexutil import HexError, data, decode_data, decode_fixed, decode_quantity
-from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError
+from ethnode.rpc.api.hexutil import HexError, data, decode_data, decode_fixed, decode_quantity, json_type
+from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError, server_error
 
 RPC_GAS_CAP = 50_000_000  # geth --rpc.gascap default
 RPC_EVM_TIMEOUT = 5.0  # seconds; geth --rpc.evmtimeout default
@@ -36,7 +36,6 @@ ESTIMATE_GAS_ERROR_RATIO = 0.015  # geth estimateGasErrorRatio: stop bisecting w
 CALL_STIPEND = 2_300  # geth params.CallStipend
 TX_GAS = 21_000  # geth params.TxGas
 REVERT_ERROR_CODE = 3  # geth revertError.ErrorCode
-SERVER_ERROR = -32000  # as eth.server_error
 MAX_UINT64 = 2**64 - 1
 
 _ERROR_SELECTOR = keccak256(b"Error(string)")[:4]
@@ -53,10 +52,6 @@ _PANIC_REASONS = {  # geth accounts/abi panicReasons
     0x41: "out of memory",
     0x51: "uninitialized function",
 }
-
-
-def _server_error(message: str) -> RPCError:
-    return RPCError(SERVER_ERROR, message)
 
 
 # --- decoding ---------------------------------------------------------------------------------
@@ -91,20 +86,8 @@ def _field(index: int, name: str, kind: str, value: Any) -> Any:
         raise RPCError(INVALID_PARAMS, message) from None
 
 
-def _json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "string"
-
-
 def _access_list(index: int, value: Any) -> list[tuple[bytes, list[bytes]]]:
-    bad = RPCError(INVALID_PARAMS, f"invalid argument {index}: json: cannot unmarshal {_json_kind(value)} into Go "
+    bad = RPCError(INVALID_PARAMS, f"invalid argument {index}: json: cannot unmarshal {json_type(value)} into Go "
                                    "struct field TransactionArgs.accessList of type types.AccessList")
     if not isinstance(value, list):
         raise bad
@@ -145,7 +128,7 @@ class TransactionArgs:
         if obj is None:
             return cls()
         if not isinstance(obj, dict):
-            raise RPCError(INVALID_PARAMS, f"invalid argument {index}: json: cannot unmarshal {_json_kind(obj)} "
+            raise RPCError(INVALID_PARAMS, f"invalid argument {index}: json: cannot unmarshal {json_type(obj)} "
                                            "into Go value of type ethapi.TransactionArgs")
         if obj.get("authorizationList") is not None:  # EIP-7702 calls: not wired to the engine here
             raise RPCError(INVALID_PARAMS, f"invalid argument {index}: authorizationList is not supported by "
@@ -166,7 +149,7 @@ class TransactionArgs:
         if hashes is not None:
             if not isinstance(hashes, list):
                 raise RPCError(INVALID_PARAMS, f"invalid argument {index}: json: cannot unmarshal "
-                                               f"{_json_kind(hashes)} into Go struct field "
+                                               f"{json_type(hashes)} into Go struct field "
                                                "TransactionArgs.blobVersionedHashes of type []common.Hash")
             args.blob_hashes = [_field(index, "blobVersionedHashes", "hash", h) for h in hashes]
         return args
@@ -175,11 +158,11 @@ class TransactionArgs:
         """geth ``CallDefaults``: reject mixed fee styles, fill what a call leaves out, bound gas by the cap."""
         if self.gas_price is not None and (self.max_fee_per_gas is not None
                                            or self.max_priority_fee_per_gas is not None):
-            raise _server_error("both gasPrice and (maxFeePerGas or maxPriorityFeePerGas) specified")
+            raise server_error("both gasPrice and (maxFeePerGas or maxPriorityFeePerGas) specified")
         if self.to is None and self.blob_hashes is not None:
-            raise _server_error("blob transaction of type create")
+            raise server_error("blob transaction of type create")
         if self.chain_id is not None and self.chain_id != chain_id:
-            raise _server_error(f"chainId does not match node's (have={self.chain_id}, want={chain_id})")
+            raise server_error(f"chainId does not match node's (have={self.chain_id}, want={chain_id})")
         if self.gas is None:
             self.gas = gas_cap if gas_cap else MAX_UINT64 // 2
         elif gas_cap and self.gas > gas_cap:
@@ -251,7 +234,7 @@ def call_output(result: CallResult) -> str:
     if result.error is VMErrorKind.REVERT:
         raise revert_error(result.output)
     if result.failed:
-        raise _server_error(result.message)
+        raise server_error(result.message)
     return data(result.output)
 
 
@@ -287,12 +270,12 @@ def estimate_gas(
     if fee_cap:  # the sender's balance caps the gas it could pay for
         available = balance
         if message.value >= available:
-            raise _server_error("insufficient funds for transfer")
+            raise server_error("insufficient funds for transfer")
         available -= message.value
         if cancun and message.blob_hashes:
             blob_cost = len(message.blob_hashes) * GAS_PER_BLOB * (message.blob_fee_cap or 0)
             if blob_cost >= available:
-                raise _server_error("insufficient funds for gas * price + value")
+                raise server_error("insufficient funds for gas * price + value")
             available -= blob_cost
         hi = min(hi, available // fee_cap)
     if gas_cap and hi > gas_cap:
@@ -305,7 +288,7 @@ def estimate_gas(
         except IntrinsicGasError:
             return True, None  # geth: raise the gas limit
         except CallPreconditionError as exc:
-            raise _server_error(f"failed with {gas} gas: {exc}") from None
+            raise server_error(f"failed with {gas} gas: {exc}") from None
         return result.failed, result
 
     # A plain transfer to an account without code: one run at 21000 gives the exact answer.
@@ -322,8 +305,8 @@ def estimate_gas(
         if result is not None and result.error is not VMErrorKind.OUT_OF_GAS:
             if result.error is VMErrorKind.REVERT:
                 raise revert_error(result.output)
-            raise _server_error(result.message)
-        raise _server_error(f"gas required exceeds allowance ({hi})")
+            raise server_error(result.message)
+        raise server_error(f"gas required exceeds allowance ({hi})")
     assert result is not None
     lo = result.gas_used - 1  # less than what it used cannot be enough (gas-introspecting code aside)
     optimistic = (result.max_used_gas + CALL_STIPEND) * 64 // 63

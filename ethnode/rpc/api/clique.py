@@ -11,11 +11,9 @@ from typing import Any
 
 from ethnode.consensus.clique.api import CliqueAPI
 from ethnode.errors import EthnodeError
+from ethnode.rpc.api.eth import MAX_INT64, _block_number
 from ethnode.rpc.api.hexutil import HexError, address_arg, arg, decode_data, decode_quantity, hash_arg
-from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError
-
-SERVER_ERROR = -32000
-MAX_INT64 = 2**63 - 1
+from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError, server_error
 
 
 def _number(index: int, value: Any) -> int | None:
@@ -23,15 +21,15 @@ def _number(index: int, value: Any) -> int | None:
 
     "pending", "safe" and "finalized" are negative in geth and so name no header: unknown block.
     """
-    if value is None or value == "latest":
+    if value is None:
         return None
-    if value == "earliest":
+    number = _block_number(index, value)
+    if number == "latest":
+        return None
+    if number == "earliest":
         return 0
-    if value in ("pending", "safe", "finalized"):
+    if isinstance(number, str):  # pending, safe, finalized
         return MAX_INT64 + 1  # beyond any chain: geth looks up uint64(negative) and finds nothing
-    number: int = arg(index, decode_quantity, value, 64)
-    if number > MAX_INT64:
-        raise RPCError(INVALID_PARAMS, f"invalid argument {index}: block number larger than int64")
     return number
 
 
@@ -39,7 +37,7 @@ def _calling(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except EthnodeError as exc:  # CliqueError / UnknownBlockError carry geth's messages
-        raise RPCError(SERVER_ERROR, str(exc)) from None
+        raise server_error(str(exc)) from None
 
 
 class CliqueRPC:

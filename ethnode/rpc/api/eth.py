@@ -56,18 +56,13 @@ from ethnode.rpc.api.hexutil import (
     quantity,
 )
 from ethnode.rpc.api.marshal import block_fields, contract_address, receipt_fields, tx_fields
-from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError
+from ethnode.rpc.jsonrpc import INVALID_PARAMS, SERVER_ERROR, RPCError, server_error
 
 log = logging.getLogger("ethnode.rpc")
 
-SERVER_ERROR = -32000  # geth's code for an error returned by a method
 RPC_TX_FEE_CAP = 10**18  # wei: 1 ether; geth --rpc.txfeecap default
 TAGS = ("latest", "pending", "earliest", "safe", "finalized")
 MAX_INT64 = 2**63 - 1
-
-
-def server_error(message: str) -> RPCError:
-    return RPCError(SERVER_ERROR, message)
 
 
 @runtime_checkable

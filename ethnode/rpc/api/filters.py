@@ -32,7 +32,7 @@ from typing import Any
 from ethnode.core.txpool import NewTxsEvent
 from ethnode.core.types.header import Header
 from ethnode.eth.events import ChainHeadEvent
-from ethnode.rpc.api.hexutil import data
+from ethnode.rpc.api.hexutil import data, json_type
 from ethnode.rpc.api.logfilter import (
     EARLIEST,
     ERR_INVALID_BLOCK_RANGE,
@@ -46,7 +46,6 @@ from ethnode.rpc.api.logfilter import (
     LogMatcher,
     block_logs,
     invalid_params,
-    json_type,
     parse_criteria,
     range_logs,
     resolve_range,

@@ -72,6 +72,19 @@ def decode_fixed(text: Any, length: int, type_name: str) -> bytes:
     return bytes.fromhex(body)
 
 
+def json_type(value: Any) -> str:
+    """The JSON type name Go's encoding/json reports in "cannot unmarshal X into ..." errors."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
 def arg(index: int, fn: Any, *args: Any) -> Any:
     """``fn(*args)`` with a HexError turned into geth's invalid-argument reply."""
     try:
@@ -94,5 +107,5 @@ def data_arg(index: int, text: Any) -> bytes:
 
 __all__ = [
     "HexError", "quantity", "data", "checksum_address", "decode_quantity", "decode_data", "decode_fixed",
-    "address_arg", "hash_arg", "data_arg", "arg",
+    "address_arg", "hash_arg", "data_arg", "arg", "json_type",
 ]

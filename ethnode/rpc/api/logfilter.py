@@ -19,11 +19,10 @@ from typing import Any
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.types.header import Header
 from ethnode.core.types.receipt import bloom_bits
-from ethnode.rpc.api.hexutil import HexError, decode_data, decode_quantity
+from ethnode.rpc.api.hexutil import HexError, decode_data, decode_quantity, json_type
 from ethnode.rpc.api.marshal import log_fields
-from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError
+from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError, server_error
 
-SERVER_ERROR = -32000  # geth's code for an error returned by a method
 MAX_TOPICS = 4  # geth maxTopics: topic positions, LOG0..LOG4
 MAX_SUB_TOPICS = 1000  # geth maxSubTopics: alternatives in one topic position
 LOG_QUERY_LIMIT = 1000  # geth --rpc.logquerylimit default: addresses, or alternatives per position
@@ -38,10 +37,6 @@ TAGS = {"earliest": EARLIEST, "safe": SAFE, "finalized": FINALIZED, "latest": LA
 
 def invalid_params(message: str) -> RPCError:
     return RPCError(INVALID_PARAMS, message)
-
-
-def server_error(message: str) -> RPCError:
-    return RPCError(SERVER_ERROR, message)
 
 
 ERR_INVALID_BLOCK_RANGE = "invalid block range params"  # geth errInvalidBlockRange (-32602)
@@ -74,19 +69,6 @@ class FilterCriteria:
         """geth's --rpc.logquerylimit check (0: off), made before any query or subscription."""
         if limit and (len(self.addresses) > limit or any(len(t) > limit for t in self.topics)):
             raise server_error(ERR_EXCEED_QUERY_LIMIT)
-
-
-def json_type(value: Any) -> str:
-    """The JSON type name Go's encoding/json reports."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def _block_number(value: Any) -> int:
@@ -356,7 +338,7 @@ async def range_logs(chain: Any, first: int, last: int, matcher: LogMatcher) -> 
 
 
 __all__ = [
-    "FilterCriteria", "LogMatcher", "parse_criteria", "json_type", "block_logs", "resolve_range", "range_logs",
+    "FilterCriteria", "LogMatcher", "parse_criteria", "block_logs", "resolve_range", "range_logs",
     "invalid_params", "server_error", "MAX_TOPICS", "MAX_SUB_TOPICS", "LOG_QUERY_LIMIT", "RANGE_LIMIT",
     "SCAN_BATCH", "TAGS", "EARLIEST", "SAFE", "FINALIZED", "LATEST", "PENDING", "ERR_INVALID_BLOCK_RANGE",
     "ERR_RANGE_INTO_FUTURE", "ERR_PENDING_LOGS", "ERR_UNKNOWN_BLOCK", "ERR_EXCEED_QUERY_LIMIT",
