@@ -345,6 +345,7 @@ def test_bad_flags_give_one_line(args: list[str], message: str, capsys: Any, tmp
         ("[Node.P2P]\nStaticNodes = ['enode://00@1.2.3.4:5']\n", "Node.P2P.StaticNodes"),
         ("[Node.P2P]\nNetRestrict = ['10.0.0.0/33']\n", "Node.P2P.NetRestrict"),
         ("[Node.P2P\n", "invalid TOML"),
+        ("a = " + "[" * 100_000 + "]" * 100_000 + "\n", "nested too deep"),  # once a RecursionError traceback
     ],
 )
 def test_bad_config_files_give_one_line_naming_the_key(text: str, message: str, capsys: Any,

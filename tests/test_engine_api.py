@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import stat
 import time
@@ -55,6 +58,15 @@ def _bearer(**kwargs: Any) -> Callable[[float], str]:
     return lambda now: "Bearer " + make_token(secret, now + offset, **kwargs)
 
 
+def _raw_token(secret: bytes, claims_json: str) -> str:
+    """A correctly signed token whose claims are exactly ``claims_json`` (for non-standard numbers)."""
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    signing_input = b64(b'{"alg":"HS256","typ":"JWT"}') + "." + b64(claims_json.encode())
+    return signing_input + "." + b64(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())
+
+
 @pytest.mark.parametrize(
     ("header", "message"),
     [
@@ -72,6 +84,12 @@ def _bearer(**kwargs: Any) -> Callable[[float], str]:
         (_bearer(claims={"iat": None}), "missing issued-at"),
         (_bearer(claims={"iat": "now"}), "not a number"),
         ("Bearer !!.??.**", "malformed"),
+        # NaN, infinities and out-of-range floats compare false both ways in the 60 s window:
+        # accepted forever before; geth's decoder refuses them.
+        (_bearer(claims={"iat": float("nan")}), "malformed"),
+        (_bearer(claims={"iat": float("inf")}), "malformed"),
+        (lambda now: "Bearer " + _raw_token(SECRET, '{"iat":1e400}'), "malformed"),
+        (lambda now: "Bearer " + _raw_token(SECRET, f'{{"iat":{int(now)},"exp":NaN}}'), "malformed"),
     ],
 )
 def test_jwt_rejections(header: Any, message: str) -> None:

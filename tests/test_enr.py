@@ -249,6 +249,10 @@ def test_enode_url_round_trip() -> None:
         "enode://zz{rest}@1.2.3.4:30303",
         "enr:garbage",
         "something else",
+        # Unicode digits pass str.isdigit() but not int(): found by fuzzing, once a bare ValueError.
+        "enode://{pub}@1.2.3.4:0\u00b3",
+        "enode://{pub}@1.2.3.4:30303?discport=0\u00b3",
+        "enode://{pub}@1.2.3.4:30303?discport=\u0663\u0660",
     ],
 )
 def test_enode_url_errors(url: str) -> None:

@@ -17,12 +17,12 @@ execution (header/body rules only, no state, no receipts) and logs a warning say
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from typing import Any
 
+from ethnode import strictjson
 from ethnode.core.blockchain import BlockChain, setup_genesis
 from ethnode.core.chainfile import BlockReader, ChainFileError, open_chain_file
 from ethnode.core.genesis import Genesis
@@ -94,8 +94,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     """Write the genesis block of GENESIS.json into the datadir's database."""
     path = args.genesis
     try:
-        with open(path, encoding="utf-8") as f:
-            obj: Any = json.load(f)
+        obj: Any = strictjson.load_file(path)
     except OSError as exc:
         return _fatal(f"failed to read genesis file {path}: {exc.strerror}")
     except (ValueError, UnicodeDecodeError) as exc:

@@ -96,8 +96,10 @@ def load_toml(path: str, settings: RunSettings) -> None:
             data = tomllib.load(f)
     except OSError as exc:
         raise _Fatal(f"config file {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise _Fatal(f"config file {path}: invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per nesting level
+        raise _Fatal(f"config file {path}: invalid TOML: nested too deep") from None
     for key in data:
         if key != "Node":
             raise _Fatal(f"config file {path}: field '{key}' is not defined (supported: Node)")

@@ -9,7 +9,6 @@ from the allocation through the Merkle Patricia trie.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from functools import cached_property
 from os import PathLike
 from typing import Any
 
-from ethnode import rlp
+from ethnode import rlp, strictjson
 from ethnode.core.chainconfig import ChainConfig, ChainConfigError
 from ethnode.core.types.header import EMPTY_UNCLE_HASH, Header
 from ethnode.crypto.keccak import keccak256
@@ -145,11 +144,10 @@ class Genesis:
     def load(cls, path: str | PathLike[str]) -> Genesis:
         """Read and parse a genesis.json file."""
         try:
-            with open(path, encoding="utf-8") as f:
-                obj = json.load(f)
+            obj = strictjson.load_file(str(path))
         except OSError as exc:
             raise GenesisError(f"{path}: cannot read: {exc.strerror}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError) as exc:
             raise GenesisError(f"{path}: not valid JSON: {exc}") from None
         return cls.from_json(obj)
 

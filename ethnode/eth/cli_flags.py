@@ -29,7 +29,7 @@ def parse_versions(text: str) -> tuple[int, ...]:
     versions = set()
     for part in text.split(","):
         part = part.strip().removeprefix("eth/")
-        if not part.isdigit() or int(part) not in PROTOCOL_LENGTHS:
+        if not (part.isascii() and part.isdigit()) or int(part) not in PROTOCOL_LENGTHS:
             supported = ",".join(map(str, sorted(PROTOCOL_LENGTHS)))
             raise argparse.ArgumentTypeError(f"unsupported eth version {part!r} (supported: {supported}, or none)")
         versions.add(int(part))

@@ -43,7 +43,7 @@ def split_host_port(addr: str) -> tuple[str, int]:
         host = host[1:-1]
     elif ":" in host:
         raise ValueError(f"address {addr!r}: an IPv6 host must be in brackets")
-    if not port.isdigit() or int(port) > 0xFFFF:
+    if not (port.isascii() and port.isdigit()) or int(port) > 0xFFFF:
         raise ValueError(f"address {addr!r}: invalid port {port!r}")
     return host, int(port)
 

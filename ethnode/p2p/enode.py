@@ -215,7 +215,7 @@ def parse_enode(url: str) -> Node:
     query = parse_qs(parts.query)
     if "discport" in query:
         value = query["discport"][0]
-        if not value.isdigit() or int(value) > 0xFFFF:
+        if not (value.isascii() and value.isdigit()) or int(value) > 0xFFFF:
             raise NodeURLError("invalid discport in query")
         udp = int(value)
     return Node(pubkey, ip, udp, port)

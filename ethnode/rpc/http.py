@@ -144,7 +144,7 @@ class HTTPServer:
         if "chunked" in headers.get("transfer-encoding", "").lower():
             raise _BadRequest(411, "chunked request bodies are not supported; send Content-Length")
         length_text = headers.get("content-length", "0")
-        if not length_text.isdigit():
+        if not (length_text.isascii() and length_text.isdigit()):
             raise _BadRequest(400, "invalid Content-Length")
         length = int(length_text)
         if length > MAX_BODY_SIZE:

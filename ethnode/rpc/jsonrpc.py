@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ethnode import strictjson
 from ethnode.errors import EthnodeError
 
 log = logging.getLogger("ethnode.rpc")
@@ -54,7 +55,7 @@ class Dispatcher:
     async def handle(self, body: bytes) -> bytes | None:
         """The reply body for a request body, or None if it held only notifications."""
         try:
-            req = json.loads(body)
+            req = strictjson.loads(body)
         except (ValueError, UnicodeDecodeError):
             return _dump(_error(None, RPCError(PARSE_ERROR, "parse error")))
         if isinstance(req, list):

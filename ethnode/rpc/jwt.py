@@ -14,11 +14,13 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
 from typing import Any
 
+from ethnode import strictjson
 from ethnode.errors import EthnodeError
 
 log = logging.getLogger("ethnode.rpc")
@@ -102,7 +104,7 @@ def make_token(
 
 def _json_object(part: str, what: str) -> dict[str, Any]:
     try:
-        obj = json.loads(_b64decode(part))
+        obj = strictjson.loads(_b64decode(part))
     except (ValueError, UnicodeDecodeError):
         raise JWTError(f"token is malformed: {what} is not JSON") from None
     if not isinstance(obj, dict):
@@ -114,7 +116,9 @@ def _numeric(claims: dict[str, Any], name: str) -> float | None:
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # A float that is not finite (1e400 parses to inf) would compare false both ways in
+    # the 60 s window; Go's decoder refuses it, so a token carrying one is malformed.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise JWTError(f"token is malformed: {name} is not a number")
     return float(value)
 

@@ -443,7 +443,7 @@ def _hex_or_decimal(value: Any) -> int:
     """geth math.HexOrDecimal64: a JSON number, "0x..." or a decimal string."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
     return decode_quantity(value, 64)
 

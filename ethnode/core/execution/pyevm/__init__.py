@@ -7,7 +7,11 @@ receipts) are done here on ethnode's types rather than through py-evm's ``VM``, 
 header and chain-database classes would duplicate ours.
 """
 
+from ethnode import recursionlimit
 from ethnode.core.execution.pyevm.executor import PyEVMExecutor
 from ethnode.core.execution.pyevm.forks import SUPPORTED_FORKS, fork_for
+
+# Importing py-evm (and py_ecc through it) raised the process's recursion limit to 100000.
+recursionlimit.cap()
 
 __all__ = ["PyEVMExecutor", "SUPPORTED_FORKS", "fork_for"]
