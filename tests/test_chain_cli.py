@@ -12,6 +12,7 @@ import os
 import queue
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -311,3 +312,17 @@ def test_sigkill_during_import_leaves_a_consistent_database(tmp_path: Path) -> N
     assert _assert_consistent(chain, blocks) == 600
     assert "0x" + chain.current_block.hash.hex() == HEAD_HASH
     chain.db.close()
+
+
+def test_datadir_and_database_are_private(tmp_path: Path) -> None:
+    """As geth's: every directory created 0700, the database files 0600 (they were 0755/0644)."""
+    datadir = tmp_path / "new" / "d"
+    _init(datadir)
+    chain = _open(datadir)  # a second open leaves existing modes alone
+    chain.db.close()
+    for directory in (tmp_path / "new", datadir, datadir / "ethnode", datadir / "ethnode" / "chaindata"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    files = sorted((datadir / "ethnode" / "chaindata").iterdir())
+    assert files and any(f.name == "chain.sqlite" for f in files)
+    for f in files:  # chain.sqlite and, while open, its -wal/-shm
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f

@@ -25,12 +25,14 @@ from p2p_support import run_checked
 import ethnode.eth.handler as handler_module
 from ethnode.core.forkid import ForkID
 from ethnode.eth.handshake import (
+    MAX_TD_BITS,
     ChainStatus,
     ForkIDRejectedError,
     GenesisMismatchError,
     InvalidBlockRangeError,
     NetworkIDMismatchError,
     ProtocolVersionMismatchError,
+    TDTooLargeError,
     check_status,
     make_status,
 )
@@ -70,6 +72,11 @@ def test_check_status_rules_in_geth_order() -> None:
         from ethnode.core.forkid import RemoteStaleError
 
         raise RemoteStaleError()
+
+    ok68 = Status68(68, 5, 2**MAX_TD_BITS - 1, b"\x22" * 32, genesis, fid)
+    check_status(ETH68, ok68, 5, genesis, accept)  # 100 bits: the most geth takes
+    with pytest.raises(TDTooLargeError, match="bitlen 2049"):
+        check_status(ETH68, ok68.replace(td=2**2048), 5, genesis, accept)
 
     with pytest.raises(ForkIDRejectedError, match="fork ID rejected: remote needs update"):
         check_status(ETH69, ok69, 5, genesis, reject)
@@ -144,6 +151,8 @@ BAD_STATUS: dict[str, tuple[int, Callable[[Any], Any]]] = {
     "protocol version": (ETH69, lambda s: s.replace(version=68)),
     "earliest > latest": (ETH69, lambda s: s.replace(earliest=s.latest + 1)),
     "zero latest hash": (ETH69, lambda s: s.replace(latest_hash=bytes(32))),
+    "td of 2^2048": (ETH68, lambda s: s.replace(td=2**2048)),  # accepted once; geth: at most 100 bits
+    "td of 101 bits": (ETH68, lambda s: s.replace(td=2**100)),
 }
 
 

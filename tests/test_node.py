@@ -143,12 +143,16 @@ def test_second_node_on_datadir_is_refused(tmp_path: Path) -> None:
 
 
 def test_node_key_created_once_and_stable(tmp_path: Path) -> None:
-    node = Node(NodeConfig(datadir=tmp_path))
+    node = Node(NodeConfig(datadir=tmp_path / "a" / "b"))
     run(node.start())
     key = node.node_key
     run(node.stop())
-    path = tmp_path / "ethnode" / "nodekey"
+    path = tmp_path / "a" / "b" / "ethnode" / "nodekey"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    for private in (tmp_path / "a", tmp_path / "a" / "b", path.parent):  # geth: MkdirAll(datadir, 0700)
+        assert stat.S_IMODE(private.stat().st_mode) == 0o700, private
+    assert stat.S_IMODE((tmp_path / "a" / "b" / "LOCK").stat().st_mode) == 0o600
+    tmp_path = tmp_path / "a" / "b"
     again = Node(NodeConfig(datadir=tmp_path))
     run(again.start())
     assert again.node_key is not None and key is not None

@@ -259,8 +259,9 @@ def test_peer_stalls_mid_frame(caplog: Any, monkeypatch: Any, before_hello: bool
             raw.close()
 
     outcome = attack(caplog, scenario)
-    assert outcome.reason is DiscReason.READ_TIMEOUT
-    assert reason_of(outcome.observed) == DiscReason.READ_TIMEOUT
+    # geth: a failed read, its timeout included, is DiscNetworkError and nothing is sent
+    assert outcome.reason is DiscReason.NETWORK_ERROR
+    assert reason_of(outcome.observed) is None
     assert 0.4 < outcome.elapsed < 4
     assert "read timed out" in outcome.log[0]
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from ethnode.crypto.errors import InvalidKeyError
 from ethnode.crypto.keys import PrivateKey, load_private_key, save_private_key
+from ethnode.privatefs import make_private_dirs
 
 log = logging.getLogger("ethnode.p2p.discover")
 
@@ -71,7 +72,7 @@ def _load_key(args: argparse.Namespace) -> PrivateKey:
         path = Path(args.datadir) / "ethnode" / NODEKEY_FILE
         if path.exists():
             return load_private_key(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(path.parent)
         key = PrivateKey.generate()
         save_private_key(key, path)
         return key

@@ -49,7 +49,7 @@ from ethnode.core.types.header import HeaderError
 from ethnode.core.types.receipt import Receipt, ReceiptError
 from ethnode.core.types.transaction import BLOB_TX_TYPE, BlobTxWithSidecar, TransactionError, decode_tx_item
 from ethnode.eth.events import ChainHeadEvent, NewMinedBlockEvent
-from ethnode.eth.handshake import HANDSHAKE_TIMEOUT, AnyStatus, ChainStatus, check_status, make_status
+from ethnode.eth.handshake import HANDSHAKE_TIMEOUT, MAX_TD_BITS, AnyStatus, ChainStatus, check_status, make_status
 from ethnode.eth.peer import EthPeer
 from ethnode.eth.peerset import PeerSet, PeerSetError
 from ethnode.eth.protocol import (
@@ -78,7 +78,7 @@ from ethnode.eth.protocol import (
     message,
     origin_of,
 )
-from ethnode.eth.serve import serve_bodies, serve_headers, serve_pooled_txs, serve_receipts
+from ethnode.eth.serve import collect, iter_bodies, iter_headers, iter_receipts, serve_pooled_txs
 from ethnode.eth.sync import Syncer
 from ethnode.node.events import EventBus
 from ethnode.p2p.disconnect import DisconnectRequested, DiscReason
@@ -93,7 +93,6 @@ TX_CHAN_SIZE = 4096  # NewTxsEvents buffered for the broadcast loop; geth txChan
 CHAIN_HEAD_CHAN_SIZE = 128  # geth chainHeadChanSize
 TX_MAX_BROADCAST_SIZE = 4096  # bytes; larger txs are only announced; geth txMaxBroadcastSize
 BLOCK_RANGE_STEP = 32  # blocks between BlockRangeUpdates (sooner if the head moves back); geth shouldSend
-MAX_TD_BITS = 100  # NewBlock TD sanity bound; geth NewBlockPacket.sanityCheck
 
 
 class TxFetcherHook(Protocol):
@@ -428,16 +427,16 @@ class EthHandler:
     async def _on_get_headers(self, peer: EthPeer, payload: bytes) -> None:
         rid, query = peer.decode(GET_BLOCK_HEADERS, payload)
         origin = origin_of(query.origin)
-        items = serve_headers(self.chain, origin, query.amount, query.skip, query.reverse)
+        items = await collect(iter_headers(self.chain, origin, query.amount, query.skip, query.reverse))
         await self._reply(peer, BLOCK_HEADERS, rid, items)
 
     async def _on_get_bodies(self, peer: EthPeer, payload: bytes) -> None:
         rid, hashes = peer.decode(GET_BLOCK_BODIES, payload)
-        await self._reply(peer, BLOCK_BODIES, rid, serve_bodies(self.chain, hashes))
+        await self._reply(peer, BLOCK_BODIES, rid, await collect(iter_bodies(self.chain, hashes)))
 
     async def _on_get_receipts(self, peer: EthPeer, payload: bytes) -> None:
         rid, hashes = peer.decode(GET_RECEIPTS, payload)
-        await self._reply(peer, RECEIPTS, rid, serve_receipts(self.chain, hashes, peer.version))
+        await self._reply(peer, RECEIPTS, rid, await collect(iter_receipts(self.chain, hashes, peer.version)))
 
     def _on_headers(self, peer: EthPeer, payload: bytes) -> None:
         rid, headers = peer.decode(BLOCK_HEADERS, payload)

@@ -16,6 +16,9 @@ from ethnode.core.forkid import ForkID, ForkIDError
 from ethnode.eth.protocol import ETH68, ETH69, BlockRange, ProtocolViolation, Status68, Status69
 
 HANDSHAKE_TIMEOUT = 5.0  # seconds; geth handshakeTimeout
+# Total difficulty bound, for eth/68 Status and NewBlock: mainnet's final TD is 72 bits;
+# geth (v1.13 Handshake, NewBlockPacket.sanityCheck) refuses more than 100.
+MAX_TD_BITS = 100
 
 AnyStatus = Status68 | Status69
 
@@ -43,6 +46,10 @@ class GenesisMismatchError(HandshakeError):
 
 class ForkIDRejectedError(HandshakeError):
     """geth errForkIDRejected."""
+
+
+class TDTooLargeError(HandshakeError):
+    """An eth/68 Status whose total difficulty no chain can have (geth: more than 100 bits)."""
 
 
 class InvalidBlockRangeError(HandshakeError):
@@ -97,6 +104,8 @@ def check_status(
         fork_filter(remote.fork_id)
     except ForkIDError as exc:
         raise ForkIDRejectedError(f"fork ID rejected: {exc}") from None
+    if isinstance(remote, Status68) and remote.td.bit_length() > MAX_TD_BITS:
+        raise TDTooLargeError(f"too large total difficulty: bitlen {remote.td.bit_length()}")
     if isinstance(remote, Status69):
         problem = BlockRange(remote.earliest, remote.latest, remote.latest_hash).problem()
         if problem is not None:
@@ -106,5 +115,5 @@ def check_status(
 __all__ = [
     "HANDSHAKE_TIMEOUT", "ChainStatus", "make_status", "check_status", "HandshakeError", "NoStatusError",
     "NetworkIDMismatchError", "ProtocolVersionMismatchError", "GenesisMismatchError", "ForkIDRejectedError",
-    "InvalidBlockRangeError", "AnyStatus",
+    "InvalidBlockRangeError", "TDTooLargeError", "MAX_TD_BITS", "AnyStatus",
 ]

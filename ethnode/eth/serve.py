@@ -5,18 +5,26 @@ re-encoded, and they are bounded three ways as in geth ``eth/protocols/eth/handl
 an item count (1024), a soft byte limit (2 MiB: the item that crosses it is the last
 one), and a lookup count (twice the item limit) so a query stuffed with junk hashes
 costs bounded work. Unknown items make the reply shorter; a peer is never punished for
-asking about blocks we lack.
+asking about blocks we lack. On top of geth's rules a reply never exceeds the 10 MiB
+message cap (an item that would cross it is left out): geth's limit is soft, and one
+block's receipts re-encoded for eth/68 can alone pass the cap every peer enforces.
+
+Each query is a generator of items, so the handler can serve it in slices: ``collect``
+drains one with a time budget per turn and lets other peers' tasks run between slices
+(one asyncio loop serves every peer; geth gives each its own goroutine).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.rawdb import schema
 from ethnode.core.types.receipt import decode_receipts_eth69, encode_receipts_eth68
-from ethnode.eth.protocol import ETH68
+from ethnode.eth.protocol import ETH68, MAX_MESSAGE_SIZE
 from ethnode.trie import EMPTY_ROOT
 
 SOFT_RESPONSE_LIMIT = 2 * 1024 * 1024  # bytes; geth softResponseLimit
@@ -25,6 +33,9 @@ MAX_BODIES_SERVE = 1024  # geth maxBodiesServe
 MAX_RECEIPTS_SERVE = 1024  # geth maxReceiptsServe
 MAX_POOLED_TX_SERVE = 4096  # lookups per GetPooledTransactions; geth maxPooledTxServe
 MAX_NON_CANONICAL = 100  # side-chain steps a hash-based skip query may walk; geth GetAncestor's budget
+# Bytes of reply items at most: the message cap less the envelope ([request-id, [...]]).
+HARD_RESPONSE_LIMIT = MAX_MESSAGE_SIZE - 64
+SERVE_SLICE = 0.002  # seconds of serving before other tasks get a turn (ours: one loop, many peers)
 
 _EMPTY_LIST = b"\xc0"
 
@@ -74,73 +85,95 @@ def get_ancestor(chain: Any, block_hash: bytes, number: int, ancestor: int, budg
     return block_hash, number
 
 
+async def collect(items: Iterator[bytes], slice_seconds: float = SERVE_SLICE) -> list[bytes]:
+    """Drain a query's items, yielding to the loop whenever a slice of serving time is used up."""
+    out: list[bytes] = []
+    clock = time.perf_counter
+    deadline = clock() + slice_seconds
+    for item in items:
+        out.append(item)
+        if clock() >= deadline:
+            await asyncio.sleep(0)
+            deadline = clock() + slice_seconds
+    return out
+
+
 def serve_headers(chain: Any, origin: bytes | int, amount: int, skip: int, reverse: bool) -> list[bytes]:
     """Header RLPs for a GetBlockHeaders query (geth ServiceGetBlockHeadersQuery)."""
+    return list(iter_headers(chain, origin, amount, skip, reverse))
+
+
+def iter_headers(chain: Any, origin: bytes | int, amount: int, skip: int, reverse: bool) -> Iterator[bytes]:
+    """``serve_headers`` one item at a time."""
     if amount == 0:
-        return []
+        return iter(())
     if skip == 0:
         return _contiguous_headers(chain, origin, min(amount, MAX_HEADERS_SERVE), reverse)
     return _skipping_headers(chain, origin, amount, skip, reverse)
 
 
-def _contiguous_headers(chain: Any, origin: bytes | int, count: int, reverse: bool) -> list[bytes]:
+def _contiguous_headers(chain: Any, origin: bytes | int, count: int, reverse: bool) -> Iterator[bytes]:
     db = chain.db
-    out: list[bytes] = []
+    count = min(count, MAX_HEADERS_SERVE)
+    served = 0
     size = 0
     if isinstance(origin, int):
         number = origin
         step = -1 if reverse else 1
-        while len(out) < count and size < SOFT_RESPONSE_LIMIT and number >= 0:
+        while served < count and size < SOFT_RESPONSE_LIMIT and number >= 0:
             found = _canonical_header(db, number)
-            if found is None:
-                break
-            out.append(found[1])
+            if found is None or size + len(found[1]) > HARD_RESPONSE_LIMIT:
+                return
+            yield found[1]
+            served += 1
             size += len(found[1])
             number += step
-        return out
+        return
     header = chain.get_header_by_hash(origin)
     if header is None:
-        return out  # not even the origin
+        return  # not even the origin
     data = _header_rlp(db, origin, header.number)
     if data is None:
-        return out
-    out.append(data)
+        return
+    yield data
+    served += 1
     size += len(data)
     if not reverse:
         # Descendants are only defined along the canonical chain.
         if rawdb.read_canonical_hash(db, header.number) != origin:
-            return out
+            return
         number = header.number + 1
-        while len(out) < count and size < SOFT_RESPONSE_LIMIT:
+        while served < count and size < SOFT_RESPONSE_LIMIT:
             found = _canonical_header(db, number)
-            if found is None:
-                break
-            out.append(found[1])
+            if found is None or size + len(found[1]) > HARD_RESPONSE_LIMIT:
+                return
+            yield found[1]
+            served += 1
             size += len(found[1])
             number += 1
-        return out
-    while len(out) < count and size < SOFT_RESPONSE_LIMIT and header.number > 0:
+        return
+    while served < count and size < SOFT_RESPONSE_LIMIT and header.number > 0:
         parent_hash, parent_number = header.parent_hash, header.number - 1
         header = chain.get_header(parent_hash, parent_number)
         data = None if header is None else _header_rlp(db, parent_hash, parent_number)
-        if data is None:
-            break
-        out.append(data)
+        if data is None or size + len(data) > HARD_RESPONSE_LIMIT:
+            return
+        yield data
+        served += 1
         size += len(data)
-    return out
 
 
-def _skipping_headers(chain: Any, origin: bytes | int, amount: int, skip: int, reverse: bool) -> list[bytes]:
+def _skipping_headers(chain: Any, origin: bytes | int, amount: int, skip: int, reverse: bool) -> Iterator[bytes]:
     db = chain.db
     hash_mode = not isinstance(origin, int)
     block_hash: bytes = origin if hash_mode else b""  # type: ignore[assignment]
     number: int = 0 if hash_mode else origin  # type: ignore[assignment]
     budget = [MAX_NON_CANONICAL]
-    out: list[bytes] = []
+    served = 0
     size = 0
     lookups = 0
     first = True
-    while len(out) < amount and size < SOFT_RESPONSE_LIMIT and len(out) < MAX_HEADERS_SERVE:
+    while served < amount and size < SOFT_RESPONSE_LIMIT and served < MAX_HEADERS_SERVE:
         if lookups >= 2 * MAX_HEADERS_SERVE:
             break
         lookups += 1
@@ -161,9 +194,10 @@ def _skipping_headers(chain: Any, origin: bytes | int, amount: int, skip: int, r
             if found is None:
                 break
             block_hash, data = found
-        if data is None:
+        if data is None or size + len(data) > HARD_RESPONSE_LIMIT:
             break
-        out.append(data)
+        yield data
+        served += 1
         size += len(data)
         if hash_mode and reverse:
             block_hash, number = get_ancestor(chain, block_hash, number, skip + 1, budget)
@@ -188,24 +222,26 @@ def _skipping_headers(chain: Any, origin: bytes | int, amount: int, skip: int, r
             number += skip + 1
             if number >= 2**64:  # overflow
                 break
-    return out
 
 
 def serve_bodies(chain: Any, hashes: Sequence[bytes]) -> list[bytes]:
     """Body RLPs, in order, stopping at the first unknown block (geth v1.17 ServiceGetBlockBodiesQuery)."""
+    return list(iter_bodies(chain, hashes))
+
+
+def iter_bodies(chain: Any, hashes: Sequence[bytes]) -> Iterator[bytes]:
+    """``serve_bodies`` one item at a time."""
     db = chain.db
-    out: list[bytes] = []
     size = 0
     for lookups, block_hash in enumerate(hashes):
-        if size >= SOFT_RESPONSE_LIMIT or len(out) >= MAX_BODIES_SERVE or lookups >= 2 * MAX_BODIES_SERVE:
-            break
+        if size >= SOFT_RESPONSE_LIMIT or lookups >= MAX_BODIES_SERVE:
+            return
         number = rawdb.read_header_number(db, block_hash)
         data = None if number is None else rawdb.read_body_rlp(db, block_hash, number)
-        if not data:
-            break
-        out.append(data)
+        if not data or size + len(data) > HARD_RESPONSE_LIMIT:
+            return
+        yield data
         size += len(data)
-    return out
 
 
 def _receipts_rlp(chain: Any, block_hash: bytes) -> bytes | None:
@@ -229,19 +265,24 @@ def _receipts_rlp(chain: Any, block_hash: bytes) -> bytes | None:
 
 def serve_receipts(chain: Any, hashes: Sequence[bytes], version: int) -> list[bytes]:
     """Per-block receipt lists in the version's encoding, stopping at the first block without them."""
-    out: list[bytes] = []
+    return list(iter_receipts(chain, hashes, version))
+
+
+def iter_receipts(chain: Any, hashes: Sequence[bytes], version: int) -> Iterator[bytes]:
+    """``serve_receipts`` one item at a time."""
     size = 0
     for lookups, block_hash in enumerate(hashes):
-        if size >= SOFT_RESPONSE_LIMIT or len(out) >= MAX_RECEIPTS_SERVE or lookups >= 2 * MAX_RECEIPTS_SERVE:
-            break
+        if size >= SOFT_RESPONSE_LIMIT or lookups >= MAX_RECEIPTS_SERVE:
+            return
         data = _receipts_rlp(chain, block_hash)
         if data is None:
-            break
+            return
         if version == ETH68 and data != _EMPTY_LIST:
             data = encode_receipts_eth68(decode_receipts_eth69(data))
-        out.append(data)
+        if size + len(data) > HARD_RESPONSE_LIMIT:
+            return
+        yield data
         size += len(data)
-    return out
 
 
 def serve_pooled_txs(txpool: Any, hashes: Sequence[bytes]) -> tuple[list[bytes], list[bytes]]:
@@ -256,6 +297,8 @@ def serve_pooled_txs(txpool: Any, hashes: Sequence[bytes]) -> tuple[list[bytes],
         if tx is None:
             continue
         item = tx.item()
+        if size + len(item) > HARD_RESPONSE_LIMIT:
+            break
         served.append(tx_hash)
         items.append(item)
         size += len(item)
@@ -263,6 +306,7 @@ def serve_pooled_txs(txpool: Any, hashes: Sequence[bytes]) -> tuple[list[bytes],
 
 
 __all__ = [
+    "HARD_RESPONSE_LIMIT", "SERVE_SLICE", "collect", "iter_headers", "iter_bodies", "iter_receipts",
     "SOFT_RESPONSE_LIMIT", "MAX_HEADERS_SERVE", "MAX_BODIES_SERVE", "MAX_RECEIPTS_SERVE", "MAX_POOLED_TX_SERVE",
     "serve_headers", "serve_bodies", "serve_receipts", "serve_pooled_txs", "get_ancestor",
 ]

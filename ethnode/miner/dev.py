@@ -35,6 +35,7 @@ from ethnode.core.types.transaction import address_of
 from ethnode.crypto.errors import InvalidKeyError
 from ethnode.crypto.keys import PrivateKey, load_private_key, save_private_key
 from ethnode.errors import EthnodeError
+from ethnode.privatefs import make_private_dirs
 
 log = logging.getLogger("ethnode.miner")
 
@@ -113,7 +114,7 @@ def _dev_key(key_hex: str | None, instance: Path | None) -> PrivateKey:
             raise DevError(f"dev key {path}: {exc}") from None
     key = PrivateKey.generate()
     if path is not None:
-        instance.mkdir(parents=True, exist_ok=True, mode=0o700)  # type: ignore[union-attr]
+        make_private_dirs(instance)  # type: ignore[arg-type]
         save_private_key(key, path)
     return key
 

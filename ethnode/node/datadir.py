@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from ethnode.errors import EthnodeError
+from ethnode.privatefs import PRIVATE_FILE_MODE, make_private_dirs
 
 LOCK_FILE = "LOCK"  # geth: the same name, in the datadir root
 
@@ -28,8 +29,8 @@ class DatadirLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        make_private_dirs(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

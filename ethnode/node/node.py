@@ -10,7 +10,6 @@ runs in reverse order too.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -21,6 +20,7 @@ from ethnode.node.config import NODEKEY_FILE, NodeConfig
 from ethnode.node.datadir import DatadirLock
 from ethnode.node.events import EventBus
 from ethnode.node.lifecycle import DuplicateServiceError, Service, ServiceConstructor, ServiceContext
+from ethnode.privatefs import make_private_dirs
 
 log = logging.getLogger("ethnode.node")
 
@@ -88,7 +88,7 @@ class Node:
             except (CryptoError, ValueError, OSError) as exc:
                 raise NodeError(f"invalid node key in {path}: {exc}") from None
         key = PrivateKey.generate()
-        instance.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dirs(instance)
         save_private_key(key, path)
         log.info("Generated new node key: %s", path)
         return key
@@ -97,7 +97,7 @@ class Node:
         if self.running:
             raise NodeError("node already running")
         if self.config.datadir is not None:
-            os.makedirs(self.config.datadir, mode=0o700, exist_ok=True)
+            make_private_dirs(self.config.datadir)
             if self._lock is None or not self._lock.held:
                 self._lock = DatadirLock(self.config.datadir)
                 self._lock.acquire()

@@ -12,9 +12,10 @@ connection itself failed or the remote asked, that reason is sent in a Disconnec
 closing. Each peer logs exactly one line, when it ends, at DEBUG (ERROR with a traceback
 if ethnode itself raised an unexpected exception).
 
-Deliberate difference from geth: a second Hello is a protocol error here (geth ignores
-it), and a Ping left unanswered until the next one is due drops the peer with
-READ_TIMEOUT (geth relies on its 30 s read timeout alone).
+As in geth, a connection whose read or write fails or times out ends with NETWORK_ERROR
+and nothing is sent. Deliberate difference from geth: a second Hello is a protocol error
+here (geth ignores it), and a Ping left unanswered until the next one is due drops the
+peer with READ_TIMEOUT (geth relies on its 30 s read timeout alone).
 """
 
 from __future__ import annotations
@@ -150,10 +151,10 @@ def _reason_for(exc: BaseException) -> tuple[DiscReason, str, bool]:
     if isinstance(exc, DisconnectRequested):
         return exc.reason, str(exc), False
     detail = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, (ConnectionClosedError, WriteTimeoutError, OSError)):
+    # geth p2p.Peer.run: any failed read or write of the connection (timeouts included) is
+    # DiscNetworkError, which is never sent (the connection is what failed).
+    if isinstance(exc, (ConnectionClosedError, WriteTimeoutError, ReadTimeoutError, OSError)):
         return DiscReason.NETWORK_ERROR, detail, False
-    if isinstance(exc, ReadTimeoutError):
-        return DiscReason.READ_TIMEOUT, detail, False
     if isinstance(exc, MessageTooLargeError):
         return DiscReason.PROTOCOL_ERROR, detail, False
     if isinstance(exc, TransportError):
@@ -286,11 +287,16 @@ class Peer:
         try:
             await self._exchange_hello()
             self._start_protocols()
-            read, dispatch = self.conn.read_message, self._dispatch
+            read, dispatch, turn = self.conn.read_message, self._dispatch, asyncio.sleep
             while True:
                 code, payload = await read()
                 if not self._ending:
                     await dispatch(code, payload)
+                # One message per turn: with requests already buffered neither the read nor
+                # the reply's write suspends, so without this a pipelining peer would keep
+                # the loop until its backlog is served (geth serves each peer on its own
+                # goroutine; here peers take turns).
+                await turn(0)
         except Exception as exc:  # everything ends the peer, nothing escapes the task
             self._finish_from(exc)
 
@@ -349,8 +355,8 @@ class Peer:
             handler = self.handlers[proto.name]
             try:
                 await handler.handle(code - matched.offset, payload)
-            except (asyncio.CancelledError, _Drop):
-                raise
+            except (asyncio.CancelledError, _Drop, TransportError):
+                raise  # a reply that could not be written is the connection's fault (geth: network error)
             except DisconnectRequested as exc:
                 raise _Drop(exc.reason, f"{matched.protocol.capability}: {exc}") from None
             except EthnodeError as exc:
@@ -375,6 +381,8 @@ class Peer:
             raise
         except DisconnectRequested as exc:
             self._finish(exc.reason, f"{cap}: {exc}")
+        except TransportError as exc:
+            self._finish_from(exc)
         except EthnodeError as exc:
             self._finish(DiscReason.SUBPROTOCOL_ERROR, f"{cap}: {type(exc).__name__}: {exc}")
         except Exception as exc:

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator
 
 from ethnode.core.rawdb.store import Batch, DatabaseError, KeyValueStore, prefix_end
+from ethnode.privatefs import make_private_dirs, touch_private
 
 SQLITE_FILENAME = "chain.sqlite"
 _BUSY_TIMEOUT_S = 10.0  # wait this long for another process's write lock before failing
@@ -48,8 +49,10 @@ class SQLiteDB(KeyValueStore):
     @classmethod
     def open_dir(cls, directory: str | os.PathLike[str], **kwargs: str) -> SQLiteDB:
         """Open (creating) the store inside ``directory``, e.g. ``<datadir>/ethnode/chaindata``."""
-        os.makedirs(directory, exist_ok=True)
-        return cls(os.path.join(directory, SQLITE_FILENAME), **kwargs)
+        make_private_dirs(directory)
+        path = os.path.join(directory, SQLITE_FILENAME)
+        touch_private(path)  # SQLite would create it (and its -wal/-shm) with the umask's mode
+        return cls(path, **kwargs)
 
     def _run(self, sql: str, params: tuple[bytes, ...] = ()) -> sqlite3.Cursor:
         if self._closed:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ethnode.p2p.enode import IPAddress, Node
 from ethnode.p2p.enr import ENR, ENRError
+from ethnode.privatefs import make_private_dirs, touch_private
 
 DB_VERSION = 1  # bumped when the schema changes; an old file is then wiped, as geth does with dbVersion
 NODE_EXPIRATION = 24 * 3600.0  # geth dbNodeExpiration: time after which an unseen node is dropped
@@ -63,7 +64,8 @@ class NodeDB:
         self.clock = clock
         self.path = None if path is None else Path(path)
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self.path.parent)
+            touch_private(self.path)
         self._conn = self._open()
 
     def _open(self) -> sqlite3.Connection:
