@@ -27,6 +27,7 @@ from typing import Any
 
 from ethnode import rlp
 from ethnode.crypto.keys import PrivateKey
+from ethnode.errors import EthnodeError
 from ethnode.eth.protocol import (
     BLOCK_BODIES,
     BLOCK_HEADERS,
@@ -45,7 +46,7 @@ from ethnode.eth.protocol import (
 from ethnode.p2p.peer import BASE_PROTOCOL_VERSION, DISCONNECT, HELLO, PING, PONG, Hello, HelloCapability
 from ethnode.p2p.rlpx import snappy
 from ethnode.p2p.rlpx.frame import FrameCodec
-from ethnode.p2p.rlpx.handshake import Initiator
+from ethnode.p2p.rlpx.handshake import Initiator, Recipient
 
 HOST = "127.0.0.1"
 ETH_OFFSET = 0x10  # eth is the only capability: its codes follow the base protocol's 16
@@ -156,6 +157,13 @@ class NodeProcess:
         with urllib.request.urlopen(url, timeout=10) as response:
             return response.read().decode()  # type: ignore[no-any-return]
 
+    def gauge(self, name: str) -> float:
+        """One unlabelled sample of the node's metrics (0 when absent)."""
+        for line in self.metrics().splitlines():
+            if line.startswith(name + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
     def lag(self) -> LagHistogram:
         return LagHistogram.parse(self.metrics())
 
@@ -244,21 +252,40 @@ class LightPeer:
             secrets = side.receive_ack(buf)
             codec = FrameCodec(secrets.aes, secrets.mac, secrets.egress_mac_seed, secrets.ingress_mac_seed)
             self = cls(reader, writer, codec)
-            caps = [HelloCapability(b"eth", ETH69)]
-            hello = Hello(BASE_PROTOCOL_VERSION, b"light/v1", caps, 0, key.node_id).encode()
-            writer.write(bytes(codec.write(HELLO, hello)))
-            code, _ = await self._read_raw()
-            if code != HELLO:
-                raise ConnectionError(f"expected Hello, got {code:#x}")
-            while True:  # their Status first (they send it unasked), then ours: the same one back
-                code, payload = await self._read()
-                if code == ETH_OFFSET + STATUS:
-                    break
-                if code == DISCONNECT:
-                    raise ConnectionError(f"disconnected during handshake: {rlp.decode(payload)}")
-            self.status = payload
-            self.send(STATUS, payload)
+            await self._hello_and_status(key)
         return self
+
+    @classmethod
+    async def accept(cls, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: PrivateKey) -> LightPeer:
+        """The listening side of a connection the node dialed."""
+        async with asyncio.timeout(STEP):
+            side = Recipient(key)
+            buf = b""
+            while len(buf) < (need := side.packet_size(buf)):
+                buf += await reader.readexactly(need - len(buf))
+            side.receive_auth(buf)
+            writer.write(side.ack_message())
+            secrets = side.secrets()
+            codec = FrameCodec(secrets.aes, secrets.mac, secrets.egress_mac_seed, secrets.ingress_mac_seed)
+            self = cls(reader, writer, codec)
+            await self._hello_and_status(key)
+        return self
+
+    async def _hello_and_status(self, key: PrivateKey) -> None:
+        caps = [HelloCapability(b"eth", ETH69)]
+        hello = Hello(BASE_PROTOCOL_VERSION, b"light/v1", caps, 0, key.node_id).encode()
+        self.writer.write(bytes(self.codec.write(HELLO, hello)))
+        code, _ = await self._read_raw()
+        if code != HELLO:
+            raise ConnectionError(f"expected Hello, got {code:#x}")
+        while True:  # their Status first (the node sends it unasked), then ours: the same one back
+            code, payload = await self._read()
+            if code == ETH_OFFSET + STATUS:
+                break
+            if code == DISCONNECT:
+                raise ConnectionError(f"disconnected during handshake: {rlp.decode(payload)}")
+        self.status = payload
+        self.send(STATUS, payload)
 
     async def _read_raw(self) -> tuple[int, bytes]:
         header = await self.reader.readexactly(32)
@@ -347,14 +374,61 @@ class LightPeer:
             pass
 
 
-async def connect_many(count: int, port: int, node_id: bytes, *, parallel: int = 32) -> list[LightPeer]:
-    """``count`` started light peers, handshaken ``parallel`` at a time."""
+class LightListener:
+    """Light peers the node dials: one listening socket per key, each an ``enode://`` for StaticNodes."""
+
+    def __init__(self) -> None:
+        self.peers: list[LightPeer] = []
+        self.failed = 0
+        self._servers: list[asyncio.base_events.Server] = []
+        self.enodes: list[str] = []
+
+    async def open(self, count: int) -> list[str]:
+        for _ in range(count):
+            key = PrivateKey.generate()
+            server = await asyncio.start_server(
+                lambda r, w, key=key: self._accept(r, w, key), HOST, 0, limit=16 * 1024 * 1024)
+            port = server.sockets[0].getsockname()[1]
+            self._servers.append(server)
+            self.enodes.append(f"enode://{key.node_id.hex()}@{HOST}:{port}")
+        return self.enodes
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: PrivateKey) -> None:
+        try:
+            peer = await LightPeer.accept(reader, writer, key)
+        except (ConnectionError, OSError, TimeoutError, asyncio.IncompleteReadError, EthnodeError):
+            self.failed += 1
+            writer.close()
+            return
+        peer.start()
+        self.peers.append(peer)
+
+    async def close(self) -> None:
+        for server in self._servers:
+            server.close()
+        await asyncio.gather(*(p.close() for p in self.peers))
+        for server in self._servers:
+            await server.wait_closed()
+
+
+async def connect_many(count: int, port: int, node_id: bytes, *, parallel: int = 32,
+                       tolerate: bool = False) -> list[LightPeer]:
+    """``count`` started light peers, handshaken ``parallel`` at a time.
+
+    With ``tolerate``, a peer the node refuses (e.g. too many peers) is left out instead of
+    failing the whole call.
+    """
     peers: list[LightPeer] = []
     gate = asyncio.Semaphore(parallel)
 
     async def one() -> None:
         async with gate:
-            peer = await LightPeer.connect(port, node_id)
+            try:
+                peer = await LightPeer.connect(port, node_id)
+            except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+                if not tolerate:
+                    raise
+                return
             peer.start()
             peers.append(peer)
 
