@@ -89,6 +89,47 @@ def test_full_size_cache(cache_cls: Any) -> None:
     assert c.filter_unknown(hashes[: 32 * 200]) == hashes[: 32 * 100]
 
 
+def test_cost_follows_use(cache_cls: Any) -> None:
+    """A peer that announces little costs little: nothing is reserved for the full capacity."""
+    c = cache_cls(MAX_KNOWN_TXS)
+    assert c.nbytes() < 1024
+    c.add_many(os.urandom(32 * 100))
+    assert c.nbytes() < 64 * 1024
+
+
+@pytest.mark.parametrize("capacity, rounds", [(MAX_KNOWN_BLOCKS, 40), (MAX_KNOWN_TXS, 12)])
+def test_evictions_do_not_grow_a_full_cache(capacity: int, rounds: int) -> None:
+    """Tombstones left by evictions are cleared in place: the table stays the size it filled to.
+
+    hashbrown, left alone, doubles the table once they use up its spare room (a block cache
+    after ~40 rounds of evictions, a tx cache after ~12), though no more entries are live.
+    """
+    try:
+        c = implementation("compiled")(capacity)
+    except ImportError as exc:
+        pytest.skip(f"compiled known cache unavailable: {exc}")
+    c.add_many(os.urandom(32 * capacity))
+    full = c.nbytes()
+    for _ in range(rounds):
+        c.add_many(os.urandom(32 * capacity))
+    assert len(c) == capacity and c.nbytes() == full
+
+
+def test_backends_agree_through_many_evictions() -> None:
+    """Enough evictions to clear the compiled table's tombstones, and the same answers after."""
+    try:
+        compiled, pure = implementation("compiled")(MAX_KNOWN_BLOCKS), implementation("pure")(MAX_KNOWN_BLOCKS)
+    except ImportError as exc:
+        pytest.skip(f"compiled known cache unavailable: {exc}")
+    hashes = os.urandom(32 * 48 * MAX_KNOWN_BLOCKS)
+    for off in range(0, len(hashes), 32 * 256):
+        compiled.add_many(hashes[off : off + 32 * 256])
+        pure.add_many(hashes[off : off + 32 * 256])
+    recent = hashes[-32 * 2 * MAX_KNOWN_BLOCKS :]
+    assert compiled.filter_unknown(recent) == pure.filter_unknown(recent) == recent[: 32 * MAX_KNOWN_BLOCKS]
+    assert len(compiled) == len(pure) == MAX_KNOWN_BLOCKS
+
+
 ops = st.lists(
     st.tuples(st.sampled_from(["add", "add_many", "filter", "contains"]), st.lists(st.integers(0, 40), max_size=12)),
     max_size=60,

@@ -3,6 +3,10 @@
 The compiled cache lives in the Rust extension; its twin is ``_knowncache_pure``. Batch
 calls (``add_many``, ``filter_unknown``) take packed 32-byte hashes, one call per
 message, since a per-hash call into native code cannot beat a Python set.
+
+Every peer holds two, and peers churn: a cache costs what it holds, not its capacity, and
+a dropped compiled cache hands its pages back to the kernel at once (malloc kept them;
+tests/test_knowncache_churn.py checks it against the twin).
 """
 
 from __future__ import annotations
