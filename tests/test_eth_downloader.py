@@ -18,7 +18,7 @@ from ethnode.eth.downloader import AncestorSearch, BadResponseError, BodySchedul
 from ethnode.eth.downloader.ancestor import request_span
 from ethnode.eth.downloader.bodies import has_empty_body
 from ethnode.eth.downloader.headers import FILL, SKELETON, TAIL
-from ethnode.eth.protocol import ETH68
+from ethnode.eth.protocols.eth.protocol import ETH68
 from ethnode.trie import EMPTY_ROOT
 
 # --- ancestor search -------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.rawdb import schema
 from ethnode.core.types.receipt import decode_receipts_eth69, encode_receipts_eth68
-from ethnode.eth.protocol import ETH68, MAX_MESSAGE_SIZE
+from ethnode.eth.protocols.eth.protocol import ETH68, MAX_MESSAGE_SIZE
 from ethnode.trie import EMPTY_ROOT
 
 SOFT_RESPONSE_LIMIT = 2 * 1024 * 1024  # bytes; geth softResponseLimit
