@@ -28,10 +28,12 @@ import random
 from collections.abc import Sequence
 from typing import Any, Protocol, TypedDict
 
+from ethnode.core.blockchain import BlockChain
 from ethnode.core.forkid import ForkID, new_filter, new_id
 from ethnode.core.rawdb import accessors as rawdb
-from ethnode.core.txpool import NewTxsEvent
+from ethnode.core.txpool import NewTxsEvent, TxPool
 from ethnode.core.types.block import Block
+from ethnode.core.types.header import Header
 from ethnode.core.types.transaction import BLOB_TX_TYPE, BlobTxWithSidecar, TransactionError
 from ethnode.eth.downloader import Downloader
 from ethnode.eth.events import ChainHeadEvent, NewMinedBlockEvent
@@ -81,7 +83,7 @@ class DownloaderOptions(TypedDict, total=False):
 class TxFetcherHook(Protocol):
     def notify(self, peer: EthPeer, types: bytes, sizes: Sequence[int], hashes: Sequence[bytes]) -> None: ...
 
-    def enqueue(self, peer: EthPeer, txs: Sequence[Any], direct: bool) -> None: ...
+    def enqueue(self, peer: EthPeer, txs: Sequence[WireTx], direct: bool) -> None: ...
 
     def drop(self, peer: EthPeer) -> None: ...
 
@@ -140,8 +142,8 @@ class EthHandler:
 
     def __init__(
         self,
-        chain: Any,
-        txpool: Any,
+        chain: BlockChain,
+        txpool: TxPool,
         *,
         network_id: int,
         node_id: bytes,
@@ -323,7 +325,7 @@ class EthHandler:
 
     # --- broadcasting --------------------------------------------------------------------------
 
-    def broadcast_transactions(self, txs: Sequence[Any]) -> tuple[int, int]:
+    def broadcast_transactions(self, txs: Sequence[WireTx]) -> tuple[int, int]:
         """Full txs to ⌈√N⌉ peers chosen per sender, announcements to the rest (geth BroadcastTransactions).
 
         Blob txs and txs over 4 KiB are announced only. Peers known to have a tx get
@@ -392,7 +394,7 @@ class EthHandler:
             return len(peers)
         return 0
 
-    def broadcast_block_range(self, head: Any = None, force: bool = False) -> int:
+    def broadcast_block_range(self, head: Header | None = None, force: bool = False) -> int:
         """eth/69: send our served range (up to ``head``, default the current block) to every
         eth/69 peer when due, or at once with ``force``."""
         if head is None:
