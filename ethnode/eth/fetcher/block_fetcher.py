@@ -36,9 +36,8 @@ from typing import Any, Protocol
 from ethnode.consensus.engine import FutureBlockError
 from ethnode.core.errors import InvalidBlockError
 from ethnode.core.execution.api import ExecutionError
-from ethnode.core.types.block import Block
+from ethnode.core.types.block import Block, body_mismatch, empty_body, has_empty_body
 from ethnode.errors import EthnodeError
-from ethnode.eth.downloader.bodies import body_mismatch, empty_body, has_empty_body
 from ethnode.eth.events import ChainHeadEvent
 from ethnode.eth.protocols.eth.peer import RequestError
 from ethnode.eth.protocols.eth.protocol import BlockAnnouncement, BlockRange
