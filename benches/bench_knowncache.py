@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ethnode.eth.knowncache import MAX_KNOWN_TXS, implementation
+from ethnode.eth.protocols.eth.knowncache import MAX_KNOWN_TXS, implementation
 
 N = 4096
 KNOWN = [os.urandom(32) for _ in range(MAX_KNOWN_TXS)]

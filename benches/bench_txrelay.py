@@ -53,8 +53,8 @@ from ethnode.core.rawdb import MemoryDB
 from ethnode.core.types import DynamicFeeTx
 from ethnode.crypto.keys import PrivateKey
 from ethnode.eth.handler import EthHandler
-from ethnode.eth.handshake import make_status
-from ethnode.eth.protocol import (
+from ethnode.eth.protocols.eth.handshake import make_status
+from ethnode.eth.protocols.eth.protocol import (
     ETH69,
     NEW_POOLED_TRANSACTION_HASHES,
     PROTOCOL_LENGTHS,

@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 # Importing the hot-path packages makes every backend choice at import time, so that
 # ``backends()`` is complete as soon as ``ethnode`` is imported.
 from ethnode import rlp  # noqa: E402,F401
-from ethnode.eth import knowncache  # noqa: E402,F401
+from ethnode.eth.protocols.eth import knowncache  # noqa: E402,F401
 from ethnode.p2p.rlpx import frame, handshake  # noqa: E402,F401
 
 __all__ = ["__version__", "backends", "Backend", "EthnodeError"]

@@ -25,9 +25,9 @@ from ethnode.core.types.block import Block
 from ethnode.crypto.keccak import keccak256
 from ethnode.crypto.keys import PrivateKey
 from ethnode.eth.handler import EthHandler
-from ethnode.eth.handshake import make_status
-from ethnode.eth.peer import EthPeer
-from ethnode.eth.protocol import PROTOCOL_LENGTHS, STATUS, SUPPORTED_VERSIONS
+from ethnode.eth.protocols.eth.handshake import make_status
+from ethnode.eth.protocols.eth.peer import EthPeer
+from ethnode.eth.protocols.eth.protocol import PROTOCOL_LENGTHS, STATUS, SUPPORTED_VERSIONS
 from ethnode.node.events import EventBus
 from ethnode.p2p.config import ServerConfig
 from ethnode.p2p.peer import Peer
@@ -93,6 +93,10 @@ async def start_node(
     network_id: int | None = None,
     txpool: Any = None,
     loops: bool = True,
+    downloader: Any = None,
+    tx_fetcher: Any = None,
+    block_fetcher: Any = None,
+    downloader_options: Any = None,
     **server_config: Any,
 ) -> EthNode:
     bus = EventBus()
@@ -102,7 +106,8 @@ async def start_node(
     key = PrivateKey.generate()
     handler = EthHandler(
         chain, pool, network_id=network_id or chain.config.chain_id, node_id=keccak256(key.node_id), bus=bus,
-        versions=versions,
+        versions=versions, downloader=downloader, tx_fetcher=tx_fetcher, block_fetcher=block_fetcher,
+        downloader_options=downloader_options,
     )
     cfg = ServerConfig(listen_addr="127.0.0.1:0", no_discovery=True, **server_config)
     server = Server(key, cfg, protocols=handler.protocols())

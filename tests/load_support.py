@@ -28,7 +28,7 @@ from typing import Any
 from ethnode import rlp
 from ethnode.crypto.keys import PrivateKey
 from ethnode.errors import EthnodeError
-from ethnode.eth.protocol import (
+from ethnode.eth.protocols.eth.protocol import (
     BLOCK_BODIES,
     BLOCK_HEADERS,
     ETH69,

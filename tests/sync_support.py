@@ -17,8 +17,8 @@ from eth_support import ethtest_blocks, ethtest_chain
 from ethnode.core.types.block import Block, Body
 from ethnode.core.types.header import Header
 from ethnode.crypto.keccak import keccak256
-from ethnode.eth.peer import PeerDroppedError, RequestTimeoutError
-from ethnode.eth.protocol import ETH68, ETH69, BlockRange
+from ethnode.eth.protocols.eth.peer import PeerDroppedError, RequestTimeoutError
+from ethnode.eth.protocols.eth.protocol import ETH68, ETH69, BlockRange
 
 ETHTEST_TD = 0x20000  # the genesis difficulty; every later block is PoS (difficulty 0)
 

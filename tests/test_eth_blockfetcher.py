@@ -14,9 +14,9 @@ from p2p_support import run_checked
 from sync_support import FakePeer, ethtest_with_genesis
 
 from ethnode import rlp
-from ethnode.eth.blockfetcher import MAX_QUEUE_DIST, AnnounceTracker, BlockFetcher, BlockQueue, useful_distance
 from ethnode.eth.events import ChainHeadEvent
-from ethnode.eth.protocol import (
+from ethnode.eth.fetcher.block_fetcher import MAX_QUEUE_DIST, AnnounceTracker, BlockFetcher, BlockQueue, useful_distance
+from ethnode.eth.protocols.eth.protocol import (
     BLOCK_BODIES,
     BLOCK_HEADERS,
     ETH68,
@@ -187,7 +187,7 @@ def test_range_fetch_with_a_bad_link_drops_the_peer() -> None:
     dropped: list[Any] = []
 
     class Handler:
-        syncer = None
+        syncing = False
 
         def remove_peer(self, peer: Any, reason: Any = None) -> None:
             dropped.append((peer, reason))

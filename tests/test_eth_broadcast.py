@@ -9,16 +9,16 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from eth_support import STEP, EthNode, Scripted, connect, ethtest_chain, scripted_peer, start_node
 from p2p_support import run_checked
 
 from ethnode import rlp
 from ethnode.core.types import BlobTx, DynamicFeeTx
 from ethnode.crypto.keys import PrivateKey
+from ethnode.eth.downloader import Downloader
 from ethnode.eth.events import ChainHeadEvent, NewMinedBlockEvent
 from ethnode.eth.handler import TX_MAX_BROADCAST_SIZE, BroadcastChoice
-from ethnode.eth.protocol import (
+from ethnode.eth.protocols.eth.protocol import (
     BLOCK_RANGE_UPDATE,
     ETH68,
     ETH69,
@@ -240,10 +240,18 @@ def test_txsync_announces_pending_txs_in_packs() -> None:
 
 
 class StubDownloader:
-    def __init__(self) -> None:
+    """Records what the handler and the syncer ask; ahead-ness as the real downloader judges it."""
+
+    syncing = False
+
+    def __init__(self, chain: Any = None) -> None:
         self.synced: list[Any] = []
         self.registered: list[Any] = []
         self.called = asyncio.Event()
+        self._judge = Downloader(chain) if chain is not None else None
+
+    def is_ahead(self, peer: Any) -> bool:
+        return self._judge is not None and self._judge.is_ahead(peer)
 
     def register_peer(self, peer: Any) -> None:
         self.registered.append(peer)
@@ -251,20 +259,21 @@ class StubDownloader:
     def unregister_peer(self, peer: Any) -> None:
         self.registered.remove(peer)
 
-    async def synchronise(self, peer: Any) -> None:
+    async def synchronise(self, peer: Any) -> bool:
         self.synced.append(peer)
         self.called.set()
+        return True
+
+    async def stop(self) -> None:
+        pass
 
 
-@pytest.mark.parametrize("with_downloader", [True, False])
-def test_syncer_waits_for_five_peers_or_the_forced_cycle(with_downloader: bool) -> None:
+def test_syncer_waits_for_five_peers_or_the_forced_cycle() -> None:
     async def scenario() -> None:
         short = ethtest_chain(10)
-        node = await start_node(short, loops=False)
+        stub = StubDownloader(short)
+        node = await start_node(short, loops=False, downloader=stub)
         node.handler.syncer.force_cycle = 0.3  # geth: 10 s
-        stub = StubDownloader()
-        if with_downloader:
-            node.handler.syncer.downloader = stub
         await node.handler.start()
         ahead = await start_node(chain())
         try:
@@ -272,13 +281,9 @@ def test_syncer_waits_for_five_peers_or_the_forced_cycle(with_downloader: bool) 
             assert node.handler.syncer.next_sync_target(forced=False) is None
             best = node.handler.peers.best_peer()
             assert node.handler.syncer.next_sync_target(forced=True) is best
-            if with_downloader:
-                await asyncio.wait_for(stub.called.wait(), STEP)  # the forced cycle fired
-                assert stub.synced[0] is best and stub.registered == [best]
-            else:
-                while node.handler.syncer.attempts == 0:
-                    await asyncio.sleep(0.05)
-                assert node.handler.syncer.last_target is best
+            await asyncio.wait_for(stub.called.wait(), STEP)  # the forced cycle fired
+            assert stub.synced[0] is best and stub.registered == [best]
+            assert node.handler.syncer.attempts >= 1 and node.handler.syncer.last_target is best
             others = [await start_node(ethtest_chain(5)) for _ in range(4)]
             for other in others:
                 await connect(other, node)
@@ -309,7 +314,7 @@ def test_forced_sync_cycle_is_not_postponed_by_peer_events() -> None:
 
     async def scenario() -> None:
         stub = StubDownloader()
-        stub.is_ahead = lambda peer: True  # type: ignore[attr-defined]
+        stub.is_ahead = lambda peer: True  # type: ignore[method-assign]
         handler = type("Handler", (), {"peers": OnePeer(object()), "max_peers": None, "chain": None})()
         syncer = Syncer(handler, stub, force_cycle=0.3)  # type: ignore[arg-type]
         task = asyncio.create_task(syncer.run())

@@ -12,13 +12,12 @@ from eth_support import ETHTEST_HEAD, ethtest_chain
 from p2p_support import run_checked
 from sync_support import FakePeer, ethtest_with_genesis, relinked
 
-from ethnode.core.types.block import Body
+from ethnode.core.types.block import Body, has_empty_body
 from ethnode.core.types.header import EMPTY_UNCLE_HASH
 from ethnode.eth.downloader import AncestorSearch, BadResponseError, BodyScheduler, Downloader, HeaderScheduler
 from ethnode.eth.downloader.ancestor import request_span
-from ethnode.eth.downloader.bodies import has_empty_body
 from ethnode.eth.downloader.headers import FILL, SKELETON, TAIL
-from ethnode.eth.protocol import ETH68
+from ethnode.eth.protocols.eth.protocol import ETH68
 from ethnode.trie import EMPTY_ROOT
 
 # --- ancestor search -------------------------------------------------------------------------------

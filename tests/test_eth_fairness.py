@@ -18,8 +18,8 @@ from load_support import LightPeer, percentile
 from p2p_support import run_checked
 
 from ethnode.core.rawdb import schema
-from ethnode.eth import serve
-from ethnode.eth.protocol import ETH69, MAX_MESSAGE_SIZE
+from ethnode.eth.protocols.eth import serve
+from ethnode.eth.protocols.eth.protocol import ETH69, MAX_MESSAGE_SIZE
 from ethnode.p2p.disconnect import DiscReason
 from ethnode.p2p.rlpx import transport
 

@@ -24,7 +24,7 @@ from p2p_support import run_checked
 
 import ethnode.eth.handler as handler_module
 from ethnode.core.forkid import ForkID
-from ethnode.eth.handshake import (
+from ethnode.eth.protocols.eth.handshake import (
     MAX_TD_BITS,
     ChainStatus,
     ForkIDRejectedError,
@@ -36,7 +36,7 @@ from ethnode.eth.handshake import (
     check_status,
     make_status,
 )
-from ethnode.eth.protocol import ETH68, ETH69, STATUS, TRANSACTIONS, Status68, Status69
+from ethnode.eth.protocols.eth.protocol import ETH68, ETH69, STATUS, TRANSACTIONS, Status68, Status69
 from ethnode.p2p.disconnect import DiscReason
 
 _CHAIN: list[Any] = []

@@ -12,7 +12,7 @@ from ethnode.core.forkid import ForkID
 from ethnode.core.types import Block, Body, Header, LegacyTx, Receipt
 from ethnode.core.types.receipt import Log
 from ethnode.crypto.keys import PrivateKey
-from ethnode.eth.protocol import (
+from ethnode.eth.protocols.eth.protocol import (
     BLOCK_BODIES,
     BLOCK_HEADERS,
     BLOCK_RANGE_UPDATE,

@@ -9,8 +9,9 @@ a node sends follows the √N policy: full txs only to the ⌈√N⌉ peers its 
 the sender, announcements only to the others, and from the origin exactly that split. A tx over
 4 KiB is only ever announced, so every node gets it through its tx fetcher.
 
-Messages are counted on the receiving side (each handler's ``handle_message`` is wrapped), which
-knows the sending peer; nothing sleeps, every wait is for a recorded event and bounded.
+Messages are counted on the receiving side (the wire layer's handlers for the three codes are
+wrapped while the net runs), which knows the sending peer and the receiving backend; nothing
+sleeps, every wait is for a recorded event and bounded.
 """
 
 from __future__ import annotations
@@ -32,7 +33,13 @@ from ethnode.core.types.transaction import decode_tx_item
 from ethnode.crypto.keccak import keccak256
 from ethnode.crypto.keys import PrivateKey
 from ethnode.eth.handler import TX_MAX_BROADCAST_SIZE
-from ethnode.eth.protocol import GET_POOLED_TRANSACTIONS, NEW_POOLED_TRANSACTION_HASHES, TRANSACTIONS, PooledHashes
+from ethnode.eth.protocols.eth import handlers as eth_handlers
+from ethnode.eth.protocols.eth.protocol import (
+    GET_POOLED_TRANSACTIONS,
+    NEW_POOLED_TRANSACTION_HASHES,
+    TRANSACTIONS,
+    PooledHashes,
+)
 from ethnode.eth.service import EthConfig, EthereumService
 from ethnode.node import EventBus, Node, NodeConfig
 from ethnode.p2p.config import ServerConfig
@@ -66,6 +73,7 @@ class Net:
     services: list[EthereumService]
     index: dict[bytes, int]  # eth peer id (keccak of the node id) -> node index
     traffic: Traffic
+    untap: Callable[[], None] = lambda: None
 
     def handler(self, i: int) -> Any:
         return self.services[i].handler
@@ -74,31 +82,42 @@ class Net:
         return [self.index[p.id] for p in self.handler(i).peers.all()]
 
     async def stop(self) -> None:
-        await asyncio.gather(*(n.stop() for n in self.nodes))
+        try:
+            await asyncio.gather(*(n.stop() for n in self.nodes))
+        finally:
+            self.untap()
 
 
 def _decode_full(payload: bytes) -> list[bytes]:
     return [decode_tx_item(rlp.encode(item)).hash for item in rlp.decode(payload)]
 
 
-def _tap(net: Net, i: int) -> None:
-    handler = net.handler(i)
-    inner = handler.handle_message
+def _tap(net: Net) -> Callable[[], None]:
+    """Count Transactions, NewPooledTransactionHashes and GetPooledTransactions as each node receives them."""
     t = net.traffic
+    saved = {code: eth_handlers._HANDLERS[code] for code in (TRANSACTIONS, NEW_POOLED_TRANSACTION_HASHES,
+                                                             GET_POOLED_TRANSACTIONS)}
 
-    async def handle_message(peer: Any, code: int, payload: bytes) -> None:
-        sender = net.index[peer.id]
-        if code == TRANSACTIONS:
-            t.full[sender, i].update(_decode_full(payload))
-        elif code == NEW_POOLED_TRANSACTION_HASHES:
-            t.ann[sender, i].update(PooledHashes.decode(payload).hashes)
-        elif code == GET_POOLED_TRANSACTIONS:
-            for x in rlp.decode(payload)[1]:
-                t.requests[bytes(x)] += 1
-        t.changed.set()
-        await inner(peer, code, payload)
+    def wrap(code: int) -> Any:
+        inner = saved[code]
 
-    handler.handle_message = handle_message
+        def handle(backend: Any, peer: Any, payload: bytes) -> Any:
+            receiver = next(i for i, s in enumerate(net.services) if s.handler is backend)
+            sender = net.index[peer.id]
+            if code == TRANSACTIONS:
+                t.full[sender, receiver].update(_decode_full(payload))
+            elif code == NEW_POOLED_TRANSACTION_HASHES:
+                t.ann[sender, receiver].update(PooledHashes.decode(payload).hashes)
+            else:
+                for x in rlp.decode(payload)[1]:
+                    t.requests[bytes(x)] += 1
+            t.changed.set()
+            return inner(backend, peer, payload)
+
+        return handle
+
+    eth_handlers._HANDLERS.update({code: wrap(code) for code in saved})
+    return lambda: eth_handlers._HANDLERS.update(saved)
 
 
 async def start_net(chain: Any) -> Net:
@@ -110,13 +129,12 @@ async def start_net(chain: Any) -> Net:
         node.register(lambda ctx: EthereumService(ctx, EthConfig(authrpc=None), chain=chain))
         nodes.append(node)
     net = Net(nodes, services, {}, Traffic())
+    net.untap = _tap(net)
     try:
         for node in nodes:
             await node.start()
             services.append(node.services[EthereumService])  # type: ignore[arg-type]
             net.index[keccak256(node.server.node_id)] = len(services) - 1  # type: ignore[union-attr]
-        for i in range(NODES):
-            _tap(net, i)
         for a, b in EDGES:  # b dials a; both must have registered the other before the next dial
             ha, hb = net.handler(a), net.handler(b)
             na, nb = len(ha.peers), len(hb.peers)

@@ -12,8 +12,8 @@ from eth_support import STEP, ScriptedEth, ethtest_chain, local_server, scripted
 from p2p_support import run_checked
 
 from ethnode.crypto.keccak import keccak256
-from ethnode.eth.handshake import make_status
-from ethnode.eth.protocol import ETH69, PROTOCOL_LENGTHS, STATUS
+from ethnode.eth.protocols.eth.handshake import make_status
+from ethnode.eth.protocols.eth.protocol import ETH69, PROTOCOL_LENGTHS, STATUS
 from ethnode.p2p.disconnect import DiscReason
 from ethnode.p2p.protocol import Protocol
 from ethnode.p2p.server import Server

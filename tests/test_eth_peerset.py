@@ -14,8 +14,9 @@ from p2p_support import run_checked
 
 from ethnode import rlp
 from ethnode.core.types import Block, Header
-from ethnode.eth.knowncache import MAX_KNOWN_BLOCKS, MAX_KNOWN_TXS
-from ethnode.eth.peer import (
+from ethnode.eth.peerset import PeerSet, PeerSetError
+from ethnode.eth.protocols.eth.knowncache import MAX_KNOWN_BLOCKS, MAX_KNOWN_TXS
+from ethnode.eth.protocols.eth.peer import (
     MAX_QUEUED_BLOCK_ANNS,
     MAX_QUEUED_BLOCKS,
     MAX_QUEUED_TX_ANNS,
@@ -23,8 +24,7 @@ from ethnode.eth.peer import (
     MAX_TX_PACKET_SIZE,
     EthPeer,
 )
-from ethnode.eth.peerset import PeerSet, PeerSetError
-from ethnode.eth.protocol import (
+from ethnode.eth.protocols.eth.protocol import (
     BLOCK_RANGE_UPDATE,
     ETH68,
     ETH69,

@@ -11,15 +11,15 @@ import pytest
 from eth_support import ETHTEST_HEAD, STEP, connect, ethtest_chain, scripted_peer, start_node
 from p2p_support import run_checked
 
-import ethnode.eth.serve as serve
+import ethnode.eth.protocols.eth.serve as serve
 from ethnode import rlp
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.txpool import TxPool
 from ethnode.core.types import DynamicFeeTx, Receipt
 from ethnode.core.types.receipt import Log
 from ethnode.crypto.keys import PrivateKey
-from ethnode.eth.peer import PeerDroppedError, RequestTimeoutError
-from ethnode.eth.protocol import (
+from ethnode.eth.protocols.eth.peer import PeerDroppedError, RequestTimeoutError
+from ethnode.eth.protocols.eth.protocol import (
     BLOCK_BODIES,
     BLOCK_HEADERS,
     ETH68,

@@ -15,9 +15,8 @@ from eth_support import ETHTEST_HEAD, STEP, connect, ethtest_chain, start_node
 from p2p_support import run_checked
 
 import ethnode
-from ethnode.eth.downloader import install
 from ethnode.eth.events import ChainHeadEvent
-from ethnode.eth.protocol import ETH68, ETH69
+from ethnode.eth.protocols.eth.protocol import ETH68, ETH69
 
 
 @pytest.mark.parametrize("version", [ETH69, ETH68])
@@ -27,7 +26,7 @@ def test_second_ethnode_syncs_the_ethtest_chain(version: int) -> None:
         empty_chain = ethtest_chain(0)
         empty_chain.verify_senders = True  # as a real node checks every tx signature
         fresh = await start_node(empty_chain, versions=(version,))
-        downloader, fetcher = install(fresh.handler)
+        downloader = fresh.handler.downloader
         fresh.handler.syncer.min_peers = 1
         heads = fresh.bus.subscribe(ChainHeadEvent)
         try:
@@ -51,8 +50,6 @@ def test_second_ethnode_syncs_the_ethtest_chain(version: int) -> None:
             assert fresh.chain.get_block_by_number(300).hash == full.chain.get_block_by_number(300).hash
         finally:
             heads.unsubscribe()
-            await fetcher.stop()
-            await downloader.stop()
             await fresh.stop()
             await full.stop()
 

@@ -15,15 +15,8 @@ from p2p_support import run_checked
 from ethnode.core.txpool import NewTxsEvent
 from ethnode.core.types import DynamicFeeTx, LegacyTx
 from ethnode.crypto.keys import PrivateKey
-from ethnode.eth.protocol import (
-    ETH69,
-    GET_POOLED_TRANSACTIONS,
-    NEW_POOLED_TRANSACTION_HASHES,
-    POOLED_TRANSACTIONS,
-    PooledHashes,
-    message,
-)
-from ethnode.eth.txfetcher import (
+from ethnode.eth.fetcher.tx_fetcher import TxFetcher, tx_meta
+from ethnode.eth.fetcher.tx_scheduler import (
     MAX_TX_ANNOUNCES,
     MAX_TX_RETRIEVALS,
     MAX_TX_UNDERPRICED_TIMEOUT,
@@ -35,7 +28,14 @@ from ethnode.eth.txfetcher import (
     TxFetchScheduler,
     TxMeta,
 )
-from ethnode.eth.txfetcher_glue import TxFetcher, tx_meta
+from ethnode.eth.protocols.eth.protocol import (
+    ETH69,
+    GET_POOLED_TRANSACTIONS,
+    NEW_POOLED_TRANSACTION_HASHES,
+    POOLED_TRANSACTIONS,
+    PooledHashes,
+    message,
+)
 from ethnode.p2p.disconnect import DiscReason
 
 
@@ -408,7 +408,7 @@ def test_silent_announcer_times_out_and_the_other_one_serves() -> None:
 
 
 def test_constants_are_geths() -> None:
-    from ethnode.eth import txfetcher as tf
+    from ethnode.eth.fetcher import tx_scheduler as tf
 
     assert (tf.TX_ARRIVE_TIMEOUT, tf.TX_GATHER_SLACK, TX_FETCH_TIMEOUT) == (0.5, 0.1, 5.0)
     assert (tf.MAX_TX_ANNOUNCES, tf.MAX_TX_RETRIEVALS, tf.MAX_TX_RETRIEVAL_SIZE) == (4096, 256, 131072)

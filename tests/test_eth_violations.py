@@ -15,7 +15,7 @@ from ethnode import rlp
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.types import BlobTx, DynamicFeeTx
 from ethnode.crypto.keys import PrivateKey
-from ethnode.eth.protocol import (
+from ethnode.eth.protocols.eth.protocol import (
     BLOCK_HEADERS,
     BLOCK_RANGE_UPDATE,
     ETH68,

@@ -39,7 +39,7 @@ from ethnode.core.types.header import Header
 from ethnode.core.types.receipt import Log, Receipt, create_bloom, receipts_root
 from ethnode.core.types.transaction import DynamicFeeTx, LegacyTx
 from ethnode.crypto.keys import PrivateKey
-from ethnode.eth.protocol import ETH68, ETH69, GET_RECEIPTS, RECEIPTS, message
+from ethnode.eth.protocols.eth.protocol import ETH68, ETH69, GET_RECEIPTS, RECEIPTS, message
 from ethnode.trie import EMPTY_ROOT
 
 UNFUNDED = PrivateKey(bytes.fromhex("77" * 32))

@@ -36,8 +36,8 @@ from conftest import SHARED, subprocess_env
 from gethtools import BUILD_TIMEOUT, ETHTEST_VERSION, GETH_MODULE, GETH_VERSION, find_go, require_geth_tools
 from test_cli_run import ENODE_LINE, RunProcess
 
-from ethnode.eth.handshake import make_status
-from ethnode.eth.protocol import BLOCK_RANGE_UPDATE, ETH69, STATUS, SUPPORTED_VERSIONS, BlockRange
+from ethnode.eth.protocols.eth.handshake import make_status
+from ethnode.eth.protocols.eth.protocol import BLOCK_RANGE_UPDATE, ETH69, STATUS, SUPPORTED_VERSIONS, BlockRange
 from ethnode.p2p.disconnect import DiscReason
 
 pytestmark = pytest.mark.timeout(BUILD_TIMEOUT + 300)

@@ -23,9 +23,8 @@ from eth_support import ETHTEST_HEAD, STEP, ethtest_chain, genesis_json, start_n
 from gethtools import GETH_VERSION, require_geth_tools
 from p2p_support import run_checked
 
-from ethnode.eth.downloader import install
 from ethnode.eth.events import ChainHeadEvent
-from ethnode.eth.protocol import ETH69
+from ethnode.eth.protocols.eth.protocol import ETH69
 from ethnode.rpc.jwt import make_token
 
 SECRET = bytes(range(32))
@@ -117,7 +116,7 @@ def test_ethnode_syncs_from_geth_and_geth_fetches_headers_from_ethnode(tmp_path:
         local = ethtest_chain(0)
         local.verify_senders = True
         node = await start_node(local, versions=(ETH69,))
-        downloader, fetcher = install(node.handler)
+        downloader = node.handler.downloader
         node.handler.syncer.min_peers = 1
         heads = node.bus.subscribe(ChainHeadEvent)
         chain_id = local.config.chain_id
@@ -153,8 +152,6 @@ def test_ethnode_syncs_from_geth_and_geth_fetches_headers_from_ethnode(tmp_path:
             heads.unsubscribe()
             for geth in gethes:
                 await asyncio.get_running_loop().run_in_executor(None, geth.stop)
-            await fetcher.stop()
-            await downloader.stop()
             await node.stop()
 
     run_checked(scenario, timeout=240)

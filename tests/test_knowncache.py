@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ethnode.eth.knowncache import MAX_KNOWN_BLOCKS, MAX_KNOWN_TXS, implementation
+from ethnode.eth.protocols.eth.knowncache import MAX_KNOWN_BLOCKS, MAX_KNOWN_TXS, implementation
 
 
 @pytest.fixture(params=["compiled", "pure"])

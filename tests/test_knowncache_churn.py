@@ -50,7 +50,7 @@ def churn(waves: int = WAVES, peers: int = PEERS, seed: int = 1) -> dict[str, An
     import random
 
     import ethnode
-    from ethnode.eth.knowncache import MAX_KNOWN_BLOCKS, MAX_KNOWN_TXS, KnownCache
+    from ethnode.eth.protocols.eth.knowncache import MAX_KNOWN_BLOCKS, MAX_KNOWN_TXS, KnownCache
 
     rng = random.Random(seed)
     # Hashes only need to be distinct within one cache: every peer reads its own window

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ethnode.eth.protocol import PROTOCOL_LENGTHS, SUPPORTED_VERSIONS
+from ethnode.eth.protocols.eth.protocol import PROTOCOL_LENGTHS, SUPPORTED_VERSIONS
 from ethnode.eth.service import AuthRPCConfig, EthConfig, EthereumService
 from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
 from ethnode.rpc.engine import DEFAULT_AUTHRPC_ADDR, DEFAULT_AUTHRPC_PORT

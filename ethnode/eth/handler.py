@@ -1,35 +1,22 @@
-"""The eth handler, geth's ProtocolManager (``eth/handler.go``, ``handler_eth.go``, ``protocols/eth/handlers.go``).
+"""The eth handler, geth's ProtocolManager (``eth/handler.go``, ``handler_eth.go``).
 
-It owns the peer set and everything that reacts to eth messages or to chain and pool
-events:
+It is the ``EthBackend`` of every eth peer and owns what reacts to peers, chain and pool:
 
 - **Peers**: ``run_peer`` does the Status handshake (5 s), registers the peer (which
-  starts its broadcast task), announces our pending txs to it (txsync), tells the syncer,
-  and unregisters it when the connection ends.
-- **Messages**: queries are served from the chain and pool (``serve``); broadcasts and
-  responses are checked against geth's rules, marked known, and handed on: txs to the
-  tx fetcher (the service installs one; without it broadcast txs go straight to the
-  pool), block announcements to the block fetcher, responses to whoever awaits
-  ``EthPeer.request_*``. A peer breaking a
-  rule is dropped with SUBPROTOCOL_ERROR, as geth's handlers do by returning an error.
+  starts its broadcast task), announces our pending txs to it (txsync), tells the
+  downloader and the syncer, and unregisters it when the connection ends.
+- **Packets**: the wire layer (``ethnode.eth.protocols.eth``) decodes, checks, serves
+  and settles on its own; what reaches the handler are typed packets (``on_*``): txs
+  and tx announcements go to the tx fetcher, block announcements and propagated blocks
+  to the block fetcher, range updates to the block fetcher and the syncer.
+- **Fetchers and downloader**: built in the constructor, as geth's newHandler does (a
+  test may pass its own): ``tx_fetcher``, ``block_fetcher``, ``downloader``; peers they
+  find misbehaving are dropped through ``remove_peer`` (geth removePeer, USELESS_PEER).
 - **Loops** (``start``): txBroadcastLoop (pool ``NewTxsEvent`` -> ``broadcast_transactions``),
   minedBroadcastLoop (``NewMinedBlockEvent`` -> NewBlock / NewBlockHashes on eth/68,
   BlockRangeUpdate on eth/69), the head loop (``ChainHeadEvent`` -> BlockRangeUpdate every
   32 blocks) and the syncer.
-
-Hooks for the fetchers and the downloader (set the attributes before ``start``):
-
-- ``tx_fetcher``: ``notify(peer, types, sizes, hashes)`` for NewPooledTransactionHashes,
-  ``enqueue(peer, txs, direct)`` for Transactions (direct=True) and for PooledTransactions
-  that nobody awaited any more (direct=False), ``drop(peer)`` when a peer leaves.
-- ``block_fetcher``: ``notify(peer, announcements)`` (eth/68 NewBlockHashes),
-  ``enqueue(peer, block, td)`` (eth/68 NewBlock), ``notify_range(peer, block_range)``
-  (eth/69 BlockRangeUpdate), ``drop(peer)``.
-- ``syncer.downloader``: ``async synchronise(peer)``, optionally ``register_peer(peer)`` /
-  ``unregister_peer(peer)``.
-- ``remove_peer(peer)`` drops a misbehaving peer with USELESS_PEER (geth removePeer).
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -38,54 +25,45 @@ import logging
 import math
 import os
 import random
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol, TypedDict
 
+from ethnode.core.blockchain import BlockChain
 from ethnode.core.forkid import ForkID, new_filter, new_id
 from ethnode.core.rawdb import accessors as rawdb
-from ethnode.core.txpool import NewTxsEvent
+from ethnode.core.txpool import NewTxsEvent, TxPool
 from ethnode.core.types.block import Block
-from ethnode.core.types.header import HeaderError
-from ethnode.core.types.receipt import Receipt, ReceiptError
-from ethnode.core.types.transaction import BLOB_TX_TYPE, BlobTxWithSidecar, TransactionError, decode_tx_item
+from ethnode.core.types.header import Header
+from ethnode.core.types.transaction import BLOB_TX_TYPE, BlobTxWithSidecar, TransactionError
+from ethnode.eth.downloader import Downloader
 from ethnode.eth.events import ChainHeadEvent, NewMinedBlockEvent
-from ethnode.eth.handshake import HANDSHAKE_TIMEOUT, MAX_TD_BITS, AnyStatus, ChainStatus, check_status, make_status
-from ethnode.eth.peer import EthPeer
+from ethnode.eth.fetcher.block_fetcher import BlockFetcher
+from ethnode.eth.fetcher.tx_fetcher import TxFetcher
 from ethnode.eth.peerset import PeerSet, PeerSetError
-from ethnode.eth.protocol import (
-    BLOCK_BODIES,
-    BLOCK_HEADERS,
-    BLOCK_RANGE_UPDATE,
+from ethnode.eth.protocols.eth.backend import WireTx
+from ethnode.eth.protocols.eth.handshake import (
+    HANDSHAKE_TIMEOUT,
+    AnyStatus,
+    ChainStatus,
+    check_status,
+    make_status,
+)
+from ethnode.eth.protocols.eth.peer import EthPeer
+from ethnode.eth.protocols.eth.protocol import (
     ETH68,
-    GET_BLOCK_BODIES,
-    GET_BLOCK_HEADERS,
-    GET_POOLED_TRANSACTIONS,
-    GET_RECEIPTS,
-    MAX_TX_BROADCAST,
-    NEW_BLOCK,
-    NEW_BLOCK_HASHES,
-    NEW_POOLED_TRANSACTION_HASHES,
-    POOLED_TRANSACTIONS,
     PROTOCOL_LENGTHS,
     PROTOCOL_NAME,
-    RECEIPTS,
-    STATUS,
     SUPPORTED_VERSIONS,
-    TRANSACTIONS,
     BlockAnnouncement,
     BlockRange,
+    PooledHashes,
     ProtocolViolation,
-    message,
-    origin_of,
 )
-from ethnode.eth.serve import collect, iter_bodies, iter_headers, iter_receipts, serve_pooled_txs
-from ethnode.eth.sync import Syncer
+from ethnode.eth.sync import SyncDownloader, Syncer
 from ethnode.node.events import EventBus
 from ethnode.p2p.disconnect import DisconnectRequested, DiscReason
 from ethnode.p2p.protocol import Protocol as P2PProtocol
 from ethnode.p2p.protocol import ProtocolChannel
-from ethnode.rlp import encode as rlp_encode
-from ethnode.rlp.framing import wrap_list
 
 log = logging.getLogger("ethnode.eth.handler")
 
@@ -95,12 +73,21 @@ TX_MAX_BROADCAST_SIZE = 4096  # bytes; larger txs are only announced; geth txMax
 BLOCK_RANGE_STEP = 32  # blocks between BlockRangeUpdates (sooner if the head moves back); geth shouldSend
 
 
+class DownloaderOptions(TypedDict, total=False):
+    """Tuning the handler passes to its Downloader (tests shorten timeouts with it)."""
+
+    request_timeout: float | None
+    import_batch: int | None
+
+
 class TxFetcherHook(Protocol):
     def notify(self, peer: EthPeer, types: bytes, sizes: Sequence[int], hashes: Sequence[bytes]) -> None: ...
 
-    def enqueue(self, peer: EthPeer, txs: Sequence[Any], direct: bool) -> None: ...
+    def enqueue(self, peer: EthPeer, txs: Sequence[WireTx], direct: bool) -> None: ...
 
     def drop(self, peer: EthPeer) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class BlockFetcherHook(Protocol):
@@ -112,26 +99,7 @@ class BlockFetcherHook(Protocol):
 
     def drop(self, peer: EthPeer) -> None: ...
 
-
-class PoolTxSink:
-    """The stand-in tx fetcher: broadcast txs go straight to the pool; announcements are
-    noted but not fetched (the real TxFetcher replaces this)."""
-
-    def __init__(self, txpool: Any) -> None:
-        self.txpool = txpool
-        self.announced = 0
-
-    def notify(self, peer: EthPeer, types: bytes, sizes: Sequence[int], hashes: Sequence[bytes]) -> None:
-        self.announced += len(hashes)
-
-    def enqueue(self, peer: EthPeer, txs: Sequence[Any], direct: bool) -> None:
-        errors = self.txpool.add(list(txs), local=False, source="broadcast" if direct else "pooled")
-        bad = sum(1 for e in errors if e is not None)
-        if bad:
-            log.debug("%d of %d txs from %r not pooled", bad, len(txs), peer)
-
-    def drop(self, peer: EthPeer) -> None:
-        pass
+    async def stop(self) -> None: ...
 
 
 class BroadcastChoice:
@@ -174,8 +142,8 @@ class EthHandler:
 
     def __init__(
         self,
-        chain: Any,
-        txpool: Any,
+        chain: BlockChain,
+        txpool: TxPool,
         *,
         network_id: int,
         node_id: bytes,
@@ -183,7 +151,13 @@ class EthHandler:
         versions: Sequence[int] = SUPPORTED_VERSIONS,
         max_peers: int | None = None,
         broadcast_key: bytes | None = None,
+        tx_fetcher: TxFetcherHook | None = None,
+        block_fetcher: BlockFetcherHook | None = None,
+        downloader: SyncDownloader | None = None,
+        downloader_options: DownloaderOptions | None = None,
     ) -> None:
+        """The fetchers and the downloader are built here, as geth's newHandler does; a test
+        may pass its own ``tx_fetcher``, ``block_fetcher`` or ``downloader`` instead."""
         for v in versions:
             if v not in PROTOCOL_LENGTHS:
                 raise ValueError(f"unsupported eth version {v} (supported: {sorted(PROTOCOL_LENGTHS)})")
@@ -196,9 +170,11 @@ class EthHandler:
         self.max_peers = max_peers
         self.peers = PeerSet()
         self.accept_txs = True  # geth's "synced" flag; the downloader may clear it while syncing
-        self.tx_fetcher: TxFetcherHook = PoolTxSink(txpool)
-        self.block_fetcher: BlockFetcherHook | None = None
-        self.syncer = Syncer(self)
+        self.tx_fetcher: TxFetcherHook = tx_fetcher or TxFetcher(txpool, remove_peer=self.remove_peer)
+        self.downloader: SyncDownloader = downloader or Downloader(
+            chain, drop_peer=self.remove_peer, bus=bus, **(downloader_options or {}))
+        self.block_fetcher: BlockFetcherHook = block_fetcher or BlockFetcher(chain, self, bus=bus)
+        self.syncer = Syncer(self, self.downloader)
         self.choice = BroadcastChoice(node_id, broadcast_key)
         self._fork_filter = new_filter(
             chain.config, chain.genesis_hash, chain.genesis.time,
@@ -209,22 +185,6 @@ class EthHandler:
         self._subs: list[Any] = []
         self._peers_changed = asyncio.Event()
         self.running = False
-        self._handlers: dict[int, Callable[[EthPeer, Any], Any]] = {
-            STATUS: self._on_extra_status,
-            TRANSACTIONS: self._on_transactions,
-            NEW_POOLED_TRANSACTION_HASHES: self._on_pooled_hashes,
-            GET_POOLED_TRANSACTIONS: self._on_get_pooled_txs,
-            POOLED_TRANSACTIONS: self._on_pooled_txs,
-            GET_BLOCK_HEADERS: self._on_get_headers,
-            BLOCK_HEADERS: self._on_headers,
-            GET_BLOCK_BODIES: self._on_get_bodies,
-            BLOCK_BODIES: self._on_bodies,
-            GET_RECEIPTS: self._on_get_receipts,
-            RECEIPTS: self._on_receipts,
-            NEW_BLOCK_HASHES: self._on_new_block_hashes,
-            NEW_BLOCK: self._on_new_block,
-            BLOCK_RANGE_UPDATE: self._on_block_range,
-        }
 
     # --- protocols and status --------------------------------------------------------------
 
@@ -287,9 +247,7 @@ class EthHandler:
         self._peers_changed.set()
         try:
             log.debug("Ethereum peer connected: %r", peer)
-            register = getattr(self.syncer.downloader, "register_peer", None)
-            if register is not None:
-                register(peer)
+            self.downloader.register_peer(peer)
             self.sync_transactions(peer)
             self.syncer.peer_event()
             await broadcast
@@ -302,11 +260,8 @@ class EthHandler:
         self._peers_changed.set()
         log.debug("Removing Ethereum peer %r", peer)
         self.tx_fetcher.drop(peer)
-        if self.block_fetcher is not None:
-            self.block_fetcher.drop(peer)
-        unregister = getattr(self.syncer.downloader, "unregister_peer", None)
-        if unregister is not None:
-            unregister(peer)
+        self.block_fetcher.drop(peer)
+        self.downloader.unregister_peer(peer)
 
     async def wait_for_peers(self, count: int) -> None:
         """Return once exactly ``count`` eth peers are registered (for tests and tools)."""
@@ -326,142 +281,25 @@ class EthHandler:
             tx.hash
             for txs in self.txpool.pending().values()
             for tx in txs
-            if getattr(tx, "type", None) != BLOB_TX_TYPE
+            if tx.type != BLOB_TX_TYPE
         ]
         if hashes:
             peer.async_send_pooled_transaction_hashes(hashes)
 
-    # --- message dispatch ----------------------------------------------------------------------
+    # --- EthBackend: typed packets from the wire layer ------------------------------------------
 
-    async def handle_message(self, peer: EthPeer, code: int, payload: bytes) -> None:
-        msg = message(peer.version, code)
-        if msg is None:
-            raise ProtocolViolation(f"invalid message code: {code:#x} on eth/{peer.version}")
-        handler = self._handlers[code]
-        result = handler(peer, payload)
-        if result is not None:
-            await result
+    def on_transactions(self, peer: EthPeer, txs: Sequence[WireTx]) -> None:
+        self.tx_fetcher.enqueue(peer, txs, True)
 
-    def _on_extra_status(self, peer: EthPeer, payload: bytes) -> None:
-        raise ProtocolViolation("extra status message")
+    def on_pooled_hashes(self, peer: EthPeer, announcement: PooledHashes) -> None:
+        self.tx_fetcher.notify(peer, announcement.types, announcement.sizes, announcement.hashes)
 
-    # --- transactions --------------------------------------------------------------------------
+    def on_pooled_transactions(self, peer: EthPeer, txs: Sequence[WireTx]) -> None:
+        self.tx_fetcher.enqueue(peer, txs, False)
 
-    def _decode_txs(self, peer: EthPeer, items: Sequence[bytes], what: str) -> tuple[list[Any], bytes]:
-        """Decode tx items; reject duplicates; returns (txs, packed hashes)."""
-        txs = []
-        for i, item in enumerate(items):
-            try:
-                txs.append(decode_tx_item(item, allow_sidecar=True))
-            except TransactionError as exc:
-                raise ProtocolViolation(f"{what}: transaction {i}: {exc}") from None
-        hashes = [tx.hash for tx in txs]
-        if len(set(hashes)) != len(hashes):
-            seen: set[bytes] = set()
-            for h in hashes:
-                if h in seen:
-                    raise ProtocolViolation(f"{what}: multiple copies of the same hash 0x{h.hex()}")
-                seen.add(h)
-        return txs, b"".join(hashes)
-
-    def _on_transactions(self, peer: EthPeer, payload: bytes) -> None:
-        if not self.accept_txs:
-            return
-        items = peer.decode(TRANSACTIONS, payload)
-        if len(items) > MAX_TX_BROADCAST:
-            raise ProtocolViolation(f"Transactions: too many transactions ({len(items)} > {MAX_TX_BROADCAST})")
-        txs, packed = self._decode_txs(peer, items, "Transactions")
-        for tx in txs:
-            if tx.type == BLOB_TX_TYPE:
-                raise ProtocolViolation("Transactions: disallowed broadcast blob transaction")
-        peer.mark_transactions(packed)
-        if txs:
-            self.tx_fetcher.enqueue(peer, txs, True)
-
-    def _on_pooled_hashes(self, peer: EthPeer, payload: bytes) -> None:
-        if not self.accept_txs:
-            return
-        ann = peer.decode(NEW_POOLED_TRANSACTION_HASHES, payload)
-        if not len(ann.hashes) == len(ann.types) == len(ann.sizes):
-            raise ProtocolViolation(
-                f"NewPooledTransactionHashes: invalid len of fields in {len(ann.hashes)} {len(ann.types)} "
-                f"{len(ann.sizes)}"
-            )
-        peer.mark_transactions(b"".join(ann.hashes))
-        self.tx_fetcher.notify(peer, ann.types, ann.sizes, ann.hashes)
-
-    async def _on_get_pooled_txs(self, peer: EthPeer, payload: bytes) -> None:
-        rid, hashes = peer.decode(GET_POOLED_TRANSACTIONS, payload)
-        served, items = serve_pooled_txs(self.txpool, hashes)
-        await self._reply(peer, POOLED_TRANSACTIONS, rid, items)
-        peer.mark_transactions(b"".join(served))
-
-    def _on_pooled_txs(self, peer: EthPeer, payload: bytes) -> None:
-        if not self.accept_txs:
-            return
-        rid, items = peer.decode(POOLED_TRANSACTIONS, payload)
-        txs, packed = self._decode_txs(peer, items, "PooledTransactions")
-        for tx in txs:
-            if tx.type != BLOB_TX_TYPE:
-                continue
-            if not isinstance(tx, BlobTxWithSidecar):
-                raise ProtocolViolation("PooledTransactions: received sidecar-less blob transaction")
-            try:
-                tx.sidecar.validate(tx.tx.blob_hashes)
-            except TransactionError as exc:
-                raise ProtocolViolation(f"PooledTransactions: {exc}") from None
-        # Checked in full before the request is settled, so a violation leaves it pending and
-        # its caller gets PeerDroppedError when the connection ends.
-        waiter = peer.fulfil(POOLED_TRANSACTIONS, rid, len(items))
-        peer.mark_transactions(packed)
-        if waiter is not None:
-            waiter.set_result(txs)
-        elif txs:
-            self.tx_fetcher.enqueue(peer, txs, False)
-
-    # --- chain data ----------------------------------------------------------------------------
-
-    async def _reply(self, peer: EthPeer, code: int, request_id: int, items: Sequence[bytes]) -> None:
-        await peer.channel.send(code, wrap_list(rlp_encode(request_id) + wrap_list(b"".join(items))))
-
-    async def _on_get_headers(self, peer: EthPeer, payload: bytes) -> None:
-        rid, query = peer.decode(GET_BLOCK_HEADERS, payload)
-        origin = origin_of(query.origin)
-        items = await collect(iter_headers(self.chain, origin, query.amount, query.skip, query.reverse))
-        await self._reply(peer, BLOCK_HEADERS, rid, items)
-
-    async def _on_get_bodies(self, peer: EthPeer, payload: bytes) -> None:
-        rid, hashes = peer.decode(GET_BLOCK_BODIES, payload)
-        await self._reply(peer, BLOCK_BODIES, rid, await collect(iter_bodies(self.chain, hashes)))
-
-    async def _on_get_receipts(self, peer: EthPeer, payload: bytes) -> None:
-        rid, hashes = peer.decode(GET_RECEIPTS, payload)
-        await self._reply(peer, RECEIPTS, rid, await collect(iter_receipts(self.chain, hashes, peer.version)))
-
-    def _on_headers(self, peer: EthPeer, payload: bytes) -> None:
-        rid, headers = peer.decode(BLOCK_HEADERS, payload)
-        waiter = peer.fulfil(BLOCK_HEADERS, rid, len(headers))
-        if waiter is not None:
-            waiter.set_result(headers)
-
-    def _on_bodies(self, peer: EthPeer, payload: bytes) -> None:
-        rid, bodies = peer.decode(BLOCK_BODIES, payload)
-        waiter = peer.fulfil(BLOCK_BODIES, rid, len(bodies))
-        if waiter is not None:
-            waiter.set_result(bodies)
-
-    def _on_receipts(self, peer: EthPeer, payload: bytes) -> None:
-        rid, lists = peer.decode(RECEIPTS, payload)
-        decode = Receipt.decode_eth68_item if peer.version == ETH68 else Receipt.decode_eth69_item
-        try:
-            receipts = [[decode(item) for item in items] for items in lists]
-        except ReceiptError as exc:
-            raise ProtocolViolation(f"Receipts: {exc}") from None
-        waiter = peer.fulfil(RECEIPTS, rid, len(lists))
-        if waiter is not None:
-            waiter.set_result(receipts)
-
-    # --- block propagation (eth/68) and block ranges (eth/69) ------------------------------------
+    @property
+    def syncing(self) -> bool:
+        return self.downloader.syncing
 
     def pos_finalized(self) -> bool:
         """The consensus layer finalized a post-merge block: block gossip is over (geth PoSFinalized)."""
@@ -470,52 +308,24 @@ class EthHandler:
             and rawdb.read_finalized_block_hash(self.chain.db) is not None
         )
 
-    def _on_new_block_hashes(self, peer: EthPeer, payload: bytes) -> None:
-        if self.pos_finalized():
-            raise ProtocolViolation("disallowed block announcement")
-        announcements = peer.decode(NEW_BLOCK_HASHES, payload)
-        for ann in announcements:
-            peer.mark_block(ann.hash)
-        if self.block_fetcher is not None and announcements:
-            self.block_fetcher.notify(peer, announcements)
+    def on_new_block_hashes(self, peer: EthPeer, announcements: Sequence[BlockAnnouncement]) -> None:
+        self.block_fetcher.notify(peer, announcements)
 
-    def _on_new_block(self, peer: EthPeer, payload: bytes) -> None:
-        if self.pos_finalized():
-            raise ProtocolViolation("disallowed block broadcast")
-        packet = peer.decode(NEW_BLOCK, payload)
-        block, td = packet.block, packet.td
-        try:
-            block.header.sanity_check()
-        except HeaderError as exc:
-            raise ProtocolViolation(f"NewBlock: {exc}") from None
-        if td.bit_length() > MAX_TD_BITS:
-            raise ProtocolViolation(f"NewBlock: too large block TD: bitlen {td.bit_length()}")
-        header = block.header
-        if block.uncle_hash() != header.uncle_hash or block.tx_root() != header.tx_root:
-            log.debug("Propagated block #%d from %r has invalid body", block.number, peer)
-            return  # geth ignores it without dropping the peer
-        peer.mark_block(block.hash)
+    def on_new_block(self, peer: EthPeer, block: Block, td: int) -> None:
         # The block is not imported yet; the peer's head is its parent (geth handleBlockBroadcast).
-        parent_td = td - header.difficulty
+        parent_td = td - block.header.difficulty
         if peer.td is None or parent_td > peer.td:
-            peer.set_head(header.parent_hash, parent_td)
+            peer.set_head(block.header.parent_hash, parent_td)
             self.syncer.peer_event()
-        if self.block_fetcher is not None:
-            self.block_fetcher.enqueue(peer, block, td)
+        self.block_fetcher.enqueue(peer, block, td)
 
-    def _on_block_range(self, peer: EthPeer, payload: bytes) -> None:
-        rng = peer.decode(BLOCK_RANGE_UPDATE, payload)
-        problem = rng.problem()
-        if problem is not None:
-            raise ProtocolViolation(f"BlockRangeUpdate: {problem}")
-        peer.set_block_range(rng)
-        if self.block_fetcher is not None:
-            self.block_fetcher.notify_range(peer, rng)
+    def on_block_range(self, peer: EthPeer, block_range: BlockRange) -> None:
+        self.block_fetcher.notify_range(peer, block_range)
         self.syncer.peer_event()
 
     # --- broadcasting --------------------------------------------------------------------------
 
-    def broadcast_transactions(self, txs: Sequence[Any]) -> tuple[int, int]:
+    def broadcast_transactions(self, txs: Sequence[WireTx]) -> tuple[int, int]:
         """Full txs to ⌈√N⌉ peers chosen per sender, announcements to the rest (geth BroadcastTransactions).
 
         Blob txs and txs over 4 KiB are announced only. Peers known to have a tx get
@@ -584,7 +394,7 @@ class EthHandler:
             return len(peers)
         return 0
 
-    def broadcast_block_range(self, head: Any = None, force: bool = False) -> int:
+    def broadcast_block_range(self, head: Header | None = None, force: bool = False) -> int:
         """eth/69: send our served range (up to ``head``, default the current block) to every
         eth/69 peer when due, or at once with ``force``."""
         if head is None:
@@ -632,6 +442,9 @@ class EthHandler:
         self._tasks = []
         for peer in self.peers.close():
             peer.disconnect(DiscReason.QUITTING)
+        await self.tx_fetcher.stop()
+        await self.block_fetcher.stop()
+        await self.downloader.stop()
         if self.running:
             log.info("Ethereum protocol stopped")
         self.running = False
@@ -655,6 +468,6 @@ class EthHandler:
 
 
 __all__ = [
-    "EthHandler", "TxFetcherHook", "BlockFetcherHook", "PoolTxSink", "BroadcastChoice", "TX_MAX_BROADCAST_SIZE",
+    "EthHandler", "TxFetcherHook", "BlockFetcherHook", "BroadcastChoice", "TX_MAX_BROADCAST_SIZE",
     "TX_CHAN_SIZE", "BLOCK_RANGE_STEP",
 ]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ethnode.errors import EthnodeError
-from ethnode.eth.peer import EthPeer
-from ethnode.eth.protocol import ETH68
+from ethnode.eth.protocols.eth.peer import EthPeer
+from ethnode.eth.protocols.eth.protocol import ETH68
 
 
 class PeerSetError(EthnodeError):

@@ -23,11 +23,9 @@ from ethnode.core.rawdb import chaindata_dir, open_database
 from ethnode.core.txpool import TxPool, TxPoolConfig
 from ethnode.crypto.keccak import keccak256
 from ethnode.errors import EthnodeError
-from ethnode.eth.downloader import install as install_sync
 from ethnode.eth.events import ChainHeadEvent
 from ethnode.eth.handler import CHAIN_HEAD_CHAN_SIZE, EthHandler
-from ethnode.eth.protocol import SUPPORTED_VERSIONS
-from ethnode.eth.txfetcher_glue import TxFetcher
+from ethnode.eth.protocols.eth.protocol import SUPPORTED_VERSIONS
 from ethnode.node.lifecycle import ServiceContext
 from ethnode.rpc.engine import DEFAULT_AUTHRPC_ADDR, DEFAULT_AUTHRPC_PORT, AuthRPCServer, EngineAPI
 from ethnode.rpc.jwt import JWT_SECRET_FILE, load_or_create_secret
@@ -79,9 +77,9 @@ class EthereumService:
                 self.chain, self.txpool, network_id=network_id, node_id=keccak256(ctx.node_key.node_id),
                 bus=ctx.bus, versions=self.config.versions, max_peers=self.config.max_peers,
             )
-            self.tx_fetcher = TxFetcher(self.txpool, remove_peer=self.handler.remove_peer)
-            self.handler.tx_fetcher = self.tx_fetcher
-            self.downloader, self.block_fetcher = install_sync(self.handler)
+            self.tx_fetcher = self.handler.tx_fetcher
+            self.downloader = self.handler.downloader
+            self.block_fetcher = self.handler.block_fetcher
         except BaseException:
             self._close_db()
             raise
@@ -194,10 +192,7 @@ class EthereumService:
         if self.authrpc is not None:
             await self.authrpc.stop()
             self.authrpc = None
-        await self.handler.stop()
-        await self.tx_fetcher.stop()
-        await self.block_fetcher.stop()
-        await self.downloader.stop()
+        await self.handler.stop()  # its fetchers and downloader too
         if self._head_sub is not None:
             self._head_sub.unsubscribe()
             self._head_sub = None

@@ -6,23 +6,21 @@ lower) before picking one; on the forced cycle one peer is enough. It then syncs
 best peer (``PeerSet.best_peer``) if that peer is ahead of us: more total difficulty on
 eth/68, a higher announced head on eth/69.
 
-The downloader arrives with the fetcher/downloader work; until then ``downloader`` is
-None and a sync is only logged. A downloader is anything with
-``async synchronise(peer)``; it may also have ``register_peer(peer)`` and
-``unregister_peer(peer)``, which the handler calls as peers come and go.
+The downloader is the handler's (``SyncDownloader``: the real one, or a test's stub); the
+syncer only decides when and with whom it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ethnode.errors import EthnodeError
-from ethnode.eth.protocol import ETH68
 
 if TYPE_CHECKING:
-    from ethnode.eth.peer import EthPeer
+    from ethnode.eth.peerset import PeerSet
+    from ethnode.eth.protocols.eth.peer import EthPeer
 
 log = logging.getLogger("ethnode.eth.sync")
 
@@ -30,10 +28,33 @@ FORCE_SYNC_CYCLE = 10.0  # seconds; geth forceSyncCycle
 MIN_DESIRED_PEER_COUNT = 5  # peers wanted before a peer event triggers a sync; geth minDesiredPeerCount
 
 
-class Downloader(Protocol):
-    """What the syncer needs of a downloader (the fetcher/downloader issue provides one)."""
+class SyncDownloader(Protocol):
+    """What the handler and the syncer need of a downloader (``ethnode.eth.downloader.Downloader``)."""
 
-    async def synchronise(self, peer: EthPeer) -> None: ...
+    @property
+    def syncing(self) -> bool: ...
+
+    def is_ahead(self, peer: EthPeer) -> bool:
+        """The peer has something for us (eth/68 after the merge: TDs are equal, heads are not)."""
+        ...
+
+    def register_peer(self, peer: EthPeer) -> None: ...
+
+    def unregister_peer(self, peer: EthPeer) -> None: ...
+
+    async def synchronise(self, peer: EthPeer) -> bool: ...
+
+    async def stop(self) -> None: ...
+
+
+class SyncHost(Protocol):
+    """The handler as the syncer sees it: its peers and its peer limit."""
+
+    @property
+    def peers(self) -> PeerSet: ...
+
+    @property
+    def max_peers(self) -> int | None: ...
 
 
 class Syncer:
@@ -41,8 +62,8 @@ class Syncer:
 
     def __init__(
         self,
-        handler: Any,
-        downloader: Downloader | None = None,
+        handler: SyncHost,
+        downloader: SyncDownloader,
         *,
         force_cycle: float = FORCE_SYNC_CYCLE,
         min_peers: int = MIN_DESIRED_PEER_COUNT,
@@ -54,22 +75,13 @@ class Syncer:
         self._wake = asyncio.Event()
         self.attempts = 0  # sync operations started (or logged, without a downloader)
         self.last_target: EthPeer | None = None
-        self._told_no_downloader = False
 
     def peer_event(self) -> None:
         """A peer registered or its head moved: reconsider soon."""
         self._wake.set()
 
     def ahead_of_us(self, peer: EthPeer) -> bool:
-        is_ahead = getattr(self.downloader, "is_ahead", None)
-        if is_ahead is not None:  # the downloader knows better (eth/68 after the merge: equal TDs)
-            return bool(is_ahead(peer))
-        chain = self.handler.chain
-        head = chain.current_block
-        if peer.version == ETH68:
-            ours = chain.get_td(head.hash, head.number) or 0
-            return peer.td is not None and peer.td > ours
-        return peer.block_range is not None and peer.block_range.latest > head.number
+        return self.downloader.is_ahead(peer)
 
     def next_sync_target(self, forced: bool) -> EthPeer | None:
         """geth nextSyncOp: the best peer if there are enough peers and it is ahead of us."""
@@ -105,16 +117,10 @@ class Syncer:
     async def sync(self, peer: EthPeer) -> None:
         self.attempts += 1
         self.last_target = peer
-        if self.downloader is None:
-            if not self._told_no_downloader:
-                self._told_no_downloader = True
-                log.info("Chain sync wanted but no downloader is installed yet; not syncing")
-            log.debug("Would sync with %r (head %s)", peer, peer.info())
-            return
         try:
             await self.downloader.synchronise(peer)
         except EthnodeError as exc:
             log.warning("Synchronisation with %r failed: %s", peer, exc)
 
 
-__all__ = ["Syncer", "Downloader", "FORCE_SYNC_CYCLE", "MIN_DESIRED_PEER_COUNT"]
+__all__ = ["Syncer", "SyncDownloader", "SyncHost", "FORCE_SYNC_CYCLE", "MIN_DESIRED_PEER_COUNT"]

@@ -27,7 +27,7 @@ from ethnode.core.types.withdrawal import Withdrawal, withdrawals_root
 from ethnode.crypto.keccak import keccak256
 from ethnode.rlp.framing import list_header
 from ethnode.rlp.sedes import List, Optional, Record, raw
-from ethnode.trie import ordered_trie_root
+from ethnode.trie import EMPTY_ROOT, ordered_trie_root
 
 _uncles = List(Header)
 _withdrawals = List(Withdrawal)
@@ -143,4 +143,39 @@ def block_rlp_from_parts(header_rlp: bytes, body_rlp: bytes) -> bytes:
     return list_header(payload_len) + header_rlp + body_rlp[start:stop]
 
 
-__all__ = ["Block", "Body", "calc_uncle_hash", "derive_tx_root", "block_rlp_from_parts"]
+# Header/body consistency, shared by the downloader and the block fetcher.
+
+
+def has_empty_body(header: Header) -> bool:
+    """The header commits to a body with nothing in it (geth Header.EmptyBody)."""
+    return (
+        header.tx_root == EMPTY_ROOT
+        and header.uncle_hash == EMPTY_UNCLE_HASH
+        and (header.withdrawals_root is None or header.withdrawals_root == EMPTY_ROOT)
+    )
+
+
+def empty_body(header: Header) -> Body:
+    return Body([], [], None if header.withdrawals_root is None else [])
+
+
+def body_mismatch(header: Header, body: Body) -> str | None:
+    """Why ``body`` is not the one ``header`` commits to, or None (geth's body hash check)."""
+    if body.uncle_hash() != header.uncle_hash:
+        return "uncle hash mismatch"
+    if header.withdrawals_root is None:
+        if body.withdrawals is not None:
+            return "withdrawals present in a pre-Shanghai body"
+    elif body.withdrawals is None:
+        return "withdrawals missing"
+    elif body.withdrawals_root() != header.withdrawals_root:
+        return "withdrawals root mismatch"
+    if body.tx_root() != header.tx_root:
+        return "transaction root mismatch"
+    return None
+
+
+__all__ = [
+    "Block", "Body", "calc_uncle_hash", "derive_tx_root", "block_rlp_from_parts", "has_empty_body", "empty_body",
+    "body_mismatch",
+]

@@ -21,42 +21,12 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ethnode.core.types.block import Block, Body
-from ethnode.core.types.header import EMPTY_UNCLE_HASH, Header
+from ethnode.core.types.block import Block, Body, body_mismatch, empty_body, has_empty_body
+from ethnode.core.types.header import Header
 from ethnode.eth.downloader.errors import BadResponseError
-from ethnode.trie import EMPTY_ROOT
 
 MAX_BLOCK_FETCH = 128  # bodies per request; geth MaxBlockFetch
 BLOCK_CACHE_MAX_ITEMS = 8192  # blocks in flight or waiting for import; geth blockCacheMaxItems
-
-
-def has_empty_body(header: Header) -> bool:
-    """The header commits to a body with nothing in it (geth Header.EmptyBody)."""
-    return (
-        header.tx_root == EMPTY_ROOT
-        and header.uncle_hash == EMPTY_UNCLE_HASH
-        and (header.withdrawals_root is None or header.withdrawals_root == EMPTY_ROOT)
-    )
-
-
-def empty_body(header: Header) -> Body:
-    return Body([], [], None if header.withdrawals_root is None else [])
-
-
-def body_mismatch(header: Header, body: Body) -> str | None:
-    """Why ``body`` is not the one ``header`` commits to, or None (geth's body hash check)."""
-    if body.uncle_hash() != header.uncle_hash:
-        return "uncle hash mismatch"
-    if header.withdrawals_root is None:
-        if body.withdrawals is not None:
-            return "withdrawals present in a pre-Shanghai body"
-    elif body.withdrawals is None:
-        return "withdrawals missing"
-    elif body.withdrawals_root() != header.withdrawals_root:
-        return "withdrawals root mismatch"
-    if body.tx_root() != header.tx_root:
-        return "transaction root mismatch"
-    return None
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,8 @@ from ethnode.eth.downloader.errors import BadResponseError, MasterPeerError
 from ethnode.eth.downloader.headers import HeaderRequest, HeaderScheduler
 from ethnode.eth.downloader.rtt import RoundTrip
 from ethnode.eth.events import ChainHeadEvent
-from ethnode.eth.peer import PeerDroppedError, RequestError, RequestTimeoutError
-from ethnode.eth.protocol import ETH68
+from ethnode.eth.protocols.eth.peer import PeerDroppedError, RequestError, RequestTimeoutError
+from ethnode.eth.protocols.eth.protocol import ETH68
 from ethnode.p2p.disconnect import DiscReason
 
 log = logging.getLogger("ethnode.eth.downloader")
@@ -86,8 +86,8 @@ class _Inflight:
 class Downloader:
     """Full sync over ``chain`` from the peers ``register_peer`` told it about.
 
-    ``handler``: the EthHandler (peers are dropped through its ``remove_peer`` and its bus
-    carries ``ChainHeadEvent``). ``drop_peer`` overrides how a peer is dropped.
+    ``drop_peer`` drops a peer that stalled or lied (the handler's ``remove_peer``; without
+    it the peer is disconnected directly); ``bus`` carries ``ChainHeadEvent``.
     ``request_timeout`` pins the per-request timeout (default: adaptive, geth's 2..20 s
     round trip times 3).
     """
@@ -96,15 +96,13 @@ class Downloader:
         self,
         chain: Any,
         *,
-        handler: Any = None,
         bus: Any = None,
         drop_peer: Callable[[Any], None] | None = None,
         request_timeout: float | None = None,
         import_batch: int | None = None,
     ) -> None:
         self.chain = chain
-        self.handler = handler
-        self.bus = bus if bus is not None else getattr(handler, "bus", None)
+        self.bus = bus
         self._drop_peer = drop_peer
         self.rtt = RoundTrip(request_timeout)
         if import_batch is None:
@@ -145,8 +143,6 @@ class Downloader:
         log.warning("Dropping peer %r from sync: %s", peer, reason)
         if self._drop_peer is not None:
             self._drop_peer(peer)
-        elif self.handler is not None:
-            self.handler.remove_peer(peer, DiscReason.USELESS_PEER)
         else:
             peer.disconnect(DiscReason.USELESS_PEER)
 

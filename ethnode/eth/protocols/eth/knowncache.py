@@ -17,13 +17,13 @@ from ethnode._native import implementation as _implementation
 MAX_KNOWN_TXS = 32768  # geth eth/protocols/eth/peer.go maxKnownTxs
 MAX_KNOWN_BLOCKS = 1024  # geth maxKnownBlocks
 
-_impl = select("known_cache", RUST_MODULE, "ethnode.eth._knowncache_pure")
+_impl = select("known_cache", RUST_MODULE, "ethnode.eth.protocols.eth._knowncache_pure")
 KnownCache = _impl.KnownCache
 
 
 def implementation(kind: str) -> type:
     """The ``"compiled"`` or ``"pure"`` KnownCache class (ImportError if unavailable)."""
-    return _implementation(kind, RUST_MODULE, "ethnode.eth._knowncache_pure").KnownCache  # type: ignore[no-any-return]
+    return _implementation(kind, RUST_MODULE, "ethnode.eth.protocols.eth._knowncache_pure").KnownCache  # type: ignore[no-any-return]
 
 
 __all__ = ["KnownCache", "MAX_KNOWN_TXS", "MAX_KNOWN_BLOCKS", "implementation"]

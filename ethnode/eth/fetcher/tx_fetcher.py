@@ -31,12 +31,12 @@ from ethnode.core.txpool import (
     UnderpricedError,
 )
 from ethnode.core.types.transaction import BlobTxWithSidecar
-from ethnode.eth.knowncache import KnownCache
-from ethnode.eth.peer import TRACKER_TIMEOUT, EthPeer, RequestError, RequestTimeoutError
-from ethnode.eth.txfetcher import DropPeer, Fetch, FetchTimings, TxFetchScheduler, TxMeta
+from ethnode.eth.fetcher.tx_scheduler import DropPeer, Fetch, FetchTimings, TxFetchScheduler, TxMeta
+from ethnode.eth.protocols.eth.knowncache import KnownCache
+from ethnode.eth.protocols.eth.peer import TRACKER_TIMEOUT, EthPeer, RequestError, RequestTimeoutError
 from ethnode.p2p.disconnect import DiscReason
 
-log = logging.getLogger("ethnode.eth.txfetcher")
+log = logging.getLogger("ethnode.eth.fetcher.tx_scheduler")
 
 TX_ON_CHAIN_CACHE_LIMIT = 32768  # hashes of recently included txs not fetched again; geth txOnChainCacheLimit
 ADD_TXS_BATCH_SIZE = 128  # txs handed to the pool per call; geth addTxsBatchSize

@@ -19,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.rawdb import schema
+from ethnode.core.rawdb.store import KeyValueStore
 from ethnode.core.types.receipt import decode_receipts_eth69, encode_receipts_eth68
-from ethnode.eth.protocol import ETH68, MAX_MESSAGE_SIZE
+from ethnode.eth.protocols.eth.backend import ChainReader, TxPoolReader
+from ethnode.eth.protocols.eth.protocol import ETH68, MAX_MESSAGE_SIZE
 from ethnode.trie import EMPTY_ROOT
 
 SOFT_RESPONSE_LIMIT = 2 * 1024 * 1024  # bytes; geth softResponseLimit
@@ -40,11 +41,11 @@ SERVE_SLICE = 0.002  # seconds of serving before other tasks get a turn (ours: o
 _EMPTY_LIST = b"\xc0"
 
 
-def _header_rlp(db: Any, block_hash: bytes, number: int) -> bytes | None:
+def _header_rlp(db: KeyValueStore, block_hash: bytes, number: int) -> bytes | None:
     return rawdb.read_header_rlp(db, block_hash, number)
 
 
-def _canonical_header(db: Any, number: int) -> tuple[bytes, bytes] | None:
+def _canonical_header(db: KeyValueStore, number: int) -> tuple[bytes, bytes] | None:
     """(hash, header RLP) of the canonical block ``number``."""
     if not 0 <= number < 2**64:
         return None
@@ -55,7 +56,9 @@ def _canonical_header(db: Any, number: int) -> tuple[bytes, bytes] | None:
     return None if data is None else (block_hash, data)
 
 
-def get_ancestor(chain: Any, block_hash: bytes, number: int, ancestor: int, budget: list[int]) -> tuple[bytes, int]:
+def get_ancestor(
+    chain: ChainReader, block_hash: bytes, number: int, ancestor: int, budget: list[int]
+) -> tuple[bytes, int]:
     """The ``ancestor``-th ancestor of (hash, number) as (hash, number); (zero hash, 0) if unknown.
 
     geth ``HeaderChain.GetAncestor``: a jump on the canonical chain is one lookup; off it,
@@ -98,12 +101,12 @@ async def collect(items: Iterator[bytes], slice_seconds: float = SERVE_SLICE) ->
     return out
 
 
-def serve_headers(chain: Any, origin: bytes | int, amount: int, skip: int, reverse: bool) -> list[bytes]:
+def serve_headers(chain: ChainReader, origin: bytes | int, amount: int, skip: int, reverse: bool) -> list[bytes]:
     """Header RLPs for a GetBlockHeaders query (geth ServiceGetBlockHeadersQuery)."""
     return list(iter_headers(chain, origin, amount, skip, reverse))
 
 
-def iter_headers(chain: Any, origin: bytes | int, amount: int, skip: int, reverse: bool) -> Iterator[bytes]:
+def iter_headers(chain: ChainReader, origin: bytes | int, amount: int, skip: int, reverse: bool) -> Iterator[bytes]:
     """``serve_headers`` one item at a time."""
     if amount == 0:
         return iter(())
@@ -112,7 +115,7 @@ def iter_headers(chain: Any, origin: bytes | int, amount: int, skip: int, revers
     return _skipping_headers(chain, origin, amount, skip, reverse)
 
 
-def _contiguous_headers(chain: Any, origin: bytes | int, count: int, reverse: bool) -> Iterator[bytes]:
+def _contiguous_headers(chain: ChainReader, origin: bytes | int, count: int, reverse: bool) -> Iterator[bytes]:
     db = chain.db
     count = min(count, MAX_HEADERS_SERVE)
     served = 0
@@ -163,7 +166,9 @@ def _contiguous_headers(chain: Any, origin: bytes | int, count: int, reverse: bo
         size += len(data)
 
 
-def _skipping_headers(chain: Any, origin: bytes | int, amount: int, skip: int, reverse: bool) -> Iterator[bytes]:
+def _skipping_headers(
+    chain: ChainReader, origin: bytes | int, amount: int, skip: int, reverse: bool
+) -> Iterator[bytes]:
     db = chain.db
     hash_mode = not isinstance(origin, int)
     block_hash: bytes = origin if hash_mode else b""  # type: ignore[assignment]
@@ -224,12 +229,12 @@ def _skipping_headers(chain: Any, origin: bytes | int, amount: int, skip: int, r
                 break
 
 
-def serve_bodies(chain: Any, hashes: Sequence[bytes]) -> list[bytes]:
+def serve_bodies(chain: ChainReader, hashes: Sequence[bytes]) -> list[bytes]:
     """Body RLPs, in order, stopping at the first unknown block (geth v1.17 ServiceGetBlockBodiesQuery)."""
     return list(iter_bodies(chain, hashes))
 
 
-def iter_bodies(chain: Any, hashes: Sequence[bytes]) -> Iterator[bytes]:
+def iter_bodies(chain: ChainReader, hashes: Sequence[bytes]) -> Iterator[bytes]:
     """``serve_bodies`` one item at a time."""
     db = chain.db
     size = 0
@@ -244,7 +249,7 @@ def iter_bodies(chain: Any, hashes: Sequence[bytes]) -> Iterator[bytes]:
         size += len(data)
 
 
-def _receipts_rlp(chain: Any, block_hash: bytes) -> bytes | None:
+def _receipts_rlp(chain: ChainReader, block_hash: bytes) -> bytes | None:
     """A block's stored receipts (eth/69 list form); an empty list for a block without txs.
 
     Blocks with txs have receipts once import executed them; a chain imported with
@@ -263,12 +268,12 @@ def _receipts_rlp(chain: Any, block_hash: bytes) -> bytes | None:
     return None
 
 
-def serve_receipts(chain: Any, hashes: Sequence[bytes], version: int) -> list[bytes]:
+def serve_receipts(chain: ChainReader, hashes: Sequence[bytes], version: int) -> list[bytes]:
     """Per-block receipt lists in the version's encoding, stopping at the first block without them."""
     return list(iter_receipts(chain, hashes, version))
 
 
-def iter_receipts(chain: Any, hashes: Sequence[bytes], version: int) -> Iterator[bytes]:
+def iter_receipts(chain: ChainReader, hashes: Sequence[bytes], version: int) -> Iterator[bytes]:
     """``serve_receipts`` one item at a time."""
     size = 0
     for lookups, block_hash in enumerate(hashes):
@@ -285,7 +290,7 @@ def iter_receipts(chain: Any, hashes: Sequence[bytes], version: int) -> Iterator
         size += len(data)
 
 
-def serve_pooled_txs(txpool: Any, hashes: Sequence[bytes]) -> tuple[list[bytes], list[bytes]]:
+def serve_pooled_txs(txpool: TxPoolReader, hashes: Sequence[bytes]) -> tuple[list[bytes], list[bytes]]:
     """(hashes served, tx items) for GetPooledTransactions; unknown hashes are skipped."""
     served: list[bytes] = []
     items: list[bytes] = []

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ethnode.core.forkid import ForkID, ForkIDError
-from ethnode.eth.protocol import ETH68, ETH69, BlockRange, ProtocolViolation, Status68, Status69
+from ethnode.eth.protocols.eth.protocol import ETH68, ETH69, BlockRange, ProtocolViolation, Status68, Status69
 
 HANDSHAKE_TIMEOUT = 5.0  # seconds; geth handshakeTimeout
 # Total difficulty bound, for eth/68 Status and NewBlock: mainnet's final TD is 72 bits;

@@ -2,7 +2,8 @@
 
 geth splits this across ``eth/protocols/eth`` (peer.go, broadcast.go, dispatcher.go and
 p2p/tracker); here it is one object per connection, which is also the sub-protocol
-handler the p2p Peer routes eth messages to:
+handler the p2p Peer routes eth messages to. Its messages go one way: ``handle`` decodes
+each once (``handlers``) and hands typed packets to the ``EthBackend``:
 
 - **Known caches**: hashes of txs (32768) and blocks (1024) the peer has or was sent, in
   the compiled ``KnownCache``, marked and filtered one batch per message.
@@ -12,30 +13,26 @@ handler the p2p Peer routes eth messages to:
   forgets its *oldest* entries (geth does so for txs; for blocks geth drops the newest,
   we keep one rule everywhere and the newest block is the useful one).
 - **Requests**: ``request_headers`` / ``request_bodies`` / ``request_receipts`` /
-  ``request_pooled_txs`` send a request with a random id and await the matching
-  response. A response nobody asked for, of the wrong kind or with more items than
-  asked, is a protocol violation (geth's tracker). A request whose caller stopped
-  waiting (timeout) stays tracked for 5 minutes, so a late answer is dropped quietly
-  rather than punished, as in geth.
+  ``request_pooled_txs`` send a request and await its response, matched and checked by
+  the peer's own ``RequestTracker``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ethnode.core.types.block import Block, Body
 from ethnode.core.types.header import Header
 from ethnode.crypto.keccak import keccak256
 from ethnode.errors import EthnodeError
-from ethnode.eth.handshake import AnyStatus, NoStatusError
-from ethnode.eth.knowncache import MAX_KNOWN_BLOCKS, MAX_KNOWN_TXS, KnownCache
-from ethnode.eth.protocol import (
+from ethnode.eth.protocols.eth.handlers import decode, handle_message
+from ethnode.eth.protocols.eth.handshake import AnyStatus, NoStatusError
+from ethnode.eth.protocols.eth.knowncache import MAX_KNOWN_BLOCKS, MAX_KNOWN_TXS, KnownCache
+from ethnode.eth.protocols.eth.protocol import (
     BLOCK_BODIES,
     BLOCK_HEADERS,
     BLOCK_RANGE_UPDATE,
@@ -64,15 +61,24 @@ from ethnode.eth.protocol import (
     message,
     message_name,
 )
+from ethnode.eth.protocols.eth.tracker import (
+    MAX_TRACKED_REQUESTS,
+    TRACKER_TIMEOUT,
+    PeerDroppedError,
+    RequestError,
+    RequestTimeoutError,
+    RequestTracker,
+)
 from ethnode.p2p.disconnect import DiscReason
-from ethnode.rlp.errors import DecodingError
+from ethnode.rlp import encode as rlp_encode
 from ethnode.rlp.framing import wrap_list
 from ethnode.rlp.sedes import List
 
 if TYPE_CHECKING:
+    from ethnode.eth.protocols.eth.backend import EthBackend
     from ethnode.p2p.protocol import ProtocolChannel
 
-log = logging.getLogger("ethnode.eth.peer")
+log = logging.getLogger("ethnode.eth.protocols.eth.peer")
 
 MAX_QUEUED_TXS = 4096  # full-tx broadcasts waiting per peer; geth maxQueuedTxs
 MAX_QUEUED_TX_ANNS = 4096  # tx announcements waiting per peer; geth maxQueuedTxAnns
@@ -80,42 +86,18 @@ MAX_QUEUED_BLOCKS = 4  # block propagations waiting per peer; geth maxQueuedBloc
 MAX_QUEUED_BLOCK_ANNS = 4  # block announcements waiting per peer; geth maxQueuedBlockAnns
 MAX_TX_PACKET_SIZE = 100 * 1024  # target size of one Transactions/announcement pack; geth maxTxPacketSize
 DEFAULT_REQUEST_TIMEOUT = 10.0  # seconds a request_* call waits unless told otherwise (ours)
-TRACKER_TIMEOUT = 300.0  # seconds a request stays answerable; geth tracker timeout 5 min
-MAX_TRACKED_REQUESTS = 10000  # pending requests per peer; geth maxTrackedPackets
 
-_HEADERS = List(Header)
-_BODIES = List(Body)
 _ANNOUNCEMENTS = List(BlockAnnouncement)
-
-
-class RequestError(EthnodeError):
-    """A request to a peer did not get its answer."""
-
-
-class RequestTimeoutError(RequestError):
-    """No answer within the caller's timeout (the peer is not dropped for it here)."""
-
-
-class PeerDroppedError(RequestError):
-    """The peer ended before answering."""
-
-
-@dataclass(slots=True)
-class _Pending:
-    want: int  # response code
-    size: int  # items asked for
-    sent: float  # loop time
-    future: asyncio.Future[Any]
 
 
 class EthPeer:
     """The eth side of one connected peer; built by the p2p Peer after Hello (``new_handler``).
 
-    ``backend`` is the handler (``EthHandler``): it judges the Status, runs the peer's
-    life (``run_peer``) and handles every message after Status (``handle_message``).
+    ``backend`` judges the Status, runs the peer's life (``run_peer``) and receives the
+    typed packets ``handlers`` decode from its messages.
     """
 
-    def __init__(self, channel: ProtocolChannel, backend: Any) -> None:
+    def __init__(self, channel: ProtocolChannel, backend: EthBackend) -> None:
         self.channel = channel
         self.version = channel.version
         self._backend = backend
@@ -138,7 +120,7 @@ class EthPeer:
         self._wake = asyncio.Event()
         self._broadcast_task: asyncio.Task[None] | None = None
         self._send_failed = False
-        self._pending: OrderedDict[int, _Pending] = OrderedDict()
+        self.requests = RequestTracker()
         self.closed = False
 
     # --- identity -----------------------------------------------------------------------
@@ -178,11 +160,11 @@ class EthPeer:
         if self.status is None:
             if code != STATUS:
                 raise NoStatusError(f"no status message: first msg has code {code:#x} (!= {STATUS:#x})")
-            status = self.decode(code, payload)
+            status = decode(self.version, code, payload)
             self._backend.accept_status(self, status)  # raises HandshakeError
             self._set_status(status)
             return
-        await self._backend.handle_message(self, code, payload)
+        await handle_message(self._backend, self, code, payload)
 
     async def run(self) -> None:
         try:
@@ -190,15 +172,9 @@ class EthPeer:
         finally:
             self.close()
 
-    def decode(self, code: int, payload: bytes) -> Any:
-        """Decode a message of this peer's version; ProtocolViolation on bad bytes."""
-        msg = message(self.version, code)
-        if msg is None:
-            raise ProtocolViolation(f"invalid message code: {code:#x} on eth/{self.version}")
-        try:
-            return msg.decode(payload)
-        except DecodingError as exc:
-            raise ProtocolViolation(f"invalid {msg.name}: {exc}") from None
+    async def reply(self, code: int, request_id: int, items: Sequence[bytes]) -> None:
+        """Answer a request with already-encoded items (``[request-id, [items...]]``)."""
+        await self.channel.send(code, wrap_list(rlp_encode(request_id) + wrap_list(b"".join(items))))
 
     def _set_status(self, status: AnyStatus) -> None:
         self.status = status
@@ -405,21 +381,13 @@ class EthPeer:
     async def _request(self, code: int, want: int, value: Any, size: int, timeout: float) -> Any:
         if self.closed:
             raise PeerDroppedError(f"{self!r} is gone")
-        loop = asyncio.get_running_loop()
-        self._expire(loop.time())
-        if len(self._pending) >= MAX_TRACKED_REQUESTS:
-            raise RequestError("request limit reached")
-        rid = secrets.randbits(64)
-        while rid in self._pending:
-            rid = secrets.randbits(64)
+        rid, future = self.requests.open(want, size)
         msg = message(self.version, code)
         assert msg is not None
-        future: asyncio.Future[Any] = loop.create_future()
-        self._pending[rid] = _Pending(want, size, loop.time(), future)
         try:
             await self.channel.send(code, msg.encode(value, rid))
         except EthnodeError as exc:
-            self._pending.pop(rid, None)
+            self.requests.forget(rid)
             raise PeerDroppedError(f"{self!r}: cannot send {msg.name}: {exc}") from None
         try:
             return await asyncio.wait_for(future, timeout)
@@ -428,35 +396,13 @@ class EthPeer:
                 f"{self!r}: no {message_name(self.version, want)} within {timeout:g} s"
             ) from None
 
-    def _expire(self, now: float) -> None:
-        pending = self._pending
-        while pending:
-            rid, entry = next(iter(pending.items()))
-            if now - entry.sent < TRACKER_TIMEOUT:
-                break
-            del pending[rid]
-            if not entry.future.done():
-                entry.future.cancel()
-
     def fulfil(self, code: int, request_id: int, count: int) -> asyncio.Future[Any] | None:
-        """Match a response to its request (geth tracker.Fulfil); ProtocolViolation if it has none.
-
-        Returns the waiting future, or None when the requester stopped waiting.
-        """
-        name = message_name(self.version, code)
-        entry = self._pending.get(request_id)
-        if entry is None:
-            raise ProtocolViolation(f"{name}: no matching request (id {request_id})")
-        if entry.want != code:
-            raise ProtocolViolation(f"{name}: wrong response code for request (id {request_id})")
-        if count > entry.size:
-            raise ProtocolViolation(f"{name}: response is larger than request allows ({count} > {entry.size})")
-        del self._pending[request_id]
-        return None if entry.future.done() else entry.future
+        """Settle the request a response answers (its future, None if nobody waits); ProtocolViolation if none."""
+        return self.requests.fulfil(code, message_name(self.version, code), request_id, count)
 
     @property
     def pending_requests(self) -> int:
-        return len(self._pending)
+        return len(self.requests)
 
     def close(self) -> None:
         """The peer ended: fail waiting requests, stop the broadcast task."""
@@ -464,11 +410,7 @@ class EthPeer:
             return
         self.closed = True
         self.stop_broadcast()
-        for entry in self._pending.values():
-            if not entry.future.done():
-                entry.future.set_exception(PeerDroppedError(f"{self!r} disconnected"))
-                entry.future.exception()  # the awaiting caller still sees it; nobody else must
-        self._pending.clear()
+        self.requests.fail_all(PeerDroppedError(f"{self!r} disconnected"))
 
 
 __all__ = [

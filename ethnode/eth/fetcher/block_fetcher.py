@@ -31,20 +31,19 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ethnode.consensus.engine import FutureBlockError
 from ethnode.core.errors import InvalidBlockError
 from ethnode.core.execution.api import ExecutionError
-from ethnode.core.types.block import Block
+from ethnode.core.types.block import Block, body_mismatch, empty_body, has_empty_body
 from ethnode.errors import EthnodeError
-from ethnode.eth.downloader.bodies import body_mismatch, empty_body, has_empty_body
 from ethnode.eth.events import ChainHeadEvent
-from ethnode.eth.peer import RequestError
-from ethnode.eth.protocol import BlockAnnouncement, BlockRange
+from ethnode.eth.protocols.eth.peer import RequestError
+from ethnode.eth.protocols.eth.protocol import BlockAnnouncement, BlockRange
 from ethnode.p2p.disconnect import DiscReason
 
-log = logging.getLogger("ethnode.eth.blockfetcher")
+log = logging.getLogger("ethnode.eth.fetcher.block_fetcher")
 
 ARRIVE_TIMEOUT = 0.5  # seconds before an announced block is fetched; geth arriveTimeout
 GATHER_SLACK = 0.1  # announcements this close to due are fetched together; geth gatherSlack
@@ -183,13 +182,24 @@ class BlockQueue:
             del self._counts[peer.id]
 
 
+class BlockFetcherHost(Protocol):
+    """What the fetcher asks of the handler: drop a peer, propagate a block, is a sync running."""
+
+    @property
+    def syncing(self) -> bool: ...
+
+    def remove_peer(self, peer: Any, reason: DiscReason = DiscReason.USELESS_PEER) -> None: ...
+
+    def broadcast_block(self, block: Block, propagate: bool) -> int: ...
+
+
 class BlockFetcher:
     """The handler's ``block_fetcher``: announcements in, imported and propagated blocks out."""
 
     def __init__(
         self,
         chain: Any,
-        handler: Any,
+        handler: BlockFetcherHost | None,
         *,
         bus: Any = None,
         arrive_timeout: float = ARRIVE_TIMEOUT,
@@ -242,8 +252,7 @@ class BlockFetcher:
         gap = block_range.latest - head
         if not 0 < gap <= MAX_QUEUE_DIST or block_range.latest_hash in self._ranges:
             return
-        downloader = getattr(getattr(self.handler, "syncer", None), "downloader", None)
-        if getattr(downloader, "syncing", False):
+        if self.handler is not None and self.handler.syncing:
             return  # the downloader is on it
         if self.chain.get_header_by_hash(block_range.latest_hash) is not None:
             return
