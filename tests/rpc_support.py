@@ -158,7 +158,7 @@ class RPCNode:
     def __init__(self, chain: BlockChain, *, modules: Sequence[str] = ("eth", "net", "web3"), state: Any = None,
                  metrics: bool = False, key: PrivateKey | None = None) -> None:
         from ethnode.eth.service import EthConfig, EthereumService
-        from ethnode.metrics.service import MetricsConfig, MetricsService
+        from ethnode.monitoring.service import MetricsConfig, MetricsService
         from ethnode.node import EventBus, Node, NodeConfig
         from ethnode.p2p.config import ServerConfig
         from ethnode.p2p.server import server_factory
@@ -201,7 +201,7 @@ class RPCNode:
 
     @property
     def metrics_port(self) -> int:
-        from ethnode.metrics.service import MetricsService
+        from ethnode.monitoring.service import MetricsService
 
         return self.service(MetricsService).server.port  # type: ignore[no-any-return]
 

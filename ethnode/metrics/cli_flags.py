@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ethnode.eth.cli_flags import _port
-from ethnode.metrics.service import DEFAULT_METRICS_ADDR, DEFAULT_METRICS_PORT, MetricsConfig, MetricsService
+from ethnode.monitoring.service import DEFAULT_METRICS_ADDR, DEFAULT_METRICS_PORT, MetricsConfig, MetricsService
 from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
 
 

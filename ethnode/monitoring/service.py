@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from ethnode.errors import EthnodeError
-from ethnode.metrics.collectors import register_node_collectors
-from ethnode.metrics.events import EventLogger
 from ethnode.metrics.lag import LoopLagProbe
 from ethnode.metrics.registry import CONTENT_TYPE, DEFAULT_REGISTRY, Registry
-from ethnode.metrics.syncdisplay import SyncDisplay
+from ethnode.monitoring.collectors import register_node_collectors
+from ethnode.monitoring.events import EventLogger
+from ethnode.monitoring.syncdisplay import SyncDisplay
 from ethnode.node.lifecycle import ServiceContext
 from ethnode.rpc.http import HTTPEndpoint, HTTPServer, Request, Response
 

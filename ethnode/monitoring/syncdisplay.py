@@ -1,4 +1,4 @@
-"""A live sync progress bar on a terminal, drawn with the import command's ``ImportProgress``.
+"""A live sync progress bar on a terminal, drawn with the ``ImportProgress`` that ``import`` uses too.
 
 Only when stderr is a TTY: otherwise the downloader's "Imported new chain segment" lines
 already say the same thing in a form a log collector can read. The display polls the
@@ -12,7 +12,7 @@ import asyncio
 import sys
 from typing import Any, TextIO
 
-from ethnode.commands.progress import REDRAW_INTERVAL, ImportProgress
+from ethnode.monitoring.progress import REDRAW_INTERVAL, ImportProgress
 
 POLL_INTERVAL = 0.25  # seconds between looks at the downloader
 

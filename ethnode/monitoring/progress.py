@@ -1,4 +1,4 @@
-"""Import progress on stderr: a redrawn bar on a terminal, plain log lines otherwise.
+"""Import and sync progress on stderr: a redrawn bar on a terminal, plain log lines otherwise.
 
 Lines go out at most once per ``interval`` seconds (geth logs "Imported new chain segment"
 every 8 s); ``interval=0`` writes one line per block, which is what a supervising process
