@@ -29,8 +29,8 @@ from ethnode.core.eip1559 import calc_base_fee
 from ethnode.core.types.transaction import LegacyTx
 from ethnode.crypto.keys import PrivateKey
 from ethnode.eth.downloader.downloader import SyncProgress
+from ethnode.ethapi.hexutil import checksum_address
 from ethnode.rpc.api import API, camel, methods_of
-from ethnode.rpc.api.hexutil import checksum_address
 from ethnode.rpc.server import collect_methods
 
 H = "0x"

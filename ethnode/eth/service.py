@@ -124,11 +124,11 @@ class EthereumService:
 
     def apis(self) -> list[Any]:
         """eth_ and txpool_ for the public endpoint; the Engine API only behind JWT (geth's Authenticated)."""
+        from ethnode.ethapi.blocks import BlockAPI
+        from ethnode.ethapi.eth import EthAPI
+        from ethnode.ethapi.filters import FilterAPI
+        from ethnode.ethapi.txpool import TxPoolAPI
         from ethnode.rpc.api import API
-        from ethnode.rpc.api.blocks import BlockAPI
-        from ethnode.rpc.api.eth import EthAPI
-        from ethnode.rpc.api.filters import FilterAPI
-        from ethnode.rpc.api.txpool import TxPoolAPI
 
         eth = EthAPI(self)
         apis = [
@@ -140,7 +140,7 @@ class EthereumService:
         ]
         clique = self._clique()
         if clique is not None:  # geth Clique.APIs: served when --http.api names "clique"
-            from ethnode.rpc.api.clique import CliqueRPC
+            from ethnode.ethapi.clique import CliqueRPC
 
             apis.append(API("clique", CliqueRPC(clique.api(self.chain))))
         return apis

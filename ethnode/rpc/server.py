@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ethnode.errors import EthnodeError
+from ethnode.ethapi.admin import AdminAPI
+from ethnode.ethapi.net import NetAPI
+from ethnode.ethapi.web3 import Web3API
 from ethnode.node.lifecycle import ServiceContext
 from ethnode.p2p.peer import default_client_id
 from ethnode.rpc.api import API, methods_of
-from ethnode.rpc.api.admin import AdminAPI
-from ethnode.rpc.api.net import NetAPI
-from ethnode.rpc.api.web3 import Web3API
 from ethnode.rpc.http import HTTPEndpoint, HTTPServer, Request, Response
 from ethnode.rpc.jsonrpc import Dispatcher
 

@@ -1,9 +1,10 @@
-"""The public JSON-RPC namespaces (geth ``internal/ethapi``, ``eth/api*.go``, ``node/api.go``).
+"""Method tables: how a Go-style API object becomes JSON-RPC method names (geth ``rpc.API``).
 
-A service offers ``API(namespace, service)`` objects from its ``apis()``; the HTTP server
-exposes each public method of ``service`` as ``<namespace>_<camelCase name>``, the way
-geth's rpc package reflects Go methods (``get_block_by_number`` -> ``eth_getBlockByNumber``).
-A service that needs exact names (the Engine API's ``...V1``/``V2``) provides them from
+A service offers ``API(namespace, service)`` objects; a server exposes each public method
+of ``service`` as ``<namespace>_<camelCase name>``, the way geth's rpc package reflects Go
+methods (``get_block_by_number`` -> ``eth_getBlockByNumber``), so the namespaces
+themselves (``ethnode.ethapi``, the Engine API) need no registration code. A service
+that needs exact names (the Engine API's ``...V1``/``V2``) provides them from
 ``methods()`` instead. ``authenticated`` APIs are only served on the JWT endpoint.
 """
 

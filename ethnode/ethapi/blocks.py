@@ -12,9 +12,9 @@ from typing import Any
 from ethnode.core.eip4844 import calc_blob_fee
 from ethnode.core.types.block import Block
 from ethnode.core.types.header import Header
-from ethnode.rpc.api.eth import EthAPI, _block_number
-from ethnode.rpc.api.hexutil import arg, data, decode_quantity, hash_arg, quantity
-from ethnode.rpc.api.marshal import header_fields, receipt_fields, tx_fields
+from ethnode.ethapi.eth import EthAPI, _block_number
+from ethnode.ethapi.hexutil import arg, data, decode_quantity, hash_arg, quantity
+from ethnode.ethapi.marshal import header_fields, receipt_fields, tx_fields
 from ethnode.rpc.jsonrpc import RPCError
 
 NOT_FOUND = ("header not found", "header for hash not found")

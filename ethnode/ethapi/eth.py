@@ -36,7 +36,7 @@ from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.txpool import TxPoolError, UnknownState
 from ethnode.core.types.header import Header
 from ethnode.core.types.transaction import BlobTxWithSidecar, TransactionError, decode_tx
-from ethnode.rpc.api.call import (
+from ethnode.ethapi.call import (
     ESTIMATE_GAS_TIMEOUT,
     RPC_EVM_TIMEOUT,
     RPC_GAS_CAP,
@@ -45,8 +45,8 @@ from ethnode.rpc.api.call import (
     estimate_gas,
     go_duration,
 )
-from ethnode.rpc.api.gasprice import FeeHistoryError, GasPriceOracle
-from ethnode.rpc.api.hexutil import (
+from ethnode.ethapi.gasprice import FeeHistoryError, GasPriceOracle
+from ethnode.ethapi.hexutil import (
     address_arg,
     arg,
     data,
@@ -55,7 +55,7 @@ from ethnode.rpc.api.hexutil import (
     hash_arg,
     quantity,
 )
-from ethnode.rpc.api.marshal import block_fields, contract_address, receipt_fields, tx_fields
+from ethnode.ethapi.marshal import block_fields, contract_address, receipt_fields, tx_fields
 from ethnode.rpc.jsonrpc import INVALID_PARAMS, SERVER_ERROR, RPCError, server_error
 
 log = logging.getLogger("ethnode.rpc")

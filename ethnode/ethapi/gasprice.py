@@ -19,7 +19,7 @@ from ethnode.core.eip1559 import calc_base_fee
 from ethnode.core.eip4844 import blob_base_fee, calc_blob_fee, calc_excess_blob_gas, latest_blob_config
 from ethnode.core.types.block import Block
 from ethnode.core.types.header import Header
-from ethnode.rpc.api.marshal import _inner, effective_gas_price
+from ethnode.ethapi.marshal import _inner, effective_gas_price
 
 GPO_BLOCKS = 20  # geth FullNodeGPO.Blocks
 GPO_PERCENTILE = 60  # geth FullNodeGPO.Percentile

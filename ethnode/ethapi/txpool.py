@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ethnode.rpc.api.hexutil import address_arg, checksum_address, quantity
-from ethnode.rpc.api.marshal import _inner, tx_fields
+from ethnode.ethapi.hexutil import address_arg, checksum_address, quantity
+from ethnode.ethapi.marshal import _inner, tx_fields
 
 
 class TxPoolAPI:

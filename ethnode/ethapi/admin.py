@@ -10,9 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ethnode.core.rawdb import accessors as rawdb
+from ethnode.ethapi.hexutil import data
 from ethnode.p2p.config import join_host_port, split_host_port
 from ethnode.p2p.enode import Node, NodeURLError
-from ethnode.rpc.api.hexutil import data
 from ethnode.rpc.jsonrpc import RPCError
 
 SERVER_ERROR = -32000

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ethnode.rpc.api.hexutil import quantity
+from ethnode.ethapi.hexutil import quantity
 from ethnode.rpc.jsonrpc import RPCError
 
 SERVER_ERROR = -32000
