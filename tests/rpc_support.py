@@ -160,9 +160,9 @@ class RPCNode:
         from ethnode.eth.service import EthConfig, EthereumService
         from ethnode.monitoring.service import MetricsConfig, MetricsService
         from ethnode.node import EventBus, Node, NodeConfig
+        from ethnode.node.rpcstack import HTTPConfig, RPCService
         from ethnode.p2p.config import ServerConfig
         from ethnode.p2p.server import server_factory
-        from ethnode.rpc.server import HTTPConfig, RPCService
 
         self.bus = EventBus()
         p2p_config = ServerConfig(listen_addr="127.0.0.1:0", no_discovery=True)
@@ -195,7 +195,7 @@ class RPCNode:
 
     @property
     def rpc_port(self) -> int:
-        from ethnode.rpc.server import RPCService
+        from ethnode.node.rpcstack import RPCService
 
         return self.service(RPCService).server.port  # type: ignore[no-any-return]
 

@@ -23,11 +23,11 @@ from p2p_support import run_checked
 from ethnode.core.blockchain import BlockChain, setup_genesis
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import open_database
+from ethnode.eth.catalyst.api import AuthRPCServer, EngineAPI
 from ethnode.eth.cli_flags import add_eth_flags, eth_config_from_args, eth_service_constructor, parse_versions
 from ethnode.eth.events import ChainHeadEvent
 from ethnode.eth.service import EthereumService, EthServiceError
 from ethnode.node import EventBus, Node, NodeConfig
-from ethnode.rpc.engine import AuthRPCServer, EngineAPI
 from ethnode.rpc.jwt import (
     JWTError,
     JWTSecretError,

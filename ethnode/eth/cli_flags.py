@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ethnode.eth.catalyst.api import DEFAULT_AUTHRPC_ADDR, DEFAULT_AUTHRPC_PORT
 from ethnode.eth.protocol import PROTOCOL_LENGTHS, SUPPORTED_VERSIONS
 from ethnode.eth.service import AuthRPCConfig, EthConfig, EthereumService
 from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
-from ethnode.rpc.engine import DEFAULT_AUTHRPC_ADDR, DEFAULT_AUTHRPC_PORT
 
 
 def parse_versions(text: str) -> tuple[int, ...]:

@@ -23,13 +23,13 @@ from ethnode.core.rawdb import chaindata_dir, open_database
 from ethnode.core.txpool import TxPool, TxPoolConfig
 from ethnode.crypto.keccak import keccak256
 from ethnode.errors import EthnodeError
+from ethnode.eth.catalyst.api import DEFAULT_AUTHRPC_ADDR, DEFAULT_AUTHRPC_PORT, AuthRPCServer, EngineAPI
 from ethnode.eth.downloader import install as install_sync
 from ethnode.eth.events import ChainHeadEvent
 from ethnode.eth.handler import CHAIN_HEAD_CHAN_SIZE, EthHandler
 from ethnode.eth.protocol import SUPPORTED_VERSIONS
 from ethnode.eth.txfetcher_glue import TxFetcher
 from ethnode.node.lifecycle import ServiceContext
-from ethnode.rpc.engine import DEFAULT_AUTHRPC_ADDR, DEFAULT_AUTHRPC_PORT, AuthRPCServer, EngineAPI
 from ethnode.rpc.jwt import JWT_SECRET_FILE, load_or_create_secret
 
 log = logging.getLogger("ethnode.eth")

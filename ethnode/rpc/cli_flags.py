@@ -14,7 +14,7 @@ from typing import Any
 
 from ethnode.eth.cli_flags import _port
 from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
-from ethnode.rpc.server import DEFAULT_HTTP_ADDR, DEFAULT_HTTP_MODULES, DEFAULT_HTTP_PORT, HTTPConfig, RPCService
+from ethnode.node.rpcstack import DEFAULT_HTTP_ADDR, DEFAULT_HTTP_MODULES, DEFAULT_HTTP_PORT, HTTPConfig, RPCService
 
 
 def parse_modules(text: str) -> tuple[str, ...]:

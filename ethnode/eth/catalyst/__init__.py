@@ -1,0 +1,1 @@
+"""The Engine API beside the chain it drives (geth eth/catalyst)."""
