@@ -110,7 +110,7 @@ async def main():
     bus = EventBus()
     node = Node(NodeConfig(), server_factory(ServerConfig(listen_addr="127.0.0.1:0", no_discovery=True,
                                                           max_peers=64), bus), bus=bus)
-    node.register(lambda ctx: EthereumService(ctx, EthConfig(authrpc=None, txpool=pool), chain=chain))
+    node.register(lambda ctx: EthereumService(ctx, EthConfig(txpool=pool), chain=chain))
     await node.start()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

@@ -157,7 +157,8 @@ class RPCNode:
 
     def __init__(self, chain: BlockChain, *, modules: Sequence[str] = ("eth", "net", "web3"), state: Any = None,
                  metrics: bool = False, key: PrivateKey | None = None) -> None:
-        from ethnode.eth.service import EthConfig, EthereumService
+        from ethnode.eth.service import EthereumService
+        from ethnode.ethapi.backend import public_apis
         from ethnode.monitoring.service import MetricsConfig, MetricsService
         from ethnode.node import EventBus, Node, NodeConfig
         from ethnode.node.rpcstack import HTTPConfig, RPCService
@@ -171,7 +172,7 @@ class RPCNode:
         self.state = state
 
         def eth(ctx: Any) -> Any:
-            svc = EthereumService(ctx, EthConfig(authrpc=None), chain=chain)
+            svc = EthereumService(ctx, chain=chain)
             if state is not None:
                 svc.state = state  # what the execution layer's service will provide
                 svc.txpool.state = state  # and hand to its pool
@@ -181,7 +182,8 @@ class RPCNode:
             return self.node.server
 
         self.node.register(eth)
-        self.node.register(lambda ctx: RPCService(ctx, HTTPConfig(port=0, modules=tuple(modules)), p2p))
+        self.node.register(lambda ctx: RPCService(ctx, HTTPConfig(port=0, modules=tuple(modules)),
+                                                  public_apis(ctx, p2p)))
         self.node.register(lambda ctx: MetricsService(ctx, MetricsConfig(enabled=metrics, port=0), p2p))
 
     def service(self, kind: type) -> Any:

@@ -33,7 +33,7 @@ from ethnode.crypto.keccak import keccak256
 from ethnode.crypto.keys import PrivateKey
 from ethnode.eth.handler import TX_MAX_BROADCAST_SIZE
 from ethnode.eth.protocol import GET_POOLED_TRANSACTIONS, NEW_POOLED_TRANSACTION_HASHES, TRANSACTIONS, PooledHashes
-from ethnode.eth.service import EthConfig, EthereumService
+from ethnode.eth.service import EthereumService
 from ethnode.node import EventBus, Node, NodeConfig
 from ethnode.p2p.config import ServerConfig
 from ethnode.p2p.server import server_factory
@@ -107,7 +107,7 @@ async def start_net(chain: Any) -> Net:
         bus = EventBus()
         node = Node(NodeConfig(), server_factory(ServerConfig(listen_addr="127.0.0.1:0", no_discovery=True), bus),
                     bus=bus)
-        node.register(lambda ctx: EthereumService(ctx, EthConfig(authrpc=None), chain=chain))
+        node.register(lambda ctx: EthereumService(ctx, chain=chain))
         nodes.append(node)
     net = Net(nodes, services, {}, Traffic())
     try:

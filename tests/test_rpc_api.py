@@ -30,8 +30,7 @@ from ethnode.core.types.transaction import LegacyTx
 from ethnode.crypto.keys import PrivateKey
 from ethnode.eth.downloader.downloader import SyncProgress
 from ethnode.ethapi.hexutil import checksum_address
-from ethnode.node.rpcstack import collect_methods
-from ethnode.rpc.api import API, camel, methods_of
+from ethnode.rpc.api import API, camel, collect_methods, methods_of
 
 H = "0x"
 

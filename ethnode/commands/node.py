@@ -218,9 +218,15 @@ def _check_identity(identity: str | None) -> None:
 
 
 async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
-    from ethnode.eth.cli_flags import eth_service_constructor
+    from ethnode.eth.catalyst import service as catalyst
+    from ethnode.eth.cli_flags import authrpc_config_from_args, eth_service_constructor
     from ethnode.metrics.cli_flags import metrics_service_constructor
-    from ethnode.miner.cli_flags import dev_eth_service_constructor, miner_service_constructor, prepare_dev
+    from ethnode.miner.cli_flags import (
+        dev_authrpc_config,
+        dev_eth_service_constructor,
+        miner_service_constructor,
+        prepare_dev,
+    )
     from ethnode.node import DatadirInUseError, EventBus, Node, NodeConfig
     from ethnode.node.datadir import DatadirLock
     from ethnode.p2p.server import server_factory
@@ -262,6 +268,9 @@ async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
             eth_service = None
     if eth_service is not None:
         node.register(eth_service)
+        authrpc = dev_authrpc_config(args, dev) if dev is not None else authrpc_config_from_args(args)
+        if authrpc is not None:
+            catalyst.register(node, authrpc)  # geth catalyst.Register(stack, backend): the Engine API on it
     if miner_service is not None:
         node.register(miner_service)  # after eth: it seals on that service's chain and pool
 

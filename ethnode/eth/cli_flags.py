@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ethnode.eth.catalyst.api import DEFAULT_AUTHRPC_ADDR, DEFAULT_AUTHRPC_PORT
+from ethnode.eth.catalyst.service import DEFAULT_AUTHRPC_ADDR, DEFAULT_AUTHRPC_PORT, AuthRPCConfig
 from ethnode.eth.protocol import PROTOCOL_LENGTHS, SUPPORTED_VERSIONS
-from ethnode.eth.service import AuthRPCConfig, EthConfig, EthereumService
+from ethnode.eth.service import EthConfig, EthereumService
 from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
 
 
@@ -79,17 +79,21 @@ def add_eth_flags(parser: argparse.ArgumentParser) -> None:
 def eth_config_from_args(args: argparse.Namespace, max_peers: int | None = None) -> EthConfig:
     """``max_peers``: the p2p MaxPeers in effect (flag or config file); geth hands the same number
     to its eth handler, which caps eth peers by it and lowers the syncer's minimum peers to it."""
-    secret = getattr(args, "authrpc_jwtsecret", None)
     return EthConfig(
         network_id=getattr(args, "networkid", None),
         versions=SUPPORTED_VERSIONS if getattr(args, "eth_versions", None) is None else args.eth_versions,
         max_peers=max_peers,
         noexec=getattr(args, "noexec", False),
-        authrpc=AuthRPCConfig(
-            addr=getattr(args, "authrpc_addr", DEFAULT_AUTHRPC_ADDR),
-            port=getattr(args, "authrpc_port", DEFAULT_AUTHRPC_PORT),
-            jwtsecret=Path(secret).expanduser() if secret else None,
-        ),
+    )
+
+
+def authrpc_config_from_args(args: argparse.Namespace) -> AuthRPCConfig:
+    """Where the Engine API listens (``ethnode.eth.catalyst.register`` serves it)."""
+    secret = getattr(args, "authrpc_jwtsecret", None)
+    return AuthRPCConfig(
+        addr=getattr(args, "authrpc_addr", DEFAULT_AUTHRPC_ADDR),
+        port=getattr(args, "authrpc_port", DEFAULT_AUTHRPC_PORT),
+        jwtsecret=Path(secret).expanduser() if secret else None,
     )
 
 
@@ -105,4 +109,6 @@ def eth_service_constructor(args: argparse.Namespace, max_peers: int | None = No
     return construct
 
 
-__all__ = ["add_eth_flags", "eth_service_constructor", "eth_config_from_args", "parse_versions"]
+__all__ = [
+    "add_eth_flags", "eth_service_constructor", "eth_config_from_args", "authrpc_config_from_args", "parse_versions",
+]

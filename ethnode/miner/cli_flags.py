@@ -23,7 +23,8 @@ from pathlib import Path
 
 from ethnode.crypto.errors import InvalidKeyError
 from ethnode.crypto.keys import PrivateKey, load_private_key
-from ethnode.eth.cli_flags import eth_config_from_args
+from ethnode.eth.catalyst.service import AuthRPCConfig
+from ethnode.eth.cli_flags import authrpc_config_from_args, eth_config_from_args
 from ethnode.eth.service import EthereumService
 from ethnode.miner.builder import DEFAULT_GAS_CEIL, DEFAULT_MIN_TIP, MAX_VANITY, MinerConfig
 from ethnode.miner.dev import DEV_GAS_LIMIT, DevChain, DevError, parse_key, prepare_dev_chain
@@ -100,13 +101,19 @@ def dev_eth_service_constructor(
 ) -> ServiceConstructor:
     """The Ethereum service on the dev chain (the in-memory one when there is no datadir)."""
     config = eth_config_from_args(args, max_peers)
-    if dev.datadir is None and getattr(args, "authrpc_jwtsecret", None) is None:
-        config.authrpc = None  # no datadir for a JWT secret, and a Clique chain has no consensus client
 
     def construct(ctx: ServiceContext) -> EthereumService:
         return EthereumService(ctx, config, chain=dev.chain)
 
     return construct
+
+
+def dev_authrpc_config(args: argparse.Namespace, dev: DevChain) -> AuthRPCConfig | None:
+    """The Engine API of a dev chain: None in memory without ``--authrpc.jwtsecret`` (no datadir
+    for a secret, and a Clique chain has no consensus client)."""
+    if dev.datadir is None and getattr(args, "authrpc_jwtsecret", None) is None:
+        return None
+    return authrpc_config_from_args(args)
 
 
 def _miner_key(text: str) -> PrivateKey:
@@ -140,4 +147,6 @@ def miner_service_constructor(args: argparse.Namespace, dev: DevChain | None) ->
     return construct
 
 
-__all__ = ["add_miner_flags", "prepare_dev", "dev_eth_service_constructor", "miner_service_constructor"]
+__all__ = [
+    "add_miner_flags", "prepare_dev", "dev_eth_service_constructor", "dev_authrpc_config", "miner_service_constructor",
+]

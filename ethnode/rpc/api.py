@@ -11,9 +11,12 @@ that needs exact names (the Engine API's ``...V1``/``V2``) provides them from
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger("ethnode.rpc")
 
 
 @dataclass(frozen=True)
@@ -42,4 +45,19 @@ def methods_of(api: API) -> dict[str, Callable[..., Any]]:
     return out
 
 
-__all__ = ["API", "camel", "methods_of"]
+def collect_methods(apis: Iterable[API], modules: Sequence[str]) -> dict[str, Callable[..., Any]]:
+    """The methods of the public APIs whose namespace is listed (geth node.RegisterApis)."""
+    apis = [a for a in apis if not a.authenticated]
+    available = sorted({a.namespace for a in apis})
+    unavailable = [m for m in modules if m not in available]
+    if unavailable:
+        log.error("Unavailable modules in HTTP API list unavailable=%s available=%s", unavailable, available)
+    allowed = set(modules)
+    methods: dict[str, Callable[..., Any]] = {}
+    for api in apis:
+        if api.namespace in allowed:
+            methods.update(methods_of(api))
+    return methods
+
+
+__all__ = ["API", "camel", "methods_of", "collect_methods"]

@@ -9,10 +9,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import Any
 
 from ethnode.eth.cli_flags import _port
+from ethnode.ethapi.backend import P2PServer, public_apis
 from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
 from ethnode.node.rpcstack import DEFAULT_HTTP_ADDR, DEFAULT_HTTP_MODULES, DEFAULT_HTTP_PORT, HTTPConfig, RPCService
 
@@ -48,14 +47,15 @@ def http_config_from_args(args: argparse.Namespace) -> HTTPConfig | None:
     )
 
 
-def rpc_service_constructor(args: argparse.Namespace, p2p: Callable[[], Any]) -> ServiceConstructor | None:
-    """The Node service constructor for ``--http`` (None without it); register it after the eth service."""
+def rpc_service_constructor(args: argparse.Namespace, p2p: P2PServer) -> ServiceConstructor | None:
+    """The Node service constructor for ``--http`` (None without it); register it after the eth service,
+    whose namespaces it serves with the node's own."""
     config = http_config_from_args(args)
     if config is None:
         return None
 
     def construct(ctx: ServiceContext) -> RPCService:
-        return RPCService(ctx, config, p2p)
+        return RPCService(ctx, config, public_apis(ctx, p2p))
 
     return construct
 
