@@ -94,7 +94,7 @@ from ethnode.eth.service import EthConfig, EthereumService
 from ethnode.node import EventBus, Node, NodeConfig
 from ethnode.p2p import loop as p2p_loop
 from ethnode.p2p.config import ServerConfig
-from ethnode.p2p.server import server_factory
+from ethnode.commands.flags.p2p import server_factory
 
 logging.disable(logging.WARNING)
 genesis_path, chain_path, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])

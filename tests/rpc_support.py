@@ -157,13 +157,13 @@ class RPCNode:
 
     def __init__(self, chain: BlockChain, *, modules: Sequence[str] = ("eth", "net", "web3"), state: Any = None,
                  metrics: bool = False, key: PrivateKey | None = None) -> None:
+        from ethnode.commands.flags.p2p import server_factory
         from ethnode.eth.service import EthereumService
         from ethnode.ethapi.backend import public_apis
         from ethnode.monitoring.service import MetricsConfig, MetricsService
         from ethnode.node import EventBus, Node, NodeConfig
         from ethnode.node.rpcstack import HTTPConfig, RPCService
         from ethnode.p2p.config import ServerConfig
-        from ethnode.p2p.server import server_factory
 
         self.bus = EventBus()
         p2p_config = ServerConfig(listen_addr="127.0.0.1:0", no_discovery=True)

@@ -20,19 +20,19 @@ from conftest import shared_path
 from eth_support import ETHTEST_HEAD, ethtest_blocks, ethtest_chain, genesis_json
 from p2p_support import run_checked
 
-from ethnode.core.blockchain import BlockChain, setup_genesis
-from ethnode.core.genesis import Genesis
-from ethnode.core.rawdb import open_database
-from ethnode.eth.catalyst import service as catalyst
-from ethnode.eth.catalyst.api import EngineAPI
-from ethnode.eth.catalyst.service import CatalystService
-from ethnode.eth.cli_flags import (
+from ethnode.commands.flags.eth import (
     add_eth_flags,
     authrpc_config_from_args,
     eth_config_from_args,
     eth_service_constructor,
     parse_versions,
 )
+from ethnode.core.blockchain import BlockChain, setup_genesis
+from ethnode.core.genesis import Genesis
+from ethnode.core.rawdb import open_database
+from ethnode.eth.catalyst import service as catalyst
+from ethnode.eth.catalyst.api import EngineAPI
+from ethnode.eth.catalyst.service import CatalystService
 from ethnode.eth.events import ChainHeadEvent
 from ethnode.eth.service import EthereumService, EthServiceError
 from ethnode.node import EventBus, Node, NodeConfig

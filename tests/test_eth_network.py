@@ -26,6 +26,7 @@ from eth_support import STEP, ethtest_chain
 from p2p_support import run_checked
 
 from ethnode import rlp
+from ethnode.commands.flags.p2p import server_factory
 from ethnode.core.txpool import NewTxsEvent
 from ethnode.core.types import DynamicFeeTx
 from ethnode.core.types.transaction import decode_tx_item
@@ -36,7 +37,6 @@ from ethnode.eth.protocol import GET_POOLED_TRANSACTIONS, NEW_POOLED_TRANSACTION
 from ethnode.eth.service import EthereumService
 from ethnode.node import EventBus, Node, NodeConfig
 from ethnode.p2p.config import ServerConfig
-from ethnode.p2p.server import server_factory
 
 NODES = 10
 HUB = 0

@@ -372,7 +372,7 @@ def test_admin_node_info_peers_add_and_remove() -> None:
 def test_http_flags(argv: list[str]) -> None:
     import argparse
 
-    from ethnode.rpc.cli_flags import add_rpc_flags, http_config_from_args
+    from ethnode.commands.flags.rpc import add_rpc_flags, http_config_from_args
 
     parser = argparse.ArgumentParser()
     add_rpc_flags(parser)

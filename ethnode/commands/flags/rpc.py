@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from ethnode.eth.cli_flags import _port
+from ethnode.commands.flags import validators
 from ethnode.ethapi.backend import P2PServer, public_apis
 from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
 from ethnode.node.rpcstack import DEFAULT_HTTP_ADDR, DEFAULT_HTTP_MODULES, DEFAULT_HTTP_PORT, HTTPConfig, RPCService
@@ -18,7 +18,7 @@ from ethnode.node.rpcstack import DEFAULT_HTTP_ADDR, DEFAULT_HTTP_MODULES, DEFAU
 
 def parse_modules(text: str) -> tuple[str, ...]:
     """``"eth, net,admin"`` -> ("eth", "net", "admin") (geth SplitAndTrim); names are checked at start."""
-    modules = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    modules = tuple(dict.fromkeys(validators.split_and_trim(text)))
     for m in modules:
         if not m.replace("_", "").isalnum():
             raise argparse.ArgumentTypeError(f"invalid API name {m!r}")
@@ -30,7 +30,7 @@ def add_rpc_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--http", action="store_true", help="enable the HTTP-RPC server")
     group.add_argument("--http.addr", dest="http_addr", default=DEFAULT_HTTP_ADDR, metavar="IP",
                        help=f"HTTP-RPC server listening interface (default {DEFAULT_HTTP_ADDR})")
-    group.add_argument("--http.port", dest="http_port", type=_port, default=DEFAULT_HTTP_PORT, metavar="N",
+    group.add_argument("--http.port", dest="http_port", type=validators.port, default=DEFAULT_HTTP_PORT, metavar="N",
                        help=f"HTTP-RPC server listening port (default {DEFAULT_HTTP_PORT})")
     group.add_argument("--http.api", dest="http_api", type=parse_modules, default=DEFAULT_HTTP_MODULES,
                        metavar="LIST", help="APIs offered over the HTTP-RPC interface "

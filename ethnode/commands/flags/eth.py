@@ -1,4 +1,4 @@
-"""``ethnode-fast run`` flags for the Ethereum service, and the service constructor they configure.
+"""``ethnode-fast run`` flags for the Ethereum service and its Engine API, and the configs they make.
 
     --networkid N          network id in Status (default: the genesis chain id)
     --eth.versions LIST    eth versions offered, e.g. "69" or "68,69" ("none": no eth service)
@@ -7,7 +7,8 @@
     --authrpc.jwtsecret F  hex JWT secret file (default <datadir>/ethnode/jwtsecret, created if absent)
     --noexec               do not execute blocks (header/body rules only; the tx pool runs without state)
 
-Bad values are reported by argparse in one line, before anything starts.
+Bad values are reported by argparse in one line, before anything starts. The ``--authrpc.*``
+values become an ``AuthRPCConfig`` that ``run`` hands to ``ethnode.eth.catalyst``'s ``register``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ethnode.commands.flags import validators
 from ethnode.eth.catalyst.service import DEFAULT_AUTHRPC_ADDR, DEFAULT_AUTHRPC_PORT, AuthRPCConfig
 from ethnode.eth.protocol import PROTOCOL_LENGTHS, SUPPORTED_VERSIONS
 from ethnode.eth.service import EthConfig, EthereumService
@@ -37,22 +39,9 @@ def parse_versions(text: str) -> tuple[int, ...]:
 
 
 def _network_id(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = validators.integer(text)
     if not 0 < value < 2**64:
         raise argparse.ArgumentTypeError(f"network id must be between 1 and 2^64-1, got {value}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 0xFFFF:
-        raise argparse.ArgumentTypeError(f"port out of range: {value}")
     return value
 
 
@@ -66,7 +55,7 @@ def add_eth_flags(parser: argparse.ArgumentParser) -> None:
                        metavar="LIST", help=f"eth protocol versions to offer (default {versions}; none: no eth)")
     group.add_argument("--authrpc.addr", dest="authrpc_addr", default=DEFAULT_AUTHRPC_ADDR, metavar="IP",
                        help=f"listening address of the authenticated Engine API (default {DEFAULT_AUTHRPC_ADDR})")
-    group.add_argument("--authrpc.port", dest="authrpc_port", type=_port, default=DEFAULT_AUTHRPC_PORT,
+    group.add_argument("--authrpc.port", dest="authrpc_port", type=validators.port, default=DEFAULT_AUTHRPC_PORT,
                        metavar="N",
                        help=f"listening port of the authenticated Engine API (default {DEFAULT_AUTHRPC_PORT})")
     group.add_argument("--noexec", action="store_true",

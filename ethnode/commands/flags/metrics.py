@@ -13,7 +13,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from ethnode.eth.cli_flags import _port
+from ethnode.commands.flags import validators
 from ethnode.monitoring.service import DEFAULT_METRICS_ADDR, DEFAULT_METRICS_PORT, MetricsConfig, MetricsService
 from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
 
@@ -23,7 +23,7 @@ def add_metrics_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--metrics", action="store_true", help="enable the metrics endpoint (Prometheus text)")
     group.add_argument("--metrics.addr", dest="metrics_addr", default=DEFAULT_METRICS_ADDR, metavar="IP",
                        help=f"metrics HTTP server listening interface (default {DEFAULT_METRICS_ADDR})")
-    group.add_argument("--metrics.port", dest="metrics_port", type=_port, default=DEFAULT_METRICS_PORT,
+    group.add_argument("--metrics.port", dest="metrics_port", type=validators.port, default=DEFAULT_METRICS_PORT,
                        metavar="N", help=f"metrics HTTP server listening port (default {DEFAULT_METRICS_PORT})")
 
 

@@ -21,10 +21,11 @@ import argparse
 import logging
 from pathlib import Path
 
+from ethnode.commands.flags.eth import authrpc_config_from_args, eth_config_from_args
+from ethnode.commands.flags.validators import non_negative_int as uint
 from ethnode.crypto.errors import InvalidKeyError
 from ethnode.crypto.keys import PrivateKey, load_private_key
 from ethnode.eth.catalyst.service import AuthRPCConfig
-from ethnode.eth.cli_flags import authrpc_config_from_args, eth_config_from_args
 from ethnode.eth.service import EthereumService
 from ethnode.miner.builder import DEFAULT_GAS_CEIL, DEFAULT_MIN_TIP, MAX_VANITY, MinerConfig
 from ethnode.miner.dev import DEV_GAS_LIMIT, DevChain, DevError, parse_key, prepare_dev_chain
@@ -32,16 +33,6 @@ from ethnode.miner.service import MinerService
 from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
 
 log = logging.getLogger("ethnode.miner")
-
-
-def _uint(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def _extra(text: str) -> bytes:
@@ -55,19 +46,19 @@ def add_miner_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Developer chain and miner")
     group.add_argument("--dev", action="store_true",
                        help="ephemeral proof-of-authority network with a pre-funded developer account, mining enabled")
-    group.add_argument("--dev.period", dest="dev_period", type=_uint, default=0, metavar="N",
+    group.add_argument("--dev.period", dest="dev_period", type=uint, default=0, metavar="N",
                        help="block period in developer mode (0 = mine only if transaction pending)")
     group.add_argument("--dev.key", dest="dev_key", metavar="HEX",
                        help="developer account and signer key (default: generated and printed)")
-    group.add_argument("--dev.gaslimit", dest="dev_gaslimit", type=_uint, default=DEV_GAS_LIMIT, metavar="N",
+    group.add_argument("--dev.gaslimit", dest="dev_gaslimit", type=uint, default=DEV_GAS_LIMIT, metavar="N",
                        help=f"initial block gas limit (default {DEV_GAS_LIMIT})")
     group.add_argument("--dev.genesis-out", dest="dev_genesis_out", metavar="FILE",
                        help="write the developer genesis JSON to FILE (for `ethnode-fast init` on other nodes)")
     group.add_argument("--mine", action="store_true", help="seal blocks on this Clique chain (needs --miner.key)")
     group.add_argument("--miner.key", dest="miner_key", metavar="HEX|FILE", help="signer key for --mine")
-    group.add_argument("--miner.gaslimit", dest="miner_gaslimit", type=_uint, metavar="N",
+    group.add_argument("--miner.gaslimit", dest="miner_gaslimit", type=uint, metavar="N",
                        help=f"target gas ceiling for mined blocks (default {DEFAULT_GAS_CEIL}; --dev: its genesis's)")
-    group.add_argument("--miner.gasprice", dest="miner_gasprice", type=_uint, default=DEFAULT_MIN_TIP, metavar="WEI",
+    group.add_argument("--miner.gasprice", dest="miner_gasprice", type=uint, default=DEFAULT_MIN_TIP, metavar="WEI",
                        help=f"minimum gas tip for mining a transaction (default {DEFAULT_MIN_TIP})")
     group.add_argument("--miner.extradata", dest="miner_extradata", type=_extra, metavar="TEXT",
                        help="block extra-data set by the miner (up to 32 bytes)")
