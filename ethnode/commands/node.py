@@ -239,7 +239,7 @@ async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
     lock = None
     try:  # --dev without a datadir keeps everything in memory, as geth --dev does
         given = args.datadir is not None or settings.datadir != DEFAULT_DATADIR
-        if getattr(args, "dev", False) and given and datadir is not None:
+        if args.dev and given and datadir is not None:
             # The dev chain's database is opened before the node exists: lock the datadir first,
             # so a second process fails without touching it.
             lock = DatadirLock(datadir)

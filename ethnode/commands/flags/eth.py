@@ -69,19 +69,19 @@ def eth_config_from_args(args: argparse.Namespace, max_peers: int | None = None)
     """``max_peers``: the p2p MaxPeers in effect (flag or config file); geth hands the same number
     to its eth handler, which caps eth peers by it and lowers the syncer's minimum peers to it."""
     return EthConfig(
-        network_id=getattr(args, "networkid", None),
-        versions=SUPPORTED_VERSIONS if getattr(args, "eth_versions", None) is None else args.eth_versions,
+        network_id=args.networkid,
+        versions=SUPPORTED_VERSIONS if args.eth_versions is None else args.eth_versions,
         max_peers=max_peers,
-        noexec=getattr(args, "noexec", False),
+        noexec=args.noexec,
     )
 
 
 def authrpc_config_from_args(args: argparse.Namespace) -> AuthRPCConfig:
     """Where the Engine API listens (``ethnode.eth.catalyst.register`` serves it)."""
-    secret = getattr(args, "authrpc_jwtsecret", None)
+    secret = args.authrpc_jwtsecret
     return AuthRPCConfig(
-        addr=getattr(args, "authrpc_addr", DEFAULT_AUTHRPC_ADDR),
-        port=getattr(args, "authrpc_port", DEFAULT_AUTHRPC_PORT),
+        addr=args.authrpc_addr,
+        port=args.authrpc_port,
         jwtsecret=Path(secret).expanduser() if secret else None,
     )
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
 
 from ethnode.commands.flags import validators
 from ethnode.monitoring.service import DEFAULT_METRICS_ADDR, DEFAULT_METRICS_PORT, MetricsConfig, MetricsService
 from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
+from ethnode.p2p.server import Server
 
 
 def add_metrics_flags(parser: argparse.ArgumentParser) -> None:
@@ -29,13 +29,13 @@ def add_metrics_flags(parser: argparse.ArgumentParser) -> None:
 
 def metrics_config_from_args(args: argparse.Namespace) -> MetricsConfig:
     return MetricsConfig(
-        enabled=bool(getattr(args, "metrics", False)),
-        addr=getattr(args, "metrics_addr", DEFAULT_METRICS_ADDR),
-        port=getattr(args, "metrics_port", DEFAULT_METRICS_PORT),
+        enabled=args.metrics,
+        addr=args.metrics_addr,
+        port=args.metrics_port,
     )
 
 
-def metrics_service_constructor(args: argparse.Namespace, p2p: Callable[[], Any]) -> ServiceConstructor:
+def metrics_service_constructor(args: argparse.Namespace, p2p: Callable[[], Server | None]) -> ServiceConstructor:
     """The monitoring service constructor for ``run``; register it after the eth service."""
     config = metrics_config_from_args(args)
 

@@ -67,11 +67,11 @@ def add_miner_flags(parser: argparse.ArgumentParser) -> None:
 def prepare_dev(args: argparse.Namespace, datadir: str | None) -> DevChain | None:
     """With ``--dev``: create or reopen the dev chain (``datadir`` None: in memory) and turn
     HTTP JSON-RPC on; None without ``--dev``. Raises ``DevError`` with one line for the user."""
-    if not getattr(args, "dev", False):
+    if not args.dev:
         return None
-    if getattr(args, "noexec", False):
+    if args.noexec:
         raise DevError("--dev seals blocks and needs block execution: drop --noexec")
-    versions = getattr(args, "eth_versions", None)  # None: not given, the default versions
+    versions = args.eth_versions  # None: not given, the default versions
     if versions is not None and not versions:
         raise DevError("--dev needs the eth protocol: drop --eth.versions none")
     dev = prepare_dev_chain(datadir, period=args.dev_period, key_hex=args.dev_key, gas_limit=args.dev_gaslimit,
@@ -102,7 +102,7 @@ def dev_eth_service_constructor(
 def dev_authrpc_config(args: argparse.Namespace, dev: DevChain) -> AuthRPCConfig | None:
     """The Engine API of a dev chain: None in memory without ``--authrpc.jwtsecret`` (no datadir
     for a secret, and a Clique chain has no consensus client)."""
-    if dev.datadir is None and getattr(args, "authrpc_jwtsecret", None) is None:
+    if dev.datadir is None and args.authrpc_jwtsecret is None:
         return None
     return authrpc_config_from_args(args)
 
@@ -119,7 +119,7 @@ def miner_service_constructor(args: argparse.Namespace, dev: DevChain | None) ->
     """The miner for ``--dev`` or ``--mine`` (register it after the Ethereum service); else None."""
     if dev is not None:
         key = dev.key
-    elif getattr(args, "mine", False):
+    elif args.mine:
         if not args.miner_key:
             raise DevError("--mine needs the signer key: --miner.key HEX|FILE")
         key = _miner_key(args.miner_key)

@@ -38,12 +38,12 @@ def add_rpc_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def http_config_from_args(args: argparse.Namespace) -> HTTPConfig | None:
-    if not getattr(args, "http", False):
+    if not args.http:
         return None
     return HTTPConfig(
-        addr=getattr(args, "http_addr", DEFAULT_HTTP_ADDR),
-        port=getattr(args, "http_port", DEFAULT_HTTP_PORT),
-        modules=getattr(args, "http_api", DEFAULT_HTTP_MODULES),
+        addr=args.http_addr,
+        port=args.http_port,
+        modules=args.http_api,
     )
 
 
