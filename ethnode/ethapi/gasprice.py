@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from ethnode.core.blockchain import BlockChain
 from ethnode.core.eip1559 import calc_base_fee
 from ethnode.core.eip4844 import blob_base_fee, calc_blob_fee, calc_excess_blob_gas, latest_blob_config
 from ethnode.core.types.block import Block
@@ -48,7 +48,7 @@ class FeeHistory:
 class GasPriceOracle:
     """geth gasprice.Oracle over a ``BlockChain``; the suggestion is cached per head."""
 
-    def __init__(self, chain: Any, default: int = DEFAULT_GAS_PRICE) -> None:
+    def __init__(self, chain: BlockChain, default: int = DEFAULT_GAS_PRICE) -> None:
         self.chain = chain
         self.last_price = default
         self._cache: tuple[bytes, int] | None = None

@@ -12,17 +12,24 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 log = logging.getLogger("ethnode.rpc")
+
+
+@runtime_checkable
+class MethodTable(Protocol):
+    """A service that names its methods itself instead of having them reflected."""
+
+    def methods(self) -> Mapping[str, Callable[..., Any]]: ...
 
 
 @dataclass(frozen=True)
 class API:
     namespace: str
-    service: Any
+    service: object
     authenticated: bool = False  # geth rpc.API.Authenticated: only on the auth (Engine API) endpoint
 
 
@@ -35,9 +42,8 @@ def camel(name: str) -> str:
 def methods_of(api: API) -> dict[str, Callable[..., Any]]:
     """The full method names an API answers to, and the callables behind them."""
     service = api.service
-    explicit = getattr(service, "methods", None)
-    if callable(explicit) and not isinstance(service, type):
-        return dict(explicit())
+    if isinstance(service, MethodTable) and not isinstance(service, type):
+        return dict(service.methods())
     out: dict[str, Callable[..., Any]] = {}
     for name, _ in inspect.getmembers(type(service), inspect.isfunction):  # no property is evaluated
         if not name.startswith("_"):
@@ -60,4 +66,4 @@ def collect_methods(apis: Iterable[API], modules: Sequence[str]) -> dict[str, Ca
     return methods
 
 
-__all__ = ["API", "camel", "methods_of", "collect_methods"]
+__all__ = ["API", "MethodTable", "camel", "methods_of", "collect_methods"]
