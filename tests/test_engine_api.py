@@ -234,6 +234,35 @@ def test_http_auth_and_request_rules() -> None:
     run_checked(scenario)
 
 
+def test_public_and_authenticated_servers_share_one_handler() -> None:
+    """The --http endpoint and the Engine API's are one RPCServer: the same request rules, JWT only on one."""
+
+    async def scenario() -> None:
+        methods = {"web3_clientVersion": lambda: "ethnode/test"}
+        public = RPCServer(methods, "127.0.0.1", 0)
+        auth = RPCServer(methods, "127.0.0.1", 0, jwt_secret=SECRET)
+        await public.start()
+        await auth.start()
+        try:
+            call = {"jsonrpc": "2.0", "id": 1, "method": "web3_clientVersion"}
+            for token in (None, "auto", "not.a.token"):  # the public server never looks at a token
+                status, body = await http(public.port, body=call, token=token)
+                assert status == 200 and json.loads(body)["result"] == "ethnode/test"
+            assert (await http(auth.port, body=call, token=None)) == (401, b"missing token\n")
+            assert json.loads((await http(auth.port, body=call))[1])["result"] == "ethnode/test"
+            for server in (public, auth):
+                assert (await http(server.port, "GET"))[0] == 200
+                assert (await http(server.port, "PUT", body={}))[0] == 405
+                assert (await http(server.port, body=call, ctype="text/plain"))[0] == 415
+                assert (await http(server.port, body=call, ctype="application/json-rpc; charset=utf-8"))[0] == 200
+            assert not public.authenticated and auth.authenticated
+        finally:
+            await auth.stop()
+            await public.stop()
+
+    run_checked(scenario)
+
+
 # --- the service -----------------------------------------------------------------------------------
 
 
