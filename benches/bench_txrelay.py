@@ -94,7 +94,7 @@ from ethnode.eth.service import EthConfig, EthereumService
 from ethnode.node import EventBus, Node, NodeConfig
 from ethnode.p2p import loop as p2p_loop
 from ethnode.p2p.config import ServerConfig
-from ethnode.p2p.server import server_factory
+from ethnode.commands.flags.p2p import server_factory
 
 logging.disable(logging.WARNING)
 genesis_path, chain_path, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -110,7 +110,7 @@ async def main():
     bus = EventBus()
     node = Node(NodeConfig(), server_factory(ServerConfig(listen_addr="127.0.0.1:0", no_discovery=True,
                                                           max_peers=64), bus), bus=bus)
-    node.register(lambda ctx: EthereumService(ctx, EthConfig(authrpc=None, txpool=pool), chain=chain))
+    node.register(lambda ctx: EthereumService(ctx, EthConfig(txpool=pool), chain=chain))
     await node.start()
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

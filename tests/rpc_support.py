@@ -157,12 +157,13 @@ class RPCNode:
 
     def __init__(self, chain: BlockChain, *, modules: Sequence[str] = ("eth", "net", "web3"), state: Any = None,
                  metrics: bool = False, key: PrivateKey | None = None) -> None:
-        from ethnode.eth.service import EthConfig, EthereumService
-        from ethnode.metrics.service import MetricsConfig, MetricsService
+        from ethnode.commands.flags.p2p import server_factory
+        from ethnode.eth.service import EthereumService
+        from ethnode.ethapi.backend import public_apis
+        from ethnode.monitoring.service import MetricsConfig, MetricsService
         from ethnode.node import EventBus, Node, NodeConfig
+        from ethnode.node.rpcstack import HTTPConfig, RPCService
         from ethnode.p2p.config import ServerConfig
-        from ethnode.p2p.server import server_factory
-        from ethnode.rpc.server import HTTPConfig, RPCService
 
         self.bus = EventBus()
         p2p_config = ServerConfig(listen_addr="127.0.0.1:0", no_discovery=True)
@@ -171,7 +172,7 @@ class RPCNode:
         self.state = state
 
         def eth(ctx: Any) -> Any:
-            svc = EthereumService(ctx, EthConfig(authrpc=None), chain=chain)
+            svc = EthereumService(ctx, chain=chain)
             if state is not None:
                 svc.state = state  # what the execution layer's service will provide
                 svc.txpool.state = state  # and hand to its pool
@@ -181,7 +182,8 @@ class RPCNode:
             return self.node.server
 
         self.node.register(eth)
-        self.node.register(lambda ctx: RPCService(ctx, HTTPConfig(port=0, modules=tuple(modules)), p2p))
+        self.node.register(lambda ctx: RPCService(ctx, HTTPConfig(port=0, modules=tuple(modules)),
+                                                  public_apis(ctx, p2p)))
         self.node.register(lambda ctx: MetricsService(ctx, MetricsConfig(enabled=metrics, port=0), p2p))
 
     def service(self, kind: type) -> Any:
@@ -195,13 +197,13 @@ class RPCNode:
 
     @property
     def rpc_port(self) -> int:
-        from ethnode.rpc.server import RPCService
+        from ethnode.node.rpcstack import RPCService
 
         return self.service(RPCService).server.port  # type: ignore[no-any-return]
 
     @property
     def metrics_port(self) -> int:
-        from ethnode.metrics.service import MetricsService
+        from ethnode.monitoring.service import MetricsService
 
         return self.service(MetricsService).server.port  # type: ignore[no-any-return]
 

@@ -22,11 +22,11 @@ import pytest
 from conftest import shared_path, subprocess_env
 
 from ethnode.cli import main
-from ethnode.commands.progress import ImportProgress
 from ethnode.core.blockchain import STATE_ROOT_WARNING, BlockChain
 from ethnode.core.chainfile import read_blocks
 from ethnode.core.rawdb import open_database
 from ethnode.core.types import Block
+from ethnode.monitoring.progress import ImportProgress
 
 HEAD_HASH = "0x44e3809c9a3cda717f00aea3a9da336d149612c8d5657fbc0028176ef8d94d2a"
 CHILD_TIMEOUT = 60  # seconds; the whole import takes well under one

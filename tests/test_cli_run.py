@@ -303,6 +303,24 @@ def test_port_in_use_and_bad_key_file_give_one_line(tmp_path: Path) -> None:
 # Flags and config files (in-process: they fail before anything starts)
 
 
+def test_flag_validators_are_shared() -> None:
+    """One reading of a number, a port, a list, whichever flag carries it (numbers as geth's flags: 0x.. too)."""
+    import argparse
+
+    from ethnode.cli import build_parser
+    from ethnode.commands.flags import validators
+
+    assert validators.non_negative_int("0x10") == 16 and validators.non_negative_int("7") == 7
+    assert validators.port("0") == 0 and validators.port("65535") == 65535
+    for bad in ("-1", "65536", "0x10"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            validators.port(bad)
+    assert validators.split_and_trim(" a, b,,c ,") == ["a", "b", "c"]
+    args = build_parser().parse_args(["run", "--maxpeers", "0x20", "--dev.period", "0x3",
+                                      "--http.api", "eth, net,,eth"])
+    assert (args.maxpeers, args.dev_period, args.http_api) == (32, 3, ("eth", "net"))
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -314,6 +332,10 @@ def test_port_in_use_and_bad_key_file_give_one_line(tmp_path: Path) -> None:
         (["--discovery.port", "-1"], "invalid --discovery.port"),
         (["--port", "abc"], "invalid int value"),
         (["--maxpeers", "-3"], "must be >= 0"),
+        (["--maxpeers", "many"], "not a number"),
+        (["--dev.period", "-1"], "must be >= 0"),
+        (["--http.port", "65536"], "port out of range"),
+        (["--metrics.port", "x"], "not a port number"),
         (["--no-such-flag"], "unrecognized arguments"),
         (["--identity", "x" * 3000], "invalid --identity"),
         (["--bootnodes", "enode://zz@127.0.0.1:1"], "invalid bootnode"),

@@ -20,14 +20,23 @@ from conftest import shared_path
 from eth_support import ETHTEST_HEAD, ethtest_blocks, ethtest_chain, genesis_json
 from p2p_support import run_checked
 
+from ethnode.commands.flags.eth import (
+    add_eth_flags,
+    authrpc_config_from_args,
+    eth_config_from_args,
+    eth_service_constructor,
+    parse_versions,
+)
 from ethnode.core.blockchain import BlockChain, setup_genesis
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import open_database
-from ethnode.eth.cli_flags import add_eth_flags, eth_config_from_args, eth_service_constructor, parse_versions
+from ethnode.eth.catalyst import service as catalyst
+from ethnode.eth.catalyst.api import EngineAPI
+from ethnode.eth.catalyst.service import CatalystService
 from ethnode.eth.events import ChainHeadEvent
 from ethnode.eth.service import EthereumService, EthServiceError
 from ethnode.node import EventBus, Node, NodeConfig
-from ethnode.rpc.engine import AuthRPCServer, EngineAPI
+from ethnode.rpc.endpoint import RPCServer
 from ethnode.rpc.jwt import (
     JWTError,
     JWTSecretError,
@@ -153,7 +162,7 @@ def test_forkchoice_updated_moves_the_head_over_authenticated_http() -> None:
         chain = ethtest_chain(600)
         bus = EventBus()
         heads = bus.subscribe(ChainHeadEvent)
-        server = AuthRPCServer(EngineAPI(chain, bus), SECRET, "127.0.0.1", 0)
+        server = RPCServer(EngineAPI(chain, bus).methods(), "127.0.0.1", 0, jwt_secret=SECRET)
         await server.start()
         try:
             port = server.port
@@ -203,7 +212,7 @@ def test_forkchoice_updated_moves_the_head_over_authenticated_http() -> None:
 
 def test_http_auth_and_request_rules() -> None:
     async def scenario() -> None:
-        server = AuthRPCServer(EngineAPI(ethtest_chain(0)), SECRET, "127.0.0.1", 0)
+        server = RPCServer(EngineAPI(ethtest_chain(0)).methods(), "127.0.0.1", 0, jwt_secret=SECRET)
         await server.start()
         try:
             port = server.port
@@ -221,6 +230,35 @@ def test_http_auth_and_request_rules() -> None:
             writer.close()
         finally:
             await server.stop()
+
+    run_checked(scenario)
+
+
+def test_public_and_authenticated_servers_share_one_handler() -> None:
+    """The --http endpoint and the Engine API's are one RPCServer: the same request rules, JWT only on one."""
+
+    async def scenario() -> None:
+        methods = {"web3_clientVersion": lambda: "ethnode/test"}
+        public = RPCServer(methods, "127.0.0.1", 0)
+        auth = RPCServer(methods, "127.0.0.1", 0, jwt_secret=SECRET)
+        await public.start()
+        await auth.start()
+        try:
+            call = {"jsonrpc": "2.0", "id": 1, "method": "web3_clientVersion"}
+            for token in (None, "auto", "not.a.token"):  # the public server never looks at a token
+                status, body = await http(public.port, body=call, token=token)
+                assert status == 200 and json.loads(body)["result"] == "ethnode/test"
+            assert (await http(auth.port, body=call, token=None)) == (401, b"missing token\n")
+            assert json.loads((await http(auth.port, body=call))[1])["result"] == "ethnode/test"
+            for server in (public, auth):
+                assert (await http(server.port, "GET"))[0] == 200
+                assert (await http(server.port, "PUT", body={}))[0] == 405
+                assert (await http(server.port, body=call, ctype="text/plain"))[0] == 415
+                assert (await http(server.port, body=call, ctype="application/json-rpc; charset=utf-8"))[0] == 200
+            assert not public.authenticated and auth.authenticated
+        finally:
+            await auth.stop()
+            await public.stop()
 
     run_checked(scenario)
 
@@ -272,18 +310,20 @@ def test_ethereum_service_in_a_node(tmp_path: Path) -> None:
         datadir = tmp_path / "full"
         _init_datadir(datadir, 30)
         node = Node(NodeConfig(datadir=datadir))
-        node.register(eth_service_constructor(_args("--authrpc.port", "0", "--networkid", "77")))  # type: ignore[arg-type]
+        args = _args("--authrpc.port", "0", "--networkid", "77")
+        node.register(eth_service_constructor(args))  # type: ignore[arg-type]
+        catalyst.register(node, authrpc_config_from_args(args))  # as `run` wires it
         await node.start()
         try:
-            (svc,) = node.services.values()
-            assert isinstance(svc, EthereumService)
+            svc, engine = node.services.values()
+            assert isinstance(svc, EthereumService) and isinstance(engine, CatalystService)
             assert svc.network_id == 77 and [p.version for p in svc.protocols()] == [69, 68]
             secret = parse_secret((datadir / "ethnode" / "jwtsecret").read_text())  # generated like geth
-            assert svc.authrpc is not None
+            assert engine.server is not None
             h20 = svc.chain.get_canonical_hash(20)
             token = make_token(secret)
             body = json.dumps(fcu(h20)).encode()
-            reader, writer = await asyncio.open_connection("127.0.0.1", svc.authrpc.port)
+            reader, writer = await asyncio.open_connection("127.0.0.1", engine.server.port)
             writer.write(b"POST / HTTP/1.1\r\nContent-Type: application/json\r\nConnection: close\r\n"
                          + f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
             response = await reader.read()

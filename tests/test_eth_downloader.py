@@ -391,7 +391,7 @@ def test_sync_to_a_named_head_uses_a_peer_that_has_it() -> None:
 def test_forkchoice_naming_an_unknown_head_starts_a_sync_to_it() -> None:
     """The Engine API hands an unknown head to the downloader (geth beacon-sync style): SYNCING
     first, VALID once the blocks are in."""
-    from ethnode.rpc.engine import EngineAPI
+    from ethnode.eth.catalyst.api import EngineAPI
 
     blocks = ethtest_with_genesis()
     chain = ethtest_chain(0)

@@ -27,6 +27,7 @@ from eth_support import STEP, ethtest_chain
 from p2p_support import run_checked
 
 from ethnode import rlp
+from ethnode.commands.flags.p2p import server_factory
 from ethnode.core.txpool import NewTxsEvent
 from ethnode.core.types import DynamicFeeTx
 from ethnode.core.types.transaction import decode_tx_item
@@ -40,10 +41,9 @@ from ethnode.eth.protocols.eth.protocol import (
     TRANSACTIONS,
     PooledHashes,
 )
-from ethnode.eth.service import EthConfig, EthereumService
+from ethnode.eth.service import EthereumService
 from ethnode.node import EventBus, Node, NodeConfig
 from ethnode.p2p.config import ServerConfig
-from ethnode.p2p.server import server_factory
 
 NODES = 10
 HUB = 0
@@ -126,7 +126,7 @@ async def start_net(chain: Any) -> Net:
         bus = EventBus()
         node = Node(NodeConfig(), server_factory(ServerConfig(listen_addr="127.0.0.1:0", no_discovery=True), bus),
                     bus=bus)
-        node.register(lambda ctx: EthereumService(ctx, EthConfig(authrpc=None), chain=chain))
+        node.register(lambda ctx: EthereumService(ctx, chain=chain))
         nodes.append(node)
     net = Net(nodes, services, {}, Traffic())
     net.untap = _tap(net)

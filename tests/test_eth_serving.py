@@ -314,6 +314,8 @@ class RangeWatcher:
 
     def drop(self, peer: Any) -> None: ...
 
+    async def stop(self) -> None: ...
+
 
 def test_geth_syncs_the_ethtest_chain_from_ethnode(tmp_path: Any) -> None:
     """geth v1.17.8 (eth/69) peers with ethnode, which holds the ethtest chain; a forkchoiceUpdated
@@ -349,9 +351,8 @@ def test_geth_syncs_the_ethtest_chain_from_ethnode(tmp_path: Any) -> None:
             return int(sock.getsockname()[1])
 
     async def scenario() -> None:
-        node = await start_node(chain())
         watcher = RangeWatcher()
-        node.handler.block_fetcher = watcher
+        node = await start_node(chain(), block_fetcher=watcher)
         (tmp_path / "geth.toml").write_text(f'[Node.P2P]\nStaticNodes = ["{node.server.enode}"]\n')
         auth_port = free_port()
         proc = subprocess.Popen(

@@ -20,10 +20,10 @@ from test_cli_run import HOST, RunProcess, _cli, _env
 from ethnode.eth.downloader.downloader import SyncProgress
 from ethnode.eth.events import ChainHeadEvent
 from ethnode.metrics import p2p as p2p_metrics
-from ethnode.metrics.events import EventLogger, pretty_age
 from ethnode.metrics.lag import LoopLagProbe
 from ethnode.metrics.registry import Registry
-from ethnode.metrics.syncdisplay import SyncDisplay
+from ethnode.monitoring.events import EventLogger, pretty_age
+from ethnode.monitoring.syncdisplay import SyncDisplay
 from ethnode.node import EventBus
 
 

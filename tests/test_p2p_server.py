@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from p2p_support import STEP_TIMEOUT, RawPeer, run_checked
 
+from ethnode.commands.flags.p2p import server_factory
 from ethnode.crypto.keys import PrivateKey
 from ethnode.node import DatadirInUseError, EventBus, Node, NodeConfig
 from ethnode.node.events import Subscription
@@ -27,7 +28,7 @@ from ethnode.p2p.nat import parse_nat
 from ethnode.p2p.netutil import Netlist
 from ethnode.p2p.peer import Peer
 from ethnode.p2p.rlpx.transport import ConnectionClosedError
-from ethnode.p2p.server import PeerEvent, PeerEventType, Server, server_factory
+from ethnode.p2p.server import PeerEvent, PeerEventType, Server
 
 HOST = "127.0.0.1"
 GRAPH_TIMEOUT = 20.0  # ten nodes typically connect in well under a second

@@ -29,9 +29,8 @@ from ethnode.core.eip1559 import calc_base_fee
 from ethnode.core.types.transaction import LegacyTx
 from ethnode.crypto.keys import PrivateKey
 from ethnode.eth.downloader.downloader import SyncProgress
-from ethnode.rpc.api import API, camel, methods_of
-from ethnode.rpc.api.hexutil import checksum_address
-from ethnode.rpc.server import collect_methods
+from ethnode.ethapi.hexutil import checksum_address
+from ethnode.rpc.api import API, camel, collect_methods, methods_of
 
 H = "0x"
 
@@ -373,7 +372,7 @@ def test_admin_node_info_peers_add_and_remove() -> None:
 def test_http_flags(argv: list[str]) -> None:
     import argparse
 
-    from ethnode.rpc.cli_flags import add_rpc_flags, http_config_from_args
+    from ethnode.commands.flags.rpc import add_rpc_flags, http_config_from_args
 
     parser = argparse.ArgumentParser()
     add_rpc_flags(parser)

@@ -31,8 +31,8 @@ from test_execution import _fresh_chain
 
 from ethnode.core.blockchain import BlockChain
 from ethnode.core.execution import CallMessage, CallPreconditionError, CallTimeoutError, VMErrorKind
-from ethnode.rpc.api.call import TransactionArgs, estimate_gas, go_duration, unpack_revert
-from ethnode.rpc.api.eth import EthAPI
+from ethnode.ethapi.call import TransactionArgs, estimate_gas, go_duration, unpack_revert
+from ethnode.ethapi.eth import EthAPI
 from ethnode.rpc.jsonrpc import RPCError
 
 HEAD = 20

@@ -28,11 +28,11 @@ from ethnode.core.execution import BlockEnv
 from ethnode.core.txpool import NewTxsEvent
 from ethnode.core.types.block import Block
 from ethnode.eth.events import ChainHeadEvent
+from ethnode.ethapi import filters as filters_mod
+from ethnode.ethapi import logfilter
+from ethnode.ethapi.filters import FilterAPI
+from ethnode.ethapi.logfilter import LogMatcher, parse_criteria, range_logs
 from ethnode.node import EventBus
-from ethnode.rpc.api import filters as filters_mod
-from ethnode.rpc.api import logfilter
-from ethnode.rpc.api.filters import FilterAPI
-from ethnode.rpc.api.logfilter import LogMatcher, parse_criteria, range_logs
 from ethnode.rpc.jsonrpc import RPCError
 from ethnode.trie import EMPTY_ROOT
 

@@ -132,7 +132,7 @@ def _open_chain(args: argparse.Namespace, *, execute: bool = False) -> BlockChai
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Import chain files block by block; each block is committed before the next is read."""
-    from ethnode.commands.progress import ImportProgress
+    from ethnode.monitoring.progress import ImportProgress
 
     _setup_logging()
     try:

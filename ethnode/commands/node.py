@@ -28,15 +28,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ethnode.commands.flags.eth import add_eth_flags
+from ethnode.commands.flags.metrics import add_metrics_flags
+from ethnode.commands.flags.miner import add_miner_flags
+from ethnode.commands.flags.p2p import add_p2p_flags
+from ethnode.commands.flags.rpc import add_rpc_flags
+from ethnode.commands.flags.validators import split_and_trim
 from ethnode.crypto.errors import InvalidKeyError
 from ethnode.crypto.keys import PrivateKey, load_private_key, save_private_key
 from ethnode.errors import EthnodeError
-from ethnode.eth.cli_flags import add_eth_flags
-from ethnode.metrics.cli_flags import add_metrics_flags
-from ethnode.miner.cli_flags import add_miner_flags
 from ethnode.p2p.config import (
     DEFAULT_LISTEN_ADDR,
-    DEFAULT_MAX_PEERS,
     DEFAULT_PORT,
     ConfigError,
     ServerConfig,
@@ -48,7 +50,6 @@ from ethnode.p2p.dial import TRACE
 from ethnode.p2p.enode import Node, NodeURLError
 from ethnode.p2p.nat import DEFAULT_NAT, NATError, parse_nat
 from ethnode.p2p.netutil import Netlist
-from ethnode.rpc.cli_flags import add_rpc_flags
 
 DEFAULT_DATADIR = os.path.join("~", ".ethnode")  # geth: ~/.ethereum
 EXIT_FAILURE = 1  # geth's Fatalf exit status
@@ -154,7 +155,7 @@ def apply_flags(args: argparse.Namespace, settings: RunSettings) -> None:
         p2p.no_discovery = True
     if args.bootnodes is not None:
         p2p.bootnodes = []
-        for text in filter(None, (s.strip() for s in args.bootnodes.split(","))):
+        for text in split_and_trim(args.bootnodes):
             try:
                 p2p.bootnodes.append(parse_bootnode(text))
             except NodeURLError as exc:
@@ -218,13 +219,19 @@ def _check_identity(identity: str | None) -> None:
 
 
 async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
-    from ethnode.eth.cli_flags import eth_service_constructor
-    from ethnode.metrics.cli_flags import metrics_service_constructor
-    from ethnode.miner.cli_flags import dev_eth_service_constructor, miner_service_constructor, prepare_dev
+    from ethnode.commands.flags.eth import authrpc_config_from_args, eth_service_constructor
+    from ethnode.commands.flags.metrics import metrics_service_constructor
+    from ethnode.commands.flags.miner import (
+        dev_authrpc_config,
+        dev_eth_service_constructor,
+        miner_service_constructor,
+        prepare_dev,
+    )
+    from ethnode.commands.flags.p2p import server_factory
+    from ethnode.commands.flags.rpc import rpc_service_constructor
+    from ethnode.eth.catalyst import service as catalyst
     from ethnode.node import DatadirInUseError, EventBus, Node, NodeConfig
     from ethnode.node.datadir import DatadirLock
-    from ethnode.p2p.server import server_factory
-    from ethnode.rpc.cli_flags import rpc_service_constructor
 
     log = logging.getLogger("ethnode.cli")
     bus = EventBus()
@@ -232,7 +239,7 @@ async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
     lock = None
     try:  # --dev without a datadir keeps everything in memory, as geth --dev does
         given = args.datadir is not None or settings.datadir != DEFAULT_DATADIR
-        if getattr(args, "dev", False) and given and datadir is not None:
+        if args.dev and given and datadir is not None:
             # The dev chain's database is opened before the node exists: lock the datadir first,
             # so a second process fails without touching it.
             lock = DatadirLock(datadir)
@@ -262,6 +269,9 @@ async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
             eth_service = None
     if eth_service is not None:
         node.register(eth_service)
+        authrpc = dev_authrpc_config(args, dev) if dev is not None else authrpc_config_from_args(args)
+        if authrpc is not None:
+            catalyst.register(node, authrpc)  # geth catalyst.Register(stack, backend): the Engine API on it
     if miner_service is not None:
         node.register(miner_service)  # after eth: it seals on that service's chain and pool
 
@@ -372,20 +382,7 @@ def register(subparsers: Any) -> None:
     run.add_argument("--config", metavar="FILE.toml", help="geth-style TOML config file ([Node], [Node.P2P])")
     run.add_argument("--identity", metavar="NAME", help="custom node name, part of the client id")
     _add_key_flags(run)
-    run.add_argument("--port", type=int, metavar="N",
-                     help=f"network listening port, TCP and UDP (default {DEFAULT_PORT})")
-    run.add_argument("--listenaddr", metavar="IP", help="listening address (default: all interfaces)")
-    run.add_argument("--discovery.port", dest="discovery_port", type=int, metavar="N",
-                     help="UDP port for discovery (default: the --port value)")
-    run.add_argument("--bootnodes", metavar="URLS", help="comma-separated enode:// URLs or enr: records for discovery")
-    run.add_argument("--maxpeers", type=non_negative_int, metavar="N",
-                     help=f"maximum number of network peers (default {DEFAULT_MAX_PEERS})")
-    run.add_argument("--maxpendpeers", type=non_negative_int, metavar="N",
-                     help="maximum number of pending connection attempts (default 0: 50)")
-    run.add_argument("--nodiscover", action="store_true", help="disable peer discovery")
-    run.add_argument("--netrestrict", metavar="CIDRS", help="restricts network communication to these IP networks")
-    run.add_argument("--nat", metavar="SPEC",
-                     help=f"NAT port mapping: none, extip:IP, any, upnp, pmp (default {DEFAULT_NAT})")
+    add_p2p_flags(run)
     run.add_argument("--verbosity", type=int, default=DEFAULT_VERBOSITY, metavar="N",
                      help="log level 0-5: silent, error, warn, info, debug, trace (default 3)")
     add_eth_flags(run)
@@ -410,13 +407,6 @@ def register(subparsers: Any) -> None:
     enode.add_argument("--discovery.port", dest="discovery_port", type=int, metavar="N",
                        help="UDP port when it differs from --port")
     enode.set_defaults(func=cmd_enode)
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 __all__ = ["register", "cmd_run", "cmd_key_generate", "cmd_enode", "load_toml", "apply_flags", "RunSettings"]

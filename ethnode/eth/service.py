@@ -1,12 +1,14 @@
-"""The Ethereum service (geth ``eth/backend.go``): chain DB, BlockChain, TxPool, handler, Engine API.
+"""The Ethereum service (geth ``eth/backend.go``): chain DB, BlockChain, TxPool, handler, sync.
 
 Built by the Node with a ServiceContext. It opens ``<datadir>/ethnode/chaindata``, which
 must already hold a chain: unlike geth, which writes the mainnet genesis into an empty
 datadir, ethnode asks for ``ethnode-fast init GENESIS.json`` first (it has no mainnet
 genesis state to write, and syncing mainnet without a downloader would be pointless).
 
-While running it evicts stale queued txs once a minute (geth evictionInterval), resets
-the pool to every new head (``ChainHeadEvent``), and serves the Engine API when asked to.
+While running it evicts stale queued txs once a minute (geth evictionInterval) and resets
+the pool to every new head (``ChainHeadEvent``). What drives or serves it from outside
+(the Engine API in ``eth.catalyst``, the JSON-RPC namespaces in ``ethapi``) sits above
+it and is attached by the command line.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ethnode.core.blockchain import BlockChain
@@ -27,8 +28,6 @@ from ethnode.eth.events import ChainHeadEvent
 from ethnode.eth.handler import CHAIN_HEAD_CHAN_SIZE, EthHandler
 from ethnode.eth.protocols.eth.protocol import SUPPORTED_VERSIONS
 from ethnode.node.lifecycle import ServiceContext
-from ethnode.rpc.engine import DEFAULT_AUTHRPC_ADDR, DEFAULT_AUTHRPC_PORT, AuthRPCServer, EngineAPI
-from ethnode.rpc.jwt import JWT_SECRET_FILE, load_or_create_secret
 
 log = logging.getLogger("ethnode.eth")
 
@@ -36,16 +35,7 @@ EVICTION_INTERVAL = 60.0  # seconds between stale-queue sweeps; geth legacypool 
 
 
 class EthServiceError(EthnodeError):
-    """The service cannot start (no chain, bad secret, port in use); one line for the user."""
-
-
-@dataclass
-class AuthRPCConfig:
-    """Where the Engine API listens and which JWT secret it checks (geth --authrpc.*)."""
-
-    addr: str = DEFAULT_AUTHRPC_ADDR
-    port: int = DEFAULT_AUTHRPC_PORT
-    jwtsecret: Path | None = None  # None: <instance dir>/jwtsecret, created if absent
+    """The service cannot start (no chain); one line for the user."""
 
 
 @dataclass
@@ -54,7 +44,6 @@ class EthConfig:
     versions: tuple[int, ...] = SUPPORTED_VERSIONS
     max_peers: int | None = None
     txpool: TxPoolConfig = field(default_factory=TxPoolConfig)
-    authrpc: AuthRPCConfig | None = field(default_factory=AuthRPCConfig)  # None: no Engine API
     noexec: bool = False  # --noexec: blocks are not executed (no state, no receipts, stateless tx pool)
 
 
@@ -83,9 +72,6 @@ class EthereumService:
         except BaseException:
             self._close_db()
             raise
-        self.engine_api = EngineAPI(self.chain, ctx.bus)
-        self.engine_api.on_unknown_head = self.downloader.sync_to  # a forkchoice naming a head we lack
-        self.authrpc: AuthRPCServer | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._head_sub: Any = None
 
@@ -121,36 +107,8 @@ class EthereumService:
         return self.handler.protocols()  # type: ignore[no-any-return]
 
     def apis(self) -> list[Any]:
-        """eth_ and txpool_ for the public endpoint; the Engine API only behind JWT (geth's Authenticated)."""
-        from ethnode.rpc.api import API
-        from ethnode.rpc.api.blocks import BlockAPI
-        from ethnode.rpc.api.eth import EthAPI
-        from ethnode.rpc.api.filters import FilterAPI
-        from ethnode.rpc.api.txpool import TxPoolAPI
-
-        eth = EthAPI(self)
-        apis = [
-            API("eth", eth),
-            API("eth", FilterAPI(self.chain, self.ctx.bus)),  # geth filters.FilterAPI; drains the bus when called
-            API("eth", BlockAPI(self, eth)),
-            API("txpool", TxPoolAPI(self.txpool, self.chain)),
-            API("engine", self.engine_api, authenticated=True),
-        ]
-        clique = self._clique()
-        if clique is not None:  # geth Clique.APIs: served when --http.api names "clique"
-            from ethnode.rpc.api.clique import CliqueRPC
-
-            apis.append(API("clique", CliqueRPC(clique.api(self.chain))))
-        return apis
-
-    def _clique(self) -> Any:
-        from ethnode.consensus.clique import Clique
-
-        engine = self.chain.engine
-        for candidate in (engine, getattr(engine, "ethone", None)):  # Clique alone, or under Beacon
-            if isinstance(candidate, Clique):
-                return candidate
-        return None
+        """None of its own: ``ethnode.ethapi`` builds the namespaces over this service."""
+        return []
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -170,28 +128,8 @@ class EthereumService:
             loop.create_task(self._head_loop(self._head_sub), name="txpool-head"),
         ]
         await self.handler.start()
-        if self.config.authrpc is not None:
-            await self._start_authrpc(self.config.authrpc)
-
-    async def _start_authrpc(self, cfg: AuthRPCConfig) -> None:
-        path = cfg.jwtsecret or self.ctx.resolve_path(JWT_SECRET_FILE)
-        if path is None:
-            raise EthServiceError("--authrpc.jwtsecret is required without a datadir")
-        try:
-            secret = load_or_create_secret(path)
-        except EthnodeError as exc:
-            raise EthServiceError(str(exc)) from None
-        server = AuthRPCServer(self.engine_api, secret, cfg.addr, cfg.port)
-        try:
-            await server.start()
-        except OSError as exc:
-            raise EthServiceError(f"authrpc {cfg.addr}:{cfg.port}: {exc.strerror or exc}") from None
-        self.authrpc = server
 
     async def stop(self) -> None:
-        if self.authrpc is not None:
-            await self.authrpc.stop()
-            self.authrpc = None
         await self.handler.stop()  # its fetchers and downloader too
         if self._head_sub is not None:
             self._head_sub.unsubscribe()
@@ -219,4 +157,4 @@ class EthereumService:
                 self.tx_fetcher.chain_head(block)
 
 
-__all__ = ["EthereumService", "EthConfig", "AuthRPCConfig", "EthServiceError", "EVICTION_INTERVAL"]
+__all__ = ["EthereumService", "EthConfig", "EthServiceError", "EVICTION_INTERVAL"]

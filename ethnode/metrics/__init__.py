@@ -1,10 +1,10 @@
-"""Metrics (Prometheus text at ``--metrics``), structured event lines and the sync progress display.
+"""Metrics primitives: the registry rendered as Prometheus text, and the p2p meters.
 
-``registry``: counters, gauges, histograms and scrape-time callbacks; ``p2p``: the traffic
-and connection counters the p2p layer updates; ``collectors``: what is read from the node
-at scrape time; ``service``: the Node service that serves ``/metrics`` and runs the event
-logger, the event-loop lag probe and the sync display. Importing this package stays
-cheap: the p2p hot path imports ``ethnode.metrics.p2p``.
+Kept low (below p2p) so the hot paths can count without pulling in the node:
+``registry`` holds counters, gauges, histograms and scrape-time callbacks, ``p2p`` the
+traffic and connection counters the p2p layer updates, ``lag`` the event-loop lag probe.
+What serves them and reads the node at scrape time is ``ethnode.monitoring``. Importing
+this package stays cheap: the p2p hot path imports ``ethnode.metrics.p2p``.
 """
 
 from ethnode.metrics.registry import DEFAULT_REGISTRY, Counter, Gauge, GaugeFunc, Histogram, Registry

@@ -1,6 +1,6 @@
 """Block production for proof-of-authority chains (geth ``miner``): ``builder`` fills a block from the
-pool (``ordering``), ``miner`` seals and inserts on a schedule, ``service`` runs it in a Node, ``dev``
-makes the ``run --dev`` chain and ``cli_flags`` wires the flags.
+pool (``ordering``), ``miner`` seals and inserts on a schedule, ``service`` runs it in a Node and ``dev``
+makes the ``run --dev`` chain (its flags are in ``ethnode.commands.flags.miner``).
 
 Importing this package stays cheap: py-evm loads only when a chain that executes is opened.
 """

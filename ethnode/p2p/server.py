@@ -38,7 +38,6 @@ from ethnode.crypto import keccak256
 from ethnode.crypto.keys import PrivateKey
 from ethnode.errors import EthnodeError
 from ethnode.metrics import p2p as p2p_metrics
-from ethnode.node.config import NodeConfig
 from ethnode.node.events import EventBus
 from ethnode.p2p.candidates import LookupCandidates
 from ethnode.p2p.config import ServerConfig, join_host_port, parse_static_node, split_host_port
@@ -611,20 +610,6 @@ class _Refused(EthnodeError):
         self.reason = reason
 
 
-def server_factory(p2p: ServerConfig, bus: EventBus | None = None) -> Callable[..., Server]:
-    """A Node ``server_factory``: ``p2p`` completed with the node's name and node database path."""
-
-    def build(node_config: NodeConfig, key: PrivateKey, protocols: list[Any]) -> Server:
-        cfg = replace(p2p)
-        if cfg.name is None:
-            cfg.name = default_client_id(node_config.identity)
-        if cfg.node_database is None:
-            cfg.node_database = node_config.resolve_path(NODE_DB_FILE)
-        return Server(key, cfg, protocols=protocols, bus=bus)
-
-    return build
-
-
 NODE_DB_FILE = "nodes.sqlite3"  # under <datadir>/ethnode/, as ``ethnode-fast discover``; geth: geth/nodes
 
-__all__ = ["Server", "ServerError", "PeerEvent", "PeerEventType", "server_factory", "NODE_DB_FILE"]
+__all__ = ["Server", "ServerError", "PeerEvent", "PeerEventType", "NODE_DB_FILE"]

@@ -32,8 +32,8 @@ from typing import Any
 from ethnode.core.txpool import NewTxsEvent
 from ethnode.core.types.header import Header
 from ethnode.eth.events import ChainHeadEvent
-from ethnode.rpc.api.hexutil import data, json_type
-from ethnode.rpc.api.logfilter import (
+from ethnode.ethapi.hexutil import data, json_type
+from ethnode.ethapi.logfilter import (
     EARLIEST,
     ERR_INVALID_BLOCK_RANGE,
     ERR_PENDING_LOGS,
@@ -51,7 +51,7 @@ from ethnode.rpc.api.logfilter import (
     resolve_range,
     server_error,
 )
-from ethnode.rpc.api.marshal import tx_fields
+from ethnode.ethapi.marshal import tx_fields
 
 log = logging.getLogger("ethnode.rpc")
 

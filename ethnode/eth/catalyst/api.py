@@ -1,11 +1,10 @@
-"""The Engine API, minimal: forkchoiceUpdated moves the head (geth eth/catalyst, node auth server).
+"""The Engine API, minimal: forkchoiceUpdated moves the head (geth eth/catalyst/api.go).
 
-Served on its own HTTP endpoint (``--authrpc.addr``/``--authrpc.port``, default
-127.0.0.1:8551) behind HS256 JWT auth. Implemented: ``engine_forkchoiceUpdatedV1..V3``
-(make a stored block the head, record safe and finalized) and
-``engine_exchangeCapabilities``. Not implemented: payload building (payload attributes are
-ignored and no payload id is returned), ``engine_newPayload*``, ``engine_getPayload*``:
-ethnode does not execute blocks yet.
+Served on the JWT-authenticated endpoint (``service``). Implemented:
+``engine_forkchoiceUpdatedV1..V3`` (make a stored block the head, record safe and
+finalized) and ``engine_exchangeCapabilities``. Not implemented: payload building
+(payload attributes are ignored and no payload id is returned), ``engine_newPayload*``,
+``engine_getPayload*``: ethnode does not execute blocks yet.
 """
 
 from __future__ import annotations
@@ -14,25 +13,20 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from ethnode.core.blockchain import BlockChain
 from ethnode.core.errors import UnknownBlockError
 from ethnode.eth.events import ChainHeadEvent
 from ethnode.node.events import EventBus
-from ethnode.rpc.http import HTTPEndpoint, HTTPServer, Request, Response
-from ethnode.rpc.jsonrpc import INVALID_PARAMS, Dispatcher, RPCError
-from ethnode.rpc.jwt import JWTError, verify_authorization
+from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError
 
 log = logging.getLogger("ethnode.rpc")
 
-DEFAULT_AUTHRPC_ADDR = "127.0.0.1"  # geth --authrpc.addr default
-DEFAULT_AUTHRPC_PORT = 8551  # geth --authrpc.port default
 INVALID_FORKCHOICE_STATE = -38002  # Engine API spec error code
 ZERO_HASH = bytes(32)
 
 VALID = "VALID"
 INVALID = "INVALID"
 SYNCING = "SYNCING"
-
-_JSON_TYPES = ("application/json", "application/json-rpc", "application/jsonrequest")  # geth acceptedContentTypes
 
 
 def _hash_param(obj: Any, field: str) -> bytes:
@@ -59,7 +53,7 @@ def _status(status: str, latest_valid: bytes | None) -> dict[str, Any]:
 class EngineAPI:
     """The methods, over a ``BlockChain``; head moves are posted as ``ChainHeadEvent``."""
 
-    def __init__(self, chain: Any, bus: EventBus | None = None) -> None:
+    def __init__(self, chain: BlockChain, bus: EventBus | None = None) -> None:
         self.chain = chain
         self.bus = bus
         self.on_unknown_head: Callable[[bytes], None] | None = None  # the downloader's sync_to
@@ -113,34 +107,4 @@ class EngineAPI:
         return _status(VALID, header.hash)
 
 
-class AuthRPCServer(HTTPEndpoint):
-    """The JWT-authenticated HTTP endpoint for the Engine API (geth's auth server)."""
-
-    def __init__(self, api: EngineAPI, secret: bytes, host: str = DEFAULT_AUTHRPC_ADDR,
-                 port: int = DEFAULT_AUTHRPC_PORT) -> None:
-        self.api = api
-        self.secret = secret
-        self.dispatcher = Dispatcher(api.methods())
-        self.http = HTTPServer(self._handle, host, port, name="authrpc")
-
-    def started(self) -> None:
-        log.info("HTTP server started endpoint=%s:%d auth=true prefix= cors= vhosts=localhost",
-                 self.http.host, self.http.port)
-
-    async def _handle(self, request: Request) -> Response:
-        try:
-            verify_authorization(request.headers.get("authorization"), self.secret)
-        except JWTError as exc:
-            return Response.text(401, str(exc))
-        if request.method == "GET" and not request.body:
-            return Response(200)  # geth answers an empty GET with 200 (health checks)
-        if request.method != "POST":
-            return Response.text(405, "method not allowed")
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype not in _JSON_TYPES:
-            return Response.text(415, f"invalid content type, only {_JSON_TYPES[0]} is supported")
-        reply = await self.dispatcher.handle(request.body)
-        return Response(200, reply or b"", {"Content-Type": "application/json"})
-
-
-__all__ = ["EngineAPI", "AuthRPCServer", "DEFAULT_AUTHRPC_ADDR", "DEFAULT_AUTHRPC_PORT", "INVALID_FORKCHOICE_STATE"]
+__all__ = ["EngineAPI", "INVALID_FORKCHOICE_STATE", "VALID", "INVALID", "SYNCING"]

@@ -9,17 +9,16 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import Any
 
-from ethnode.eth.cli_flags import _port
+from ethnode.commands.flags import validators
+from ethnode.ethapi.backend import P2PServer, public_apis
 from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
-from ethnode.rpc.server import DEFAULT_HTTP_ADDR, DEFAULT_HTTP_MODULES, DEFAULT_HTTP_PORT, HTTPConfig, RPCService
+from ethnode.node.rpcstack import DEFAULT_HTTP_ADDR, DEFAULT_HTTP_MODULES, DEFAULT_HTTP_PORT, HTTPConfig, RPCService
 
 
 def parse_modules(text: str) -> tuple[str, ...]:
     """``"eth, net,admin"`` -> ("eth", "net", "admin") (geth SplitAndTrim); names are checked at start."""
-    modules = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    modules = tuple(dict.fromkeys(validators.split_and_trim(text)))
     for m in modules:
         if not m.replace("_", "").isalnum():
             raise argparse.ArgumentTypeError(f"invalid API name {m!r}")
@@ -31,7 +30,7 @@ def add_rpc_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--http", action="store_true", help="enable the HTTP-RPC server")
     group.add_argument("--http.addr", dest="http_addr", default=DEFAULT_HTTP_ADDR, metavar="IP",
                        help=f"HTTP-RPC server listening interface (default {DEFAULT_HTTP_ADDR})")
-    group.add_argument("--http.port", dest="http_port", type=_port, default=DEFAULT_HTTP_PORT, metavar="N",
+    group.add_argument("--http.port", dest="http_port", type=validators.port, default=DEFAULT_HTTP_PORT, metavar="N",
                        help=f"HTTP-RPC server listening port (default {DEFAULT_HTTP_PORT})")
     group.add_argument("--http.api", dest="http_api", type=parse_modules, default=DEFAULT_HTTP_MODULES,
                        metavar="LIST", help="APIs offered over the HTTP-RPC interface "
@@ -39,23 +38,24 @@ def add_rpc_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def http_config_from_args(args: argparse.Namespace) -> HTTPConfig | None:
-    if not getattr(args, "http", False):
+    if not args.http:
         return None
     return HTTPConfig(
-        addr=getattr(args, "http_addr", DEFAULT_HTTP_ADDR),
-        port=getattr(args, "http_port", DEFAULT_HTTP_PORT),
-        modules=getattr(args, "http_api", DEFAULT_HTTP_MODULES),
+        addr=args.http_addr,
+        port=args.http_port,
+        modules=args.http_api,
     )
 
 
-def rpc_service_constructor(args: argparse.Namespace, p2p: Callable[[], Any]) -> ServiceConstructor | None:
-    """The Node service constructor for ``--http`` (None without it); register it after the eth service."""
+def rpc_service_constructor(args: argparse.Namespace, p2p: P2PServer) -> ServiceConstructor | None:
+    """The Node service constructor for ``--http`` (None without it); register it after the eth service,
+    whose namespaces it serves with the node's own."""
     config = http_config_from_args(args)
     if config is None:
         return None
 
     def construct(ctx: ServiceContext) -> RPCService:
-        return RPCService(ctx, config, p2p)
+        return RPCService(ctx, config, public_apis(ctx, p2p))
 
     return construct
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ethnode.rpc.api.hexutil import address_arg, checksum_address, quantity
-from ethnode.rpc.api.marshal import _inner, tx_fields
+from ethnode.core.blockchain import BlockChain
+from ethnode.core.txpool import TxPool
+from ethnode.ethapi.hexutil import address_arg, checksum_address, quantity
+from ethnode.ethapi.marshal import _inner, tx_fields
 
 
 class TxPoolAPI:
-    def __init__(self, txpool: Any, chain: Any) -> None:
+    def __init__(self, txpool: TxPool, chain: BlockChain) -> None:
         self.txpool = txpool
         self.chain = chain
 

@@ -1,4 +1,4 @@
-"""``ethnode-fast run`` flags for the Ethereum service, and the service constructor they configure.
+"""``ethnode-fast run`` flags for the Ethereum service and its Engine API, and the configs they make.
 
     --networkid N          network id in Status (default: the genesis chain id)
     --eth.versions LIST    eth versions offered, e.g. "69" or "68,69" ("none": no eth service)
@@ -7,7 +7,8 @@
     --authrpc.jwtsecret F  hex JWT secret file (default <datadir>/ethnode/jwtsecret, created if absent)
     --noexec               do not execute blocks (header/body rules only; the tx pool runs without state)
 
-Bad values are reported by argparse in one line, before anything starts.
+Bad values are reported by argparse in one line, before anything starts. The ``--authrpc.*``
+values become an ``AuthRPCConfig`` that ``run`` hands to ``ethnode.eth.catalyst``'s ``register``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ethnode.commands.flags import validators
+from ethnode.eth.catalyst.service import DEFAULT_AUTHRPC_ADDR, DEFAULT_AUTHRPC_PORT, AuthRPCConfig
 from ethnode.eth.protocols.eth.protocol import PROTOCOL_LENGTHS, SUPPORTED_VERSIONS
-from ethnode.eth.service import AuthRPCConfig, EthConfig, EthereumService
+from ethnode.eth.service import EthConfig, EthereumService
 from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
-from ethnode.rpc.engine import DEFAULT_AUTHRPC_ADDR, DEFAULT_AUTHRPC_PORT
 
 
 def parse_versions(text: str) -> tuple[int, ...]:
@@ -37,22 +39,9 @@ def parse_versions(text: str) -> tuple[int, ...]:
 
 
 def _network_id(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = validators.integer(text)
     if not 0 < value < 2**64:
         raise argparse.ArgumentTypeError(f"network id must be between 1 and 2^64-1, got {value}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 0xFFFF:
-        raise argparse.ArgumentTypeError(f"port out of range: {value}")
     return value
 
 
@@ -66,7 +55,7 @@ def add_eth_flags(parser: argparse.ArgumentParser) -> None:
                        metavar="LIST", help=f"eth protocol versions to offer (default {versions}; none: no eth)")
     group.add_argument("--authrpc.addr", dest="authrpc_addr", default=DEFAULT_AUTHRPC_ADDR, metavar="IP",
                        help=f"listening address of the authenticated Engine API (default {DEFAULT_AUTHRPC_ADDR})")
-    group.add_argument("--authrpc.port", dest="authrpc_port", type=_port, default=DEFAULT_AUTHRPC_PORT,
+    group.add_argument("--authrpc.port", dest="authrpc_port", type=validators.port, default=DEFAULT_AUTHRPC_PORT,
                        metavar="N",
                        help=f"listening port of the authenticated Engine API (default {DEFAULT_AUTHRPC_PORT})")
     group.add_argument("--noexec", action="store_true",
@@ -79,17 +68,21 @@ def add_eth_flags(parser: argparse.ArgumentParser) -> None:
 def eth_config_from_args(args: argparse.Namespace, max_peers: int | None = None) -> EthConfig:
     """``max_peers``: the p2p MaxPeers in effect (flag or config file); geth hands the same number
     to its eth handler, which caps eth peers by it and lowers the syncer's minimum peers to it."""
-    secret = getattr(args, "authrpc_jwtsecret", None)
     return EthConfig(
-        network_id=getattr(args, "networkid", None),
-        versions=SUPPORTED_VERSIONS if getattr(args, "eth_versions", None) is None else args.eth_versions,
+        network_id=args.networkid,
+        versions=SUPPORTED_VERSIONS if args.eth_versions is None else args.eth_versions,
         max_peers=max_peers,
-        noexec=getattr(args, "noexec", False),
-        authrpc=AuthRPCConfig(
-            addr=getattr(args, "authrpc_addr", DEFAULT_AUTHRPC_ADDR),
-            port=getattr(args, "authrpc_port", DEFAULT_AUTHRPC_PORT),
-            jwtsecret=Path(secret).expanduser() if secret else None,
-        ),
+        noexec=args.noexec,
+    )
+
+
+def authrpc_config_from_args(args: argparse.Namespace) -> AuthRPCConfig:
+    """Where the Engine API listens (``ethnode.eth.catalyst.register`` serves it)."""
+    secret = args.authrpc_jwtsecret
+    return AuthRPCConfig(
+        addr=args.authrpc_addr,
+        port=args.authrpc_port,
+        jwtsecret=Path(secret).expanduser() if secret else None,
     )
 
 
@@ -105,4 +98,6 @@ def eth_service_constructor(args: argparse.Namespace, max_peers: int | None = No
     return construct
 
 
-__all__ = ["add_eth_flags", "eth_service_constructor", "eth_config_from_args", "parse_versions"]
+__all__ = [
+    "add_eth_flags", "eth_service_constructor", "eth_config_from_args", "authrpc_config_from_args", "parse_versions",
+]

@@ -1,4 +1,4 @@
-"""Import progress on stderr: a redrawn bar on a terminal, plain log lines otherwise.
+"""Import and sync progress on stderr: a redrawn bar on a terminal, plain log lines otherwise.
 
 Lines go out at most once per ``interval`` seconds (geth logs "Imported new chain segment"
 every 8 s); ``interval=0`` writes one line per block, which is what a supervising process
@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from typing import Protocol, TextIO
 
 from ethnode.core.types.block import Block
 
 BAR_WIDTH = 30
 REDRAW_INTERVAL = 0.1  # seconds between bar redraws on a terminal
 DEFAULT_LOG_INTERVAL = 8.0  # geth statsReportLimit
+
+
+class ChainHead(Protocol):
+    """What a progress line names: a block or a header."""
+
+    @property
+    def number(self) -> int: ...
+
+    @property
+    def hash(self) -> bytes: ...
 
 
 class ImportProgress:
@@ -41,7 +51,7 @@ class ImportProgress:
         self._last_out = self.start
         self.count = 0
         self.known = 0
-        self.last: Block | None = None
+        self.last: ChainHead | None = None
         self._drawn = False
         self._width = 0
 
@@ -63,8 +73,8 @@ class ImportProgress:
             self._last_out = now
             self._emit(offset)
 
-    def show(self, head: Any, count: int, offset: int | None = None) -> None:
-        """Polled progress (sync): ``head`` has ``number`` and ``hash``, ``count`` blocks so far.
+    def show(self, head: ChainHead, count: int, offset: int | None = None) -> None:
+        """Polled progress (sync): ``head`` is the chain's head now, ``count`` blocks so far.
 
         The first call draws at once; later ones at most once per interval.
         """
@@ -108,4 +118,4 @@ class ImportProgress:
             self.stream.flush()
 
 
-__all__ = ["ImportProgress", "DEFAULT_LOG_INTERVAL"]
+__all__ = ["ImportProgress", "ChainHead", "DEFAULT_LOG_INTERVAL", "REDRAW_INTERVAL"]

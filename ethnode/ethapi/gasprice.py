@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from ethnode.core.blockchain import BlockChain
 from ethnode.core.eip1559 import calc_base_fee
 from ethnode.core.eip4844 import blob_base_fee, calc_blob_fee, calc_excess_blob_gas, latest_blob_config
 from ethnode.core.types.block import Block
 from ethnode.core.types.header import Header
-from ethnode.rpc.api.marshal import _inner, effective_gas_price
+from ethnode.ethapi.marshal import _inner, effective_gas_price
 
 GPO_BLOCKS = 20  # geth FullNodeGPO.Blocks
 GPO_PERCENTILE = 60  # geth FullNodeGPO.Percentile
@@ -48,7 +48,7 @@ class FeeHistory:
 class GasPriceOracle:
     """geth gasprice.Oracle over a ``BlockChain``; the suggestion is cached per head."""
 
-    def __init__(self, chain: Any, default: int = DEFAULT_GAS_PRICE) -> None:
+    def __init__(self, chain: BlockChain, default: int = DEFAULT_GAS_PRICE) -> None:
         self.chain = chain
         self.last_price = default
         self._cache: tuple[bytes, int] | None = None

@@ -9,9 +9,10 @@ the paths that change them. Names follow geth's (``p2p/peers/inbound`` ->
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+from ethnode.eth.service import EthereumService
 from ethnode.metrics.registry import Registry
+from ethnode.p2p.server import Server
 
 NAMES = (
     "p2p_peers", "p2p_peers_inbound", "p2p_peers_outbound", "txpool_pending", "txpool_queued", "txpool_size",
@@ -20,7 +21,9 @@ NAMES = (
 )
 
 
-def register_node_collectors(registry: Registry, p2p: Callable[[], Any], eth: Callable[[], Any]) -> None:
+def register_node_collectors(
+    registry: Registry, p2p: Callable[[], Server | None], eth: Callable[[], EthereumService | None]
+) -> None:
     """Gauges over the p2p Server (``p2p()``) and the Ethereum service (``eth()``); either may be None."""
 
     def peers(inbound: bool | None) -> Callable[[], int]:
@@ -31,7 +34,7 @@ def register_node_collectors(registry: Registry, p2p: Callable[[], Any], eth: Ca
             return sum(1 for p in server.peers() if inbound is None or p.inbound == inbound)
         return read
 
-    def from_eth(fn: Callable[[Any], float]) -> Callable[[], float]:
+    def from_eth(fn: Callable[[EthereumService], float]) -> Callable[[], float]:
         def read() -> float:
             svc = eth()
             if svc is None:
@@ -39,10 +42,13 @@ def register_node_collectors(registry: Registry, p2p: Callable[[], Any], eth: Ca
             return fn(svc)
         return read
 
-    def known(attr: str) -> Callable[[Any], float]:
-        return lambda svc: sum(len(getattr(p, attr)) for p in svc.handler.peers)
+    def known_txs(svc: EthereumService) -> float:
+        return sum(len(p.known_txs) for p in svc.handler.peers)
 
-    def syncing(svc: Any) -> float:
+    def known_blocks(svc: EthereumService) -> float:
+        return sum(len(p.known_blocks) for p in svc.handler.peers)
+
+    def syncing(svc: EthereumService) -> float:
         return 1.0 if svc.downloader.syncing else 0.0
 
     g = registry.gauge_func
@@ -57,8 +63,8 @@ def register_node_collectors(registry: Registry, p2p: Callable[[], Any], eth: Ca
     g("chain_head_header", "number of the head header (geth chain/head/header)",
       from_eth(lambda s: s.chain.current_header.number))
     g("eth_peers", "registered eth peers", from_eth(lambda s: len(s.handler.peers)))
-    g("eth_known_txs", "entries in the per-peer known-tx caches, summed", from_eth(known("known_txs")))
-    g("eth_known_blocks", "entries in the per-peer known-block caches, summed", from_eth(known("known_blocks")))
+    g("eth_known_txs", "entries in the per-peer known-tx caches, summed", from_eth(known_txs))
+    g("eth_known_blocks", "entries in the per-peer known-block caches, summed", from_eth(known_blocks))
     g("eth_downloader_syncing", "1 while the downloader runs a sync", from_eth(syncing))
     g("eth_downloader_highest_block", "the head the running (or last) sync aims at",
       from_eth(lambda s: s.downloader.progress().highest_block))

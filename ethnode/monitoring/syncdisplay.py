@@ -1,4 +1,4 @@
-"""A live sync progress bar on a terminal, drawn with the import command's ``ImportProgress``.
+"""A live sync progress bar on a terminal, drawn with the ``ImportProgress`` that ``import`` uses too.
 
 Only when stderr is a TTY: otherwise the downloader's "Imported new chain segment" lines
 already say the same thing in a form a log collector can read. The display polls the
@@ -10,15 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any, TextIO
+from typing import Protocol, TextIO
 
-from ethnode.commands.progress import REDRAW_INTERVAL, ImportProgress
+from ethnode.core.blockchain import BlockChain
+from ethnode.eth.downloader.downloader import SyncProgress
+from ethnode.monitoring.progress import REDRAW_INTERVAL, ImportProgress
 
 POLL_INTERVAL = 0.25  # seconds between looks at the downloader
 
 
+class SyncStatus(Protocol):
+    """What the display reads of the downloader."""
+
+    @property
+    def syncing(self) -> bool: ...
+
+    def progress(self) -> SyncProgress: ...
+
+
 class SyncDisplay:
-    def __init__(self, downloader: Any, chain: Any, stream: TextIO | None = None,
+    def __init__(self, downloader: SyncStatus, chain: BlockChain, stream: TextIO | None = None,
                  poll: float = POLL_INTERVAL) -> None:
         self.downloader = downloader
         self.chain = chain

@@ -1,11 +1,12 @@
 """The ``eth_`` namespace: chain, blocks, transactions, receipts, account state, fees, sync status.
 
-``backend`` is the Ethereum service (anything with ``chain``, ``txpool`` and optionally
-``downloader`` and ``state``). Account state comes from a ``StateReader`` found as
-``backend.state``; it answers ``nonce(address)``/``balance(address)`` at the head and
-``nonce(address, number)``/``balance(address, number)`` at an older block, None for
-"not known". Without one (a node that does not execute), or when it answers None, the
-call fails as geth does for state it does not hold: -32000 "state 0x<root> is not available".
+``backend`` is the Ethereum service, or anything with its ``chain``, ``txpool``,
+``downloader`` and ``state`` (``Backend``, geth's ethapi.Backend; the last three may be
+None). Account state comes from a ``StateReader`` found as ``backend.state``; it answers
+``nonce(address)``/``balance(address)`` at the head and ``nonce(address, number)``/
+``balance(address, number)`` at an older block, None for "not known". Without one (a
+node that does not execute), or when it answers None, the call fails as geth does for
+state it does not hold: -32000 "state 0x<root> is not available".
 
 eth_call and eth_estimateGas run on the chain's ``Executor`` over the block's stored
 state (argument rules and the estimator in ``call``); a node without execution, or a
@@ -25,6 +26,7 @@ from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
 from ethnode.consensus.engine import ConsensusError
+from ethnode.core.blockchain import BlockChain
 from ethnode.core.execution import (
     CallPreconditionError,
     CallResult,
@@ -33,10 +35,11 @@ from ethnode.core.execution import (
     MissingParentStateError,
 )
 from ethnode.core.rawdb import accessors as rawdb
-from ethnode.core.txpool import TxPoolError, UnknownState
+from ethnode.core.txpool import TxPool, TxPoolError, UnknownState
 from ethnode.core.types.header import Header
-from ethnode.core.types.transaction import BlobTxWithSidecar, TransactionError, decode_tx
-from ethnode.rpc.api.call import (
+from ethnode.core.types.transaction import BlobTxWithSidecar, LegacyTx, TransactionError, decode_tx
+from ethnode.eth.downloader.downloader import Downloader
+from ethnode.ethapi.call import (
     ESTIMATE_GAS_TIMEOUT,
     RPC_EVM_TIMEOUT,
     RPC_GAS_CAP,
@@ -45,8 +48,8 @@ from ethnode.rpc.api.call import (
     estimate_gas,
     go_duration,
 )
-from ethnode.rpc.api.gasprice import FeeHistoryError, GasPriceOracle
-from ethnode.rpc.api.hexutil import (
+from ethnode.ethapi.gasprice import FeeHistoryError, GasPriceOracle
+from ethnode.ethapi.hexutil import (
     address_arg,
     arg,
     data,
@@ -55,7 +58,7 @@ from ethnode.rpc.api.hexutil import (
     hash_arg,
     quantity,
 )
-from ethnode.rpc.api.marshal import block_fields, contract_address, receipt_fields, tx_fields
+from ethnode.ethapi.marshal import block_fields, contract_address, receipt_fields, tx_fields
 from ethnode.rpc.jsonrpc import INVALID_PARAMS, SERVER_ERROR, RPCError, server_error
 
 log = logging.getLogger("ethnode.rpc")
@@ -72,6 +75,22 @@ class StateReader(Protocol):
     def nonce(self, address: bytes, number: int | None = None) -> int | None: ...
 
     def balance(self, address: bytes, number: int | None = None) -> int | None: ...
+
+
+class Backend(Protocol):
+    """What the namespaces read of the Ethereum service (geth ethapi.Backend)."""
+
+    @property
+    def chain(self) -> BlockChain: ...
+
+    @property
+    def txpool(self) -> TxPool | None: ...
+
+    @property
+    def downloader(self) -> Downloader | None: ...
+
+    @property
+    def state(self) -> StateReader | None: ...
 
 
 def _storage_key(key: Any) -> bytes:
@@ -102,7 +121,7 @@ def _block_number(index: int, value: Any) -> int | str:
 class EthAPI:
     """geth's EthereumAPI, BlockChainAPI and TransactionAPI, for the methods ethnode serves."""
 
-    def __init__(self, backend: Any, *, tx_fee_cap: int = RPC_TX_FEE_CAP, allow_unprotected: bool = False,
+    def __init__(self, backend: Backend, *, tx_fee_cap: int = RPC_TX_FEE_CAP, allow_unprotected: bool = False,
                  gas_cap: int = RPC_GAS_CAP, evm_timeout: float = RPC_EVM_TIMEOUT) -> None:
         self.backend = backend
         self.chain = backend.chain
@@ -168,7 +187,7 @@ class EthAPI:
 
     def _reader(self) -> Any:
         """The service's StateReader, else the pool's (head only); None while state is unknown."""
-        reader = getattr(self.backend, "state", None) or getattr(self.txpool, "state", None)
+        reader = self.backend.state or (self.txpool.state if self.txpool is not None else None)
         return None if reader is None or isinstance(reader, UnknownState) else reader
 
     def _state(self, what: str, address: bytes, header: Header, *extra: Any) -> Any:
@@ -197,7 +216,7 @@ class EthAPI:
 
     def syncing(self) -> Any:
         """False, or geth's progress object while the downloader is behind."""
-        downloader = getattr(self.backend, "downloader", None)
+        downloader = self.backend.downloader
         if downloader is None or not downloader.syncing:
             return False
         progress = downloader.progress()
@@ -266,7 +285,7 @@ class EthAPI:
         if self.tx_fee_cap and fee > self.tx_fee_cap:
             raise server_error(f"tx fee ({fee / 1e18:.2f} ether) exceeds the configured cap "
                                f"({self.tx_fee_cap / 1e18:.2f} ether)")
-        if not self.allow_unprotected and not getattr(inner, "protected", True):
+        if not self.allow_unprotected and isinstance(inner, LegacyTx) and not inner.protected:
             raise server_error("only replay-protected (EIP-155) transactions allowed over RPC")
         err = self.txpool.add_locals([tx])[0]
         if err is not None:
@@ -357,19 +376,15 @@ class EthAPI:
 
     def _executor(self, header: Header) -> Any:
         """The chain's EVM engine, if the block's state is there to run on (else geth's "not available")."""
-        executor = getattr(self.chain, "executor", None)
-        state_db = getattr(self.chain, "state_db", None)
-        if executor is None or state_db is None or not state_db.has_state(header.state_root):
+        executor = self.chain.executor
+        if executor is None or not self.chain.state_db.has_state(header.state_root):
             raise server_error(f"state 0x{header.state_root.hex()} is not available")
         return executor
 
     def _author(self, header: Header) -> bytes | None:
         """COINBASE for a call in ``header``'s context: the engine's author (the clique signer), as geth."""
-        engine = getattr(self.chain, "engine", None)
-        if engine is None:
-            return None
         try:
-            return engine.author(header)  # type: ignore[no-any-return]
+            return self.chain.engine.author(header)  # type: ignore[no-any-return]
         except ConsensusError:  # a header whose signer cannot be recovered: fall back to its coinbase
             return None
 

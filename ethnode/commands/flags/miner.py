@@ -21,9 +21,11 @@ import argparse
 import logging
 from pathlib import Path
 
+from ethnode.commands.flags.eth import authrpc_config_from_args, eth_config_from_args
+from ethnode.commands.flags.validators import non_negative_int as uint
 from ethnode.crypto.errors import InvalidKeyError
 from ethnode.crypto.keys import PrivateKey, load_private_key
-from ethnode.eth.cli_flags import eth_config_from_args
+from ethnode.eth.catalyst.service import AuthRPCConfig
 from ethnode.eth.service import EthereumService
 from ethnode.miner.builder import DEFAULT_GAS_CEIL, DEFAULT_MIN_TIP, MAX_VANITY, MinerConfig
 from ethnode.miner.dev import DEV_GAS_LIMIT, DevChain, DevError, parse_key, prepare_dev_chain
@@ -31,16 +33,6 @@ from ethnode.miner.service import MinerService
 from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
 
 log = logging.getLogger("ethnode.miner")
-
-
-def _uint(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def _extra(text: str) -> bytes:
@@ -54,19 +46,19 @@ def add_miner_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Developer chain and miner")
     group.add_argument("--dev", action="store_true",
                        help="ephemeral proof-of-authority network with a pre-funded developer account, mining enabled")
-    group.add_argument("--dev.period", dest="dev_period", type=_uint, default=0, metavar="N",
+    group.add_argument("--dev.period", dest="dev_period", type=uint, default=0, metavar="N",
                        help="block period in developer mode (0 = mine only if transaction pending)")
     group.add_argument("--dev.key", dest="dev_key", metavar="HEX",
                        help="developer account and signer key (default: generated and printed)")
-    group.add_argument("--dev.gaslimit", dest="dev_gaslimit", type=_uint, default=DEV_GAS_LIMIT, metavar="N",
+    group.add_argument("--dev.gaslimit", dest="dev_gaslimit", type=uint, default=DEV_GAS_LIMIT, metavar="N",
                        help=f"initial block gas limit (default {DEV_GAS_LIMIT})")
     group.add_argument("--dev.genesis-out", dest="dev_genesis_out", metavar="FILE",
                        help="write the developer genesis JSON to FILE (for `ethnode-fast init` on other nodes)")
     group.add_argument("--mine", action="store_true", help="seal blocks on this Clique chain (needs --miner.key)")
     group.add_argument("--miner.key", dest="miner_key", metavar="HEX|FILE", help="signer key for --mine")
-    group.add_argument("--miner.gaslimit", dest="miner_gaslimit", type=_uint, metavar="N",
+    group.add_argument("--miner.gaslimit", dest="miner_gaslimit", type=uint, metavar="N",
                        help=f"target gas ceiling for mined blocks (default {DEFAULT_GAS_CEIL}; --dev: its genesis's)")
-    group.add_argument("--miner.gasprice", dest="miner_gasprice", type=_uint, default=DEFAULT_MIN_TIP, metavar="WEI",
+    group.add_argument("--miner.gasprice", dest="miner_gasprice", type=uint, default=DEFAULT_MIN_TIP, metavar="WEI",
                        help=f"minimum gas tip for mining a transaction (default {DEFAULT_MIN_TIP})")
     group.add_argument("--miner.extradata", dest="miner_extradata", type=_extra, metavar="TEXT",
                        help="block extra-data set by the miner (up to 32 bytes)")
@@ -75,11 +67,11 @@ def add_miner_flags(parser: argparse.ArgumentParser) -> None:
 def prepare_dev(args: argparse.Namespace, datadir: str | None) -> DevChain | None:
     """With ``--dev``: create or reopen the dev chain (``datadir`` None: in memory) and turn
     HTTP JSON-RPC on; None without ``--dev``. Raises ``DevError`` with one line for the user."""
-    if not getattr(args, "dev", False):
+    if not args.dev:
         return None
-    if getattr(args, "noexec", False):
+    if args.noexec:
         raise DevError("--dev seals blocks and needs block execution: drop --noexec")
-    versions = getattr(args, "eth_versions", None)  # None: not given, the default versions
+    versions = args.eth_versions  # None: not given, the default versions
     if versions is not None and not versions:
         raise DevError("--dev needs the eth protocol: drop --eth.versions none")
     dev = prepare_dev_chain(datadir, period=args.dev_period, key_hex=args.dev_key, gas_limit=args.dev_gaslimit,
@@ -100,13 +92,19 @@ def dev_eth_service_constructor(
 ) -> ServiceConstructor:
     """The Ethereum service on the dev chain (the in-memory one when there is no datadir)."""
     config = eth_config_from_args(args, max_peers)
-    if dev.datadir is None and getattr(args, "authrpc_jwtsecret", None) is None:
-        config.authrpc = None  # no datadir for a JWT secret, and a Clique chain has no consensus client
 
     def construct(ctx: ServiceContext) -> EthereumService:
         return EthereumService(ctx, config, chain=dev.chain)
 
     return construct
+
+
+def dev_authrpc_config(args: argparse.Namespace, dev: DevChain) -> AuthRPCConfig | None:
+    """The Engine API of a dev chain: None in memory without ``--authrpc.jwtsecret`` (no datadir
+    for a secret, and a Clique chain has no consensus client)."""
+    if dev.datadir is None and args.authrpc_jwtsecret is None:
+        return None
+    return authrpc_config_from_args(args)
 
 
 def _miner_key(text: str) -> PrivateKey:
@@ -121,7 +119,7 @@ def miner_service_constructor(args: argparse.Namespace, dev: DevChain | None) ->
     """The miner for ``--dev`` or ``--mine`` (register it after the Ethereum service); else None."""
     if dev is not None:
         key = dev.key
-    elif getattr(args, "mine", False):
+    elif args.mine:
         if not args.miner_key:
             raise DevError("--mine needs the signer key: --miner.key HEX|FILE")
         key = _miner_key(args.miner_key)
@@ -140,4 +138,6 @@ def miner_service_constructor(args: argparse.Namespace, dev: DevChain | None) ->
     return construct
 
 
-__all__ = ["add_miner_flags", "prepare_dev", "dev_eth_service_constructor", "miner_service_constructor"]
+__all__ = [
+    "add_miner_flags", "prepare_dev", "dev_eth_service_constructor", "dev_authrpc_config", "miner_service_constructor",
+]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from ethnode.rpc.api.hexutil import quantity
+from ethnode.ethapi.hexutil import quantity
+from ethnode.p2p.server import Server
 from ethnode.rpc.jsonrpc import RPCError
 
 SERVER_ERROR = -32000
@@ -14,7 +14,7 @@ SERVER_ERROR = -32000
 class NetAPI:
     """``p2p`` returns the running p2p Server (None before start); ``network_id`` the eth network id."""
 
-    def __init__(self, p2p: Callable[[], Any], network_id: Callable[[], int | None]) -> None:
+    def __init__(self, p2p: Callable[[], Server | None], network_id: Callable[[], int | None]) -> None:
         self._p2p = p2p
         self._network_id = network_id
 

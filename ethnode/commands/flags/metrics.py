@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
 
-from ethnode.eth.cli_flags import _port
-from ethnode.metrics.service import DEFAULT_METRICS_ADDR, DEFAULT_METRICS_PORT, MetricsConfig, MetricsService
+from ethnode.commands.flags import validators
+from ethnode.monitoring.service import DEFAULT_METRICS_ADDR, DEFAULT_METRICS_PORT, MetricsConfig, MetricsService
 from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
+from ethnode.p2p.server import Server
 
 
 def add_metrics_flags(parser: argparse.ArgumentParser) -> None:
@@ -23,19 +23,19 @@ def add_metrics_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--metrics", action="store_true", help="enable the metrics endpoint (Prometheus text)")
     group.add_argument("--metrics.addr", dest="metrics_addr", default=DEFAULT_METRICS_ADDR, metavar="IP",
                        help=f"metrics HTTP server listening interface (default {DEFAULT_METRICS_ADDR})")
-    group.add_argument("--metrics.port", dest="metrics_port", type=_port, default=DEFAULT_METRICS_PORT,
+    group.add_argument("--metrics.port", dest="metrics_port", type=validators.port, default=DEFAULT_METRICS_PORT,
                        metavar="N", help=f"metrics HTTP server listening port (default {DEFAULT_METRICS_PORT})")
 
 
 def metrics_config_from_args(args: argparse.Namespace) -> MetricsConfig:
     return MetricsConfig(
-        enabled=bool(getattr(args, "metrics", False)),
-        addr=getattr(args, "metrics_addr", DEFAULT_METRICS_ADDR),
-        port=getattr(args, "metrics_port", DEFAULT_METRICS_PORT),
+        enabled=args.metrics,
+        addr=args.metrics_addr,
+        port=args.metrics_port,
     )
 
 
-def metrics_service_constructor(args: argparse.Namespace, p2p: Callable[[], Any]) -> ServiceConstructor:
+def metrics_service_constructor(args: argparse.Namespace, p2p: Callable[[], Server | None]) -> ServiceConstructor:
     """The monitoring service constructor for ``run``; register it after the eth service."""
     config = metrics_config_from_args(args)
 

@@ -10,9 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ethnode.core.rawdb import accessors as rawdb
+from ethnode.eth.service import EthereumService
+from ethnode.ethapi.hexutil import data
 from ethnode.p2p.config import join_host_port, split_host_port
 from ethnode.p2p.enode import Node, NodeURLError
-from ethnode.rpc.api.hexutil import data
+from ethnode.p2p.server import Server
 from ethnode.rpc.jsonrpc import RPCError
 
 SERVER_ERROR = -32000
@@ -26,38 +28,38 @@ def _addr(addr: tuple[str, int] | None) -> str:
 class AdminAPI:
     """``p2p`` returns the running Server; ``eth`` the Ethereum service (or None without eth)."""
 
-    def __init__(self, p2p: Callable[[], Any], eth: Callable[[], Any]) -> None:
+    def __init__(self, p2p: Callable[[], Server | None], eth: Callable[[], EthereumService | None]) -> None:
         self._p2p = p2p
         self._eth = eth
 
-    def _server(self) -> Any:
+    def _server(self) -> Server:
         server = self._p2p()
         if server is None or not server.running:
             raise RPCError(SERVER_ERROR, NODE_STOPPED)
         return server
 
-    def _change(self, method: str, url: Any) -> bool:
+    def _change(self, change: Callable[[Server, str], object], url: Any) -> bool:
         server = self._server()
         if not isinstance(url, str):
             raise RPCError(SERVER_ERROR, "invalid enode: not a string")
         try:
-            getattr(server, method)(url)
+            change(server, url)
         except (NodeURLError, ValueError) as exc:
             raise RPCError(SERVER_ERROR, f"invalid enode: {exc}") from None
         return True
 
     def add_peer(self, url: Any) -> bool:
         """Dial ``url`` now and whenever it drops (a static peer); true once queued, as geth."""
-        return self._change("add_peer", url)
+        return self._change(Server.add_peer, url)
 
     def remove_peer(self, url: Any) -> bool:
-        return self._change("remove_peer", url)
+        return self._change(Server.remove_peer, url)
 
     def add_trusted_peer(self, url: Any) -> bool:
-        return self._change("add_trusted_peer", url)
+        return self._change(Server.add_trusted_peer, url)
 
     def remove_trusted_peer(self, url: Any) -> bool:
-        return self._change("remove_trusted_peer", url)
+        return self._change(Server.remove_trusted_peer, url)
 
     def node_info(self) -> dict[str, Any]:
         server = self._server()

@@ -12,9 +12,10 @@ from typing import Any
 from ethnode.core.eip4844 import calc_blob_fee
 from ethnode.core.types.block import Block
 from ethnode.core.types.header import Header
-from ethnode.rpc.api.eth import EthAPI, _block_number
-from ethnode.rpc.api.hexutil import arg, data, decode_quantity, hash_arg, quantity
-from ethnode.rpc.api.marshal import header_fields, receipt_fields, tx_fields
+from ethnode.core.types.transaction import BlobTxWithSidecar
+from ethnode.ethapi.eth import Backend, EthAPI, _block_number
+from ethnode.ethapi.hexutil import arg, data, decode_quantity, hash_arg, quantity
+from ethnode.ethapi.marshal import header_fields, receipt_fields, tx_fields
 from ethnode.rpc.jsonrpc import RPCError
 
 NOT_FOUND = ("header not found", "header for hash not found")
@@ -28,7 +29,7 @@ def _index(index: int, value: Any) -> int:
 class BlockAPI:
     """eth_getBlockTransactionCountBy*, eth_getTransactionBy*AndIndex, eth_getUncle*, eth_getBlockReceipts, ..."""
 
-    def __init__(self, backend: Any, eth: EthAPI | None = None) -> None:
+    def __init__(self, backend: Backend, eth: EthAPI | None = None) -> None:
         self.chain = backend.chain
         self.txpool = backend.txpool
         self._eth = eth if eth is not None else EthAPI(backend)  # its block-tag and block-or-hash resolution
@@ -109,7 +110,7 @@ class BlockAPI:
         pooled = self.txpool.get(h)
         if pooled is None:
             return "0x"
-        inner = getattr(pooled, "tx", pooled)  # a blob tx: without its sidecar, as geth
+        inner = pooled.tx if isinstance(pooled, BlobTxWithSidecar) else pooled  # a blob tx: without its sidecar
         return data(inner.canonical)
 
     # --- whole blocks -------------------------------------------------------------------

@@ -12,15 +12,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TextIO
 
 from ethnode.errors import EthnodeError
-from ethnode.metrics.collectors import register_node_collectors
-from ethnode.metrics.events import EventLogger
+from ethnode.eth.service import EthereumService
 from ethnode.metrics.lag import LoopLagProbe
 from ethnode.metrics.registry import CONTENT_TYPE, DEFAULT_REGISTRY, Registry
-from ethnode.metrics.syncdisplay import SyncDisplay
-from ethnode.node.lifecycle import ServiceContext
+from ethnode.monitoring.collectors import register_node_collectors
+from ethnode.monitoring.events import EventLogger
+from ethnode.monitoring.syncdisplay import SyncDisplay
+from ethnode.node.lifecycle import ServiceContext, ServiceNotFoundError
+from ethnode.p2p.server import Server
 from ethnode.rpc.http import HTTPEndpoint, HTTPServer, Request, Response
 
 log = logging.getLogger("ethnode.metrics")
@@ -70,7 +72,7 @@ class MetricsService:
     read each other's peers), served together with the process-wide p2p counters.
     """
 
-    def __init__(self, ctx: ServiceContext, config: MetricsConfig, p2p: Callable[[], Any], *,
+    def __init__(self, ctx: ServiceContext, config: MetricsConfig, p2p: Callable[[], Server | None], *,
                  stream: TextIO | None = None) -> None:
         self.ctx = ctx
         self.config = config
@@ -82,21 +84,21 @@ class MetricsService:
         self._stream = stream
         self.display: SyncDisplay | None = None
 
-    def _eth(self) -> Any:
-        for svc in self.ctx.services.values():
-            if hasattr(svc, "chain") and hasattr(svc, "txpool"):
-                return svc
-        return None
+    def _eth(self) -> EthereumService | None:
+        """The Ethereum service, None on a p2p-only node."""
+        try:
+            return self.ctx.service(EthereumService)
+        except ServiceNotFoundError:
+            return None
 
     def _syncing(self) -> bool:
         eth = self._eth()
-        downloader = getattr(eth, "downloader", None)
-        return bool(downloader is not None and downloader.syncing)
+        return eth is not None and eth.downloader.syncing
 
-    def protocols(self) -> list[Any]:
+    def protocols(self) -> list[object]:
         return []
 
-    def apis(self) -> list[Any]:
+    def apis(self) -> list[object]:
         return []
 
     async def start(self) -> None:
@@ -104,7 +106,7 @@ class MetricsService:
         self.lag.start()
         self.events.start()
         eth = self._eth()
-        if eth is not None and getattr(eth, "downloader", None) is not None:
+        if eth is not None:
             self.display = SyncDisplay(eth.downloader, eth.chain, self._stream)
             self.display.start()
         if self.config.enabled:

@@ -1,0 +1,71 @@
+"""JSON-RPC over HTTP: one request handler for the public server and the authenticated one.
+
+geth runs the same rpc.Server behind both its ``--http`` endpoint and its auth endpoint
+and wraps the latter in a JWT check (node/rpcstack.go); the two differ in nothing else.
+Here too: ``RPCHandler`` takes the JWT secret as an option, and ``RPCServer`` is the one
+endpoint class, so a rule about requests (content types, health checks, methods) is
+written once and cannot drift between the Engine API and the public API.
+
+Requests: POST with a JSON content type (415 otherwise), single calls and batches (the
+dispatcher's limits); an empty GET answers 200 for health checks. With a secret, every
+request (health checks included) first needs a valid ``Authorization: Bearer`` token,
+else 401 with geth's reason. No CORS, no virtual host check, no WebSocket.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ethnode.rpc.http import HTTPEndpoint, HTTPServer, Request, Response
+from ethnode.rpc.jsonrpc import Dispatcher
+from ethnode.rpc.jwt import JWTError, verify_authorization
+
+log = logging.getLogger("ethnode.rpc")
+
+JSON_CONTENT_TYPES = ("application/json", "application/json-rpc", "application/jsonrequest")  # geth's accepted
+
+
+class RPCHandler:
+    """An ``HTTPServer`` handler answering JSON-RPC with ``dispatcher``; ``jwt_secret`` turns auth on."""
+
+    def __init__(self, dispatcher: Dispatcher, jwt_secret: bytes | None = None) -> None:
+        self.dispatcher = dispatcher
+        self.jwt_secret = jwt_secret
+
+    async def __call__(self, request: Request) -> Response:
+        if self.jwt_secret is not None:
+            try:
+                verify_authorization(request.headers.get("authorization"), self.jwt_secret)
+            except JWTError as exc:
+                return Response.text(401, str(exc))
+        if request.method == "GET" and not request.body:
+            return Response(200)  # geth answers an empty GET with 200 (health checks)
+        if request.method != "POST":
+            return Response.text(405, "method not allowed")
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype not in JSON_CONTENT_TYPES:
+            return Response.text(415, f"invalid content type, only {JSON_CONTENT_TYPES[0]} is supported")
+        reply = await self.dispatcher.handle(request.body)
+        return Response(200, reply or b"", {"Content-Type": "application/json"})
+
+
+class RPCServer(HTTPEndpoint):
+    """A JSON-RPC endpoint on ``host:port`` (port 0: any free port), JWT-authenticated with ``jwt_secret``."""
+
+    def __init__(self, methods: Mapping[str, Callable[..., Any]], host: str = "127.0.0.1", port: int = 0, *,
+                 jwt_secret: bytes | None = None) -> None:
+        self.handler = RPCHandler(Dispatcher(methods), jwt_secret)
+        self.http = HTTPServer(self.handler, host, port, name="http-rpc" if jwt_secret is None else "authrpc")
+
+    @property
+    def authenticated(self) -> bool:
+        return self.handler.jwt_secret is not None
+
+    def started(self) -> None:
+        log.info("HTTP server started endpoint=%s:%d auth=%s prefix= cors= vhosts=localhost",
+                 self.http.host, self.http.port, "true" if self.authenticated else "false")
+
+
+__all__ = ["RPCHandler", "RPCServer", "JSON_CONTENT_TYPES"]
