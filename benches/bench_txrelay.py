@@ -91,7 +91,8 @@ from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import MemoryDB
 from ethnode.core.txpool import TxPoolConfig
 from ethnode.eth.service import EthConfig, EthereumService
-from ethnode.node import EventBus, Node, NodeConfig
+from ethnode.event import EventBus
+from ethnode.node import Node, NodeConfig
 from ethnode.p2p import loop as p2p_loop
 from ethnode.p2p.config import ServerConfig
 from ethnode.p2p.server import server_factory

@@ -28,7 +28,7 @@ from ethnode.eth.handler import EthHandler
 from ethnode.eth.handshake import make_status
 from ethnode.eth.peer import EthPeer
 from ethnode.eth.protocol import PROTOCOL_LENGTHS, STATUS, SUPPORTED_VERSIONS
-from ethnode.node.events import EventBus
+from ethnode.event import EventBus
 from ethnode.p2p.config import ServerConfig
 from ethnode.p2p.peer import Peer
 from ethnode.p2p.protocol import Protocol, ProtocolChannel

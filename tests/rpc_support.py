@@ -158,8 +158,9 @@ class RPCNode:
     def __init__(self, chain: BlockChain, *, modules: Sequence[str] = ("eth", "net", "web3"), state: Any = None,
                  metrics: bool = False, key: PrivateKey | None = None) -> None:
         from ethnode.eth.service import EthConfig, EthereumService
+        from ethnode.event import EventBus
         from ethnode.metrics.service import MetricsConfig, MetricsService
-        from ethnode.node import EventBus, Node, NodeConfig
+        from ethnode.node import Node, NodeConfig
         from ethnode.p2p.config import ServerConfig
         from ethnode.p2p.server import server_factory
         from ethnode.rpc.server import HTTPConfig, RPCService

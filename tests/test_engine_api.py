@@ -26,7 +26,8 @@ from ethnode.core.rawdb import open_database
 from ethnode.eth.cli_flags import add_eth_flags, eth_config_from_args, eth_service_constructor, parse_versions
 from ethnode.eth.events import ChainHeadEvent
 from ethnode.eth.service import EthereumService, EthServiceError
-from ethnode.node import EventBus, Node, NodeConfig
+from ethnode.event import EventBus
+from ethnode.node import Node, NodeConfig
 from ethnode.rpc.engine import AuthRPCServer, EngineAPI
 from ethnode.rpc.jwt import (
     JWTError,

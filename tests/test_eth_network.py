@@ -34,7 +34,8 @@ from ethnode.crypto.keys import PrivateKey
 from ethnode.eth.handler import TX_MAX_BROADCAST_SIZE
 from ethnode.eth.protocol import GET_POOLED_TRANSACTIONS, NEW_POOLED_TRANSACTION_HASHES, TRANSACTIONS, PooledHashes
 from ethnode.eth.service import EthConfig, EthereumService
-from ethnode.node import EventBus, Node, NodeConfig
+from ethnode.event import EventBus
+from ethnode.node import Node, NodeConfig
 from ethnode.p2p.config import ServerConfig
 from ethnode.p2p.server import server_factory
 

@@ -19,12 +19,12 @@ from test_cli_run import HOST, RunProcess, _cli, _env
 
 from ethnode.eth.downloader.downloader import SyncProgress
 from ethnode.eth.events import ChainHeadEvent
+from ethnode.event import EventBus
 from ethnode.metrics import p2p as p2p_metrics
 from ethnode.metrics.events import EventLogger, pretty_age
 from ethnode.metrics.lag import LoopLagProbe
 from ethnode.metrics.registry import Registry
 from ethnode.metrics.syncdisplay import SyncDisplay
-from ethnode.node import EventBus
 
 
 def samples(text: str) -> dict[str, float]:

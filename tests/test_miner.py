@@ -119,10 +119,10 @@ from ethnode.core.genesis import Genesis  # noqa: E402
 from ethnode.core.rawdb import MemoryDB  # noqa: E402
 from ethnode.core.txpool import TxPool  # noqa: E402
 from ethnode.eth.events import ChainHeadEvent, NewMinedBlockEvent  # noqa: E402
+from ethnode.event import EventBus  # noqa: E402
 from ethnode.miner.builder import build_block  # noqa: E402
 from ethnode.miner.dev import DEV_FAUCET_BALANCE, dev_genesis, prepare_dev_chain  # noqa: E402
 from ethnode.miner.miner import Miner  # noqa: E402
-from ethnode.node.events import EventBus  # noqa: E402
 
 FUNDS = 10**21
 

@@ -28,7 +28,7 @@ from ethnode.core.execution import BlockEnv
 from ethnode.core.txpool import NewTxsEvent
 from ethnode.core.types.block import Block
 from ethnode.eth.events import ChainHeadEvent
-from ethnode.node import EventBus
+from ethnode.event import EventBus
 from ethnode.rpc.api import filters as filters_mod
 from ethnode.rpc.api import logfilter
 from ethnode.rpc.api.filters import FilterAPI

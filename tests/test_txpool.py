@@ -31,7 +31,7 @@ from ethnode.core.types import (
 )
 from ethnode.core.types.transaction import BLOB_SIZE, address_of, kzg_to_versioned_hash
 from ethnode.crypto.keys import PrivateKey
-from ethnode.node.events import EventBus
+from ethnode.event import EventBus
 
 CHAIN_ID = 1337
 GWEI = 10**9

@@ -219,9 +219,10 @@ def _check_identity(identity: str | None) -> None:
 
 async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
     from ethnode.eth.cli_flags import eth_service_constructor
+    from ethnode.event import EventBus
     from ethnode.metrics.cli_flags import metrics_service_constructor
     from ethnode.miner.cli_flags import dev_eth_service_constructor, miner_service_constructor, prepare_dev
-    from ethnode.node import DatadirInUseError, EventBus, Node, NodeConfig
+    from ethnode.node import DatadirInUseError, Node, NodeConfig
     from ethnode.node.datadir import DatadirLock
     from ethnode.p2p.server import server_factory
     from ethnode.rpc.cli_flags import rpc_service_constructor

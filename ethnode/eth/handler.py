@@ -80,7 +80,7 @@ from ethnode.eth.protocol import (
 )
 from ethnode.eth.serve import collect, iter_bodies, iter_headers, iter_receipts, serve_pooled_txs
 from ethnode.eth.sync import Syncer
-from ethnode.node.events import EventBus
+from ethnode.event import EventBus
 from ethnode.p2p.disconnect import DisconnectRequested, DiscReason
 from ethnode.p2p.protocol import Protocol as P2PProtocol
 from ethnode.p2p.protocol import ProtocolChannel

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ethnode.eth.events import ChainHeadEvent
-from ethnode.node.events import EventBus
+from ethnode.event import EventBus
 
 log = logging.getLogger("ethnode.chain")
 

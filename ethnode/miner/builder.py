@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import ethnode
 from ethnode.core.eip1559 import ELASTICITY_MULTIPLIER, GAS_LIMIT_BOUND_DIVISOR, MIN_GAS_LIMIT, calc_base_fee
 from ethnode.core.eip4844 import GAS_PER_BLOB, calc_excess_blob_gas, max_blob_gas_per_block
 from ethnode.core.execution import BlockEnv, BlockResult, TxExecutionError
@@ -28,6 +27,7 @@ from ethnode.core.types.transaction import Transaction
 from ethnode.errors import EthnodeError
 from ethnode.miner.ordering import TransactionsByPriceAndNonce, unwrap
 from ethnode.trie import EMPTY_ROOT
+from ethnode.version import __version__
 
 log = logging.getLogger("ethnode.miner")
 
@@ -35,7 +35,7 @@ DEFAULT_GAS_CEIL = 60_000_000  # gas limit the miner steers toward; geth miner D
 DEFAULT_MIN_TIP = 10**6  # wei per gas a tx must tip to be included; geth miner DefaultConfig.GasPrice (GWei/1000)
 TX_GAS = 21_000  # geth params.TxGas: with less gas left no tx fits, the block is done
 MAX_VANITY = 32  # geth params.MaximumExtraDataSize; also Clique's vanity length
-DEFAULT_EXTRA = f"ethnode/v{ethnode.__version__}".encode()[:MAX_VANITY]
+DEFAULT_EXTRA = f"ethnode/v{__version__}".encode()[:MAX_VANITY]
 
 
 class BuildError(EthnodeError):

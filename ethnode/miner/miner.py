@@ -38,8 +38,8 @@ from ethnode.core.txpool import NewTxsEvent
 from ethnode.core.types.block import Block
 from ethnode.errors import EthnodeError
 from ethnode.eth.events import ChainHeadEvent, NewMinedBlockEvent
+from ethnode.event import EventBus
 from ethnode.miner.builder import BuildError, BuiltBlock, MinerConfig, build_block
-from ethnode.node.events import EventBus
 
 log = logging.getLogger("ethnode.miner")
 

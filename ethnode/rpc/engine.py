@@ -16,7 +16,7 @@ from typing import Any
 
 from ethnode.core.errors import UnknownBlockError
 from ethnode.eth.events import ChainHeadEvent
-from ethnode.node.events import EventBus
+from ethnode.event import EventBus
 from ethnode.rpc.http import HTTPEndpoint, HTTPServer, Request, Response
 from ethnode.rpc.jsonrpc import INVALID_PARAMS, Dispatcher, RPCError
 from ethnode.rpc.jwt import JWTError, verify_authorization
