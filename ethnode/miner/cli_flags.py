@@ -135,7 +135,7 @@ def miner_service_constructor(args: argparse.Namespace, dev: DevChain | None) ->
         config.extra = args.miner_extradata
 
     def construct(ctx: ServiceContext) -> MinerService:
-        return MinerService(ctx, config, key)
+        return MinerService(ctx, ctx.service(EthereumService), config, key)
 
     return construct
 
