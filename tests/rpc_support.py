@@ -13,6 +13,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from chain_support import open_chain
+
 from ethnode.core.blockchain import BlockChain, setup_genesis
 from ethnode.core.eip1559 import calc_base_fee
 from ethnode.core.genesis import Genesis
@@ -91,7 +93,7 @@ def dev_chain(blocks: Sequence[Sequence[Transaction]] = ()) -> BlockChain:
     obj = json.loads(json.dumps(dev_genesis_json()))
     db = MemoryDB()
     setup_genesis(db, Genesis.from_json(obj), obj)
-    chain = BlockChain(db)
+    chain = open_chain(db)
     chain._state_root_warned = True  # no execution: the warning is noise here
     for txs in blocks:
         build_block(chain, txs)
@@ -166,6 +168,7 @@ class RPCNode:
         from ethnode.rpc.server import HTTPConfig, RPCService
 
         self.bus = EventBus()
+        chain.events = self.bus  # the chain posts its head moves on this node's bus, as a node's chain does
         p2p_config = ServerConfig(listen_addr="127.0.0.1:0", no_discovery=True)
         node_config = NodeConfig(nodekey_hex=key.to_hex() if key is not None else None)
         self.node = Node(node_config, server_factory(p2p_config, self.bus), bus=self.bus)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pytest
+from chain_support import open_chain
 from conftest import shared_path
 
 from ethnode.consensus import Beacon, Clique, EthashNoSeal, create_engine
@@ -58,7 +59,7 @@ def _ethtest_chain(upto: int = 0) -> BlockChain:
     obj = _genesis_json()
     db = MemoryDB()
     setup_genesis(db, Genesis.from_json(obj), obj)
-    chain = BlockChain(db)
+    chain = open_chain(db)
     if upto:
         chain.insert_chain(_ethtest_blocks()[:upto])
     return chain
@@ -82,7 +83,7 @@ def test_import_ethtest_chain(caplog: pytest.LogCaptureFixture) -> None:
     again = chain.insert_chain(_ethtest_blocks()[:10])
     assert again.known == 10 and again.written == 0
     # Reopening reads the same heads back.
-    reopened = BlockChain(chain.db)
+    reopened = open_chain(chain.db)
     assert reopened.current_block.hash == HEAD_HASH
 
 
@@ -229,7 +230,7 @@ def test_unknown_parent_and_genesis_checks() -> None:
     with pytest.raises(GenesisMismatchError, match="incompatible genesis"):
         setup_genesis(chain.db, Genesis.from_json(obj), obj)
     with pytest.raises(ChainNotInitializedError):
-        BlockChain(MemoryDB())
+        open_chain(MemoryDB())
     fake_genesis = _ethtest_blocks()[0].header.replace(number=0)
     with pytest.raises(InvalidBlockError, match="genesis block mismatch"):
         chain.insert_chain([Block(fake_genesis, [], [], [])])
@@ -253,7 +254,7 @@ def test_head_repair_when_head_body_is_missing() -> None:
     chain = _ethtest_chain(12)
     head = chain.current_block
     chain.db.delete(schema.block_body_key(head.number, head.hash))
-    reopened = BlockChain(chain.db)
+    reopened = open_chain(chain.db)
     assert reopened.current_block.number == 11
 
 
@@ -293,7 +294,7 @@ def _pow_chain(ttd: int | None = None) -> BlockChain:
         obj["config"]["terminalTotalDifficulty"] = ttd
     db = MemoryDB()
     setup_genesis(db, Genesis.from_json(obj), obj)
-    return BlockChain(db)
+    return open_chain(db)
 
 
 def _pow_block(

@@ -16,15 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chain_support import open_chain
 from conftest import shared_path
 from eth_support import ETHTEST_HEAD, ethtest_blocks, ethtest_chain, genesis_json
 from p2p_support import run_checked
 
-from ethnode.core.blockchain import BlockChain, setup_genesis
+from ethnode.core.blockchain import setup_genesis
+from ethnode.core.events import ChainHeadEvent
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import open_database
 from ethnode.eth.cli_flags import add_eth_flags, eth_config_from_args, eth_service_constructor, parse_versions
-from ethnode.eth.events import ChainHeadEvent
 from ethnode.eth.service import EthereumService, EthServiceError
 from ethnode.event import EventBus
 from ethnode.node import Node, NodeConfig
@@ -153,8 +154,9 @@ def test_forkchoice_updated_moves_the_head_over_authenticated_http() -> None:
     async def scenario() -> None:
         chain = ethtest_chain(600)
         bus = EventBus()
+        chain.events = bus
         heads = bus.subscribe(ChainHeadEvent)
-        server = AuthRPCServer(EngineAPI(chain, bus), SECRET, "127.0.0.1", 0)
+        server = AuthRPCServer(EngineAPI(chain), SECRET, "127.0.0.1", 0)
         await server.start()
         try:
             port = server.port
@@ -254,7 +256,7 @@ def _init_datadir(datadir: Path, blocks: int) -> None:
     db = open_database(datadir)
     try:
         setup_genesis(db, Genesis.from_json(obj), obj)
-        chain = BlockChain(db, verify_senders=False)
+        chain = open_chain(db, verify_senders=False)
         chain._state_root_warned = True
         chain.insert_chain(ethtest_blocks()[:blocks])
     finally:

@@ -14,8 +14,8 @@ from p2p_support import run_checked
 from sync_support import FakePeer, ethtest_with_genesis
 
 from ethnode import rlp
+from ethnode.core.events import ChainHeadEvent
 from ethnode.eth.blockfetcher import MAX_QUEUE_DIST, AnnounceTracker, BlockFetcher, BlockQueue, useful_distance
-from ethnode.eth.events import ChainHeadEvent
 from ethnode.eth.protocol import (
     BLOCK_BODIES,
     BLOCK_HEADERS,

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from chain_support import open_chain
 from eth_support import STEP, ethtest_chain
 from p2p_support import run_checked
 
@@ -103,12 +104,14 @@ def _tap(net: Net, i: int) -> None:
 
 
 async def start_net(chain: Any) -> Net:
+    """Ten nodes over ``chain``'s database, each with its own chain object posting on its own bus."""
     nodes, services = [], []
     for _ in range(NODES):
         bus = EventBus()
         node = Node(NodeConfig(), server_factory(ServerConfig(listen_addr="127.0.0.1:0", no_discovery=True), bus),
                     bus=bus)
-        node.register(lambda ctx: EthereumService(ctx, EthConfig(authrpc=None), chain=chain))
+        own = open_chain(chain.db, events=bus, verify_senders=False)
+        node.register(lambda ctx, own=own: EthereumService(ctx, EthConfig(authrpc=None), chain=own))
         nodes.append(node)
     net = Net(nodes, services, {}, Traffic())
     try:

@@ -15,8 +15,8 @@ from eth_support import ETHTEST_HEAD, STEP, connect, ethtest_chain, start_node
 from p2p_support import run_checked
 
 import ethnode
+from ethnode.core.events import ChainHeadEvent
 from ethnode.eth.downloader import install
-from ethnode.eth.events import ChainHeadEvent
 from ethnode.eth.protocol import ETH68, ETH69
 
 

@@ -23,8 +23,8 @@ from eth_support import ETHTEST_HEAD, STEP, ethtest_chain, genesis_json, start_n
 from gethtools import GETH_VERSION, require_geth_tools
 from p2p_support import run_checked
 
+from ethnode.core.events import ChainHeadEvent
 from ethnode.eth.downloader import install
-from ethnode.eth.events import ChainHeadEvent
 from ethnode.eth.protocol import ETH69
 from ethnode.rpc.jwt import make_token
 

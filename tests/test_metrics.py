@@ -17,8 +17,8 @@ from p2p_support import run_checked
 from rpc_support import CHAIN_ID, DEV_ADDR, DEV_BALANCE, RPCNode, dev_chain, dev_genesis_json, http_post, transfer
 from test_cli_run import HOST, RunProcess, _cli, _env
 
+from ethnode.core.events import ChainHeadEvent
 from ethnode.eth.downloader.downloader import SyncProgress
-from ethnode.eth.events import ChainHeadEvent
 from ethnode.event import EventBus
 from ethnode.metrics import p2p as p2p_metrics
 from ethnode.metrics.events import EventLogger, pretty_age

@@ -238,7 +238,7 @@ async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
             # so a second process fails without touching it.
             lock = DatadirLock(datadir)
             lock.acquire()
-        dev = prepare_dev(args, settings.datadir if given else None)
+        dev = prepare_dev(args, settings.datadir if given else None, bus)
         if dev is not None:
             datadir = dev.datadir
         miner_service = miner_service_constructor(args, dev)

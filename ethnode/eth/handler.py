@@ -41,6 +41,7 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from ethnode.core.events import ChainHeadEvent, NewMinedBlockEvent
 from ethnode.core.forkid import ForkID, new_filter, new_id
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.txpool import NewTxsEvent
@@ -48,7 +49,6 @@ from ethnode.core.types.block import Block
 from ethnode.core.types.header import HeaderError
 from ethnode.core.types.receipt import Receipt, ReceiptError
 from ethnode.core.types.transaction import BLOB_TX_TYPE, BlobTxWithSidecar, TransactionError, decode_tx_item
-from ethnode.eth.events import ChainHeadEvent, NewMinedBlockEvent
 from ethnode.eth.handshake import HANDSHAKE_TIMEOUT, MAX_TD_BITS, AnyStatus, ChainStatus, check_status, make_status
 from ethnode.eth.peer import EthPeer
 from ethnode.eth.peerset import PeerSet, PeerSetError

@@ -6,7 +6,8 @@ datadir, ethnode asks for ``ethnode-fast init GENESIS.json`` first (it has no ma
 genesis state to write, and syncing mainnet without a downloader would be pointless).
 
 While running it evicts stale queued txs once a minute (geth evictionInterval), resets
-the pool to every new head (``ChainHeadEvent``), and serves the Engine API when asked to.
+the pool to every new head (``ChainHeadEvent``, which the chain posts on the node's bus),
+and serves the Engine API when asked to.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ethnode.core.blockchain import BlockChain
+from ethnode.consensus import create_engine
+from ethnode.core.blockchain import BlockChain, read_chain_config
 from ethnode.core.errors import ChainNotInitializedError
+from ethnode.core.events import ChainHeadEvent
 from ethnode.core.rawdb import chaindata_dir, open_database
 from ethnode.core.txpool import TxPool, TxPoolConfig
 from ethnode.crypto.keccak import keccak256
 from ethnode.errors import EthnodeError
 from ethnode.eth.downloader import install as install_sync
-from ethnode.eth.events import ChainHeadEvent
 from ethnode.eth.handler import CHAIN_HEAD_CHAN_SIZE, EthHandler
 from ethnode.eth.protocol import SUPPORTED_VERSIONS
 from ethnode.eth.txfetcher_glue import TxFetcher
@@ -68,6 +70,9 @@ class EthereumService:
     ) -> None:
         self.ctx = ctx
         self.config = config or EthConfig()
+        if chain is not None and chain.events is not ctx.bus:
+            # Its head moves would never reach the pool, the handler or the filters.
+            raise ValueError("the chain given to the Ethereum service must post its events on the node's bus")
         self._own_db = chain is None
         self.chain = chain if chain is not None else self._open_chain(ctx, execute=not self.config.noexec)
         try:
@@ -85,7 +90,7 @@ class EthereumService:
         except BaseException:
             self._close_db()
             raise
-        self.engine_api = EngineAPI(self.chain, ctx.bus)
+        self.engine_api = EngineAPI(self.chain)
         self.engine_api.on_unknown_head = self.downloader.sync_to  # a forkchoice naming a head we lack
         self.authrpc: AuthRPCServer | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -98,7 +103,8 @@ class EthereumService:
             raise EthServiceError("the Ethereum service needs a data directory holding a chain (--datadir)")
         db = open_database(datadir)
         try:
-            return BlockChain(db, execute=execute)
+            config = read_chain_config(db)
+            return BlockChain(db, create_engine(config, db), config=config, events=ctx.bus, execute=execute)
         except ChainNotInitializedError:
             db.close()
             raise EthServiceError(

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ethnode.eth.events import ChainHeadEvent
+from ethnode.core.events import ChainHeadEvent
 from ethnode.event import EventBus
 
 log = logging.getLogger("ethnode.chain")
