@@ -26,7 +26,7 @@ from ethnode.core.events import ChainHeadEvent
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import open_database
 from ethnode.eth.cli_flags import add_eth_flags, eth_config_from_args, eth_service_constructor, parse_versions
-from ethnode.eth.service import EthereumService, EthServiceError
+from ethnode.eth.service import EthConfig, EthereumService, EthServiceError
 from ethnode.event import EventBus
 from ethnode.node import Node, NodeConfig
 from ethnode.rpc.engine import AuthRPCServer, EngineAPI
@@ -261,6 +261,37 @@ def _init_datadir(datadir: Path, blocks: int) -> None:
         chain.insert_chain(ethtest_blocks()[:blocks])
     finally:
         db.close()
+
+
+def test_the_service_chain_posts_on_the_nodes_bus() -> None:
+    """A head the Engine API moves reaches the node's bus once, from the chain itself."""
+
+    async def scenario() -> None:
+        chain = ethtest_chain(30)  # built before any node: it posts nowhere yet
+        refused = Node(NodeConfig())
+        refused.register(lambda ctx: EthereumService(ctx, EthConfig(authrpc=None), chain=chain))
+        with pytest.raises(ValueError, match="post its events on the node's bus"):
+            await refused.start()
+        bus = EventBus()
+        chain.events = bus
+        node = Node(NodeConfig(), bus=bus)
+        node.register(lambda ctx: EthereumService(ctx, EthConfig(authrpc=None), chain=chain))
+        await node.start()
+        heads = bus.subscribe(ChainHeadEvent)
+        try:
+            svc = node.services[EthereumService]
+            assert isinstance(svc, EthereumService)
+            h20 = chain.get_canonical_hash(20)
+            assert h20 is not None
+            assert svc.engine_api.forkchoice_updated(fcu(h20)["params"][0])["payloadStatus"]["status"] == "VALID"
+            assert (await asyncio.wait_for(heads.get(), 5)).header.hash == h20
+            await asyncio.sleep(0.05)
+            assert heads.queue.empty()  # once
+        finally:
+            heads.unsubscribe()
+            await node.stop()
+
+    run_checked(scenario)
 
 
 def test_ethereum_service_in_a_node(tmp_path: Path) -> None:
