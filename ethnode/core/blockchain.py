@@ -65,6 +65,7 @@ from ethnode.event import EventSink
 log = logging.getLogger("ethnode.core.blockchain")
 
 STATE_ROOT_WARNING = "state root not verified: blocks are not executed (--noexec)"
+NO_GENESIS = "database has no genesis block (run `ethnode-fast init GENESIS.json`)"
 HEADER_CACHE_SIZE = 2048  # recent headers kept decoded (geth headerCacheLimit is 512; ours are cheap)
 
 _REJECTIONS = (ConsensusError, HeaderRuleError, BlockValidationError, TransactionError, HeaderError)
@@ -117,7 +118,7 @@ def read_chain_config(db: KeyValueStore) -> ChainConfig:
     """
     genesis_hash = rawdb.read_canonical_hash(db, 0)
     if genesis_hash is None:
-        raise ChainNotInitializedError("database has no genesis block (run `ethnode-fast init GENESIS.json`)")
+        raise ChainNotInitializedError(NO_GENESIS)
     config_json = rawdb.read_chain_config_json(db, genesis_hash)
     if config_json is None:
         raise ChainNotInitializedError("database has no chain config for its genesis block")
@@ -176,15 +177,16 @@ class BlockChain:
     ) -> None:
         """``engine``: the consensus rules (``ethnode.consensus.create_engine`` picks them for
         ``config``, which defaults to the stored one). ``events``: where head moves are posted,
-        the node's bus; None for a chain nobody listens to (the import command).
+        the node's bus; None for a chain nobody listens to (the import command). It stays a
+        plain attribute so that a chain opened before its node (tests) can be pointed at the bus.
         ``execute`` runs every inserted block through the default executor (py-evm);
         ``executor`` supplies another one (and implies execution)."""
         self.db = db
-        if config is None:
-            config = read_chain_config(db)
         genesis_hash = rawdb.read_canonical_hash(db, 0)
         if genesis_hash is None:
-            raise ChainNotInitializedError("database has no genesis block (run `ethnode-fast init GENESIS.json`)")
+            raise ChainNotInitializedError(NO_GENESIS)
+        if config is None:
+            config = read_chain_config(db)
         self.config = config
         self.engine = engine
         self.events = events
@@ -707,4 +709,4 @@ class BlockChain:
         return last - first + 1
 
 
-__all__ = ["BlockChain", "InsertStats", "setup_genesis", "STATE_ROOT_WARNING"]
+__all__ = ["BlockChain", "InsertStats", "read_chain_config", "setup_genesis", "STATE_ROOT_WARNING", "NO_GENESIS"]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from ethnode.core.blockchain import BlockChain
+from ethnode.core.chainconfig import ChainConfig
 from ethnode.core.eip1559 import ELASTICITY_MULTIPLIER, GAS_LIMIT_BOUND_DIVISOR, MIN_GAS_LIMIT, calc_base_fee
 from ethnode.core.eip4844 import GAS_PER_BLOB, calc_excess_blob_gas, max_blob_gas_per_block
 from ethnode.core.execution import BlockEnv, BlockResult, TxExecutionError
@@ -47,7 +48,7 @@ class BuildError(EthnodeError):
 class SealingEngine(Protocol):
     """What the builder needs of a consensus engine (Clique has it; a chain's engine may not)."""
 
-    def prepare(self, chain: Any, header: Header) -> Header: ...
+    def prepare(self, chain: BlockChain, header: Header) -> Header: ...
 
 
 @dataclass
@@ -119,7 +120,7 @@ def new_header(chain: BlockChain, parent: Header, config: MinerConfig, now: floa
     return with_time_fork_fields(cfg, parent, header)
 
 
-def with_time_fork_fields(cfg: Any, parent: Header, header: Header) -> Header:
+def with_time_fork_fields(cfg: ChainConfig, parent: Header, header: Header) -> Header:
     """``header`` with the fields of the forks active at its (final) time: the engine may move it."""
     number, time = header.number, header.time
     cancun = cfg.is_cancun(number, time)

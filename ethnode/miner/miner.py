@@ -58,7 +58,7 @@ class Sealer(SealingEngine, Protocol):
     name: str
     period: int  # seconds between blocks; 0: a block whenever there are txs
 
-    async def seal(self, chain: Any, block: Block, stop_event: asyncio.Event | None = None) -> Block | None: ...
+    async def seal(self, chain: BlockChain, block: Block, stop_event: asyncio.Event | None = None) -> Block | None: ...
 
 
 class Miner:
