@@ -35,7 +35,8 @@ CHILD_TIMEOUT = 180  # seconds
 _CHILD = """
 import json, logging, sys, tempfile, time
 import ethnode
-from ethnode.core.blockchain import BlockChain, setup_genesis
+from ethnode.consensus import create_engine
+from ethnode.core.blockchain import BlockChain, read_chain_config, setup_genesis
 from ethnode.core.chainfile import read_blocks
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import MemoryDB, open_database
@@ -47,7 +48,7 @@ blocks = read_blocks(open(chain_path, "rb").read())[:upto]
 with tempfile.TemporaryDirectory() as datadir:
     db = MemoryDB() if store == "memory" else open_database(datadir)
     setup_genesis(db, Genesis.from_json(obj), obj)
-    chain = BlockChain(db, execute=True)
+    chain = BlockChain(db, create_engine(read_chain_config(db), db), execute=True)
     start = time.perf_counter()
     stats = chain.insert_chain(blocks)
     seconds = time.perf_counter() - start
@@ -183,7 +184,8 @@ def _profile(top: int = 30) -> None:
     from collections import defaultdict
 
     sys.path.insert(0, str(ROOT))
-    from ethnode.core.blockchain import BlockChain, setup_genesis
+    from ethnode.consensus import create_engine
+    from ethnode.core.blockchain import BlockChain, read_chain_config, setup_genesis
     from ethnode.core.chainfile import read_blocks
     from ethnode.core.genesis import Genesis
     from ethnode.core.rawdb import open_database
@@ -195,7 +197,7 @@ def _profile(top: int = 30) -> None:
     with tempfile.TemporaryDirectory() as datadir:
         db = open_database(datadir)
         setup_genesis(db, Genesis.from_json(obj), obj)
-        chain = BlockChain(db, execute=True)
+        chain = BlockChain(db, create_engine(read_chain_config(db), db), execute=True)
         prof = cProfile.Profile()
         prof.enable()
         chain.insert_chain(blocks)

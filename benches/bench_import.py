@@ -35,7 +35,8 @@ CHILD_TIMEOUT = 120  # seconds
 _CHILD = """
 import json, logging, sys, tempfile, time
 import ethnode
-from ethnode.core.blockchain import BlockChain, setup_genesis
+from ethnode.consensus import create_engine
+from ethnode.core.blockchain import BlockChain, read_chain_config, setup_genesis
 from ethnode.core.chainfile import BlockReader, open_chain_file
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import MemoryDB, open_database
@@ -46,7 +47,7 @@ obj = json.load(open(genesis_path))
 with tempfile.TemporaryDirectory() as datadir:
     db = MemoryDB() if store == "memory" else open_database(datadir)
     setup_genesis(db, Genesis.from_json(obj), obj)
-    chain = BlockChain(db)
+    chain = BlockChain(db, create_engine(read_chain_config(db), db))
     start = time.perf_counter()
     with open_chain_file(chain_path) as f:
         stats = chain.insert_chain(BlockReader(f))

@@ -46,7 +46,8 @@ import pytest
 
 import ethnode
 from ethnode import rlp
-from ethnode.core.blockchain import BlockChain, setup_genesis
+from ethnode.consensus import create_engine
+from ethnode.core.blockchain import BlockChain, read_chain_config, setup_genesis
 from ethnode.core.chainfile import read_blocks
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import MemoryDB
@@ -85,13 +86,15 @@ GAS_TIP, GAS_FEE_CAP = 10**9, 2 * 10**9  # the ethtest head's base fee is 7 wei
 _RELAY = """
 import asyncio, json, logging, signal, sys
 import ethnode
-from ethnode.core.blockchain import BlockChain, setup_genesis
+from ethnode.consensus import create_engine
+from ethnode.core.blockchain import BlockChain, read_chain_config, setup_genesis
 from ethnode.core.chainfile import read_blocks
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import MemoryDB
 from ethnode.core.txpool import TxPoolConfig
 from ethnode.eth.service import EthConfig, EthereumService
-from ethnode.node import EventBus, Node, NodeConfig
+from ethnode.event import EventBus
+from ethnode.node import Node, NodeConfig
 from ethnode.p2p import loop as p2p_loop
 from ethnode.p2p.config import ServerConfig
 from ethnode.commands.flags.p2p import server_factory
@@ -101,13 +104,13 @@ genesis_path, chain_path, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
 obj = json.load(open(genesis_path))
 db = MemoryDB()
 setup_genesis(db, Genesis.from_json(obj), obj)
-chain = BlockChain(db, verify_senders=False)
+bus = EventBus()
+chain = BlockChain(db, create_engine(read_chain_config(db), db), events=bus, verify_senders=False)
 chain._state_root_warned = True
 chain.insert_chain(read_blocks(open(chain_path, "rb").read()))
 pool = TxPoolConfig(global_slots=limit, global_queue=limit, account_slots=limit, account_queue=limit)
 
 async def main():
-    bus = EventBus()
     node = Node(NodeConfig(), server_factory(ServerConfig(listen_addr="127.0.0.1:0", no_discovery=True,
                                                           max_peers=64), bus), bus=bus)
     node.register(lambda ctx: EthereumService(ctx, EthConfig(txpool=pool), chain=chain))
@@ -144,7 +147,7 @@ def _chain(folder: Path) -> BlockChain:
         obj = json.loads((folder / "genesis.json").read_text())
         db = MemoryDB()
         setup_genesis(db, Genesis.from_json(obj), obj)
-        chain = BlockChain(db, verify_senders=False)
+        chain = BlockChain(db, create_engine(read_chain_config(db), db), verify_senders=False)
         chain._state_root_warned = True  # type: ignore[attr-defined]
         chain.insert_chain(read_blocks((folder / "chain.rlp").read_bytes()))
         _CHAIN.append(chain)

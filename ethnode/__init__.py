@@ -2,9 +2,9 @@
 
 from ethnode._native import Backend, backends
 from ethnode.errors import EthnodeError
+from ethnode.version import __version__
 
-__version__ = "0.1.0"
-
+# isort: split
 # Importing the hot-path packages makes every backend choice at import time, so that
 # ``backends()`` is complete as soon as ``ethnode`` is imported.
 from ethnode import rlp  # noqa: E402,F401

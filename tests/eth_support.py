@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chain_support import open_chain
 from conftest import shared_path
 
 from ethnode.core.blockchain import BlockChain, setup_genesis
@@ -28,7 +29,7 @@ from ethnode.eth.handler import EthHandler
 from ethnode.eth.protocols.eth.handshake import make_status
 from ethnode.eth.protocols.eth.peer import EthPeer
 from ethnode.eth.protocols.eth.protocol import PROTOCOL_LENGTHS, STATUS, SUPPORTED_VERSIONS
-from ethnode.node.events import EventBus
+from ethnode.event import EventBus
 from ethnode.p2p.config import ServerConfig
 from ethnode.p2p.peer import Peer
 from ethnode.p2p.protocol import Protocol, ProtocolChannel
@@ -56,7 +57,7 @@ def ethtest_chain(upto: int = 600) -> BlockChain:
     obj = genesis_json()
     db = MemoryDB()
     setup_genesis(db, Genesis.from_json(obj), obj)
-    chain = BlockChain(db, verify_senders=False)
+    chain = open_chain(db, verify_senders=False)
     chain._state_root_warned = True  # the import warning is noise here
     if upto:
         chain.insert_chain(ethtest_blocks()[:upto])
@@ -100,6 +101,7 @@ async def start_node(
     **server_config: Any,
 ) -> EthNode:
     bus = EventBus()
+    chain.events = bus  # the chain posts its head moves on this node's bus, as a node's chain does
     pool = txpool if txpool is not None else TxPool(chain, bus=bus, kzg=None)
     if txpool is not None:
         pool.bus = bus

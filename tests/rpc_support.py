@@ -13,6 +13,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from chain_support import open_chain
+
 from ethnode.core.blockchain import BlockChain, setup_genesis
 from ethnode.core.eip1559 import calc_base_fee
 from ethnode.core.genesis import Genesis
@@ -91,7 +93,7 @@ def dev_chain(blocks: Sequence[Sequence[Transaction]] = ()) -> BlockChain:
     obj = json.loads(json.dumps(dev_genesis_json()))
     db = MemoryDB()
     setup_genesis(db, Genesis.from_json(obj), obj)
-    chain = BlockChain(db)
+    chain = open_chain(db)
     chain._state_root_warned = True  # no execution: the warning is noise here
     for txs in blocks:
         build_block(chain, txs)
@@ -160,12 +162,14 @@ class RPCNode:
         from ethnode.commands.flags.p2p import server_factory
         from ethnode.eth.service import EthereumService
         from ethnode.ethapi.backend import public_apis
+        from ethnode.event import EventBus
         from ethnode.monitoring.service import MetricsConfig, MetricsService
-        from ethnode.node import EventBus, Node, NodeConfig
+        from ethnode.node import Node, NodeConfig
         from ethnode.node.rpcstack import HTTPConfig, RPCService
         from ethnode.p2p.config import ServerConfig
 
         self.bus = EventBus()
+        chain.events = self.bus  # the chain posts its head moves on this node's bus, as a node's chain does
         p2p_config = ServerConfig(listen_addr="127.0.0.1:0", no_discovery=True)
         node_config = NodeConfig(nodekey_hex=key.to_hex() if key is not None else None)
         self.node = Node(node_config, server_factory(p2p_config, self.bus), bus=self.bus)

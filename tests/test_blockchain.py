@@ -1,4 +1,5 @@
-"""BlockChain: validation per fork, total difficulty, fork choice before and after the merge.
+"""BlockChain: validation per fork, total difficulty, fork choice before and after the merge,
+and the events it posts when the head moves.
 
 Post-merge rules run on the ethtest chain (PoS from genesis; Shanghai at 0, Cancun at
 block 6, Prague at block 12), mutating one field at a time. Pre-merge rules run on small
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pytest
+from chain_support import EventLog, open_chain
 from conftest import shared_path
 
 from ethnode.consensus import Beacon, Clique, EthashNoSeal, create_engine
@@ -26,6 +28,7 @@ from ethnode.core.errors import (
     InvalidBlockError,
     UnknownBlockError,
 )
+from ethnode.core.events import ChainEvent, ChainHeadEvent
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import MemoryDB, schema
 from ethnode.core.types import EMPTY_UNCLE_HASH, Block, Header, LegacyTx, calc_uncle_hash, derive_tx_root
@@ -54,11 +57,11 @@ def _ethtest_blocks() -> list[Block]:
     return _BLOCKS
 
 
-def _ethtest_chain(upto: int = 0) -> BlockChain:
+def _ethtest_chain(upto: int = 0, **kwargs: Any) -> BlockChain:
     obj = _genesis_json()
     db = MemoryDB()
     setup_genesis(db, Genesis.from_json(obj), obj)
-    chain = BlockChain(db)
+    chain = open_chain(db, **kwargs)
     if upto:
         chain.insert_chain(_ethtest_blocks()[:upto])
     return chain
@@ -82,7 +85,7 @@ def test_import_ethtest_chain(caplog: pytest.LogCaptureFixture) -> None:
     again = chain.insert_chain(_ethtest_blocks()[:10])
     assert again.known == 10 and again.written == 0
     # Reopening reads the same heads back.
-    reopened = BlockChain(chain.db)
+    reopened = open_chain(chain.db)
     assert reopened.current_block.hash == HEAD_HASH
 
 
@@ -229,7 +232,7 @@ def test_unknown_parent_and_genesis_checks() -> None:
     with pytest.raises(GenesisMismatchError, match="incompatible genesis"):
         setup_genesis(chain.db, Genesis.from_json(obj), obj)
     with pytest.raises(ChainNotInitializedError):
-        BlockChain(MemoryDB())
+        open_chain(MemoryDB())
     fake_genesis = _ethtest_blocks()[0].header.replace(number=0)
     with pytest.raises(InvalidBlockError, match="genesis block mismatch"):
         chain.insert_chain([Block(fake_genesis, [], [], [])])
@@ -253,7 +256,7 @@ def test_head_repair_when_head_body_is_missing() -> None:
     chain = _ethtest_chain(12)
     head = chain.current_block
     chain.db.delete(schema.block_body_key(head.number, head.hash))
-    reopened = BlockChain(chain.db)
+    reopened = open_chain(chain.db)
     assert reopened.current_block.number == 11
 
 
@@ -287,13 +290,13 @@ POW_GENESIS: dict[str, Any] = {
 }
 
 
-def _pow_chain(ttd: int | None = None) -> BlockChain:
+def _pow_chain(ttd: int | None = None, **kwargs: Any) -> BlockChain:
     obj = dict(POW_GENESIS, config=dict(POW_GENESIS["config"]))
     if ttd is not None:
         obj["config"]["terminalTotalDifficulty"] = ttd
     db = MemoryDB()
     setup_genesis(db, Genesis.from_json(obj), obj)
-    return BlockChain(db)
+    return open_chain(db, **kwargs)
 
 
 def _pow_block(
@@ -447,3 +450,81 @@ def test_the_merge_transition() -> None:
     chain.insert_chain([sibling])
     assert chain.current_block.hash == sibling.hash
     assert isinstance(chain.engine, Beacon) and isinstance(chain.engine.ethone, EthashNoSeal)
+
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+def _heads(log: EventLog) -> list[bytes]:
+    return [e.header.hash for e in log.of(ChainHeadEvent)]
+
+
+def _joined(log: EventLog) -> list[bytes]:
+    return [e.header.hash for e in log.of(ChainEvent)]
+
+
+def test_one_chain_head_event_per_import_batch_forkchoice_move_and_reorg() -> None:
+    blocks = _ethtest_blocks()
+    log = EventLog()
+    chain = _ethtest_chain(events=log)
+    # An import batch: every block joins the chain, the head is announced once, after them.
+    chain.insert_chain(blocks[:10])
+    assert _joined(log) == [b.hash for b in blocks[:10]] and _heads(log) == [blocks[9].hash]
+    assert log.events[-1] == ChainHeadEvent(chain.current_block)
+    log.clear()
+    chain.insert_chain(blocks[:10])  # known blocks move nothing
+    assert log.events == []
+    # Forkchoice back (a rewind: nothing joins), to the same head (nothing), forward (the blocks rejoin).
+    chain.set_canonical(blocks[4].hash)
+    assert _heads(log) == [blocks[4].hash] and _joined(log) == []
+    log.clear()
+    chain.set_canonical(blocks[4].hash)
+    assert log.events == []
+    chain.set_canonical(blocks[9].hash)
+    assert _heads(log) == [blocks[9].hash] and _joined(log) == [b.hash for b in blocks[5:10]]
+    log.clear()
+    # A post-merge reorg in one batch: a sibling branch from block 8 becomes the head.
+    side8 = _mutated(blocks[7], extra=b"side")
+    side9 = _mutated(blocks[8], parent_hash=side8.hash)
+    chain.insert_chain([side8, side9])
+    assert chain.current_block.hash == side9.hash and chain.get_canonical_hash(10) is None
+    assert _joined(log) == [side8.hash, side9.hash] and _heads(log) == [side9.hash]
+    log.clear()
+    # A batch that fails midway keeps, and announces, the blocks before the bad one.
+    chain.set_canonical(blocks[9].hash)
+    log.clear()
+    bad = _mutated(blocks[13], difficulty=1)
+    with pytest.raises(InvalidBlockError):
+        chain.insert_chain([*blocks[10:13], bad])
+    assert _joined(log) == [b.hash for b in blocks[10:13]] and _heads(log) == [blocks[12].hash]
+
+
+def test_headers_first_announces_blocks_as_their_bodies_arrive() -> None:
+    blocks = _ethtest_blocks()
+    log = EventLog()
+    chain = _ethtest_chain(events=log)
+    chain.insert_headers([b.header for b in blocks[:20]])
+    assert log.events == []  # the head block did not move
+    chain.insert_chain(blocks[:20])
+    assert _joined(log) == [b.hash for b in blocks[:20]] and _heads(log) == [blocks[19].hash]
+
+
+def test_a_heavier_branch_announces_its_blocks_and_one_head() -> None:
+    log = EventLog()
+    chain = _pow_chain(events=log)
+    cfg, genesis = chain.config, chain.genesis
+    a = _pow_run(cfg, genesis, 5, 100, b"A")  # slow blocks: low difficulty
+    chain.insert_chain(a)
+    log.clear()
+    b = _pow_run(cfg, a[0].header, 4, 1, b"B")  # fast blocks from block 1: heavier by the end
+    chain.insert_chain(b)
+    assert chain.current_block.hash == b[-1].hash
+    # The branch joins in order when it outweighs A (some of it at once), then block by block.
+    assert _joined(log) == [x.hash for x in b] and _heads(log) == [b[-1].hash]
+    log.clear()
+    # A heavier header chain forking below the head block rewinds the head block to the fork point.
+    c = _pow_run(cfg, genesis, 8, 1, b"C")
+    chain.insert_headers([x.header for x in c])
+    assert chain.current_header.hash == c[-1].hash and chain.current_block.hash == genesis.hash
+    assert _heads(log) == [genesis.hash] and _joined(log) == []

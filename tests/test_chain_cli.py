@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from chain_support import open_chain
 from conftest import shared_path, subprocess_env
 
 from ethnode.cli import main
@@ -42,7 +43,7 @@ def _init(datadir: Path) -> None:
 
 
 def _open(datadir: Path) -> BlockChain:
-    return BlockChain(open_database(datadir))
+    return open_chain(open_database(datadir))
 
 
 def _fatal_lines(err: str) -> list[str]:

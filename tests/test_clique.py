@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from chain_support import open_chain
 from conftest import load_vector
 
 from ethnode.consensus import Beacon, Clique, create_engine
@@ -124,7 +125,7 @@ def new_chain(
     config = ChainConfig.from_json(obj["config"])
     kwargs = {"clock": Clock(), **(engine_kwargs or {})}
     engine = Clique(config.clique_config, db, **kwargs)  # type: ignore[arg-type]
-    return BlockChain(db, config, engine)
+    return BlockChain(db, engine, config=config)
 
 
 def unsigned_header(
@@ -648,7 +649,7 @@ def test_chain_reopened_on_the_same_db_keeps_verifying() -> None:
         ref = ref.apply([parent])
         blocks.append(Block.new(parent))
     chain.insert_chain(blocks[:2])
-    reopened = BlockChain(chain.db)  # engine from the stored config, snapshots in the same db
+    reopened = open_chain(chain.db)  # engine from the stored config, snapshots in the same db
     assert isinstance(reopened.engine, Clique)
     reopened.engine._clock = lambda: NOW  # type: ignore[attr-defined]
     reopened.insert_chain(blocks[2:])

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chain_support import open_chain
 from conftest import shared_path
 from eth_support import ETHTEST_HEAD, ethtest_blocks, ethtest_chain, genesis_json
 from p2p_support import run_checked
@@ -27,15 +28,16 @@ from ethnode.commands.flags.eth import (
     eth_service_constructor,
     parse_versions,
 )
-from ethnode.core.blockchain import BlockChain, setup_genesis
+from ethnode.core.blockchain import setup_genesis
+from ethnode.core.events import ChainHeadEvent
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import open_database
 from ethnode.eth.catalyst import service as catalyst
 from ethnode.eth.catalyst.api import EngineAPI
 from ethnode.eth.catalyst.service import CatalystService
-from ethnode.eth.events import ChainHeadEvent
 from ethnode.eth.service import EthereumService, EthServiceError
-from ethnode.node import EventBus, Node, NodeConfig
+from ethnode.event import EventBus
+from ethnode.node import Node, NodeConfig
 from ethnode.rpc.endpoint import RPCServer
 from ethnode.rpc.jwt import (
     JWTError,
@@ -161,8 +163,9 @@ def test_forkchoice_updated_moves_the_head_over_authenticated_http() -> None:
     async def scenario() -> None:
         chain = ethtest_chain(600)
         bus = EventBus()
+        chain.events = bus
         heads = bus.subscribe(ChainHeadEvent)
-        server = RPCServer(EngineAPI(chain, bus).methods(), "127.0.0.1", 0, jwt_secret=SECRET)
+        server = RPCServer(EngineAPI(chain).methods(), "127.0.0.1", 0, jwt_secret=SECRET)
         await server.start()
         try:
             port = server.port
@@ -291,11 +294,41 @@ def _init_datadir(datadir: Path, blocks: int) -> None:
     db = open_database(datadir)
     try:
         setup_genesis(db, Genesis.from_json(obj), obj)
-        chain = BlockChain(db, verify_senders=False)
+        chain = open_chain(db, verify_senders=False)
         chain._state_root_warned = True
         chain.insert_chain(ethtest_blocks()[:blocks])
     finally:
         db.close()
+
+
+def test_the_service_chain_posts_on_the_nodes_bus() -> None:
+    """A head the Engine API moves reaches the node's bus once, from the chain itself."""
+
+    async def scenario() -> None:
+        chain = ethtest_chain(30)  # built before any node: it posts nowhere yet
+        refused = Node(NodeConfig())
+        refused.register(lambda ctx: EthereumService(ctx, chain=chain))
+        with pytest.raises(ValueError, match="post its events on the node's bus"):
+            await refused.start()
+        bus = EventBus()
+        chain.events = bus
+        node = Node(NodeConfig(), bus=bus)
+        node.register(lambda ctx: EthereumService(ctx, chain=chain))
+        await node.start()
+        heads = bus.subscribe(ChainHeadEvent)
+        try:
+            svc = node.services[EthereumService]
+            assert isinstance(svc, EthereumService)
+            h20 = chain.get_canonical_hash(20)
+            assert h20 is not None
+            assert EngineAPI(svc.chain).forkchoice_updated(fcu(h20)["params"][0])["payloadStatus"]["status"] == "VALID"
+            assert heads.queue.qsize() == 1  # posted once, synchronously, by the chain
+            assert (await asyncio.wait_for(heads.get(), 5)).header.hash == h20
+        finally:
+            heads.unsubscribe()
+            await node.stop()
+
+    run_checked(scenario)
 
 
 def test_ethereum_service_in_a_node(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from p2p_support import run_checked
 from sync_support import FakePeer, ethtest_with_genesis
 
 from ethnode import rlp
-from ethnode.eth.events import ChainHeadEvent
+from ethnode.core.events import ChainHeadEvent
 from ethnode.eth.fetcher.block_fetcher import MAX_QUEUE_DIST, AnnounceTracker, BlockFetcher, BlockQueue, useful_distance
 from ethnode.eth.protocols.eth.protocol import (
     BLOCK_BODIES,

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from chain_support import open_chain
 from eth_support import STEP, ethtest_chain
 from p2p_support import run_checked
 
@@ -42,7 +43,8 @@ from ethnode.eth.protocols.eth.protocol import (
     PooledHashes,
 )
 from ethnode.eth.service import EthereumService
-from ethnode.node import EventBus, Node, NodeConfig
+from ethnode.event import EventBus
+from ethnode.node import Node, NodeConfig
 from ethnode.p2p.config import ServerConfig
 
 NODES = 10
@@ -121,12 +123,14 @@ def _tap(net: Net) -> Callable[[], None]:
 
 
 async def start_net(chain: Any) -> Net:
+    """Ten nodes over ``chain``'s database, each with its own chain object posting on its own bus."""
     nodes, services = [], []
     for _ in range(NODES):
         bus = EventBus()
         node = Node(NodeConfig(), server_factory(ServerConfig(listen_addr="127.0.0.1:0", no_discovery=True), bus),
                     bus=bus)
-        node.register(lambda ctx: EthereumService(ctx, chain=chain))
+        own = open_chain(chain.db, events=bus, verify_senders=False)
+        node.register(lambda ctx, own=own: EthereumService(ctx, chain=own))
         nodes.append(node)
     net = Net(nodes, services, {}, Traffic())
     net.untap = _tap(net)

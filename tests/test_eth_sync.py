@@ -9,13 +9,14 @@ the test lowers that to 1 so the sync starts when the one peer registers.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from eth_support import ETHTEST_HEAD, STEP, connect, ethtest_chain, start_node
 from p2p_support import run_checked
 
 import ethnode
-from ethnode.eth.events import ChainHeadEvent
+from ethnode.core.events import ChainHeadEvent
 from ethnode.eth.protocols.eth.protocol import ETH68, ETH69
 
 
@@ -25,6 +26,17 @@ def test_second_ethnode_syncs_the_ethtest_chain(version: int) -> None:
         full = await start_node(ethtest_chain(600))
         empty_chain = ethtest_chain(0)
         empty_chain.verify_senders = True  # as a real node checks every tx signature
+        moves: list[int] = []  # the head after each import batch that moved it
+        insert_chain = empty_chain.insert_chain
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            before = empty_chain.current_block.hash
+            stats = insert_chain(*args, **kwargs)
+            if empty_chain.current_block.hash != before:
+                moves.append(empty_chain.current_block.number)
+            return stats
+
+        empty_chain.insert_chain = counted  # type: ignore[method-assign]
         fresh = await start_node(empty_chain, versions=(version,))
         downloader = fresh.handler.downloader
         fresh.handler.syncer.min_peers = 1
@@ -34,15 +46,19 @@ def test_second_ethnode_syncs_the_ethtest_chain(version: int) -> None:
             _, peer = await connect(full, fresh)  # returns once both registered: the sync has begun
             started = loop.time()
             assert peer.version == version
+            announced: list[int] = []
             async with asyncio.timeout(STEP):
                 while fresh.chain.current_block.hash != ETHTEST_HEAD:
-                    await heads.get()
+                    announced.append((await heads.get()).header.number)
             rate = 600 / (loop.time() - started)
             assert fresh.chain.current_block.number == 600
             assert fresh.handler.syncer.attempts >= 1 and downloader.drops == 0
             progress = downloader.progress()
             assert (progress.starting_block, progress.current_block, progress.highest_block) == (0, 600, 600)
             await asyncio.wait_for(downloader.idle.wait(), STEP)
+            while not heads.queue.empty():
+                announced.append(heads.queue.get_nowait().header.number)
+            assert announced == moves and moves[-1] == 600  # the chain announced each batch once
             assert downloader.last_sync is not None and downloader.last_sync.blocks == 600
             print(f"eth/{version}: 600 blocks at {rate:.0f} blocks/s from connect, "
                   f"{downloader.last_sync.blocks_per_second:.0f} in the downloader ({ethnode.backends()['rlp']} rlp)")

@@ -16,6 +16,7 @@ from conftest import shared_path
 
 pytest.importorskip("eth", reason="py-evm (the EVM engine) is not installed")
 
+from chain_support import open_chain
 from eth_support import ETHTEST_CHAIN_ID, ETHTEST_HEAD, ethtest_blocks, genesis_json, scripted_peer, start_node
 from p2p_support import run_checked
 
@@ -52,7 +53,7 @@ def _fresh_chain(upto: int = 0) -> BlockChain:
     obj = genesis_json()
     db = MemoryDB()
     setup_genesis(db, Genesis.from_json(obj), obj)
-    chain = BlockChain(db, execute=True)
+    chain = open_chain(db, execute=True)
     chain._state_root_warned = True
     if upto:
         chain.insert_chain(ethtest_blocks()[:upto])
@@ -287,7 +288,7 @@ def test_unsupported_fork_stops_execution_with_one_line() -> None:
     obj["config"] = {**obj["config"], "osakaTime": 100}
     db = MemoryDB()
     setup_genesis(db, Genesis.from_json(obj), obj)
-    chain = BlockChain(db, execute=True)
+    chain = open_chain(db, execute=True)
     executor = chain.executor
     assert executor is not None
     with pytest.raises(UnsupportedForkError) as err:
@@ -305,7 +306,7 @@ def _pow_chain(**forks: int) -> BlockChain:
            "alloc": {"0x" + funded.hex(): {"balance": hex(10**20)}}}
     db = MemoryDB()
     setup_genesis(db, Genesis.from_json(obj), obj)
-    return BlockChain(db, execute=True)
+    return open_chain(db, execute=True)
 
 
 def _store(chain: BlockChain, result: Any) -> StateView:

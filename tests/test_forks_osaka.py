@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chain_support import open_chain
 from gethtools import GETH_VERSION
 from test_interop_geth_ethtest import ethtest_testdata, suite_head_hash
 
@@ -92,7 +93,7 @@ def _suite_chain(testdata: Path, blocks: list[Block], upto: int) -> BlockChain:
     obj = json.loads((testdata / "genesis.json").read_text())
     db = MemoryDB()
     setup_genesis(db, Genesis.from_json(obj), obj)
-    chain = BlockChain(db)
+    chain = open_chain(db)
     chain.insert_chain(blocks[:upto])
     return chain
 

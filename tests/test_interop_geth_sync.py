@@ -23,7 +23,7 @@ from eth_support import ETHTEST_HEAD, STEP, ethtest_chain, genesis_json, start_n
 from gethtools import GETH_VERSION, require_geth_tools
 from p2p_support import run_checked
 
-from ethnode.eth.events import ChainHeadEvent
+from ethnode.core.events import ChainHeadEvent
 from ethnode.eth.protocols.eth.protocol import ETH69
 from ethnode.rpc.jwt import make_token
 

@@ -17,14 +17,14 @@ from p2p_support import run_checked
 from rpc_support import CHAIN_ID, DEV_ADDR, DEV_BALANCE, RPCNode, dev_chain, dev_genesis_json, http_post, transfer
 from test_cli_run import HOST, RunProcess, _cli, _env
 
+from ethnode.core.events import ChainHeadEvent
 from ethnode.eth.downloader.downloader import SyncProgress
-from ethnode.eth.events import ChainHeadEvent
+from ethnode.event import EventBus
 from ethnode.metrics import p2p as p2p_metrics
 from ethnode.metrics.lag import LoopLagProbe
 from ethnode.metrics.registry import Registry
 from ethnode.monitoring.events import EventLogger, pretty_age
 from ethnode.monitoring.syncdisplay import SyncDisplay
-from ethnode.node import EventBus
 
 
 def samples(text: str) -> dict[str, float]:

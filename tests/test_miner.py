@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from chain_support import open_chain
 
 from ethnode.core.types.transaction import DynamicFeeTx, LegacyTx, Transaction, address_of
 from ethnode.crypto.keys import PrivateKey
@@ -115,21 +116,22 @@ pytest.importorskip("eth", reason="py-evm (the EVM engine) is not installed")
 from ethnode.consensus.clique import Clique, SignedRecentlyWaitError  # noqa: E402
 from ethnode.core.blockchain import BlockChain, setup_genesis  # noqa: E402
 from ethnode.core.errors import InvalidBlockError  # noqa: E402
+from ethnode.core.events import ChainHeadEvent, NewMinedBlockEvent  # noqa: E402
 from ethnode.core.genesis import Genesis  # noqa: E402
 from ethnode.core.rawdb import MemoryDB  # noqa: E402
 from ethnode.core.txpool import TxPool  # noqa: E402
-from ethnode.eth.events import ChainHeadEvent, NewMinedBlockEvent  # noqa: E402
+from ethnode.event import EventBus  # noqa: E402
 from ethnode.miner.builder import build_block  # noqa: E402
 from ethnode.miner.dev import DEV_FAUCET_BALANCE, dev_genesis, prepare_dev_chain  # noqa: E402
 from ethnode.miner.miner import Miner  # noqa: E402
-from ethnode.node.events import EventBus  # noqa: E402
 
 FUNDS = 10**21
 
 
 def clique_chain(signers: Sequence[int], funded: Sequence[int] = (0, 1, 2), gas_limit: int = 11_500_000,
-                 period: int = 0) -> BlockChain:
-    """A Clique chain whose signers are KEYS[i] for i in ``signers``; ``funded`` accounts hold FUNDS."""
+                 period: int = 0, events: EventBus | None = None) -> BlockChain:
+    """A Clique chain whose signers are KEYS[i] for i in ``signers``; ``funded`` accounts hold FUNDS;
+    head moves go to ``events``."""
     obj = dev_genesis(ADDRS[signers[0]], period, gas_limit)
     extra = bytes(32) + b"".join(sorted(ADDRS[i] for i in signers)) + bytes(65)
     obj["extraData"] = "0x" + extra.hex()
@@ -138,7 +140,7 @@ def clique_chain(signers: Sequence[int], funded: Sequence[int] = (0, 1, 2), gas_
     obj = json.loads(json.dumps(obj))
     db = MemoryDB()
     setup_genesis(db, Genesis.from_json(obj), obj)
-    chain = BlockChain(db, execute=True)
+    chain = open_chain(db, execute=True, events=events)
     chain._state_root_warned = True
     return chain
 
@@ -294,7 +296,7 @@ async def next_event(sub: Any, timeout: float = 5.0) -> Any:
 def test_period_zero_seals_a_block_per_new_tx_and_posts_the_events() -> None:
     async def scenario() -> None:
         bus = EventBus()
-        chain = clique_chain([0])
+        chain = clique_chain([0], events=bus)
         authorized(chain, 0)
         pool = pool_for(chain, bus)
         mined, heads = bus.subscribe(NewMinedBlockEvent), bus.subscribe(ChainHeadEvent)
@@ -326,7 +328,7 @@ def test_recently_signed_waits_for_the_other_signer() -> None:
         # Two signers: each may seal at most every other block. Ours is in turn for odd blocks.
         signers = sorted([0, 1], key=lambda i: ADDRS[i])
         me, other = signers[1], signers[0]
-        chain = clique_chain([me, other])
+        chain = clique_chain([me, other], events=bus)
         authorized(chain, me)
         pool = pool_for(chain, bus)
         mined = bus.subscribe(NewMinedBlockEvent)
@@ -347,9 +349,8 @@ def test_recently_signed_waits_for_the_other_signer() -> None:
             theirs.authorize(ADDRS[other], KEYS[other].sign)
             built = build_block(chain, pool, MinerConfig(etherbase=ADDRS[other]), engine=theirs)
             block2 = await theirs.seal(chain, built.block)
-            chain.insert_chain([block2])
+            chain.insert_chain([block2])  # the chain posts the head move: the miner wakes
             pool.set_head(block2)
-            bus.post(ChainHeadEvent(chain.current_block))
             pool.add_locals([dyn(KEYS[2], 2, GWEI)])
             block3 = (await next_event(mined)).block
             assert block3.number == 3 and len(block3.tx_items) == 1
@@ -388,7 +389,7 @@ def test_blob_gas_limit_and_cancun_fields() -> None:
     }
     db = MemoryDB()
     setup_genesis(db, Genesis.from_json(obj), obj)
-    chain = BlockChain(db, execute=True)
+    chain = open_chain(db, execute=True)
     chain._state_root_warned = True
 
     def blob_tx(key: PrivateKey, tip: int) -> Transaction:

@@ -176,7 +176,7 @@ def test_node_key_flags(tmp_path: Path) -> None:
 
 
 def test_event_bus_drops_oldest() -> None:
-    from ethnode.node import EventBus
+    from ethnode.event import EventBus
 
     bus = EventBus()
     sub = bus.subscribe(str, maxsize=2)

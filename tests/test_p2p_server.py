@@ -18,8 +18,8 @@ from p2p_support import STEP_TIMEOUT, RawPeer, run_checked
 
 from ethnode.commands.flags.p2p import server_factory
 from ethnode.crypto.keys import PrivateKey
-from ethnode.node import DatadirInUseError, EventBus, Node, NodeConfig
-from ethnode.node.events import Subscription
+from ethnode.event import EventBus, Subscription
+from ethnode.node import DatadirInUseError, Node, NodeConfig
 from ethnode.p2p.config import ServerConfig
 from ethnode.p2p.disconnect import DiscReason
 from ethnode.p2p.discover.udp import Config as DiscoveryConfig

@@ -24,6 +24,7 @@ import pytest
 
 pytest.importorskip("eth", reason="py-evm (the EVM engine) is not installed")
 
+from chain_support import open_chain
 from eth_support import ETHTEST_CHAIN_ID, ethtest_blocks
 from p2p_support import run_checked
 from rpc_support import RPCNode
@@ -300,7 +301,7 @@ def test_bad_arguments_get_geths_errors(chain: BlockChain) -> None:
 
 
 def test_state_not_stored_is_not_available() -> None:
-    chain = BlockChain(_fresh_chain().db)  # same genesis, no execution
+    chain = open_chain(_fresh_chain().db)  # same genesis, no execution
     chain._state_root_warned = True
     chain.insert_chain(ethtest_blocks()[:3])
     root = chain.current_block.state_root

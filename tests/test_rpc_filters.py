@@ -24,15 +24,15 @@ from test_execution import _fresh_chain
 from ethnode.core.blockchain import BlockChain
 from ethnode.core.eip1559 import calc_base_fee
 from ethnode.core.eip4844 import calc_excess_blob_gas
+from ethnode.core.events import ChainHeadEvent
 from ethnode.core.execution import BlockEnv
 from ethnode.core.txpool import NewTxsEvent
 from ethnode.core.types.block import Block
-from ethnode.eth.events import ChainHeadEvent
 from ethnode.ethapi import filters as filters_mod
 from ethnode.ethapi import logfilter
 from ethnode.ethapi.filters import FilterAPI
 from ethnode.ethapi.logfilter import LogMatcher, parse_criteria, range_logs
-from ethnode.node import EventBus
+from ethnode.event import EventBus
 from ethnode.rpc.jsonrpc import RPCError
 from ethnode.trie import EMPTY_ROOT
 
@@ -260,9 +260,8 @@ def test_polling_filters_see_new_heads_logs_and_pending_txs() -> None:
         assert [(t["hash"], t["blockHash"], t["nonce"]) for t in got] == [(hx(pending_tx.hash), None, "0x5e")]
         assert await call("eth_getFilterChanges", txs) == []
 
-        # new blocks, announced as the downloader announces them
+        # new blocks: the chain announces them on the node's bus
         chain.insert_chain(more)
-        node.bus.post(ChainHeadEvent(chain.current_block))
         assert await call("eth_getFilterChanges", blocks) == [hx(b.hash) for b in more]
         new_logs = [lg for lg in stored_logs(chain, HEAD + 1, HEAD + 6) if lg["address"] == hx(EMIT)]
         assert [int(lg["blockNumber"], 16) for lg in new_logs] == [43, 44, 45, 46]
@@ -319,12 +318,10 @@ def test_a_reorg_reports_the_logs_that_left_the_chain_as_removed() -> None:
         blocks = await call("eth_newBlockFilter")
         logs = await call("eth_newFilter", {})
         chain.set_canonical(side.hash)  # what a forkchoiceUpdated to the side block does
-        node.bus.post(ChainHeadEvent(side.header))
         assert await call("eth_getFilterChanges", blocks) == [hx(side.hash)]
         assert await call("eth_getFilterChanges", logs) == [{**gone[0], "removed": True}]
         assert await call("eth_getLogs", {"fromBlock": hex(top)}) == []
         chain.set_canonical(original.hash)
-        node.bus.post(ChainHeadEvent(original))
         assert await call("eth_getFilterChanges", blocks) == [hx(original.hash)]
         assert await call("eth_getFilterChanges", logs) == gone
 
@@ -402,10 +399,10 @@ def test_a_long_head_jump_reports_only_the_newest_blocks(monkeypatch: pytest.Mon
     monkeypatch.setattr(filters_mod, "MAX_HEAD_WALK", 3)
     chain = _fresh_chain(2)
     bus = EventBus()
+    chain.events = bus
     api = FilterAPI(chain, bus)
     fid = api.new_block_filter()
-    chain.insert_chain(ethtest_blocks()[2:8])  # 3..8
-    bus.post(ChainHeadEvent(chain.current_block))
+    chain.insert_chain(ethtest_blocks()[2:8])  # 3..8: one ChainHeadEvent for the batch
     assert api.get_filter_changes(fid) == [hx(b.hash) for b in ethtest_blocks()[5:8]]
 
 

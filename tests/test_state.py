@@ -12,12 +12,13 @@ import random
 from typing import Any
 
 import pytest
+from chain_support import open_chain
 from conftest import shared_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ethnode import rlp
-from ethnode.core.blockchain import BlockChain, setup_genesis
+from ethnode.core.blockchain import setup_genesis
 from ethnode.core.genesis import EMPTY_CODE_HASH, Genesis, state_nodes
 from ethnode.core.rawdb import MemoryDB, schema
 from ethnode.core.state import (
@@ -110,7 +111,7 @@ def test_genesis_state_is_written_at_setup_and_read_back() -> None:
     genesis = Genesis.from_json(obj)
     db = MemoryDB()
     setup_genesis(db, genesis, obj)
-    state = BlockChain(db).state()
+    state = open_chain(db).state()
     assert state.root == genesis.header.state_root
     assert (state.balance(ADDR_A), state.nonce(ADDR_A), state.code(ADDR_A)) == (0x1000, 7, bytes.fromhex("6000600055"))
     assert state.storage(ADDR_A, 1) == 42 and state.storage(ADDR_A, b"\xff" * 32) == int("ab" * 32, 16)
@@ -149,11 +150,11 @@ def test_missing_genesis_state_is_rebuilt_when_execution_is_on() -> None:
     setup_genesis(db, Genesis.from_json(obj), obj)
     for key, _ in list(db.iterate(schema.STATE_PREFIX)):
         db.delete(key)
-    chain = BlockChain(db)
+    chain = open_chain(db)
     with pytest.raises(MissingStateError):
         chain.state()
     assert chain.head_state_reader().balance(ADDR_B) is None  # unknown, not zero
-    chain = BlockChain(db, execute=True)
+    chain = open_chain(db, execute=True)
     assert chain.state().balance(ADDR_B) == 12345678901234567890
 
 

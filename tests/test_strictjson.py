@@ -130,9 +130,10 @@ def test_dispatcher_in_process_keeps_serving_after_deep_input() -> None:
 def test_the_capped_limit_still_runs_a_1024_deep_call_stack() -> None:
     """Initcode that CREATEs a child running itself recurses until the EVM's 1024 depth limit."""
     pytest.importorskip("eth", reason="py-evm (the EVM engine) is not installed")
+    from chain_support import open_chain
     from rpc_support import dev_genesis_json
 
-    from ethnode.core.blockchain import BlockChain, setup_genesis
+    from ethnode.core.blockchain import setup_genesis
     from ethnode.core.execution import CallMessage
     from ethnode.core.genesis import Genesis
     from ethnode.core.rawdb import MemoryDB
@@ -140,7 +141,7 @@ def test_the_capped_limit_still_runs_a_1024_deep_call_stack() -> None:
     obj = dev_genesis_json()
     db = MemoryDB()
     setup_genesis(db, Genesis.from_json(obj), obj)
-    chain = BlockChain(db, execute=True)
+    chain = open_chain(db, execute=True)
     assert chain.executor is not None
     assert recursionlimit.EVM_RECURSION_LIMIT <= sys.getrecursionlimit() <= recursionlimit.SAFE_RECURSION_LIMIT
     # CODESIZE PUSH1 0 PUSH1 0 CODECOPY; CODESIZE PUSH1 0 PUSH1 0 CREATE; STOP

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
+from chain_support import open_chain
 
 from ethnode.core.blockchain import BlockChain, setup_genesis
 from ethnode.core.eip1559 import calc_base_fee
@@ -31,7 +32,7 @@ from ethnode.core.types import (
 )
 from ethnode.core.types.transaction import BLOB_SIZE, address_of, kzg_to_versioned_hash
 from ethnode.crypto.keys import PrivateKey
-from ethnode.node.events import EventBus
+from ethnode.event import EventBus
 
 CHAIN_ID = 1337
 GWEI = 10**9
@@ -71,7 +72,7 @@ def make_chain(**kwargs: Any) -> BlockChain:
     obj = genesis_json(**kwargs)
     db = MemoryDB()
     setup_genesis(db, Genesis.from_json(obj), obj)
-    return BlockChain(db)
+    return open_chain(db)
 
 
 def make_pool(

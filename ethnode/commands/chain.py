@@ -23,7 +23,8 @@ import sys
 from typing import Any
 
 from ethnode import strictjson
-from ethnode.core.blockchain import BlockChain, setup_genesis
+from ethnode.consensus import create_engine
+from ethnode.core.blockchain import BlockChain, read_chain_config, setup_genesis
 from ethnode.core.chainfile import BlockReader, ChainFileError, open_chain_file
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import chaindata_dir, open_database
@@ -124,7 +125,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 def _open_chain(args: argparse.Namespace, *, execute: bool = False) -> BlockChain:
     db = open_database(_datadir(args))
     try:
-        return BlockChain(db, execute=execute)
+        config = read_chain_config(db)
+        return BlockChain(db, create_engine(config, db), config=config, execute=execute)  # nobody listens: no events
     except BaseException:
         db.close()
         raise

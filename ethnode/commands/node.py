@@ -230,7 +230,8 @@ async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
     from ethnode.commands.flags.p2p import server_factory
     from ethnode.commands.flags.rpc import rpc_service_constructor
     from ethnode.eth.catalyst import service as catalyst
-    from ethnode.node import DatadirInUseError, EventBus, Node, NodeConfig
+    from ethnode.event import EventBus
+    from ethnode.node import DatadirInUseError, Node, NodeConfig
     from ethnode.node.datadir import DatadirLock
 
     log = logging.getLogger("ethnode.cli")
@@ -244,7 +245,7 @@ async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
             # so a second process fails without touching it.
             lock = DatadirLock(datadir)
             lock.acquire()
-        dev = prepare_dev(args, settings.datadir if given else None)
+        dev = prepare_dev(args, settings.datadir if given else None, bus)
         if dev is not None:
             datadir = dev.datadir
         miner_service = miner_service_constructor(args, dev)

@@ -1,7 +1,9 @@
-"""Consensus engines (geth ``consensus/``): the interface, PoS rules, pre-merge PoW and Clique.
+"""Consensus engines (geth ``consensus/``): the base class, PoS rules, pre-merge PoW and Clique.
 
 ``create_engine`` picks the engine a chain config asks for, the way geth's
-``CreateConsensusEngine`` does: the beacon engine wrapping the pre-merge one.
+``CreateConsensusEngine`` does: the beacon engine wrapping the pre-merge one. Whoever
+opens a ``BlockChain`` calls it and hands the chain the result: core only knows the
+interface (``ethnode.core.consensus.ConsensusEngine``), never the engines.
 """
 
 from __future__ import annotations

@@ -1,31 +1,21 @@
-"""The consensus-engine interface (geth ``consensus.Engine``) and its shared errors.
+"""The base class of ethnode's consensus engines, and the errors they share (geth ``consensus``).
 
 An engine judges a header against its parent and a block's uncles; it does not execute
-anything. The chain asks ``verify_header`` before writing a header and ``verify_uncles``
-before writing a body. Engines say whether they verify the seal (PoW / signer), so a node
-running one that does not can say so instead of implying more safety than it has.
+anything. What the chain calls is ``ethnode.core.consensus.ConsensusEngine``; ``Engine``
+implements it and adds what the Beacon wrapper and the miner need of the inner engine
+(``calc_difficulty``, ``verifies_seal``). Engines say whether they verify the seal (PoW /
+signer), so a node running one that does not can say so instead of implying more safety
+than it has. The errors and chain readers the chain also deals in are defined in core
+and exported here with the rest, so engines import one module.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Protocol
 
-from ethnode.core.chainconfig import ChainConfig
+from ethnode.core.consensus import ChainHeaderReader, ChainReader, ConsensusError, UnknownAncestorError
 from ethnode.core.types.block import Block
 from ethnode.core.types.header import Header
-from ethnode.errors import EthnodeError
-
-
-class ConsensusError(EthnodeError):
-    """A header or block the consensus rules reject."""
-
-
-class UnknownAncestorError(ConsensusError):
-    """geth consensus.ErrUnknownAncestor: the parent is not in the database."""
-
-    def __init__(self) -> None:
-        super().__init__("unknown ancestor")
 
 
 class FutureBlockError(ConsensusError):
@@ -42,25 +32,8 @@ class InvalidNumberError(ConsensusError):
         super().__init__("invalid block number")
 
 
-class ChainHeaderReader(Protocol):
-    """What an engine may read from the chain: headers and total difficulties by hash."""
-
-    @property
-    def config(self) -> ChainConfig: ...
-
-    def get_header(self, block_hash: bytes, number: int) -> Header | None: ...
-
-    def get_td(self, block_hash: bytes, number: int) -> int | None: ...
-
-
-class ChainReader(ChainHeaderReader, Protocol):
-    """Adds whole blocks, which uncle verification needs (ancestors' uncles)."""
-
-    def get_block(self, block_hash: bytes, number: int) -> Block | None: ...
-
-
 class Engine(ABC):
-    """A consensus engine. ``parent`` is passed in because it may not be stored yet."""
+    """A consensus engine (a ``ConsensusEngine``). ``parent`` is passed in because it may not be stored yet."""
 
     name: str = "engine"
     verifies_seal: bool = True

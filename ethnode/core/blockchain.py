@@ -17,20 +17,29 @@ used, bloom, receipts root, requests hash and state root must match the header, 
 block's state entries and receipts go into the block's own batch, so a rejected block
 leaves nothing behind. Without one (the library default, and ``--noexec``) only the
 header and body rules are checked; ``insert_chain`` logs that once per chain object.
+
+Consensus: the engine is handed in (``ethnode.consensus.create_engine`` picks it for the
+stored config, ``read_chain_config``), so the chain knows only the interface it calls,
+``ethnode.core.consensus.ConsensusEngine``.
+
+Events (geth's chain feeds): the chain posts its own head moves on ``events``, the node's
+bus, so no caller has to notice them: a ``ChainEvent`` for every block that joins the
+canonical chain and one ``ChainHeadEvent`` per call that leaves another head block
+(an import batch, a reorg, a forkchoiceUpdated, a sealed block).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Concatenate, NamedTuple, ParamSpec, TypeVar
 
-from ethnode.consensus import Engine, create_engine
-from ethnode.consensus.engine import ConsensusError, UnknownAncestorError
 from ethnode.core.block_validator import validate_body, validate_transactions
 from ethnode.core.chainconfig import ChainConfig, ChainConfigError
+from ethnode.core.consensus import ConsensusEngine, ConsensusError, UnknownAncestorError
 from ethnode.core.eip1559 import HeaderRuleError
 from ethnode.core.errors import (
     BlockValidationError,
@@ -40,6 +49,7 @@ from ethnode.core.errors import (
     InvalidBlockError,
     UnknownBlockError,
 )
+from ethnode.core.events import ChainEvent, ChainHeadEvent
 from ethnode.core.execution import BlockResult, Executor, create_executor, validate_state
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import accessors as rawdb
@@ -50,13 +60,19 @@ from ethnode.core.types.header import Header, HeaderError
 from ethnode.core.types.receipt import Receipt
 from ethnode.core.types.signer import make_signer
 from ethnode.core.types.transaction import Transaction, TransactionError
+from ethnode.event import EventSink
 
 log = logging.getLogger("ethnode.core.blockchain")
 
 STATE_ROOT_WARNING = "state root not verified: blocks are not executed (--noexec)"
+NO_GENESIS = "database has no genesis block (run `ethnode-fast init GENESIS.json`)"
 HEADER_CACHE_SIZE = 2048  # recent headers kept decoded (geth headerCacheLimit is 512; ours are cheap)
 
 _REJECTIONS = (ConsensusError, HeaderRuleError, BlockValidationError, TransactionError, HeaderError)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 @dataclass
@@ -94,37 +110,86 @@ def setup_genesis(db: KeyValueStore, genesis: Genesis, genesis_json: Mapping[str
     return block_hash
 
 
+def read_chain_config(db: KeyValueStore) -> ChainConfig:
+    """The chain config stored with the genesis (geth ``core.LoadChainConfig``).
+
+    Read before the chain is opened because the consensus engine is chosen by it.
+    ``ChainNotInitializedError`` if the database holds no chain.
+    """
+    genesis_hash = rawdb.read_canonical_hash(db, 0)
+    if genesis_hash is None:
+        raise ChainNotInitializedError(NO_GENESIS)
+    config_json = rawdb.read_chain_config_json(db, genesis_hash)
+    if config_json is None:
+        raise ChainNotInitializedError("database has no chain config for its genesis block")
+    try:
+        return ChainConfig.from_json(config_json)
+    except ChainConfigError as exc:
+        raise ChainError(f"stored chain config is invalid: {exc}") from None
+
+
+class _Heads(NamedTuple):
+    """The heads a write leaves, and the blocks it made canonical (ascending), for ``_apply_heads``."""
+
+    header: Header
+    header_td: int
+    block: Header
+    block_td: int
+    joined: list[Header]
+
+
+def _announces_head(
+    method: Callable[Concatenate[BlockChain, _P], _R],
+) -> Callable[Concatenate[BlockChain, _P], _R]:
+    """Post one ``ChainHeadEvent`` when the call leaves another head block, even if it raised.
+
+    geth fires one per insert batch, not per block: a sync batch is one head move to the
+    pool, the peers and the filters. A batch that fails midway keeps (and announces) the
+    blocks before the bad one.
+    """
+
+    @functools.wraps(method)
+    def announcing(chain: BlockChain, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        before = chain._head_block
+        try:
+            return method(chain, *args, **kwargs)
+        finally:
+            head = chain._head_block
+            if head.hash != before.hash and chain.events is not None:
+                chain.events.post(ChainHeadEvent(head))
+
+    return announcing
+
+
 class BlockChain:
     """The chain over a database. Not thread-safe: one writer (the import, or the sync loop)."""
 
     def __init__(
         self,
         db: KeyValueStore,
-        config: ChainConfig | None = None,
-        engine: Engine | None = None,
+        engine: ConsensusEngine,
         *,
+        config: ChainConfig | None = None,
+        events: EventSink | None = None,
         verify_senders: bool = True,
         execute: bool = False,
         executor: Executor | None = None,
     ) -> None:
-        """``execute`` runs every inserted block through the default engine (py-evm);
-        ``executor`` supplies another engine (and implies execution)."""
+        """``engine``: the consensus rules (``ethnode.consensus.create_engine`` picks them for
+        ``config``, which defaults to the stored one). ``events``: where head moves are posted,
+        the node's bus; None for a chain nobody listens to (the import command). It stays a
+        plain attribute so that a chain opened before its node (tests) can be pointed at the bus.
+        ``execute`` runs every inserted block through the default executor (py-evm);
+        ``executor`` supplies another one (and implies execution)."""
         self.db = db
         genesis_hash = rawdb.read_canonical_hash(db, 0)
         if genesis_hash is None:
-            raise ChainNotInitializedError(
-                "database has no genesis block (run `ethnode-fast init GENESIS.json`)"
-            )
+            raise ChainNotInitializedError(NO_GENESIS)
         if config is None:
-            config_json = rawdb.read_chain_config_json(db, genesis_hash)
-            if config_json is None:
-                raise ChainNotInitializedError("database has no chain config for its genesis block")
-            try:
-                config = ChainConfig.from_json(config_json)
-            except ChainConfigError as exc:
-                raise ChainError(f"stored chain config is invalid: {exc}") from None
+            config = read_chain_config(db)
         self.config = config
-        self.engine = engine if engine is not None else create_engine(config, db)
+        self.engine = engine
+        self.events = events
         self.verify_senders = verify_senders
         self._state_root_warned = False
         self._headers: OrderedDict[bytes, Header] = OrderedDict()
@@ -299,6 +364,7 @@ class BlockChain:
 
     # --- inserting blocks --------------------------------------------------------------
 
+    @_announces_head
     def insert_chain(
         self,
         blocks: Iterable[Block],
@@ -319,7 +385,7 @@ class BlockChain:
             if self.executor is None:
                 log.warning(STATE_ROOT_WARNING)
             else:
-                log.info("Executing blocks with %s", getattr(self.executor, "version", self.executor.name))
+                log.info("Executing blocks with %s", self.executor.version)
         stats = InsertStats()
         for block in blocks:
             written = self._insert_block(block, set_head)
@@ -331,6 +397,7 @@ class BlockChain:
                 on_block(block, not written)
         return stats
 
+    @_announces_head
     def insert_built_block(self, block: Block, result: BlockResult) -> bool:
         """Insert a block this node built and sealed, with what building it executed.
 
@@ -403,7 +470,7 @@ class BlockChain:
             self.state_db.committed(result.state)
         self._remember(header)
         if new_heads is not None:
-            self._apply_heads(*new_heads)
+            self._apply_heads(new_heads)
         return True
 
     def _parent_with_body(self, header: Header) -> Header:
@@ -438,6 +505,7 @@ class BlockChain:
 
     # --- inserting headers -------------------------------------------------------------
 
+    @_announces_head
     def insert_headers(self, headers: Iterable[Header], *, set_head: bool = True) -> InsertStats:
         """Validate and store headers (header-first sync), one atomic batch each.
 
@@ -469,12 +537,13 @@ class BlockChain:
             batch.write()
             self._remember(header)
             if new_heads is not None:
-                self._apply_heads(*new_heads)
+                self._apply_heads(new_heads)
             stats.written += 1
         return stats
 
     # --- head moves ----------------------------------------------------------------------
 
+    @_announces_head
     def set_canonical(self, block_hash: bytes) -> Header:
         """Make a stored block the head (forkchoiceUpdated): reorg to it, or rewind to it.
 
@@ -500,11 +569,11 @@ class BlockChain:
         batch = self.db.new_batch()
         heads = self._canonicalize(batch, header, td, full=body is not None, new_tx_hashes=tx_hashes)
         batch.write()
-        self._apply_heads(*heads)
+        self._apply_heads(heads)
 
     def _canonicalize(
         self, batch: Batch, new_head: Header, new_td: int, *, full: bool, new_tx_hashes: list[bytes] | None
-    ) -> tuple[Header, int, Header, int]:
+    ) -> _Heads:
         """Queue in ``batch`` every write that makes ``new_head`` the head; return the new heads.
 
         ``full``: the new head has its body, so it becomes the head block too. The new head
@@ -521,7 +590,7 @@ class BlockChain:
             rawdb.write_tx_lookups(batch, new_head.number, new_tx_hashes or ())
             rawdb.write_head_header_hash(batch, new_head.hash)
             rawdb.write_head_block_hash(batch, new_head.hash)
-            return new_head, new_td, new_head, new_td
+            return _Heads(new_head, new_td, new_head, new_td, [new_head])
 
         # A block the header chain already made canonical: only the head block advances.
         if (
@@ -532,7 +601,7 @@ class BlockChain:
         ):
             rawdb.write_tx_lookups(batch, new_head.number, new_tx_hashes or ())
             rawdb.write_head_block_hash(batch, new_head.hash)
-            return old_header_head, self._head_header_td, new_head, new_td
+            return _Heads(old_header_head, self._head_header_td, new_head, new_td, [new_head])
 
         # General case: find the fork point on the canonical chain, walking the new branch down.
         new_chain: list[Header] = []
@@ -569,41 +638,51 @@ class BlockChain:
         for h in new_chain:
             rawdb.write_canonical_hash(batch, h.hash, h.number)
 
+        joined: list[Header] = []
         if full:
             new_block_head, new_block_td = new_head, new_td
-            for n in range(old_block_head.number + 1, ancestor.number + 1):
-                self._queue_tx_lookups(batch, n, delete=False)
-            for h in new_chain:
+            for n in range(old_block_head.number + 1, ancestor.number + 1):  # canonical headers gaining their block
+                header = self._queue_tx_lookups(batch, n, delete=False)
+                if header is not None:
+                    joined.append(header)
+            for h in reversed(new_chain):
                 if h is new_head:
                     rawdb.write_tx_lookups(batch, h.number, new_tx_hashes or ())
                 else:
                     self._queue_tx_lookups(batch, h.number, delete=False, block_hash=h.hash)
+                joined.append(h)
         elif old_block_head.number > ancestor.number:
             new_block_head, new_block_td = ancestor, self._td_or_fail(ancestor)
         else:
             new_block_head, new_block_td = old_block_head, self._head_block_td
         rawdb.write_head_header_hash(batch, new_head.hash)
         rawdb.write_head_block_hash(batch, new_block_head.hash)
-        return new_head, new_td, new_block_head, new_block_td
+        return _Heads(new_head, new_td, new_block_head, new_block_td, joined)
 
     def _queue_tx_lookups(
         self, batch: Batch, number: int, *, delete: bool, block_hash: bytes | None = None
-    ) -> None:
+    ) -> Header | None:
+        """Queue the lookups of block ``number``'s txs; return its header (None: no such block)."""
         block_hash = block_hash or rawdb.read_canonical_hash(self.db, number)
         if block_hash is None:
-            return
+            return None
         body = rawdb.read_body(self.db, block_hash, number)
         if body is None:
-            return
+            return None
         hashes = [tx.hash for tx in body.transactions]
         if delete:
             rawdb.delete_tx_lookups(batch, hashes)
         else:
             rawdb.write_tx_lookups(batch, number, hashes)
+        return self._read_header(block_hash, number)
 
-    def _apply_heads(self, header_head: Header, header_td: int, block_head: Header, block_td: int) -> None:
-        self._head_header, self._head_header_td = header_head, header_td
-        self._head_block, self._head_block_td = block_head, block_td
+    def _apply_heads(self, heads: _Heads) -> None:
+        """The one place the heads move (after their batch is written); ``_announces_head`` tells the bus."""
+        self._head_header, self._head_header_td = heads.header, heads.header_td
+        self._head_block, self._head_block_td = heads.block, heads.block_td
+        if self.events is not None:
+            for header in heads.joined:
+                self.events.post(ChainEvent(header))
 
     # --- export ----------------------------------------------------------------------
 
@@ -630,4 +709,4 @@ class BlockChain:
         return last - first + 1
 
 
-__all__ = ["BlockChain", "InsertStats", "setup_genesis", "STATE_ROOT_WARNING"]
+__all__ = ["BlockChain", "InsertStats", "read_chain_config", "setup_genesis", "STATE_ROOT_WARNING", "NO_GENESIS"]

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, TypedDict
 
 from ethnode.core.blockchain import BlockChain
+from ethnode.core.events import ChainHeadEvent, NewMinedBlockEvent
 from ethnode.core.forkid import ForkID, new_filter, new_id
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.txpool import NewTxsEvent, TxPool
@@ -36,7 +37,6 @@ from ethnode.core.types.block import Block
 from ethnode.core.types.header import Header
 from ethnode.core.types.transaction import BLOB_TX_TYPE, BlobTxWithSidecar, TransactionError
 from ethnode.eth.downloader import Downloader
-from ethnode.eth.events import ChainHeadEvent, NewMinedBlockEvent
 from ethnode.eth.fetcher.block_fetcher import BlockFetcher
 from ethnode.eth.fetcher.tx_fetcher import TxFetcher
 from ethnode.eth.peerset import PeerSet, PeerSetError
@@ -60,7 +60,7 @@ from ethnode.eth.protocols.eth.protocol import (
     ProtocolViolation,
 )
 from ethnode.eth.sync import SyncDownloader, Syncer
-from ethnode.node.events import EventBus
+from ethnode.event import EventBus
 from ethnode.p2p.disconnect import DisconnectRequested, DiscReason
 from ethnode.p2p.protocol import Protocol as P2PProtocol
 from ethnode.p2p.protocol import ProtocolChannel
@@ -172,8 +172,8 @@ class EthHandler:
         self.accept_txs = True  # geth's "synced" flag; the downloader may clear it while syncing
         self.tx_fetcher: TxFetcherHook = tx_fetcher or TxFetcher(txpool, remove_peer=self.remove_peer)
         self.downloader: SyncDownloader = downloader or Downloader(
-            chain, drop_peer=self.remove_peer, bus=bus, **(downloader_options or {}))
-        self.block_fetcher: BlockFetcherHook = block_fetcher or BlockFetcher(chain, self, bus=bus)
+            chain, drop_peer=self.remove_peer, **(downloader_options or {}))
+        self.block_fetcher: BlockFetcherHook = block_fetcher or BlockFetcher(chain, self)
         self.syncer = Syncer(self, self.downloader)
         self.choice = BroadcastChoice(node_id, broadcast_key)
         self._fork_filter = new_filter(

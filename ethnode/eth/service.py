@@ -6,9 +6,9 @@ datadir, ethnode asks for ``ethnode-fast init GENESIS.json`` first (it has no ma
 genesis state to write, and syncing mainnet without a downloader would be pointless).
 
 While running it evicts stale queued txs once a minute (geth evictionInterval) and resets
-the pool to every new head (``ChainHeadEvent``). What drives or serves it from outside
-(the Engine API in ``eth.catalyst``, the JSON-RPC namespaces in ``ethapi``) sits above
-it and is attached by the command line.
+the pool to every new head (``ChainHeadEvent``, which the chain posts on the node's bus).
+What drives or serves it from outside (the Engine API in ``eth.catalyst``, the JSON-RPC
+namespaces in ``ethapi``) sits above it and is attached by the command line.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from ethnode.core.blockchain import BlockChain
+from ethnode.consensus import create_engine
+from ethnode.core.blockchain import BlockChain, read_chain_config
 from ethnode.core.errors import ChainNotInitializedError
+from ethnode.core.events import ChainHeadEvent
 from ethnode.core.rawdb import chaindata_dir, open_database
 from ethnode.core.txpool import TxPool, TxPoolConfig
 from ethnode.crypto.keccak import keccak256
 from ethnode.errors import EthnodeError
-from ethnode.eth.events import ChainHeadEvent
 from ethnode.eth.handler import CHAIN_HEAD_CHAN_SIZE, EthHandler
 from ethnode.eth.protocols.eth.protocol import SUPPORTED_VERSIONS
 from ethnode.node.lifecycle import ServiceContext
@@ -55,6 +56,9 @@ class EthereumService:
     ) -> None:
         self.ctx = ctx
         self.config = config or EthConfig()
+        if chain is not None and chain.events is not ctx.bus:
+            # Its head moves would never reach the pool, the handler or the filters.
+            raise ValueError("the chain given to the Ethereum service must post its events on the node's bus")
         self._own_db = chain is None
         self.chain = chain if chain is not None else self._open_chain(ctx, execute=not self.config.noexec)
         try:
@@ -82,7 +86,8 @@ class EthereumService:
             raise EthServiceError("the Ethereum service needs a data directory holding a chain (--datadir)")
         db = open_database(datadir)
         try:
-            return BlockChain(db, execute=execute)
+            config = read_chain_config(db)
+            return BlockChain(db, create_engine(config, db), config=config, events=ctx.bus, execute=execute)
         except ChainNotInitializedError:
             db.close()
             raise EthServiceError(

@@ -44,6 +44,10 @@ class SyncDownloader(Protocol):
 
     async def synchronise(self, peer: EthPeer) -> bool: ...
 
+    def sync_to(self, head_hash: bytes) -> None:
+        """Sync toward a head only its hash is known of (the Engine API's forkchoice)."""
+        ...
+
     async def stop(self) -> None: ...
 
 

@@ -29,9 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ethnode.core.events import ChainHeadEvent
 from ethnode.core.txpool import NewTxsEvent
 from ethnode.core.types.header import Header
-from ethnode.eth.events import ChainHeadEvent
 from ethnode.ethapi.hexutil import data, json_type
 from ethnode.ethapi.logfilter import (
     EARLIEST,

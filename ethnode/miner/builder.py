@@ -16,9 +16,10 @@ import logging
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-import ethnode
+from ethnode.core.blockchain import BlockChain
+from ethnode.core.chainconfig import ChainConfig
 from ethnode.core.eip1559 import ELASTICITY_MULTIPLIER, GAS_LIMIT_BOUND_DIVISOR, MIN_GAS_LIMIT, calc_base_fee
 from ethnode.core.eip4844 import GAS_PER_BLOB, calc_excess_blob_gas, max_blob_gas_per_block
 from ethnode.core.execution import BlockEnv, BlockResult, TxExecutionError
@@ -28,6 +29,7 @@ from ethnode.core.types.transaction import Transaction
 from ethnode.errors import EthnodeError
 from ethnode.miner.ordering import TransactionsByPriceAndNonce, unwrap
 from ethnode.trie import EMPTY_ROOT
+from ethnode.version import __version__
 
 log = logging.getLogger("ethnode.miner")
 
@@ -35,17 +37,18 @@ DEFAULT_GAS_CEIL = 60_000_000  # gas limit the miner steers toward; geth miner D
 DEFAULT_MIN_TIP = 10**6  # wei per gas a tx must tip to be included; geth miner DefaultConfig.GasPrice (GWei/1000)
 TX_GAS = 21_000  # geth params.TxGas: with less gas left no tx fits, the block is done
 MAX_VANITY = 32  # geth params.MaximumExtraDataSize; also Clique's vanity length
-DEFAULT_EXTRA = f"ethnode/v{ethnode.__version__}".encode()[:MAX_VANITY]
+DEFAULT_EXTRA = f"ethnode/v{__version__}".encode()[:MAX_VANITY]
 
 
 class BuildError(EthnodeError):
     """A block cannot be built here at all (no execution, an engine that does not seal)."""
 
 
+@runtime_checkable
 class SealingEngine(Protocol):
-    """What the builder needs of a consensus engine (Clique has it)."""
+    """What the builder needs of a consensus engine (Clique has it; a chain's engine may not)."""
 
-    def prepare(self, chain: Any, header: Header) -> Header: ...
+    def prepare(self, chain: BlockChain, header: Header) -> Header: ...
 
 
 @dataclass
@@ -76,6 +79,14 @@ class BuiltBlock:
         return self.block.header  # type: ignore[no-any-return]
 
 
+def sealing_engine(chain: BlockChain) -> SealingEngine:
+    """The chain's engine if it builds blocks (Clique), else ``BuildError``: PoW and PoS blocks come from elsewhere."""
+    engine = chain.engine
+    if not isinstance(engine, SealingEngine):
+        raise BuildError(f"the {engine.name} engine does not seal blocks")
+    return engine
+
+
 def calc_gas_limit(parent_gas_limit: int, desired: int) -> int:
     """geth ``core.CalcGasLimit``: step toward ``desired`` by at most parent/1024 - 1 per block."""
     delta = parent_gas_limit // GAS_LIMIT_BOUND_DIVISOR - 1
@@ -87,7 +98,7 @@ def calc_gas_limit(parent_gas_limit: int, desired: int) -> int:
     return parent_gas_limit
 
 
-def new_header(chain: Any, parent: Header, config: MinerConfig, now: float) -> Header:
+def new_header(chain: BlockChain, parent: Header, config: MinerConfig, now: float) -> Header:
     """The template of the child of ``parent`` before the engine and execution fill it in."""
     cfg = chain.config
     number = parent.number + 1
@@ -109,7 +120,7 @@ def new_header(chain: Any, parent: Header, config: MinerConfig, now: float) -> H
     return with_time_fork_fields(cfg, parent, header)
 
 
-def with_time_fork_fields(cfg: Any, parent: Header, header: Header) -> Header:
+def with_time_fork_fields(cfg: ChainConfig, parent: Header, header: Header) -> Header:
     """``header`` with the fields of the forks active at its (final) time: the engine may move it."""
     number, time = header.number, header.time
     cancun = cfg.is_cancun(number, time)
@@ -122,7 +133,7 @@ def with_time_fork_fields(cfg: Any, parent: Header, header: Header) -> Header:
 
 
 def build_block(
-    chain: Any,
+    chain: BlockChain,
     txpool: Any,
     config: MinerConfig,
     *,
@@ -137,12 +148,11 @@ def build_block(
     executor = chain.executor
     if executor is None:
         raise BuildError("building blocks needs block execution (the node runs with --noexec)")
-    engine = engine if engine is not None else chain.engine
-    prepare = getattr(engine, "prepare", None)
-    if prepare is None:
-        raise BuildError(f"the {getattr(engine, 'name', type(engine).__name__)} engine does not seal blocks")
+    sealer = engine if engine is not None else sealing_engine(chain)
     parent = chain.current_block
-    header = with_time_fork_fields(chain.config, parent, prepare(chain, new_header(chain, parent, config, clock())))
+    header = with_time_fork_fields(
+        chain.config, parent, sealer.prepare(chain, new_header(chain, parent, config, clock()))
+    )
     env = BlockEnv.from_header(header, fee_recipient=config.etherbase)
     builder = executor.new_block(parent, env)
     order = TransactionsByPriceAndNonce(txpool.pending(min_tip=config.min_tip, base_fee=header.base_fee),
@@ -203,6 +213,6 @@ def build_block(
 
 
 __all__ = [
-    "BuildError", "BuiltBlock", "MinerConfig", "build_block", "calc_gas_limit", "new_header", "DEFAULT_GAS_CEIL",
-    "DEFAULT_MIN_TIP", "TX_GAS",
+    "BuildError", "BuiltBlock", "MinerConfig", "SealingEngine", "build_block", "calc_gas_limit", "new_header",
+    "sealing_engine", "DEFAULT_GAS_CEIL", "DEFAULT_MIN_TIP", "TX_GAS",
 ]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ethnode.consensus import create_engine
 from ethnode.core.blockchain import BlockChain, setup_genesis
 from ethnode.core.chainconfig import ChainConfig
 from ethnode.core.genesis import Genesis
@@ -35,6 +36,7 @@ from ethnode.core.types.transaction import address_of
 from ethnode.crypto.errors import InvalidKeyError
 from ethnode.crypto.keys import PrivateKey, load_private_key, save_private_key
 from ethnode.errors import EthnodeError
+from ethnode.event import EventSink
 from ethnode.privatefs import make_private_dirs
 
 log = logging.getLogger("ethnode.miner")
@@ -126,8 +128,13 @@ def prepare_dev_chain(
     key_hex: str | None = None,
     gas_limit: int = DEV_GAS_LIMIT,
     genesis_out: str | os.PathLike[str] | None = None,
+    events: EventSink | None = None,
 ) -> DevChain:
-    """Create (or reopen) the dev chain; ``DevError`` with one line for the user on any problem."""
+    """Create (or reopen) the dev chain; ``DevError`` with one line for the user on any problem.
+
+    ``events``: the bus of the node that will run the in-memory chain, which is opened here
+    (a chain in a datadir is opened by the Ethereum service, with its node's bus).
+    """
     root = None if datadir is None else Path(datadir).expanduser().absolute()
     instance = None if root is None else root / CLIENT_DIR
     key = _dev_key(key_hex, instance)
@@ -136,7 +143,9 @@ def prepare_dev_chain(
         obj = dev_genesis(signer, period, gas_limit)
         db = MemoryDB()
         setup_genesis(db, Genesis.from_json(obj), obj)
-        dev = DevChain(key, obj, None, BlockChain(db, execute=True), created=True)
+        config = ChainConfig.from_json(obj["config"])
+        chain = BlockChain(db, create_engine(config, db), config=config, events=events, execute=True)
+        dev = DevChain(key, obj, None, chain, created=True)
     else:
         dev = _open_datadir(root, key, period, gas_limit)
     for path in (genesis_out, instance and instance / GENESIS_FILE):

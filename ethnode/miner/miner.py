@@ -13,8 +13,9 @@ One loop, one block at a time, always on the current head:
   too recently (``SignedRecentlyWaitError``) or is not authorized waits for the next head.
 - **Done**: the sealed block goes into the chain with what building it executed
   (``BlockChain.insert_built_block``, geth's ``WriteBlockAndSetHead``: header and body
-  checked, the txs not run a second time), then ``ChainHeadEvent`` (the pool resets, eth/69 peers hear the range) and
-  ``NewMinedBlockEvent`` (the handler's minedBroadcastLoop sends NewBlock / NewBlockHashes).
+  checked, the txs not run a second time), which posts ``ChainHeadEvent`` (the pool resets,
+  eth/69 peers hear the range); then the miner posts ``NewMinedBlockEvent`` (the handler's
+  minedBroadcastLoop sends NewBlock / NewBlockHashes).
 
 Building executes txs on the event loop: fine for a dev chain's few txs per block,
 and the block fetcher imports the same way.
@@ -26,20 +27,22 @@ import asyncio
 import logging
 import time as _time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from ethnode.consensus.clique.errors import (
     SignedRecentlyWaitError,
     UnauthorizedSignerError,
     WaitTransactionsError,
 )
+from ethnode.core.blockchain import BlockChain
 from ethnode.core.errors import InvalidBlockError
+from ethnode.core.events import ChainHeadEvent, NewMinedBlockEvent
 from ethnode.core.txpool import NewTxsEvent
 from ethnode.core.types.block import Block
+from ethnode.core.types.header import Header
 from ethnode.errors import EthnodeError
-from ethnode.eth.events import ChainHeadEvent, NewMinedBlockEvent
-from ethnode.miner.builder import BuildError, BuiltBlock, MinerConfig, build_block
-from ethnode.node.events import EventBus
+from ethnode.event import EventBus, Subscription
+from ethnode.miner.builder import BuildError, BuiltBlock, MinerConfig, SealingEngine, build_block
 
 log = logging.getLogger("ethnode.miner")
 
@@ -48,28 +51,43 @@ EVENT_QUEUE = 16  # head and tx events buffered; only "something happened" matte
 RETRY_DELAY = 1.0  # seconds before retrying after an unexpected build failure
 
 
+@runtime_checkable
+class Sealer(SealingEngine, Protocol):
+    """What the miner needs of its engine beyond building: when blocks are due, and the seal (Clique)."""
+
+    name: str
+    period: int  # seconds between blocks; 0: a block whenever there are txs
+
+    async def seal(self, chain: BlockChain, block: Block, stop_event: asyncio.Event | None = None) -> Block | None: ...
+
+
 class Miner:
     """Seals blocks on ``chain`` with ``engine`` (already authorized with the signer's key)."""
 
     def __init__(
         self,
-        chain: Any,
+        chain: BlockChain,
         txpool: Any,
         bus: EventBus,
         config: MinerConfig,
         *,
-        engine: Any = None,
+        engine: Sealer | None = None,
         clock: Callable[[], float] = _time.time,
     ) -> None:
+        """``engine`` defaults to the chain's, which must seal (``BuildError`` otherwise)."""
+        if engine is None:
+            if not isinstance(chain.engine, Sealer):
+                raise BuildError(f"the {chain.engine.name} engine does not seal blocks")
+            engine = chain.engine
         self.chain = chain
         self.txpool = txpool
         self.bus = bus
         self.config = config
-        self.engine = engine if engine is not None else chain.engine
-        self.period: int = getattr(self.engine, "period", 0)
+        self.engine = engine
+        self.period = engine.period
         self._clock = clock
         self._wake = asyncio.Event()  # a head moved or txs arrived
-        self._subs: list[Any] = []
+        self._subs: list[Subscription] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self.sealed = 0  # blocks this miner sealed and inserted
         self.last: Block | None = None
@@ -106,7 +124,7 @@ class Miner:
             log.info("Miner stopped sealed=%d", self.sealed)
         self._tasks = []
 
-    async def _pump(self, sub: Any) -> None:
+    async def _pump(self, sub: Subscription) -> None:
         while True:
             await sub.get()
             self._wake.set()
@@ -132,7 +150,7 @@ class Miner:
             return False
         return True
 
-    async def _wait_for_new_head(self, head: Any) -> None:
+    async def _wait_for_new_head(self, head: Header) -> None:
         while self.chain.current_block.hash == head.hash:
             self._wake.clear()
             await self._wake.wait()
@@ -158,7 +176,7 @@ class Miner:
         if block is not None:
             await self._commit(block, built)
 
-    async def _seal(self, built: BuiltBlock, head: Any) -> Block | None:
+    async def _seal(self, built: BuiltBlock, head: Header) -> Block | None:
         """The sealed block, or None if sealing was refused (and waited on) or abandoned."""
         stop = asyncio.Event()
         sealing = asyncio.ensure_future(self.engine.seal(self.chain, built.block, stop))
@@ -194,11 +212,10 @@ class Miner:
         return None
 
     async def _commit(self, block: Block, built: BuiltBlock) -> None:
-        """Insert the sealed block and tell the pool and the peers."""
+        """Insert the sealed block (the chain tells the pool of the new head) and tell the peers."""
         header = block.header
         while (early := header.time - self._clock()) > 0:  # asyncio's clock is not the wall clock
             await asyncio.sleep(min(early, 1.0) + 0.001)  # a future block would fail verification
-        before = self.chain.current_block.hash
         started = _time.monotonic()
         try:
             self.chain.insert_built_block(block, built.result)
@@ -207,12 +224,9 @@ class Miner:
             return
         self.sealed += 1
         self.last = block
-        head = self.chain.current_block
         log.info("Successfully sealed new block number=%d hash=0x%s txs=%d gas=%d fees=%d elapsed=%.3fs",
                  header.number, block.hash.hex()[:12], len(block.tx_items), header.gas_used, built.fees,
                  _time.monotonic() - started)
-        if head.hash != before:
-            self.bus.post(ChainHeadEvent(head))
         self.bus.post(NewMinedBlockEvent(block))
 
 

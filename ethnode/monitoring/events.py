@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ethnode.eth.events import ChainHeadEvent
-from ethnode.node.events import EventBus
+from ethnode.core.events import ChainHeadEvent
+from ethnode.event import EventBus
 
 log = logging.getLogger("ethnode.chain")
 

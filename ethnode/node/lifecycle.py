@@ -13,8 +13,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from ethnode.errors import EthnodeError
+from ethnode.event import EventBus
 from ethnode.node.config import NodeConfig
-from ethnode.node.events import EventBus
 
 if TYPE_CHECKING:
     from ethnode.crypto.keys import PrivateKey

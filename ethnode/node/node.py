@@ -16,9 +16,9 @@ from typing import Any, Protocol
 from ethnode.crypto.errors import CryptoError
 from ethnode.crypto.keys import PrivateKey, load_private_key, save_private_key
 from ethnode.errors import EthnodeError
+from ethnode.event import EventBus
 from ethnode.node.config import NODEKEY_FILE, NodeConfig
 from ethnode.node.datadir import DatadirLock
-from ethnode.node.events import EventBus
 from ethnode.node.lifecycle import DuplicateServiceError, Service, ServiceConstructor, ServiceContext
 from ethnode.privatefs import make_private_dirs
 

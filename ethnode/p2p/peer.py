@@ -27,7 +27,6 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import ethnode
 from ethnode.errors import EthnodeError
 from ethnode.metrics.p2p import EGRESS_MESSAGES, INGRESS_MESSAGES
 from ethnode.p2p.disconnect import DisconnectRequested, DiscReason
@@ -53,6 +52,7 @@ from ethnode.p2p.rlpx.transport import (
 )
 from ethnode.rlp.errors import DecodingError
 from ethnode.rlp.sedes import List, Record, binary, uint64
+from ethnode.version import __version__
 
 log = logging.getLogger("ethnode.p2p.peer")
 
@@ -115,7 +115,7 @@ def default_client_id(identity: str | None = None) -> str:
     parts = ["ethnode"]
     if identity:
         parts.append(identity)
-    parts.append(f"v{ethnode.__version__}")
+    parts.append(f"v{__version__}")
     parts.append(f"{sys.platform}-{platform.machine().lower()}")
     parts.append(f"python{sys.version_info.major}.{sys.version_info.minor}")
     return "/".join(parts)

@@ -37,8 +37,8 @@ from typing import Any
 from ethnode.crypto import keccak256
 from ethnode.crypto.keys import PrivateKey
 from ethnode.errors import EthnodeError
+from ethnode.event import EventBus
 from ethnode.metrics import p2p as p2p_metrics
-from ethnode.node.events import EventBus
 from ethnode.p2p.candidates import LookupCandidates
 from ethnode.p2p.config import ServerConfig, join_host_port, parse_static_node, split_host_port
 from ethnode.p2p.dial import TRACE, ConnFlag, DialRefused, DialScheduler, DialTask

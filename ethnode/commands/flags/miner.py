@@ -27,6 +27,7 @@ from ethnode.crypto.errors import InvalidKeyError
 from ethnode.crypto.keys import PrivateKey, load_private_key
 from ethnode.eth.catalyst.service import AuthRPCConfig
 from ethnode.eth.service import EthereumService
+from ethnode.event import EventSink
 from ethnode.miner.builder import DEFAULT_GAS_CEIL, DEFAULT_MIN_TIP, MAX_VANITY, MinerConfig
 from ethnode.miner.dev import DEV_GAS_LIMIT, DevChain, DevError, parse_key, prepare_dev_chain
 from ethnode.miner.service import MinerService
@@ -64,9 +65,10 @@ def add_miner_flags(parser: argparse.ArgumentParser) -> None:
                        help="block extra-data set by the miner (up to 32 bytes)")
 
 
-def prepare_dev(args: argparse.Namespace, datadir: str | None) -> DevChain | None:
-    """With ``--dev``: create or reopen the dev chain (``datadir`` None: in memory) and turn
-    HTTP JSON-RPC on; None without ``--dev``. Raises ``DevError`` with one line for the user."""
+def prepare_dev(args: argparse.Namespace, datadir: str | None, events: EventSink | None = None) -> DevChain | None:
+    """With ``--dev``: create or reopen the dev chain (``datadir`` None: in memory, posting on
+    ``events``, the node's bus) and turn HTTP JSON-RPC on; None without ``--dev``. Raises
+    ``DevError`` with one line for the user."""
     if not args.dev:
         return None
     if args.noexec:
@@ -75,7 +77,7 @@ def prepare_dev(args: argparse.Namespace, datadir: str | None) -> DevChain | Non
     if versions is not None and not versions:
         raise DevError("--dev needs the eth protocol: drop --eth.versions none")
     dev = prepare_dev_chain(datadir, period=args.dev_period, key_hex=args.dev_key, gas_limit=args.dev_gaslimit,
-                            genesis_out=args.dev_genesis_out)
+                            genesis_out=args.dev_genesis_out, events=events)
     args.http = True
     where = "in memory" if dev.datadir is None else str(dev.datadir)
     log.info("Using developer account address=0x%s key=0x%s", dev.address.hex(), dev.key.to_hex())
@@ -133,7 +135,7 @@ def miner_service_constructor(args: argparse.Namespace, dev: DevChain | None) ->
         config.extra = args.miner_extradata
 
     def construct(ctx: ServiceContext) -> MinerService:
-        return MinerService(ctx, config, key)
+        return MinerService(ctx, ctx.service(EthereumService), config, key)
 
     return construct
 

@@ -23,8 +23,8 @@ from dataclasses import replace
 
 from ethnode.commands.flags.validators import non_negative_int
 from ethnode.crypto.keys import PrivateKey
+from ethnode.event import EventBus
 from ethnode.node.config import NodeConfig
-from ethnode.node.events import EventBus
 from ethnode.p2p.config import DEFAULT_MAX_PEERS, DEFAULT_PORT, ServerConfig
 from ethnode.p2p.nat import DEFAULT_NAT
 from ethnode.p2p.peer import default_client_id

@@ -200,6 +200,7 @@ class Executor(Protocol):
     """An EVM engine bound to one chain's config and state database."""
 
     name: str
+    version: str  # the engine with its release, for the log line of an import
 
     def new_block(self, parent: Header, env: BlockEnv) -> BlockBuilder:
         """Start a block on top of ``parent``'s state (system calls of the fork already made)."""

@@ -45,7 +45,7 @@ from ethnode.core.types.block import Block
 from ethnode.core.types.header import Header
 from ethnode.core.types.signer import latest_signer
 from ethnode.core.types.transaction import BLOB_TX_TYPE, BlobTxWithSidecar, Transaction, TransactionError
-from ethnode.node.events import EventBus
+from ethnode.event import EventBus
 
 log = logging.getLogger("ethnode.core.txpool")
 

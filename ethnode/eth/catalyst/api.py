@@ -15,8 +15,6 @@ from typing import Any
 
 from ethnode.core.blockchain import BlockChain
 from ethnode.core.errors import UnknownBlockError
-from ethnode.eth.events import ChainHeadEvent
-from ethnode.node.events import EventBus
 from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError
 
 log = logging.getLogger("ethnode.rpc")
@@ -51,11 +49,10 @@ def _status(status: str, latest_valid: bytes | None) -> dict[str, Any]:
 
 
 class EngineAPI:
-    """The methods, over a ``BlockChain``; head moves are posted as ``ChainHeadEvent``."""
+    """The methods, over a ``BlockChain``; the chain posts the head moves (``ChainHeadEvent``)."""
 
-    def __init__(self, chain: BlockChain, bus: EventBus | None = None) -> None:
+    def __init__(self, chain: BlockChain) -> None:
         self.chain = chain
-        self.bus = bus
         self.on_unknown_head: Callable[[bytes], None] | None = None  # the downloader's sync_to
 
     def methods(self) -> dict[str, Any]:
@@ -102,8 +99,6 @@ class EngineAPI:
             log.warning("Forkchoice with payload attributes: payload building is not implemented")
         if header.hash != old_head:
             log.info("Forkchoice moved head number=%d hash=0x%s", header.number, header.hash.hex())
-            if self.bus is not None:
-                self.bus.post(ChainHeadEvent(header))
         return _status(VALID, header.hash)
 
 

@@ -47,7 +47,7 @@ class CatalystService:
         self.ctx = ctx
         self.config = config
         eth = ctx.service(EthereumService)
-        self.api = EngineAPI(eth.chain, ctx.bus)
+        self.api = EngineAPI(eth.chain)
         self.api.on_unknown_head = eth.downloader.sync_to  # a forkchoice naming a head we lack
         self.server: RPCServer | None = None
 

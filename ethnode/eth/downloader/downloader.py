@@ -37,7 +37,6 @@ from ethnode.eth.downloader.bodies import MAX_BLOCK_FETCH, BodyRequest, BodySche
 from ethnode.eth.downloader.errors import BadResponseError, MasterPeerError
 from ethnode.eth.downloader.headers import HeaderRequest, HeaderScheduler
 from ethnode.eth.downloader.rtt import RoundTrip
-from ethnode.eth.events import ChainHeadEvent
 from ethnode.eth.protocols.eth.peer import PeerDroppedError, RequestError, RequestTimeoutError
 from ethnode.eth.protocols.eth.protocol import ETH68
 from ethnode.p2p.disconnect import DiscReason
@@ -87,7 +86,8 @@ class Downloader:
     """Full sync over ``chain`` from the peers ``register_peer`` told it about.
 
     ``drop_peer`` drops a peer that stalled or lied (the handler's ``remove_peer``; without
-    it the peer is disconnected directly); ``bus`` carries ``ChainHeadEvent``.
+    it the peer is disconnected directly). The chain itself posts ``ChainHeadEvent`` for
+    what is imported.
     ``request_timeout`` pins the per-request timeout (default: adaptive, geth's 2..20 s
     round trip times 3).
     """
@@ -96,13 +96,11 @@ class Downloader:
         self,
         chain: Any,
         *,
-        bus: Any = None,
         drop_peer: Callable[[Any], None] | None = None,
         request_timeout: float | None = None,
         import_batch: int | None = None,
     ) -> None:
         self.chain = chain
-        self.bus = bus
         self._drop_peer = drop_peer
         self.rtt = RoundTrip(request_timeout)
         if import_batch is None:
@@ -407,7 +405,6 @@ class Downloader:
 
     def _import(self, results: list[FetchResult], master: Any) -> None:
         chain = self.chain
-        before = chain.current_block
         try:
             chain.insert_chain([r.block for r in results])
         except InvalidBlockError as exc:
@@ -425,9 +422,6 @@ class Downloader:
         except ExecutionError as exc:  # our node cannot execute (fork unsupported, state missing): not the peer's fault
             log.error("Sync stopped: blocks cannot be executed here: %s", exc)
             raise MasterPeerError(f"import: {exc}", drop=False) from None
-        head = chain.current_block
-        if head.hash != before.hash and self.bus is not None:
-            self.bus.post(ChainHeadEvent(head))
         for end in [n for n in self._suspects if n <= results[-1].block.number]:
             for liar in self._suspects.pop(end):  # the master's chain imported: they lied about it
                 other = self._peers.get(liar)

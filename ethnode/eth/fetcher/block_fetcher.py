@@ -38,7 +38,6 @@ from ethnode.core.errors import InvalidBlockError
 from ethnode.core.execution.api import ExecutionError
 from ethnode.core.types.block import Block, body_mismatch, empty_body, has_empty_body
 from ethnode.errors import EthnodeError
-from ethnode.eth.events import ChainHeadEvent
 from ethnode.eth.protocols.eth.peer import RequestError
 from ethnode.eth.protocols.eth.protocol import BlockAnnouncement, BlockRange
 from ethnode.p2p.disconnect import DiscReason
@@ -201,13 +200,11 @@ class BlockFetcher:
         chain: Any,
         handler: BlockFetcherHost | None,
         *,
-        bus: Any = None,
         arrive_timeout: float = ARRIVE_TIMEOUT,
         fetch_timeout: float = FETCH_TIMEOUT,
     ) -> None:
         self.chain = chain
         self.handler = handler
-        self.bus = bus if bus is not None else getattr(handler, "bus", None)
         self.fetch_timeout = fetch_timeout
         self.announces = AnnounceTracker(arrive_timeout=arrive_timeout)
         self.queue = BlockQueue()
@@ -432,11 +429,8 @@ class BlockFetcher:
             return
         self.imported += 1
         self.handler.broadcast_block(block, False)
-        head = chain.current_block
-        if head.hash != before:
+        if chain.current_block.hash != before:  # the chain posted ChainHeadEvent
             log.info("Imported propagated block number=%d hash=0x%s", block.number, block.hash.hex()[:12])
-            if self.bus is not None:
-                self.bus.post(ChainHeadEvent(head))
 
 
 __all__ = [

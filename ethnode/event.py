@@ -3,15 +3,24 @@
 Subscribers get a bounded queue each; a slow subscriber loses its oldest events rather
 than stalling the publisher (geth's feeds block instead, but every ethnode queue is
 bounded with its drop policy next to it).
+
+A leaf module so that any layer can post: the chain in ``core`` posts its head moves,
+``p2p`` its peer events, and neither has to know the node that owns the bus.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from typing import Any
+from typing import Any, Protocol
 
 DEFAULT_QUEUE_SIZE = 1024
+
+
+class EventSink(Protocol):
+    """Where a publisher posts: the node's ``EventBus``, or anything a test wants to count."""
+
+    def post(self, event: Any) -> object: ...
 
 
 class Subscription:
@@ -52,3 +61,6 @@ class EventBus:
         for sub in list(subs):
             sub._deliver(event)
         return len(subs)
+
+
+__all__ = ["EventBus", "EventSink", "Subscription", "DEFAULT_QUEUE_SIZE"]
