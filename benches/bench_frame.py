@@ -32,7 +32,7 @@ FRAME_FIXED_PERMUTATIONS = 4
 
 
 def permutations_per_frame(size: int) -> int:
-    """Keccak-f permutations one frame costs in one direction (the issue's formula)."""
+    """Keccak-f permutations one frame costs in one direction: the fixed MAC work plus one per 136-byte block."""
     return FRAME_FIXED_PERMUTATIONS + math.ceil((size + 32) / KECCAK_RATE)
 
 

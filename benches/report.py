@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ORDER = ["compiled", "pure", "pyrlp", "rusty", "native", "python-set"]
 
-# Targets from the foundation issue (this machine): checked and printed, not asserted as
+# Targets (this machine): checked and printed, not asserted as
 # timed tests, since absolute times belong to the machine.
 # (group, impl, items per call, limit in ns per item)
 RLP_TARGETS = [
@@ -35,7 +35,7 @@ RLP_TARGETS = [
 ]
 
 
-# RLPx targets (issue 3, item 8): compiled frame codec >= 2x pure at <= 1 KiB and within 1.3x
+# RLPx targets: compiled frame codec >= 2x pure at <= 1 KiB and within 1.3x
 # of the native keccak limit; >= 3000 handshakes/s/core; loopback stream >= 0.5x geth's
 # BenchmarkThroughput measured on this machine (benches/reference_figures.json).
 FRAME_SIZES = {"100B": 100, "1KiB": 1024, "16KiB": 16 * 1024, "1MiB": 1024 * 1024}

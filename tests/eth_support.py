@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chain_support import open_chain
-from conftest import shared_path
+from shared_support import shared_path
 
 from ethnode.core.blockchain import BlockChain, setup_genesis
 from ethnode.core.chainfile import read_blocks
@@ -58,6 +58,18 @@ def ethtest_chain(upto: int = 600) -> BlockChain:
     db = MemoryDB()
     setup_genesis(db, Genesis.from_json(obj), obj)
     chain = open_chain(db, verify_senders=False)
+    chain._state_root_warned = True  # the import warning is noise here
+    if upto:
+        chain.insert_chain(ethtest_blocks()[:upto])
+    return chain
+
+
+def executed_ethtest_chain(upto: int = 0) -> BlockChain:
+    """A fresh chain in memory that executes blocks (py-evm), holding ethtest blocks 1..upto."""
+    obj = genesis_json()
+    db = MemoryDB()
+    setup_genesis(db, Genesis.from_json(obj), obj)
+    chain = open_chain(db, execute=True)
     chain._state_root_warned = True  # the import warning is noise here
     if upto:
         chain.insert_chain(ethtest_blocks()[:upto])

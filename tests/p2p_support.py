@@ -19,11 +19,13 @@ from typing import Any
 from ethnode import rlp
 from ethnode.crypto.keys import PrivateKey
 from ethnode.p2p import loop as p2p_loop
-from ethnode.p2p.peer import BASE_PROTOCOL_VERSION, DISCONNECT, HELLO, PING, PONG, Hello, HelloCapability
-from ethnode.p2p.protocol import Capability
+from ethnode.p2p.config import ServerConfig
+from ethnode.p2p.peer import BASE_PROTOCOL_VERSION, DISCONNECT, HELLO, PING, PONG, Hello, HelloCapability, Peer
+from ethnode.p2p.protocol import Capability, Protocol
 from ethnode.p2p.rlpx import snappy
 from ethnode.p2p.rlpx.frame import FrameCodec
 from ethnode.p2p.rlpx.handshake import Initiator
+from ethnode.p2p.server import Server
 
 STEP_TIMEOUT = 10.0  # bound on any single wait in a test
 
@@ -137,6 +139,13 @@ class RawPeer:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def local_server(protocols: list[Protocol] | None = None, on_peer: Callable[[Peer], Any] | None = None,
+                 **config: Any) -> Server:
+    """A Server on a free loopback port, no discovery; ``config`` overrides ServerConfig fields."""
+    cfg = ServerConfig(listen_addr="127.0.0.1:0", no_discovery=True, **config)
+    return Server(PrivateKey.generate(), cfg, protocols=protocols or [], on_peer=on_peer)
 
 
 def random_bytes(n: int) -> bytes:

@@ -39,6 +39,7 @@ def test_backends_reports_every_hot_path() -> None:
             assert backend.error, f"{path} is pure with no reason recorded"
 
 
+@pytest.mark.subprocess
 def test_force_pure_env_var() -> None:
     code = "import ethnode; print(sorted(set(ethnode.backends().values())))"
     out = subprocess.run(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from chain_support import EventLog, open_chain
-from conftest import shared_path
+from shared_support import shared_path
 
 from ethnode.consensus import Beacon, Clique, EthashNoSeal, create_engine
 from ethnode.consensus.ethash import calc_difficulty

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from conftest import shared_path
+from shared_support import shared_path
 
 from ethnode import rlp
 from ethnode.consensus.ethash import calc_difficulty

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from chain_support import open_chain
-from conftest import shared_path, subprocess_env
+from shared_support import shared_path, subprocess_env
 
 from ethnode.cli import main
 from ethnode.core.blockchain import STATE_ROOT_WARNING, BlockChain
@@ -236,6 +236,7 @@ def test_progress_bar_on_a_terminal() -> None:
 # --- SIGKILL mid-import ------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 @pytest.mark.timeout(CHILD_TIMEOUT)
 def test_sigkill_during_import_leaves_a_consistent_database(tmp_path: Path) -> None:
     _, chain_file = _files()

@@ -10,17 +10,24 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import subprocess_env
+from cli_support import (
+    ENODE_LINE,
+    EXIT_BOUND,
+    HOST,
+    RunProcess,
+    child_env,
+    cli_command,
+    start_run_command,
+    stop_run_command,
+)
 from p2p_support import RawPeer, reason_of, run_checked
 
 from ethnode.cli import main
@@ -33,98 +40,6 @@ from ethnode.p2p.peer import DISCONNECT
 from ethnode.p2p.protocol import Capability
 from ethnode.p2p.server import Server
 
-HOST = "127.0.0.1"
-START_TIMEOUT = 20.0  # a cold interpreter start on a busy 2-core machine
-EXIT_BOUND = 5.0  # the issue's bound on shutdown after SIGTERM
-ENODE_LINE = re.compile(r"Started P2P networking self=(enode://[0-9a-f]{128}@[\d.]+:\d+)")
-
-
-def _cli(*args: str) -> list[str]:
-    # These tests are about the node and the p2p server: `run` without the eth service,
-    # unless a test asks for eth versions itself (the eth handler has its own tests).
-    if args and args[0] == "run" and "--eth.versions" not in args:
-        args = (*args, "--eth.versions", "none")
-    return [sys.executable, "-m", "ethnode", *args]
-
-
-def _env() -> dict[str, str]:
-    return subprocess_env()
-
-
-class RunProcess:
-    """A running ``ethnode-fast run`` whose stderr is read on a thread (it can never block on it)."""
-
-    def __init__(self, args: list[str]) -> None:
-        self.proc = subprocess.Popen(_cli("run", *args), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     text=True, env=_env())
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self.lines.append("")  # EOF marker
-            self._changed.notify_all()
-
-    def wait_for_line(self, pattern: str | re.Pattern[str], timeout: float = START_TIMEOUT) -> re.Match[str]:
-        """The first stderr line matching ``pattern``; fails if the process exits or time runs out."""
-        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
-        deadline = time.monotonic() + timeout
-        seen = 0
-        with self._changed:
-            while True:
-                for line in self.lines[seen:]:
-                    match = regex.search(line)
-                    if match:
-                        return match
-                seen = len(self.lines)
-                if self.lines and self.lines[-1] == "" and self.proc.poll() is not None:
-                    raise AssertionError(f"run exited ({self.proc.returncode}): {self.output}")
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no line matching {regex.pattern!r} within {timeout} s: {self.output}")
-                self._changed.wait(left)
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 15.0) -> tuple[int, float]:
-        """Send ``sig``; (exit status, seconds until exit)."""
-        start = time.monotonic()
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait()
-        return code, time.monotonic() - start
-
-
-def start_run_command(*extra: str, datadir: Path) -> tuple[RunProcess, str]:
-    """``ethnode-fast run`` on a free loopback port; the process and its enode URL."""
-    run = RunProcess(["--datadir", str(datadir), "--port", "0", "--listenaddr", HOST, *extra])
-    try:
-        return run, run.wait_for_line(ENODE_LINE).group(1)
-    except BaseException:
-        run.stop(signal.SIGKILL)
-        raise
-
-
-def stop_run_command(run: RunProcess, sig: int = signal.SIGINT) -> tuple[int, str]:
-    code, _ = run.stop(sig)
-    return code, run.output
-
-
-# ---------------------------------------------------------------------------------------
-# Running
-
 TINY_GENESIS = {
     "config": {"chainId": 4242, "homesteadBlock": 0, "eip150Block": 0, "eip155Block": 0, "eip158Block": 0,
                "byzantiumBlock": 0, "constantinopleBlock": 0, "petersburgBlock": 0, "istanbulBlock": 0,
@@ -133,11 +48,12 @@ TINY_GENESIS = {
 }
 
 
+@pytest.mark.subprocess
 def test_run_without_a_chain_runs_p2p_only_unless_eth_is_asked_for(tmp_path: Path) -> None:
     """A fresh datadir still gives a reachable node (p2p only, one warning line), as issue checks expect."""
     cmd = [sys.executable, "-m", "ethnode", "run", "--datadir", str(tmp_path), "--port", "0", "--listenaddr", HOST,
-           "--nodiscover", "--authrpc.port", "0"]  # no --eth.versions: _cli() is bypassed on purpose
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=_env())
+           "--nodiscover", "--authrpc.port", "0"]  # no --eth.versions: cli_command() is bypassed on purpose
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=child_env())
     try:
         assert proc.stderr is not None
         lines = []
@@ -157,18 +73,19 @@ def test_run_without_a_chain_runs_p2p_only_unless_eth_is_asked_for(tmp_path: Pat
     assert proc.returncode == 0
 
 
+@pytest.mark.subprocess
 def test_run_with_eth_needs_init_then_serves(tmp_path: Path) -> None:
     """With the eth service (the default), `run` wants a chain: one clear line, then works after init."""
     base = ["run", "--datadir", str(tmp_path), "--port", "0", "--listenaddr", HOST, "--nodiscover",
             "--authrpc.port", "0", "--eth.versions", "69,68"]
-    done = subprocess.run(_cli(*base), capture_output=True, text=True, env=_env(), timeout=30)
+    done = subprocess.run(cli_command(*base), capture_output=True, text=True, env=child_env(), timeout=30)
     assert done.returncode == 1, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("Fatal: ") and "ethnode-fast init" in last and "Traceback" not in done.stderr
     genesis = tmp_path / "genesis.json"
     genesis.write_text(json.dumps(TINY_GENESIS))
-    init = subprocess.run(_cli("init", str(genesis), "--datadir", str(tmp_path)),
-                          capture_output=True, text=True, env=_env(), timeout=30)
+    init = subprocess.run(cli_command("init", str(genesis), "--datadir", str(tmp_path)),
+                          capture_output=True, text=True, env=child_env(), timeout=30)
     assert init.returncode == 0, init.stderr
     run = RunProcess(base[1:])
     try:
@@ -179,6 +96,7 @@ def test_run_with_eth_needs_init_then_serves(tmp_path: Path) -> None:
     assert "Traceback" not in run.output
 
 
+@pytest.mark.subprocess
 def test_run_serves_hello_and_stops_on_sigint(tmp_path: Path) -> None:
     key = PrivateKey.generate()
     run, enode = start_run_command("--nodiscover", "--nodekeyhex", key.to_hex(), "--identity", "probe",
@@ -205,6 +123,7 @@ def test_run_serves_hello_and_stops_on_sigint(tmp_path: Path) -> None:
     assert "Traceback" not in out
 
 
+@pytest.mark.subprocess
 def test_sigterm_sends_quitting_to_every_peer_and_exits_within_5s(tmp_path: Path) -> None:
     run, enode = start_run_command(datadir=tmp_path)  # discovery on, as by default
     node = parse_enode(enode)
@@ -235,6 +154,7 @@ def test_sigterm_sends_quitting_to_every_peer_and_exits_within_5s(tmp_path: Path
     assert "Traceback" not in run.output
 
 
+@pytest.mark.subprocess
 def test_enode_is_stable_across_restarts_and_key_is_private(tmp_path: Path) -> None:
     enodes = []
     for _ in range(2):
@@ -247,12 +167,13 @@ def test_enode_is_stable_across_restarts_and_key_is_private(tmp_path: Path) -> N
     assert load_private_key(keyfile).node_id == enodes[0]
 
 
+@pytest.mark.subprocess
 def test_second_instance_on_a_datadir_is_refused_at_once(tmp_path: Path) -> None:
     run, _ = start_run_command("--nodiscover", datadir=tmp_path)
     try:
         start = time.monotonic()
-        done = subprocess.run(_cli("run", "--datadir", str(tmp_path), "--port", "0", "--listenaddr", HOST),
-                              capture_output=True, text=True, env=_env(), timeout=30)
+        done = subprocess.run(cli_command("run", "--datadir", str(tmp_path), "--port", "0", "--listenaddr", HOST),
+                              capture_output=True, text=True, env=child_env(), timeout=30)
         took = time.monotonic() - start
     finally:
         code, out = stop_run_command(run)
@@ -263,14 +184,15 @@ def test_second_instance_on_a_datadir_is_refused_at_once(tmp_path: Path) -> None
     assert code == 0, out
 
 
+@pytest.mark.subprocess
 def test_dev_on_a_locked_datadir_is_refused_before_its_database_is_opened(tmp_path: Path) -> None:
     from ethnode.node.datadir import DatadirLock
 
     lock = DatadirLock(tmp_path)
     lock.acquire()  # as a running node holds it
     try:
-        done = subprocess.run(_cli("run", "--dev", "--datadir", str(tmp_path), "--port", "0", "--listenaddr", HOST),
-                              capture_output=True, text=True, env=_env(), timeout=30)
+        args = cli_command("run", "--dev", "--datadir", str(tmp_path), "--port", "0", "--listenaddr", HOST)
+        done = subprocess.run(args, capture_output=True, text=True, env=child_env(), timeout=30)
     finally:
         lock.release()
     assert done.returncode == 1
@@ -279,18 +201,19 @@ def test_dev_on_a_locked_datadir_is_refused_before_its_database_is_opened(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["LOCK"]  # no chain database, no dev key written
 
 
+@pytest.mark.subprocess
 def test_port_in_use_and_bad_key_file_give_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "badkey"
     bad.write_text("not hex at all\n")
-    done = subprocess.run(_cli("run", "--datadir", str(tmp_path / "a"), "--nodekey", str(bad)),
-                          capture_output=True, text=True, env=_env(), timeout=30)
+    done = subprocess.run(cli_command("run", "--datadir", str(tmp_path / "a"), "--nodekey", str(bad)),
+                          capture_output=True, text=True, env=child_env(), timeout=30)
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "invalid node key" in done.stderr
     run, enode = start_run_command("--nodiscover", datadir=tmp_path / "b")
     try:
         port = str(parse_enode(enode).tcp)
-        done = subprocess.run(_cli("run", "--datadir", str(tmp_path / "c"), "--port", port, "--listenaddr", HOST,
-                                   "--nodiscover"), capture_output=True, text=True, env=_env(), timeout=30)
+        done = subprocess.run(cli_command("run", "--datadir", str(tmp_path / "c"), "--port", port, "--listenaddr", HOST,
+                                   "--nodiscover"), capture_output=True, text=True, env=child_env(), timeout=30)
     finally:
         stop_run_command(run)
     assert done.returncode == 1

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from chain_support import open_chain
-from conftest import load_vector
+from shared_support import load_vector
 
 from ethnode.consensus import Beacon, Clique, create_engine
 from ethnode.consensus.clique import (

@@ -8,7 +8,7 @@ import stat
 
 import coincurve
 import pytest
-from conftest import load_vector
+from shared_support import load_vector
 
 from ethnode.crypto import (
     CryptoError,

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import subprocess_env
-from test_cli_run import ENODE_LINE, HOST, RunProcess
+from cli_support import ENODE_LINE, HOST, RunProcess
+from shared_support import subprocess_env
 
 from ethnode.eth.sync import FORCE_SYNC_CYCLE  # a follower with a single peer syncs on this cycle (geth's)
 
@@ -35,7 +35,7 @@ eth_account = pytest.importorskip("eth_account")
 from web3 import Web3  # noqa: E402
 
 PERIOD = 1  # seconds between node 1's blocks
-FOLLOW_BOUND = 2 * PERIOD  # the issue's bound: followers have each block within two periods
+FOLLOW_BOUND = 2 * PERIOD  # followers have each block within two periods
 DEV_KEY = "b71c71a67e1177ad4e901695e1b4b9ee17ae16c6668d313eac2f96dbcda3f291"  # geth's DeveloperKey
 DEV_ADDR = "0x71562b71999873db5b286df957af199ec94617f7"
 RECIPIENT = "0x00000000000000000000000000000000000000aa"
@@ -166,6 +166,7 @@ def check_clique_rpc(node: DevNode) -> None:
     assert unknown == {"code": -32000, "message": "unknown block"}, unknown
 
 
+@pytest.mark.subprocess
 def test_three_node_dev_network(tmp_path: Path, nodes: dict[str, DevNode]) -> None:
     genesis = tmp_path / "dev-genesis.json"
     n1 = DevNode("n1", [

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import subprocess_env
+from shared_support import subprocess_env
 
 from ethnode import rlp
 from ethnode.crypto import keccak256
@@ -436,6 +436,7 @@ def test_twenty_nodes_with_one_bootnode_find_each_other() -> None:
 # -- the discover command ----------------------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_discover_command_runs_answers_and_stops(tmp_path: Path) -> None:
     env = subprocess_env()
     cmd = [sys.executable, "-m", "ethnode.commands.discover", "--port", "0", "--listenaddr", "127.0.0.1",

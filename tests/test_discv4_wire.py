@@ -12,7 +12,7 @@ import ipaddress
 import time
 
 import pytest
-from conftest import load_vector
+from shared_support import load_vector
 
 from ethnode import rlp
 from ethnode.crypto import keccak256

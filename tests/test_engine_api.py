@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 from chain_support import open_chain
-from conftest import shared_path
 from eth_support import ETHTEST_HEAD, ethtest_blocks, ethtest_chain, genesis_json
 from p2p_support import run_checked
+from shared_support import shared_path
 
 from ethnode.commands.flags.eth import (
     add_eth_flags,

@@ -12,9 +12,9 @@ import base64
 import ipaddress
 
 import pytest
-from conftest import load_vector
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from shared_support import load_vector
 
 from ethnode import rlp
 from ethnode.crypto import keccak256

@@ -12,9 +12,8 @@ import time
 from typing import Any
 
 import pytest
-from conftest import shared_path
 from eth_support import ethtest_chain, start_node
-from load_support import LightPeer, percentile
+from load_support import LightPeer, percentile, shared_chain
 from p2p_support import run_checked
 
 from ethnode.core.rawdb import schema
@@ -23,8 +22,7 @@ from ethnode.eth.protocols.eth.protocol import ETH69, MAX_MESSAGE_SIZE
 from ethnode.p2p.disconnect import DiscReason
 from ethnode.p2p.rlpx import transport
 
-pytestmark = pytest.mark.skipif(not shared_path("chains", "ethtest", "chain.rlp").is_file(),
-                                reason="../shared/chains/ethtest is absent")
+pytestmark = pytest.mark.skipif(shared_chain() is None, reason="../shared/chains/ethtest is absent")
 
 _CHAIN: list[Any] = []
 

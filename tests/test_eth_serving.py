@@ -317,6 +317,8 @@ class RangeWatcher:
     async def stop(self) -> None: ...
 
 
+@pytest.mark.subprocess
+@pytest.mark.interop
 def test_geth_syncs_the_ethtest_chain_from_ethnode(tmp_path: Any) -> None:
     """geth v1.17.8 (eth/69) peers with ethnode, which holds the ethtest chain; a forkchoiceUpdated
     to geth makes it sync from ethnode: it fetches all 599 headers, then bodies, executes the blocks
@@ -329,9 +331,9 @@ def test_geth_syncs_the_ethtest_chain_from_ethnode(tmp_path: Any) -> None:
     import subprocess
     import threading
 
-    from conftest import shared_path
     from eth_support import genesis_json
     from gethtools import GETH_VERSION, require_geth_tools
+    from shared_support import shared_path
 
     from ethnode.rpc.jwt import make_token
 

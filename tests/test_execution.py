@@ -12,12 +12,20 @@ import json
 from typing import Any
 
 import pytest
-from conftest import shared_path
+from shared_support import shared_path
 
 pytest.importorskip("eth", reason="py-evm (the EVM engine) is not installed")
 
 from chain_support import open_chain
-from eth_support import ETHTEST_CHAIN_ID, ETHTEST_HEAD, ethtest_blocks, genesis_json, scripted_peer, start_node
+from eth_support import (
+    ETHTEST_CHAIN_ID,
+    ETHTEST_HEAD,
+    ethtest_blocks,
+    executed_ethtest_chain,
+    genesis_json,
+    scripted_peer,
+    start_node,
+)
 from p2p_support import run_checked
 
 from ethnode import rlp
@@ -49,20 +57,9 @@ REQUESTS_BLOCK = 13  # the one block whose requests are not empty
 WITHDRAWALS_BLOCK = 17
 
 
-def _fresh_chain(upto: int = 0) -> BlockChain:
-    obj = genesis_json()
-    db = MemoryDB()
-    setup_genesis(db, Genesis.from_json(obj), obj)
-    chain = open_chain(db, execute=True)
-    chain._state_root_warned = True
-    if upto:
-        chain.insert_chain(ethtest_blocks()[:upto])
-    return chain
-
-
 @pytest.fixture(scope="module")
 def executed() -> BlockChain:
-    return _fresh_chain(600)
+    return executed_ethtest_chain(600)
 
 
 # --- the ethtest chain ---------------------------------------------------------------------
@@ -164,7 +161,7 @@ def _tamper(block: Block, **changes: Any) -> Block:
 
 @pytest.fixture(scope="module")
 def prague_chain() -> BlockChain:
-    return _fresh_chain(REQUESTS_BLOCK - 1)
+    return executed_ethtest_chain(REQUESTS_BLOCK - 1)
 
 
 @pytest.mark.parametrize(
@@ -244,7 +241,7 @@ def test_apply_transactions_rebuilds_a_blocks_header(prague_chain: BlockChain) -
 
 
 def test_a_built_side_block_is_executed_on_its_parent_and_can_become_head() -> None:
-    chain = _fresh_chain(20)
+    chain = executed_ethtest_chain(20)
     sibling_of = ethtest_blocks()[15]  # block 16, whose parent (15) is not the head
     parent = chain.get_header_by_number(15)
     executor = chain.executor

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 
 import pytest
-from conftest import load_vector
+from shared_support import load_vector
 
 from ethnode.core.chainconfig import (
     BLOCK_FORKS,

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from chain_support import open_chain
+from geth_support import ethtest_testdata, suite_head_hash
 from gethtools import GETH_VERSION
-from test_interop_geth_ethtest import ethtest_testdata, suite_head_hash
 
 from ethnode.core.block_validator import validate_body
 from ethnode.core.blockchain import BlockChain, setup_genesis
@@ -98,6 +98,7 @@ def _suite_chain(testdata: Path, blocks: list[Block], upto: int) -> BlockChain:
     return chain
 
 
+@pytest.mark.interop  # geth's testdata comes with the Go module
 def test_suite_chain_imports_to_the_head_the_suite_expects(testdata: Path, suite_blocks: list[Block]) -> None:
     chain = _suite_chain(testdata, suite_blocks, 0)
     assert chain.genesis_hash.hex() == SUITE_GENESIS_HASH
@@ -111,6 +112,7 @@ def test_suite_chain_imports_to_the_head_the_suite_expects(testdata: Path, suite
         assert Block.decode(block.encode()).encode() == block.encode()
 
 
+@pytest.mark.interop  # geth's testdata comes with the Go module
 @pytest.mark.parametrize("number,changes,message", [
     (AMSTERDAM_BLOCK, {"slot_number": None}, "header is missing slotNumber"),
     (AMSTERDAM_BLOCK, {"slot_number": None, "block_access_list_hash": None},
@@ -130,6 +132,7 @@ def test_amsterdam_header_rules(testdata: Path, suite_blocks: list[Block], numbe
     assert chain.current_block.hash == good.hash
 
 
+@pytest.mark.interop  # geth's testdata comes with the Go module
 def test_body_validation_checks_the_access_list_commitment(testdata: Path, suite_blocks: list[Block]) -> None:
     """geth ValidateBody: the hash exists exactly from Amsterdam (the list itself never travels in a body)."""
     config = Genesis.load(testdata / "genesis.json").config

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import shared_path
+from shared_support import shared_path
 
 from ethnode import rlp
 from ethnode.core.chainconfig import MAINNET, MAINNET_CONFIG, ChainConfig, ChainConfigError

@@ -11,9 +11,9 @@ import os
 from typing import Any
 
 import pytest
-from conftest import load_vector
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shared_support import load_vector
 
 from ethnode.crypto import ecies
 from ethnode.crypto.errors import ECIESDecryptError, InvalidKeyError, InvalidSignatureError

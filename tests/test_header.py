@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import shared_path
+from shared_support import shared_path
 
 from ethnode import rlp
 from ethnode.core.types import EMPTY_UNCLE_HASH, Header, HeaderError

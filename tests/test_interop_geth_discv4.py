@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import subprocess_env
 from gethtools import require_geth_tools
+from shared_support import subprocess_env
 
 from ethnode.crypto.keys import PrivateKey
 from ethnode.p2p import loop as p2p_loop
@@ -34,7 +34,7 @@ from ethnode.p2p.enode import Node, parse_node
 from ethnode.p2p.enr import ENR
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.interop, pytest.mark.subprocess, pytest.mark.timeout(120)]
 
 # cmd/devp2p/internal/v4test AllTests, in the suite's order
 SUITE = [

@@ -13,31 +13,26 @@ where there is no Go toolchain.
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import start_run_command, stop_run_command
+from geth_support import NETWORK_ID, GethNode, start_geth, stop_geth
 from gethtools import BUILD_TIMEOUT, GETH_VERSION, require_geth_tools
-from p2p_support import run_checked
-from test_cli_run import start_run_command, stop_run_command
-from test_p2p_peer import local_server
+from p2p_support import local_server, run_checked
 
 from ethnode import rlp
-from ethnode.crypto.keys import PrivateKey
 from ethnode.p2p.disconnect import DiscReason
 from ethnode.p2p.peer import Peer, default_client_id
 from ethnode.p2p.protocol import Capability, Protocol, ProtocolChannel
 
 # The first test may have to build geth (minutes); every wait inside is bounded on its own.
-pytestmark = pytest.mark.timeout(BUILD_TIMEOUT + 300)
+pytestmark = [pytest.mark.interop, pytest.mark.subprocess, pytest.mark.timeout(BUILD_TIMEOUT + 300)]
 
 HOST = "127.0.0.1"
-NETWORK_ID = 12345
 ETH69_LENGTH = 18  # message codes in eth/69, geth eth/protocols/eth protocolLengths
 GETH_START_TIMEOUT = 60.0
 STEP = 20.0
@@ -48,70 +43,13 @@ def geth_bin() -> Path:
     return require_geth_tools()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class GethNode:
-    proc: subprocess.Popen[str]
-    key: PrivateKey
-    port: int
-    log: list[str]
-
-    @property
-    def enode(self) -> str:
-        return f"enode://{self.key.node_id.hex()}@{HOST}:{self.port}"
-
-
-def _start_geth(geth_bin: Path, datadir: Path, *extra: str, discovery: bool = False) -> GethNode:
-    key = PrivateKey.generate()
-    port = free_port()
-    args = [
-        str(geth_bin / "geth"), "--datadir", str(datadir), *([] if discovery else ["--nodiscover"]), "--nat", "none",
-        "--netrestrict", "127.0.0.0/8", "--port", str(port), "--maxpeers", "5", "--ipcdisable",
-        "--authrpc.addr", HOST, "--authrpc.port", str(free_port()), "--networkid", str(NETWORK_ID),
-        "--nodekeyhex", key.to_hex(), "--cache", "128", "--verbosity", "3", *extra,
-    ]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    node = GethNode(proc, key, port, [])
-    started = threading.Event()
-
-    def pump() -> None:  # keep reading so geth never blocks on a full pipe
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            node.log.append(line.rstrip())
-            if "Started P2P networking" in line:
-                started.set()
-        started.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    if not started.wait(GETH_START_TIMEOUT) or proc.poll() is not None:
-        _stop(proc)
-        tail = "\n".join(node.log[-20:])
-        raise AssertionError(f"geth did not start its P2P server:\n{tail}")
-    return node
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 @pytest.fixture
 def geth(geth_bin: Path, tmp_path: Path) -> Iterator[GethNode]:
-    node = _start_geth(geth_bin, tmp_path / "geth")
+    node = start_geth(geth_bin, tmp_path / "geth")
     try:
         yield node
     finally:
-        _stop(node.proc)
+        stop_geth(node.proc)
 
 
 class StatusCatcher:
@@ -189,7 +127,7 @@ def test_geth_dials_ethnode(geth_bin: Path, tmp_path: Path) -> None:
         config.write_text(f'[Node.P2P]\nStaticNodes = ["{node.enode}"]\n')
         loop = asyncio.get_running_loop()
         geth = await loop.run_in_executor(
-            None, _start_geth, geth_bin, tmp_path / "geth", "--config", str(config)
+            None, start_geth, geth_bin, tmp_path / "geth", "--config", str(config)
         )
         try:
             peer = await asyncio.wait_for(peers.get(), STEP)
@@ -199,7 +137,7 @@ def test_geth_dials_ethnode(geth_bin: Path, tmp_path: Path) -> None:
             _check_status(peer, await asyncio.wait_for(peer.handlers["eth"].status, STEP))
         finally:
             await node.stop()
-            await loop.run_in_executor(None, _stop, geth.proc)
+            await loop.run_in_executor(None, stop_geth, geth.proc)
 
     run_checked(scenario, timeout=180)
 

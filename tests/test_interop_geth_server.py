@@ -14,11 +14,11 @@ import signal
 from pathlib import Path
 
 import pytest
+from cli_support import ENODE_LINE, RunProcess
+from geth_support import free_port, start_geth, stop_geth
 from gethtools import BUILD_TIMEOUT, GETH_VERSION, require_geth_tools
-from test_cli_run import ENODE_LINE, RunProcess
-from test_interop_geth_rlpx import _start_geth, _stop, free_port
 
-pytestmark = pytest.mark.timeout(BUILD_TIMEOUT + 300)
+pytestmark = [pytest.mark.interop, pytest.mark.subprocess, pytest.mark.timeout(BUILD_TIMEOUT + 300)]
 
 STEP = 30.0  # geth's start and first dial, on a busy 2-core machine
 GETH_HELLO = r"Adding p2p peer .*name='Geth/" + re.escape(GETH_VERSION)
@@ -37,14 +37,14 @@ def test_geth_reaches_ethnode_fast_run_as_a_static_peer(geth_bin: Path, tmp_path
         assert enode.endswith(f"@127.0.0.1:{port}")  # listening on every interface: geth's fallback IP
         config = tmp_path / "geth.toml"
         config.write_text(f'[Node.P2P]\nStaticNodes = ["{enode}"]\n')
-        geth = _start_geth(geth_bin, tmp_path / "geth", "--config", str(config))
+        geth = start_geth(geth_bin, tmp_path / "geth", "--config", str(config))
         try:
             added = run.wait_for_line(GETH_HELLO, timeout=STEP).group(0)
             assert "conn=inbound" in added
             # geth then finds nothing to talk about (we offer no eth yet) and says so
             run.wait_for_line(r"Peer disconnected .*name='Geth/.*'useless peer' \(remote\)", timeout=STEP)
         finally:
-            _stop(geth.proc)
+            stop_geth(geth.proc)
     finally:
         code, took = run.stop(signal.SIGTERM)
     assert code == 0 and took < 5, run.output
@@ -52,7 +52,7 @@ def test_geth_reaches_ethnode_fast_run_as_a_static_peer(geth_bin: Path, tmp_path
 
 
 def test_geth_and_ethnode_find_each_other_through_discovery(geth_bin: Path, tmp_path: Path) -> None:
-    geth = _start_geth(geth_bin, tmp_path / "geth", discovery=True)
+    geth = start_geth(geth_bin, tmp_path / "geth", discovery=True)
     try:
         run = RunProcess(["--datadir", str(tmp_path / "ethnode"), "--port", str(free_port()), "--verbosity", "4",
                           "--bootnodes", geth.enode])
@@ -66,4 +66,4 @@ def test_geth_and_ethnode_find_each_other_through_discovery(geth_bin: Path, tmp_
         assert code == 0, run.output
         assert "Traceback" not in run.output
     finally:
-        _stop(geth.proc)
+        stop_geth(geth.proc)

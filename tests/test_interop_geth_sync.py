@@ -18,16 +18,19 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from conftest import shared_path
+import pytest
 from eth_support import ETHTEST_HEAD, STEP, ethtest_chain, genesis_json, start_node
 from gethtools import GETH_VERSION, require_geth_tools
 from p2p_support import run_checked
+from shared_support import shared_path
 
 from ethnode.core.events import ChainHeadEvent
 from ethnode.eth.protocols.eth.protocol import ETH69
 from ethnode.rpc.jwt import make_token
 
 SECRET = bytes(range(32))
+
+pytestmark = [pytest.mark.interop, pytest.mark.subprocess]
 
 
 def _free_port() -> int:

@@ -14,7 +14,7 @@ import sys
 import tempfile
 
 import pytest
-from conftest import subprocess_env
+from shared_support import subprocess_env
 
 _rust = pytest.importorskip("ethnode._rust", reason="compiled module not built")
 if os.environ.get("ETHNODE_NO_EXTENSIONS"):
@@ -69,6 +69,7 @@ print(keccak_f1600_implementation(), h.hexdigest())
 """
 
 
+@pytest.mark.subprocess
 def test_frames_identical_with_the_portable_permutation() -> None:
     """The whole codec (sponge, SIMD absorb, digests) gives the same frames either way."""
 

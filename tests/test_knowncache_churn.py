@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-PEERS = 160  # peers held per wave (the issue's figure; geth's default maxpeers is 50)
+PEERS = 160  # peers held per wave (a busy research node's churn; geth's default maxpeers is 50)
 WAVES = 20  # the issue measured 60; retention shows in the first few
 FULL_EVERY = 10  # every tenth peer announces more tx hashes than its cache holds
 OVERFLOW = 2000  # hashes such a peer announces past MAX_KNOWN_TXS (evictions)

@@ -30,7 +30,7 @@ from p2p_support import run_checked
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess,
               pytest.mark.skipif(shared_chain() is None, reason="../shared/chains/ethtest is absent")]
 
-PIPELINED = 3000  # the figure
+PIPELINED = 3000  # once a 27 s stall of every other peer
 PROBE_EVERY = 0.1  # seconds between probes
 RTT_P99_BOUND = 0.050
 LAG_P99_BOUND = 0.050

@@ -13,9 +13,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+from cli_support import HOST, RunProcess, child_env, cli_command
 from p2p_support import run_checked
 from rpc_support import CHAIN_ID, DEV_ADDR, DEV_BALANCE, RPCNode, dev_chain, dev_genesis_json, http_post, transfer
-from test_cli_run import HOST, RunProcess, _cli, _env
 
 from ethnode.core.events import ChainHeadEvent
 from ethnode.eth.downloader.downloader import SyncProgress
@@ -181,12 +182,13 @@ def test_sync_display_on_a_terminal_only() -> None:
     run_checked(scenario)
 
 
+@pytest.mark.subprocess
 def test_run_with_http_and_metrics(tmp_path: Path) -> None:
     """`ethnode-fast run --http --metrics`: JSON-RPC and /metrics on the ports the log lines name."""
     genesis = tmp_path / "genesis.json"
     genesis.write_text(json.dumps(dev_genesis_json()))
-    init = subprocess.run(_cli("init", str(genesis), "--datadir", str(tmp_path)), capture_output=True, text=True,
-                          env=_env(), timeout=30)
+    init = subprocess.run(cli_command("init", str(genesis), "--datadir", str(tmp_path)), capture_output=True, text=True,
+                          env=child_env(), timeout=30)
     assert init.returncode == 0, init.stderr
     run = RunProcess(["--datadir", str(tmp_path), "--port", "0", "--listenaddr", HOST, "--nodiscover",
                       "--authrpc.port", "0", "--eth.versions", "69,68", "--http", "--http.port", "0",

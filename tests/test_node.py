@@ -129,6 +129,7 @@ def test_context_finds_earlier_services(tmp_path: Path) -> None:
     run(node.stop())
 
 
+@pytest.mark.subprocess
 def test_second_node_on_datadir_is_refused(tmp_path: Path) -> None:
     a = Node(NodeConfig(datadir=tmp_path))
     run(a.start())

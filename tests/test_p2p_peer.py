@@ -9,13 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import load_vector
-from p2p_support import run_checked
+from p2p_support import local_server, run_checked
+from shared_support import load_vector
 
 from ethnode import rlp
 from ethnode.crypto.keys import PrivateKey
 from ethnode.errors import EthnodeError
-from ethnode.p2p.config import ServerConfig
 from ethnode.p2p.disconnect import DisconnectRequested, DiscReason
 from ethnode.p2p.peer import BASE_PROTOCOL_VERSION, Hello, Peer, check_hello, default_client_id
 from ethnode.p2p.protocol import Capability, Protocol, ProtocolChannel, find_protocol, match_protocols
@@ -180,13 +179,6 @@ class _Recorder:
         self.arrived.set()
         if code == 0:
             await self.channel.send(1, payload)
-
-
-def local_server(protocols: list[Protocol] | None = None, on_peer: Callable[[Peer], Any] | None = None,
-                 **config: Any) -> Server:
-    """A Server on a free loopback port, no discovery; ``config`` overrides ServerConfig fields."""
-    cfg = ServerConfig(listen_addr="127.0.0.1:0", no_discovery=True, **config)
-    return Server(PrivateKey.generate(), cfg, protocols=protocols or [], on_peer=on_peer)
 
 
 async def _pair(

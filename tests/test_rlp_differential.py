@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import both_rlp_impls
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shared_support import both_rlp_impls
 
 from ethnode.rlp.errors import RLPError
 from ethnode.rlp.limits import MAX_DEPTH

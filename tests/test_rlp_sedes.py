@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import both_rlp_impls
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shared_support import both_rlp_impls
 
 from ethnode import rlp
 from ethnode.rlp import DecodingError, EncodingError

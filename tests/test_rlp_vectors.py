@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import VECTORS, load_vector
+from shared_support import VECTORS, load_vector
 
 from ethnode.rlp import DecodingError
 

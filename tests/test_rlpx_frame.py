@@ -13,10 +13,10 @@ import os
 from typing import Any
 
 import pytest
-from conftest import load_vector
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shared_support import load_vector
 
 from ethnode.crypto.keccak import keccak256, keccak256_hasher
 from ethnode.errors import EthnodeError

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import load_vector
+from shared_support import load_vector
 
 from ethnode import rlp
 from ethnode.crypto import ECIESDecryptError, PrivateKey, ecies, keccak256_hasher

@@ -8,9 +8,9 @@ import pytest
 
 pytest.importorskip("eth", reason="py-evm (the EVM engine) is not installed")
 
+from eth_support import executed_ethtest_chain
 from p2p_support import run_checked
 from rpc_support import RPCNode
-from test_execution import _fresh_chain
 
 from ethnode.crypto.keccak import keccak256
 
@@ -33,7 +33,7 @@ def fake_exponential(factor: int, numerator: int, denominator: int) -> int:
 
 
 def test_block_accessors_on_an_executed_chain() -> None:
-    chain = _fresh_chain(HEAD)
+    chain = executed_ethtest_chain(HEAD)
     with_txs = [chain.get_block_by_number(n) for n in range(1, HEAD + 1)]
     with_txs = [b for b in with_txs if len(b.transactions) >= 2]
     assert with_txs, "the first ethtest blocks carry txs"

@@ -25,10 +25,9 @@ import pytest
 pytest.importorskip("eth", reason="py-evm (the EVM engine) is not installed")
 
 from chain_support import open_chain
-from eth_support import ETHTEST_CHAIN_ID, ethtest_blocks
+from eth_support import ETHTEST_CHAIN_ID, ethtest_blocks, executed_ethtest_chain
 from p2p_support import run_checked
 from rpc_support import RPCNode
-from test_execution import _fresh_chain
 
 from ethnode.core.blockchain import BlockChain
 from ethnode.core.execution import CallMessage, CallPreconditionError, CallTimeoutError, VMErrorKind
@@ -66,7 +65,7 @@ def server_error(message: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def chain() -> BlockChain:
-    return _fresh_chain(HEAD)
+    return executed_ethtest_chain(HEAD)
 
 
 def serve(chain: BlockChain, scenario: Callable[[Callable[..., Awaitable[Any]]], Awaitable[None]]) -> None:
@@ -301,7 +300,7 @@ def test_bad_arguments_get_geths_errors(chain: BlockChain) -> None:
 
 
 def test_state_not_stored_is_not_available() -> None:
-    chain = open_chain(_fresh_chain().db)  # same genesis, no execution
+    chain = open_chain(executed_ethtest_chain().db)  # same genesis, no execution
     chain._state_root_warned = True
     chain.insert_chain(ethtest_blocks()[:3])
     root = chain.current_block.state_root

@@ -16,10 +16,9 @@ pytest.importorskip("eth", reason="py-evm (the EVM engine) is not installed")
 
 import asyncio
 
-from eth_support import ethtest_blocks
+from eth_support import ethtest_blocks, executed_ethtest_chain
 from p2p_support import run_checked
 from rpc_support import RPCNode
-from test_execution import _fresh_chain
 
 from ethnode.core.blockchain import BlockChain
 from ethnode.core.eip1559 import calc_base_fee
@@ -86,7 +85,7 @@ def serve(chain: BlockChain, scenario: Any) -> None:
 
 
 def test_get_logs_returns_the_stored_logs_selected_by_address_and_topics() -> None:
-    chain = _fresh_chain(HEAD)
+    chain = executed_ethtest_chain(HEAD)
     every = stored_logs(chain, 0, HEAD)
     emit = [lg for lg in every if lg["address"] == hx(EMIT)]
     assert len(every) == 99 and len(emit) == 12  # the chain holds what this test is about
@@ -122,7 +121,7 @@ def test_get_logs_returns_the_stored_logs_selected_by_address_and_topics() -> No
 
 
 def test_get_logs_by_block_hash_numbers_logs_across_the_block() -> None:
-    chain = _fresh_chain(HEAD)
+    chain = executed_ethtest_chain(HEAD)
     big = chain.get_block_by_number(BIG_BLOCK)
     five = chain.get_block_by_number(5)
     assert big is not None and five is not None
@@ -141,7 +140,7 @@ def test_get_logs_by_block_hash_numbers_logs_across_the_block() -> None:
 
 
 def test_get_logs_reads_receipts_only_where_the_header_bloom_may_match() -> None:
-    chain = _fresh_chain(HEAD)
+    chain = executed_ethtest_chain(HEAD)
     read: list[int] = []
     get_receipts = chain.get_receipts
 
@@ -161,7 +160,7 @@ def test_get_logs_reads_receipts_only_where_the_header_bloom_may_match() -> None
 
 
 def test_get_logs_errors_are_geths() -> None:
-    chain = _fresh_chain(HEAD)
+    chain = executed_ethtest_chain(HEAD)
     a_hash = hx(chain.get_block_by_number(3).hash)  # type: ignore[union-attr]
     address = "0x" + "22" * 20
 
@@ -236,7 +235,7 @@ def test_criteria_decoding_follows_geths_json_rules() -> None:
 
 
 def test_polling_filters_see_new_heads_logs_and_pending_txs() -> None:
-    chain = _fresh_chain(HEAD)
+    chain = executed_ethtest_chain(HEAD)
     more = ethtest_blocks()[HEAD:HEAD + 6]  # blocks 41..46
     pending_tx = more[0].transactions[0]
 
@@ -307,7 +306,7 @@ def _sibling_without_txs(chain: BlockChain, number: int) -> Block:
 
 def test_a_reorg_reports_the_logs_that_left_the_chain_as_removed() -> None:
     top = 46  # its tx emits one log
-    chain = _fresh_chain(top)
+    chain = executed_ethtest_chain(top)
     original = chain.current_block
     side = _sibling_without_txs(chain, top)
     gone = stored_logs(chain, top, top)
@@ -352,7 +351,7 @@ def _empty_branch(chain: BlockChain, first: int, length: int) -> list[Block]:
 
 def test_a_range_scan_drops_matches_a_reorg_took_away_while_it_yielded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(logfilter, "SCAN_BATCH", 8)
-    chain = _fresh_chain(16)
+    chain = executed_ethtest_chain(16)
     side = _empty_branch(chain, 5, 12)  # 5..16 without txs: block 5's ten logs are not on it
     assert len(stored_logs(chain, 0, 12)) > 10
 
@@ -377,7 +376,7 @@ class _Tx:
 
 
 def test_filters_expire_unless_polled_and_hold_the_bus_only_while_needed() -> None:
-    chain = _fresh_chain(2)
+    chain = executed_ethtest_chain(2)
     bus, now = EventBus(), [0.0]
     api = FilterAPI(chain, bus, clock=lambda: now[0])
     fid = api.new_block_filter()
@@ -397,7 +396,7 @@ def test_filters_expire_unless_polled_and_hold_the_bus_only_while_needed() -> No
 
 def test_a_long_head_jump_reports_only_the_newest_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(filters_mod, "MAX_HEAD_WALK", 3)
-    chain = _fresh_chain(2)
+    chain = executed_ethtest_chain(2)
     bus = EventBus()
     chain.events = bus
     api = FilterAPI(chain, bus)
@@ -409,7 +408,7 @@ def test_a_long_head_jump_reports_only_the_newest_blocks(monkeypatch: pytest.Mon
 def test_filter_queues_and_the_filter_count_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(filters_mod, "MAX_QUEUED", 3)
     monkeypatch.setattr(filters_mod, "MAX_FILTERS", 2)
-    chain = _fresh_chain(2)
+    chain = executed_ethtest_chain(2)
     bus, now = EventBus(), [0.0]
     api = FilterAPI(chain, bus, clock=lambda: now[0])
     first = api.new_pending_transaction_filter()

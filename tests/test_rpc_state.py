@@ -13,10 +13,9 @@ import pytest
 
 pytest.importorskip("eth", reason="py-evm (the EVM engine) is not installed")
 
-from eth_support import ethtest_blocks
+from eth_support import ethtest_blocks, executed_ethtest_chain
 from p2p_support import run_checked
 from rpc_support import RPCNode
-from test_execution import _fresh_chain
 
 from ethnode.core.blockchain import BlockChain
 from ethnode.core.execution import BlockEnv
@@ -50,7 +49,7 @@ def _side_block(chain: BlockChain) -> tuple[Block, Block]:
 
 
 def test_state_rpc_reads_executed_state_at_head_history_and_side_blocks() -> None:
-    chain = _fresh_chain(HEAD)
+    chain = executed_ethtest_chain(HEAD)
     sibling, side = _side_block(chain)
     sender = sibling.transactions[0].sender
 

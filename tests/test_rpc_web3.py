@@ -118,9 +118,10 @@ def test_send_raw_transaction_into_the_pool(node: ThreadedNode) -> None:
         w3.eth.send_raw_transaction(signed.raw_transaction)
 
 
+@pytest.mark.subprocess
 def test_send_signed_tx_and_wait_for_its_receipt(tmp_path: Path) -> None:
     """`run --dev`: the dev account pays, the miner seals, web3 waits for the receipt."""
-    from test_cli_run import HOST, RunProcess
+    from cli_support import HOST, RunProcess
 
     run = RunProcess(["--dev", "--dev.period", "0", "--dev.key", DEV_KEY.to_hex(), "--datadir", str(tmp_path),
                       "--port", "0", "--listenaddr", HOST, "--nodiscover", "--authrpc.port", "0",

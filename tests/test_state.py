@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 from chain_support import open_chain
-from conftest import shared_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from shared_support import shared_path
 
 from ethnode import rlp
 from ethnode.core.blockchain import setup_genesis

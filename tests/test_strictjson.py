@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_cli_run import HOST, RunProcess, _cli, _env
+from cli_support import HOST, RunProcess, child_env, cli_command
 
 from ethnode import recursionlimit, strictjson
 from ethnode.rpc.jsonrpc import Dispatcher
@@ -53,6 +53,7 @@ def test_loads_refuses_non_json_numbers() -> None:
     assert strictjson.loads('{"a": 1.5e3}') == {"a": 1500.0}
 
 
+@pytest.mark.subprocess
 def test_dispatcher_answers_deep_input_with_a_parse_error_at_a_raised_limit() -> None:
     """In a child: py-evm's import raised the limit; the dispatcher still answers, no crash."""
     code = (
@@ -62,11 +63,12 @@ def test_dispatcher_answers_deep_input_with_a_parse_error_at_a_raised_limit() ->
         f"reply = asyncio.run(Dispatcher({{}}).handle(b'[' * {DEEP} + b']' * {DEEP}))\n"
         "print(json.loads(reply)['error']['code'])\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "-32700"
 
 
+@pytest.mark.subprocess
 def test_importing_the_evm_leaves_a_safe_recursion_limit() -> None:
     pytest.importorskip("eth", reason="py-evm (the EVM engine) is not installed")
     code = (
@@ -75,12 +77,13 @@ def test_importing_the_evm_leaves_a_safe_recursion_limit() -> None:
         "import py_ecc, eth\n"
         "print(sys.getrecursionlimit(), eth.EVM_RECURSION_LIMIT)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=60)
     assert out.returncode == 0, out.stderr
     limit, evm_needs = map(int, out.stdout.split())
     assert evm_needs <= limit == recursionlimit.SAFE_RECURSION_LIMIT < 100_000
 
 
+@pytest.mark.subprocess
 def test_deep_request_to_a_dev_node_gets_an_error_and_the_node_lives(tmp_path: Path) -> None:
     """The reported crash, end to end: ``run --dev`` (py-evm loaded), a 200 KB nested body over HTTP."""
     pytest.importorskip("eth", reason="py-evm (the EVM engine) is not installed")
@@ -103,11 +106,12 @@ def test_deep_request_to_a_dev_node_gets_an_error_and_the_node_lives(tmp_path: P
         proc.stop()
 
 
+@pytest.mark.subprocess
 def test_init_with_a_deep_genesis_file_is_one_fatal_line(tmp_path: Path) -> None:
     genesis = tmp_path / "deep.json"
     genesis.write_bytes(deep(DEEP))
-    out = subprocess.run(_cli("init", str(genesis), "--datadir", str(tmp_path / "d")), capture_output=True,
-                         text=True, env=_env(), timeout=60)
+    out = subprocess.run(cli_command("init", str(genesis), "--datadir", str(tmp_path / "d")), capture_output=True,
+                         text=True, env=child_env(), timeout=60)
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
     fatal = [line for line in out.stderr.splitlines() if line.startswith("Fatal:")]

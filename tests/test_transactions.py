@@ -12,9 +12,9 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from conftest import both_rlp_impls, load_vector, shared_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from shared_support import both_rlp_impls, load_vector, shared_path
 
 from ethnode import rlp
 from ethnode.core.chainconfig import ChainConfig

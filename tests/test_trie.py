@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 
 import pytest
-from conftest import shared_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from shared_support import shared_path
 
 from ethnode import rlp
 from ethnode.crypto.keccak import keccak256

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_txpool import (
+from txpool_support import (
     ADDRS,
     ALL_BLOCK_FORKS,
     CHAIN_ID,

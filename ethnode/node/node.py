@@ -30,7 +30,7 @@ class NodeError(EthnodeError):
 
 
 class Server(Protocol):
-    """What the node needs of the p2p server (the Server issue provides it)."""
+    """What the node needs of the p2p server (``ethnode.p2p.server.Server``)."""
 
     async def start(self) -> None: ...
 
