@@ -67,6 +67,7 @@ class FakePeer:
         gone_after: int | None = None,
     ) -> None:
         self.name = name
+        self.closed = False  # as EthPeer's: the fetchers skip peers whose connection ended
         self.id = keccak256(name.encode())
         self.version = version
         self.blocks = list(blocks)

@@ -100,9 +100,7 @@ class EthereumService:
 
     def _close_db(self) -> None:
         if self._own_db:
-            close = getattr(self.chain.db, "close", None)
-            if close is not None:
-                close()
+            self.chain.db.close()
 
     @property
     def network_id(self) -> int:

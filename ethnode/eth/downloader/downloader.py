@@ -130,7 +130,7 @@ class Downloader:
 
     def _usable(self) -> dict[bytes, Any]:
         return {
-            pid: p for pid, p in self._peers.items() if pid not in self._banned and not getattr(p, "closed", False)
+            pid: p for pid, p in self._peers.items() if pid not in self._banned and not p.closed
         }
 
     def _drop(self, peer: Any, reason: str) -> None:

@@ -302,7 +302,7 @@ class BlockFetcher:
     async def _fetch_announced(self, block_hash: bytes, number: int, peers: list[Any]) -> None:
         try:
             for peer in peers:
-                if getattr(peer, "closed", False):
+                if peer.closed:
                     continue
                 if block_hash in self.queue or self.chain.has_block(block_hash, number):
                     return

@@ -132,7 +132,7 @@ class EthPeer:
     @property
     def trusted(self) -> bool:
         """The p2p peer's trusted flag, read live (admin_addTrustedPeer may set it after connecting)."""
-        return bool(getattr(self.channel.peer, "trusted", False))
+        return self.channel.peer.trusted
 
     def __repr__(self) -> str:
         return f"EthPeer({self.id.hex()[:8]} eth/{self.version})"
