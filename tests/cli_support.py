@@ -35,9 +35,9 @@ def child_env() -> dict[str, str]:
 class RunProcess:
     """A running ``ethnode-fast run`` whose stderr is read on a thread (it can never block on it)."""
 
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], *, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(cli_command("run", *args), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     text=True, env=child_env())
+                                     text=True, env=env or child_env())
         self.lines: list[str] = []
         self._changed = threading.Condition()
         threading.Thread(target=self._pump, daemon=True).start()

@@ -52,12 +52,13 @@ def ethtest_blocks() -> list[Block]:
     return _BLOCKS
 
 
-def ethtest_chain(upto: int = 600) -> BlockChain:
-    """A fresh BlockChain in memory holding ethtest blocks 1..upto."""
+def ethtest_chain(upto: int = 600, *, execute: bool = False) -> BlockChain:
+    """A fresh BlockChain in memory holding ethtest blocks 1..upto (executed with py-evm when asked:
+    then every tx signature is checked too, as an executing node does)."""
     obj = genesis_json()
     db = MemoryDB()
     setup_genesis(db, Genesis.from_json(obj), obj)
-    chain = open_chain(db, verify_senders=False)
+    chain = open_chain(db, execute=True) if execute else open_chain(db, verify_senders=False)
     chain._state_root_warned = True  # the import warning is noise here
     if upto:
         chain.insert_chain(ethtest_blocks()[:upto])
@@ -65,15 +66,8 @@ def ethtest_chain(upto: int = 600) -> BlockChain:
 
 
 def executed_ethtest_chain(upto: int = 0) -> BlockChain:
-    """A fresh chain in memory that executes blocks (py-evm), holding ethtest blocks 1..upto."""
-    obj = genesis_json()
-    db = MemoryDB()
-    setup_genesis(db, Genesis.from_json(obj), obj)
-    chain = open_chain(db, execute=True)
-    chain._state_root_warned = True  # the import warning is noise here
-    if upto:
-        chain.insert_chain(ethtest_blocks()[:upto])
-    return chain
+    """``ethtest_chain`` executed: state, receipts and roots verified."""
+    return ethtest_chain(upto, execute=True)
 
 
 def local_server(protocols: Sequence[Protocol], **config: Any) -> Server:

@@ -17,13 +17,16 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cli_support import RunProcess
+from shared_support import SHARED
+from shared_support import subprocess_env as child_env
 
 from ethnode import rlp
 from ethnode.crypto.keys import PrivateKey
@@ -74,19 +77,8 @@ def _request_id(payload: bytes) -> int:
 
 def shared_chain() -> Path | None:
     """``../shared/chains/ethtest`` (or under ``ETHNODE_SHARED``), None when absent."""
-    root = Path(os.environ.get("ETHNODE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-    chain = root / "chains" / "ethtest"
+    chain = SHARED / "chains" / "ethtest"
     return chain if (chain / "chain.rlp").is_file() else None
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """The environment for child Pythons: they import the ethnode this process imported."""
-    import ethnode
-
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(ethnode.__file__).resolve().parents[1])
-    env.update(extra)
-    return env
 
 
 def prepare_datadir(datadir: Path, chain: Path, env: dict[str, str] | None = None) -> None:
@@ -100,46 +92,16 @@ def prepare_datadir(datadir: Path, chain: Path, env: dict[str, str] | None = Non
 
 
 class NodeProcess:
-    """``ethnode-fast run`` on loopback, its stderr pumped on a thread; RSS, CPU and lag readable."""
+    """``ethnode-fast run`` on loopback (a ``RunProcess``) with its monitoring on: RSS, CPU and lag readable."""
 
     def __init__(self, datadir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
-        args = [sys.executable, "-m", "ethnode", "run", "--datadir", str(datadir), "--port", "0",
-                "--listenaddr", HOST, "--nodiscover", "--nat", "none", "--authrpc.port", "0",
-                "--metrics", "--metrics.port", "0", *extra]
-        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                                     env=env or child_env())
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        threading.Thread(target=self._pump, daemon=True).start()
-        match = self.wait_for_line(ENODE_LINE)
+        self.run = RunProcess(["--datadir", str(datadir), "--port", "0", "--listenaddr", HOST, "--nodiscover",
+                               "--nat", "none", "--authrpc.port", "0", "--metrics", "--metrics.port", "0", *extra],
+                              env=env or child_env())
+        self.proc = self.run.proc
+        match = self.run.wait_for_line(ENODE_LINE, START_TIMEOUT)
         self.enode, self.node_id, self.port = match.group(1), bytes.fromhex(match.group(2)), int(match.group(3))
-        self.metrics_port = int(self.wait_for_line(METRICS_LINE).group(1))
-
-    def _pump(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self.lines.append("")
-            self._changed.notify_all()
-
-    def wait_for_line(self, regex: re.Pattern[str], timeout: float = START_TIMEOUT) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        seen = 0
-        with self._changed:
-            while True:
-                for line in self.lines[seen:]:
-                    if m := regex.search(line):
-                        return m
-                seen = len(self.lines)
-                if self.proc.poll() is not None and self.lines and self.lines[-1] == "":
-                    raise RuntimeError(f"node exited ({self.proc.returncode}): " + "\n".join(self.lines[-20:]))
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RuntimeError(f"no line matching {regex.pattern!r}: " + "\n".join(self.lines[-20:]))
-                self._changed.wait(left)
+        self.metrics_port = int(self.run.wait_for_line(METRICS_LINE, START_TIMEOUT).group(1))
 
     def rss(self) -> int:
         """Resident set size in bytes (/proc)."""

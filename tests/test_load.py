@@ -72,9 +72,9 @@ def test_a_pipelining_peer_does_not_stall_the_node(node: NodeProcess) -> None:
             before = node.lag()
             await attacker.pipeline(PIPELINED)
             rtts: list[float] = []
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 180  # about 30 s on an idle 2-core machine
             while attacker.received < PIPELINED:
-                assert time.monotonic() < deadline, f"only {attacker.received} of {PIPELINED} replies in 120 s"
+                assert time.monotonic() < deadline, f"only {attacker.received} of {PIPELINED} replies in 180 s"
                 rtts.append(await prober.probe())
                 await asyncio.sleep(PROBE_EVERY)
             lag = node.lag().since(before)
@@ -88,7 +88,7 @@ def test_a_pipelining_peer_does_not_stall_the_node(node: NodeProcess) -> None:
         assert lag.quantile_bound(0.99) <= LAG_P99_BOUND, lag.buckets
         assert lag.buckets[LAG_MAX_BOUND] == lag.count, f"loop lag over {LAG_MAX_BOUND} s: {lag.buckets}"
 
-    run_checked(scenario, timeout=200, loop="asyncio")
+    run_checked(scenario, timeout=240, loop="asyncio")
 
 
 def test_churn_leaves_no_memory_behind(node: NodeProcess) -> None:

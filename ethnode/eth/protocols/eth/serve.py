@@ -115,22 +115,26 @@ def iter_headers(chain: ChainReader, origin: bytes | int, amount: int, skip: int
     return _skipping_headers(chain, origin, amount, skip, reverse)
 
 
+def _canonical_run(db: KeyValueStore, number: int, step: int, count: int, size: int) -> Iterator[bytes]:
+    """Canonical header RLPs from ``number`` on, ``step`` apart, within the limits (``size``: bytes so far)."""
+    served = 0
+    while served < count and size < SOFT_RESPONSE_LIMIT and number >= 0:
+        found = _canonical_header(db, number)
+        if found is None or size + len(found[1]) > HARD_RESPONSE_LIMIT:
+            return
+        yield found[1]
+        served += 1
+        size += len(found[1])
+        number += step
+
+
 def _contiguous_headers(chain: ChainReader, origin: bytes | int, count: int, reverse: bool) -> Iterator[bytes]:
     db = chain.db
     count = min(count, MAX_HEADERS_SERVE)
     served = 0
     size = 0
     if isinstance(origin, int):
-        number = origin
-        step = -1 if reverse else 1
-        while served < count and size < SOFT_RESPONSE_LIMIT and number >= 0:
-            found = _canonical_header(db, number)
-            if found is None or size + len(found[1]) > HARD_RESPONSE_LIMIT:
-                return
-            yield found[1]
-            served += 1
-            size += len(found[1])
-            number += step
+        yield from _canonical_run(db, origin, -1 if reverse else 1, count, 0)
         return
     header = chain.get_header_by_hash(origin)
     if header is None:
@@ -145,15 +149,7 @@ def _contiguous_headers(chain: ChainReader, origin: bytes | int, count: int, rev
         # Descendants are only defined along the canonical chain.
         if rawdb.read_canonical_hash(db, header.number) != origin:
             return
-        number = header.number + 1
-        while served < count and size < SOFT_RESPONSE_LIMIT:
-            found = _canonical_header(db, number)
-            if found is None or size + len(found[1]) > HARD_RESPONSE_LIMIT:
-                return
-            yield found[1]
-            served += 1
-            size += len(found[1])
-            number += 1
+        yield from _canonical_run(db, header.number + 1, 1, count - served, size)
         return
     while served < count and size < SOFT_RESPONSE_LIMIT and header.number > 0:
         parent_hash, parent_number = header.parent_hash, header.number - 1
