@@ -135,12 +135,12 @@ class FakeState:
 
 
 async def http_post(port: int, body: Any, *, ctype: str = "application/json", method: str = "POST",
-                    path: str = "/") -> tuple[int, dict[str, str], bytes]:
+                    path: str = "/", host: str = "localhost") -> tuple[int, dict[str, str], bytes]:
     """One HTTP/1.1 request on a fresh connection: (status, headers, body)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         payload = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-        head = [f"{method} {path} HTTP/1.1", "Host: localhost", f"Content-Length: {len(payload)}",
+        head = [f"{method} {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(payload)}",
                 f"Content-Type: {ctype}", "Connection: close"]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
         status_line = await reader.readline()

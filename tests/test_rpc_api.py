@@ -31,6 +31,7 @@ from ethnode.crypto.keys import PrivateKey
 from ethnode.eth.downloader.downloader import SyncProgress
 from ethnode.ethapi.hexutil import checksum_address
 from ethnode.rpc.api import API, camel, collect_methods, methods_of
+from ethnode.rpc.endpoint import host_allowed
 
 H = "0x"
 
@@ -368,6 +369,33 @@ def test_admin_node_info_peers_add_and_remove() -> None:
     run_checked(scenario)
 
 
+def test_virtual_hosts_as_geth() -> None:
+    """DNS rebinding: a page at evil.example.com resolving to 127.0.0.1 gets 403 (it was served)."""
+    allowed = [("localhost", ["localhost"]), ("LOCALHOST:8545", ["localhost"]), ("127.0.0.1:8545", ["localhost"]),
+               ("[::1]:8545", ["localhost"]), (None, ["localhost"]), ("", ["localhost"]),
+               ("evil.example.com", ["*"]), ("node.example.org:80", ["node.example.org"])]
+    refused = [("evil.example.com", ["localhost"]), ("evil.example.com:8545", ["localhost"]),
+               ("localhost.evil.example.com", ["localhost"]), ("localhost", [])]
+    for header, vhosts in allowed:
+        assert host_allowed(header, vhosts), (header, vhosts)
+    for header, vhosts in refused:
+        assert not host_allowed(header, vhosts), (header, vhosts)
+
+    async def scenario() -> None:
+        node = await RPCNode(dev_chain()).start()
+        try:
+            body = req("eth_chainId")
+            status, _, reply = await http_post(node.rpc_port, body, host="evil.example.com")
+            assert (status, reply) == (403, b"invalid host specified\n")
+            for host in ("localhost:8545", "127.0.0.1"):
+                status, _, reply = await http_post(node.rpc_port, body, host=host)
+                assert status == 200 and json.loads(reply)["result"] == hex(CHAIN_ID)
+        finally:
+            await node.stop()
+
+    run_checked(scenario)
+
+
 @pytest.mark.parametrize("argv", [["--http.api", "eth,,admin"], []])
 def test_http_flags(argv: list[str]) -> None:
     import argparse
@@ -380,3 +408,6 @@ def test_http_flags(argv: list[str]) -> None:
     cfg = http_config_from_args(parser.parse_args(["--http", *argv]))
     assert cfg is not None and (cfg.addr, cfg.port) == ("127.0.0.1", 8545)
     assert cfg.modules == (("eth", "admin") if argv else ("eth", "net", "web3"))
+    assert cfg.vhosts == ("localhost",)  # geth's default, enforced
+    vhosts = http_config_from_args(parser.parse_args(["--http", "--http.vhosts", "Node.Example.org, *"]))
+    assert vhosts is not None and vhosts.vhosts == ("node.example.org", "*")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from ethnode.errors import EthnodeError
 from ethnode.node.lifecycle import ServiceContext
 from ethnode.rpc.api import API, collect_methods
-from ethnode.rpc.endpoint import RPCServer
+from ethnode.rpc.endpoint import DEFAULT_VHOSTS, RPCServer
 
 DEFAULT_HTTP_ADDR = "127.0.0.1"  # geth --http.addr default
 DEFAULT_HTTP_PORT = 8545  # geth --http.port default
@@ -36,6 +36,7 @@ class HTTPConfig:
     addr: str = DEFAULT_HTTP_ADDR
     port: int = DEFAULT_HTTP_PORT
     modules: tuple[str, ...] = DEFAULT_HTTP_MODULES
+    vhosts: tuple[str, ...] = DEFAULT_VHOSTS
 
 
 class RPCService:
@@ -67,7 +68,7 @@ class RPCService:
 
     async def start(self) -> None:
         cfg = self.config
-        server = RPCServer(collect_methods(self.all_apis(), cfg.modules), cfg.addr, cfg.port)
+        server = RPCServer(collect_methods(self.all_apis(), cfg.modules), cfg.addr, cfg.port, vhosts=cfg.vhosts)
         try:
             await server.start()
         except OSError as exc:

@@ -9,13 +9,17 @@ written once and cannot drift between the Engine API and the public API.
 Requests: POST with a JSON content type (415 otherwise), single calls and batches (the
 dispatcher's limits); an empty GET answers 200 for health checks. With a secret, every
 request (health checks included) first needs a valid ``Authorization: Bearer`` token,
-else 401 with geth's reason. No CORS, no virtual host check, no WebSocket.
+else 401 with geth's reason. A request whose ``Host`` names a host outside ``vhosts`` gets
+403 (geth's virtualHostHandler, its defence against DNS rebinding: a web page on any
+origin can make a browser post to 127.0.0.1, but only under its own host name). No CORS,
+no WebSocket.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ethnode.rpc.http import HTTPEndpoint, HTTPServer, Request, Response
@@ -25,16 +29,39 @@ from ethnode.rpc.jwt import JWTError, verify_authorization
 log = logging.getLogger("ethnode.rpc")
 
 JSON_CONTENT_TYPES = ("application/json", "application/json-rpc", "application/jsonrequest")  # geth's accepted
+DEFAULT_VHOSTS = ("localhost",)  # geth --http.vhosts and --authrpc.vhosts default
+
+
+def host_allowed(host_header: str | None, vhosts: Sequence[str]) -> bool:
+    """geth virtualHostHandler: no Host, an IP literal, ``*`` or a listed name (any port) passes."""
+    if not host_header:
+        return True  # a browser always sends one; tools that do not are not the threat
+    host = host_header
+    if host.startswith("["):  # [v6]:port
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    allowed = {v.lower() for v in vhosts}
+    return "*" in allowed or host.lower() in allowed
 
 
 class RPCHandler:
     """An ``HTTPServer`` handler answering JSON-RPC with ``dispatcher``; ``jwt_secret`` turns auth on."""
 
-    def __init__(self, dispatcher: Dispatcher, jwt_secret: bytes | None = None) -> None:
+    def __init__(self, dispatcher: Dispatcher, jwt_secret: bytes | None = None,
+                 vhosts: Sequence[str] = DEFAULT_VHOSTS) -> None:
         self.dispatcher = dispatcher
         self.jwt_secret = jwt_secret
+        self.vhosts = tuple(vhosts)
 
     async def __call__(self, request: Request) -> Response:
+        if not host_allowed(request.headers.get("host"), self.vhosts):
+            return Response.text(403, "invalid host specified")
         if self.jwt_secret is not None:
             try:
                 verify_authorization(request.headers.get("authorization"), self.jwt_secret)
@@ -55,8 +82,8 @@ class RPCServer(HTTPEndpoint):
     """A JSON-RPC endpoint on ``host:port`` (port 0: any free port), JWT-authenticated with ``jwt_secret``."""
 
     def __init__(self, methods: Mapping[str, Callable[..., Any]], host: str = "127.0.0.1", port: int = 0, *,
-                 jwt_secret: bytes | None = None) -> None:
-        self.handler = RPCHandler(Dispatcher(methods), jwt_secret)
+                 jwt_secret: bytes | None = None, vhosts: Sequence[str] = DEFAULT_VHOSTS) -> None:
+        self.handler = RPCHandler(Dispatcher(methods), jwt_secret, vhosts)
         self.http = HTTPServer(self.handler, host, port, name="http-rpc" if jwt_secret is None else "authrpc")
 
     @property
@@ -64,8 +91,9 @@ class RPCServer(HTTPEndpoint):
         return self.handler.jwt_secret is not None
 
     def started(self) -> None:
-        log.info("HTTP server started endpoint=%s:%d auth=%s prefix= cors= vhosts=localhost",
-                 self.http.host, self.http.port, "true" if self.authenticated else "false")
+        log.info("HTTP server started endpoint=%s:%d auth=%s prefix= cors= vhosts=%s",
+                 self.http.host, self.http.port, "true" if self.authenticated else "false",
+                 ",".join(self.handler.vhosts))
 
 
-__all__ = ["RPCHandler", "RPCServer", "JSON_CONTENT_TYPES"]
+__all__ = ["RPCHandler", "RPCServer", "JSON_CONTENT_TYPES", "DEFAULT_VHOSTS", "host_allowed"]

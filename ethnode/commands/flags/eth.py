@@ -17,10 +17,12 @@ import argparse
 from pathlib import Path
 
 from ethnode.commands.flags import validators
+from ethnode.commands.flags.rpc import parse_vhosts
 from ethnode.eth.catalyst.service import DEFAULT_AUTHRPC_ADDR, DEFAULT_AUTHRPC_PORT, AuthRPCConfig
 from ethnode.eth.protocols.eth.protocol import PROTOCOL_LENGTHS, SUPPORTED_VERSIONS
 from ethnode.eth.service import EthConfig, EthereumService
 from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
+from ethnode.rpc.endpoint import DEFAULT_VHOSTS
 
 
 def parse_versions(text: str) -> tuple[int, ...]:
@@ -58,6 +60,9 @@ def add_eth_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--authrpc.port", dest="authrpc_port", type=validators.port, default=DEFAULT_AUTHRPC_PORT,
                        metavar="N",
                        help=f"listening port of the authenticated Engine API (default {DEFAULT_AUTHRPC_PORT})")
+    group.add_argument("--authrpc.vhosts", dest="authrpc_vhosts", type=parse_vhosts, default=DEFAULT_VHOSTS,
+                       metavar="LIST", help="host names from which the Engine API accepts requests "
+                       "(server enforced; * accepts any; default localhost)")
     group.add_argument("--noexec", action="store_true",
                        help="do not execute blocks: header and body rules only, no state, no receipts")
     group.add_argument("--authrpc.jwtsecret", dest="authrpc_jwtsecret", metavar="FILE",
@@ -83,6 +88,7 @@ def authrpc_config_from_args(args: argparse.Namespace) -> AuthRPCConfig:
         addr=args.authrpc_addr,
         port=args.authrpc_port,
         jwtsecret=Path(secret).expanduser() if secret else None,
+        vhosts=args.authrpc_vhosts,
     )
 
 

@@ -4,6 +4,7 @@
     --http.addr IP       listening address (default 127.0.0.1)
     --http.port N        port (default 8545; 0 picks a free one)
     --http.api LIST      namespaces offered (default eth,net,web3; add admin, txpool as wanted)
+    --http.vhosts LIST   host names accepted in the Host header (default localhost; * for any)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from ethnode.commands.flags import validators
 from ethnode.ethapi.backend import P2PServer, public_apis
 from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
 from ethnode.node.rpcstack import DEFAULT_HTTP_ADDR, DEFAULT_HTTP_MODULES, DEFAULT_HTTP_PORT, HTTPConfig, RPCService
+from ethnode.rpc.endpoint import DEFAULT_VHOSTS
 
 
 def parse_modules(text: str) -> tuple[str, ...]:
@@ -23,6 +25,11 @@ def parse_modules(text: str) -> tuple[str, ...]:
         if not m.replace("_", "").isalnum():
             raise argparse.ArgumentTypeError(f"invalid API name {m!r}")
     return modules
+
+
+def parse_vhosts(text: str) -> tuple[str, ...]:
+    """``"localhost, example.org"`` -> ("localhost", "example.org"); geth SplitAndTrim."""
+    return tuple(dict.fromkeys(v.lower() for v in validators.split_and_trim(text)))
 
 
 def add_rpc_flags(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +42,9 @@ def add_rpc_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--http.api", dest="http_api", type=parse_modules, default=DEFAULT_HTTP_MODULES,
                        metavar="LIST", help="APIs offered over the HTTP-RPC interface "
                        f"(default {','.join(DEFAULT_HTTP_MODULES)}; also admin, txpool)")
+    group.add_argument("--http.vhosts", dest="http_vhosts", type=parse_vhosts, default=DEFAULT_VHOSTS,
+                       metavar="LIST", help="comma separated host names from which to accept requests "
+                       "(server enforced; * accepts any; default localhost)")
 
 
 def http_config_from_args(args: argparse.Namespace) -> HTTPConfig | None:
@@ -44,6 +54,7 @@ def http_config_from_args(args: argparse.Namespace) -> HTTPConfig | None:
         addr=args.http_addr,
         port=args.http_port,
         modules=args.http_api,
+        vhosts=args.http_vhosts,
     )
 
 

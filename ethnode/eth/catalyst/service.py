@@ -20,7 +20,7 @@ from ethnode.eth.service import EthereumService
 from ethnode.node.lifecycle import ServiceContext
 from ethnode.node.node import Node
 from ethnode.rpc.api import API, methods_of
-from ethnode.rpc.endpoint import RPCServer
+from ethnode.rpc.endpoint import DEFAULT_VHOSTS, RPCServer
 from ethnode.rpc.jwt import JWT_SECRET_FILE, load_or_create_secret
 
 DEFAULT_AUTHRPC_ADDR = "127.0.0.1"  # geth --authrpc.addr default
@@ -38,6 +38,7 @@ class AuthRPCConfig:
     addr: str = DEFAULT_AUTHRPC_ADDR
     port: int = DEFAULT_AUTHRPC_PORT
     jwtsecret: Path | None = None  # None: <instance dir>/jwtsecret, created if absent
+    vhosts: tuple[str, ...] = DEFAULT_VHOSTS  # geth --authrpc.vhosts
 
 
 class CatalystService:
@@ -68,7 +69,7 @@ class CatalystService:
         except EthnodeError as exc:
             raise AuthRPCError(str(exc)) from None
         methods = {name: fn for api in self.apis() for name, fn in methods_of(api).items()}
-        server = RPCServer(methods, cfg.addr, cfg.port, jwt_secret=secret)
+        server = RPCServer(methods, cfg.addr, cfg.port, jwt_secret=secret, vhosts=cfg.vhosts)
         try:
             await server.start()
         except OSError as exc:
