@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-# Newest v1.17.x that builds from the module proxy this machine uses: v1.17.9 and v1.17.10
-# need github.com/attestantio/go-eth2-client v0.30.1, which that proxy refuses (403).
-GETH_VERSION = "v1.17.8"
+# The newest geth (Dec 2026): eth/69-72, snap/1+2, discv5. Its eth-test chain is v1.17.8's byte for
+# byte (Osaka at block 18, Amsterdam from 36); its suites judge the protocols as geth speaks them now.
+GETH_VERSION = "v1.17.10"
 GETH_MODULE = "github.com/ethereum/go-ethereum"
 TOOLS = ("geth", "devp2p")
 # The eth-test suite whose testdata is ../shared/chains/ethtest byte for byte (a Prague chain

@@ -320,8 +320,8 @@ class RangeWatcher:
 @pytest.mark.subprocess
 @pytest.mark.interop
 def test_geth_syncs_the_ethtest_chain_from_ethnode(tmp_path: Any) -> None:
-    """geth v1.17.8 (eth/69) peers with ethnode, which holds the ethtest chain; a forkchoiceUpdated
-    to geth makes it sync from ethnode: it fetches all 599 headers, then bodies, executes the blocks
+    """The pinned geth (eth/69 with ethnode) peers with ethnode, which holds the ethtest chain; a
+    forkchoiceUpdated to geth makes it sync from ethnode: it fetches all 599 headers, then bodies, executes the blocks
     against their state roots and announces its new range back (BlockRangeUpdate every 32 blocks).
 
     The test stops once geth is past block 128 (a full import is CPU-bound in geth, 1-15 s here).

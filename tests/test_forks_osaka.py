@@ -76,7 +76,7 @@ def test_bpo_blob_schedule_follows_time() -> None:
     assert [latest_blob_config(cfg, t).max for t in (0, 10, 20, 30, 40)] == [9, 9, 15, 21, 21]  # type: ignore[union-attr]
 
 
-# --- geth v1.17.8's eth-test chain -----------------------------------------------------------
+# --- the eth-test chain of geth v1.17.8 (v1.17.10 ships the same bytes) ---
 
 
 @pytest.fixture(scope="module")

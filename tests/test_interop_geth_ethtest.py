@@ -7,7 +7,7 @@ must be run against its own testdata):
   byte for byte (Prague, 600 blocks). ethnode imports it *with execution* (state roots,
   receipts verified and stored) and every eth test of the suite must pass, receipts and
   blob-sidecar tests included.
-- **newest** (``GETH_VERSION``, v1.17.8): its chain schedules Osaka (block 18) and Amsterdam
+- **newest** (``GETH_VERSION``, v1.17.10): its chain schedules Osaka (block 18) and Amsterdam
   (block 36), beyond what the EVM engine (py-evm, up to Prague) executes, so it is imported
   and served with ``--noexec``; the header/body/status tests must pass against
   the newest header shapes. The rest is printed but not asserted: GetReceipts needs receipts

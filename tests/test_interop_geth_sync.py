@@ -1,4 +1,4 @@
-"""Acceptance 9(c), geth as the judge: geth v1.17.8 holding the ethtest chain and an ethnode peer on
+"""geth as the judge: the pinned geth (``GETH_VERSION``) holding the ethtest chain and an ethnode peer on
 eth/69. ethnode, starting from the genesis, syncs the whole chain from geth (the head geth's Status
 names); then a second geth, at its genesis and peered only with that ethnode, is pointed at the head
 with an engine forkchoiceUpdated and fetches every header from ethnode (beacon header sync).
