@@ -67,6 +67,21 @@ def backends() -> dict[str, Backend]:
     return dict(_selected)
 
 
+def slow_paths_warning() -> str | None:
+    """One log line when hot paths run on their pure twins without being asked to, else None.
+
+    An install without a C compiler or cargo still works, pure; a user should hear that it is
+    slower (several times on the RLPx and RLP paths) and why, not find out from a profiler.
+    """
+    pure = {path: b for path, b in _selected.items() if b == PURE}
+    if not pure or FORCE_PURE:
+        return None
+    reasons = sorted({b.error for b in pure.values() if b.error})
+    reason = reasons[0] if reasons else "not built"
+    return (f"Hot paths run on pure Python, several times slower paths={','.join(sorted(pure))} "
+            f"reason={reason!r} hint=\"ethnode-fast version; reinstall with a C compiler and cargo\"")
+
+
 def implementation(kind: str, compiled: str, pure: str) -> ModuleType:
     """The ``"compiled"`` or ``"pure"`` module of a hot path, whatever was selected (tests, benchmarks).
 

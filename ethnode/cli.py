@@ -52,8 +52,22 @@ def _command_modules() -> list[object]:
     return modules
 
 
+class _VersionAction(argparse.Action):
+    """``--version``, as geth has it beside its ``version`` command: the same lines, exit 0."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the version and the backends, then exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        _cmd_version(namespace)
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ethnode-fast", description="An Ethereum devp2p peer node in Python.")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     version = sub.add_parser("version", help="print the version and which backend each hot path uses")
     version.set_defaults(func=_cmd_version)

@@ -62,6 +62,52 @@ def test_version_command() -> None:
     assert "rust module:" in out.stdout
 
 
+def test_dash_dash_version_prints_what_version_prints() -> None:
+    """geth has both ``geth version`` and ``geth --version``; so does ethnode-fast."""
+    flag, command = run_cli("--version"), run_cli("version")
+    assert flag.returncode == 0 and flag.stdout == command.stdout, flag.stderr
+
+
+def test_pure_hot_paths_not_asked_for_get_one_warn_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An install without a compiler runs pure and must say so once at start; a forced-pure run does not."""
+    from ethnode import _native
+
+    selected = {path: Backend("compiled") for path in _native._selected}
+    selected["rlp"] = Backend("pure", "ModuleNotFoundError: No module named '_crlp'")
+    monkeypatch.setattr(_native, "_selected", selected)
+    monkeypatch.setattr(_native, "FORCE_PURE", False)
+    line = _native.slow_paths_warning()
+    assert line is not None and "paths=" in line and "rlp" in line and "No module named '_crlp'" in line
+    monkeypatch.setattr(_native, "FORCE_PURE", True)
+    assert _native.slow_paths_warning() is None
+    monkeypatch.setattr(_native, "FORCE_PURE", False)
+    monkeypatch.setattr(_native, "_selected", {k: Backend("compiled") for k in selected})
+    assert _native.slow_paths_warning() is None
+
+
+@pytest.mark.subprocess
+def test_import_warns_when_pure_was_not_asked_for(tmp_path: Path) -> None:
+    """The no-toolchain install, simulated: the compiled RLP module fails to import."""
+    code = (
+        "import sys, importlib.abc\n"
+        "class Refuse(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'ethnode.rlp._crlp': raise ImportError('no C compiler here')\n"
+        "sys.meta_path.insert(0, Refuse())\n"
+        "from ethnode.cli import main\n"
+        "sys.exit(main(['import', '--noexec', sys.argv[1], '--datadir', sys.argv[2]]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "none.rlp"), str(tmp_path / "d")],
+                         capture_output=True, text=True, timeout=TIMEOUT, cwd=tempfile.gettempdir(),
+                         env={k: v for k, v in os.environ.items() if k != "ETHNODE_NO_EXTENSIONS"})
+    warns = [line for line in out.stderr.splitlines() if line.startswith("WARN") and "pure Python" in line]
+    assert len(warns) == 1 and "rlp" in warns[0] and "no C compiler here" in warns[0], out.stderr
+    forced = subprocess.run([sys.executable, "-m", "ethnode", "import", "--noexec", str(tmp_path / "none.rlp"),
+                             "--datadir", str(tmp_path / "d")], capture_output=True, text=True, timeout=TIMEOUT,
+                            cwd=tempfile.gettempdir(), env={**os.environ, "ETHNODE_NO_EXTENSIONS": "1"})
+    assert "pure Python" not in forced.stderr  # asked for: no warning
+
+
 def test_version_command_forced_pure() -> None:
     out = run_cli("version", env={"ETHNODE_NO_EXTENSIONS": "1"})
     assert out.returncode == 0, out.stderr

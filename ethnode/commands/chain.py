@@ -23,6 +23,7 @@ import sys
 from typing import Any
 
 from ethnode import strictjson
+from ethnode.commands.node import warn_if_slow
 from ethnode.consensus import create_engine
 from ethnode.core.blockchain import BlockChain, read_chain_config, setup_genesis
 from ethnode.core.chainfile import BlockReader, ChainFileError, open_chain_file
@@ -137,6 +138,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from ethnode.monitoring.progress import ImportProgress
 
     _setup_logging()
+    warn_if_slow()
     try:
         chain = _open_chain(args, execute=not args.noexec)
     except EthnodeError as exc:

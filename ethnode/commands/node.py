@@ -67,6 +67,15 @@ def _fatal(message: str) -> int:
     return EXIT_FAILURE
 
 
+def warn_if_slow() -> None:
+    """The one start-up WARN line of ``run`` and ``import`` when compiled hot paths are missing."""
+    from ethnode._native import slow_paths_warning
+
+    message = slow_paths_warning()
+    if message is not None:
+        logging.getLogger("ethnode.cli").warning(message)
+
+
 def setup_logging(verbosity: int) -> None:
     """geth's --verbosity: 0 silent, 1 error, 2 warn, 3 info, 4 debug, 5 trace."""
     logging.addLevelName(TRACE, "TRACE")
@@ -204,6 +213,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except _Fatal as exc:
         return _fatal(str(exc))
     setup_logging(args.verbosity)
+    warn_if_slow()
     from ethnode.p2p import loop as p2p_loop
 
     return p2p_loop.run(_serve(args, settings))
