@@ -73,12 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     version.set_defaults(func=_cmd_version)
     for module in _command_modules():
         module.register(sub)  # type: ignore[attr-defined]
+    parser.set_defaults(subcommands=sub.choices)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the subcommand's parser, so the line names it (``ethnode-fast run: error: ...``)
+        owner = args.subcommands.get(args.command, parser) if args.command else parser
+        owner.error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_USAGE

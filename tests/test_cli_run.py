@@ -257,6 +257,9 @@ def test_flag_validators_are_shared() -> None:
         (["--maxpeers", "-3"], "must be >= 0"),
         (["--maxpeers", "many"], "not a number"),
         (["--dev.period", "-1"], "must be >= 0"),
+        (["--dev.period", "2"], "--dev.period only applies with --dev"),  # was silently ignored
+        (["--dev.key", "11" * 32, "--dev.gaslimit", "1"], "--dev.key, --dev.gaslimit only apply with --dev"),
+        (["--miner.gasprice", "7"], "--miner.gasprice only applies with --mine or --dev"),
         (["--http.port", "65536"], "port out of range"),
         (["--metrics.port", "x"], "not a port number"),
         (["--no-such-flag"], "unrecognized arguments"),

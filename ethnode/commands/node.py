@@ -30,7 +30,7 @@ from typing import Any
 
 from ethnode.commands.flags.eth import add_eth_flags
 from ethnode.commands.flags.metrics import add_metrics_flags
-from ethnode.commands.flags.miner import add_miner_flags
+from ethnode.commands.flags.miner import add_miner_flags, flags_without_their_mode
 from ethnode.commands.flags.p2p import add_p2p_flags
 from ethnode.commands.flags.rpc import add_rpc_flags
 from ethnode.commands.flags.validators import split_and_trim
@@ -210,6 +210,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         apply_flags(args, settings)
         _check_key(args)
         _check_identity(settings.identity)
+        unused = flags_without_their_mode(args)
+        if unused is not None:
+            raise _Fatal(unused)
     except _Fatal as exc:
         return _fatal(str(exc))
     setup_logging(args.verbosity)

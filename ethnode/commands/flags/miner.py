@@ -43,6 +43,27 @@ def _extra(text: str) -> bytes:
     return data
 
 
+# Flags that mean something only in a mode: (namespace field, flag, default).
+_DEV_ONLY = (("dev_period", "--dev.period", 0), ("dev_key", "--dev.key", None),
+             ("dev_gaslimit", "--dev.gaslimit", DEV_GAS_LIMIT), ("dev_genesis_out", "--dev.genesis-out", None))
+_MINING_ONLY = (("miner_key", "--miner.key", None), ("miner_gaslimit", "--miner.gaslimit", None),
+                ("miner_gasprice", "--miner.gasprice", DEFAULT_MIN_TIP), ("miner_extradata", "--miner.extradata", None))
+
+
+def flags_without_their_mode(args: argparse.Namespace) -> str | None:
+    """Why flags given would be ignored (``--dev.*`` without ``--dev``, ``--miner.*`` without
+    ``--mine``/``--dev``), or None: a flag that silently does nothing misleads more than a refusal."""
+    if not args.dev:
+        given = [flag for dest, flag, default in _DEV_ONLY if getattr(args, dest) != default]
+        if given:
+            return f"{', '.join(given)} only {'applies' if len(given) == 1 else 'apply'} with --dev"
+    if not (args.dev or args.mine):
+        given = [flag for dest, flag, default in _MINING_ONLY if getattr(args, dest) != default]
+        if given:
+            return f"{', '.join(given)} only {'applies' if len(given) == 1 else 'apply'} with --mine or --dev"
+    return None
+
+
 def add_miner_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Developer chain and miner")
     group.add_argument("--dev", action="store_true",
