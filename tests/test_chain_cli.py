@@ -191,6 +191,7 @@ def test_truncated_file_names_the_block_and_offset(
 
 def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     datadir = tmp_path / "d"
+    genesis_file, _ = _files()
     bad_json = tmp_path / "g.json"
     bad_json.write_text("{not json")
     no_config = tmp_path / "h.json"
@@ -205,6 +206,9 @@ def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
         assert main([*argv, "--datadir", str(datadir)]) == 1
         lines = _fatal_lines(capsys.readouterr().err)
         assert len(lines) == 1 and message in lines[0], (argv, lines)
+    assert main(["init", str(genesis_file), "--datadir", "/proc/x"]) == 1  # once a traceback
+    (line,) = _fatal_lines(capsys.readouterr().err)
+    assert "cannot create the database" in line
     _init(datadir)
     capsys.readouterr()
     assert main(["import", str(tmp_path / "x.rlp"), "--datadir", str(datadir)]) == 1

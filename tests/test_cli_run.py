@@ -270,6 +270,7 @@ def test_flag_validators_are_shared() -> None:
         (["--nat", "teleport"], "unknown mechanism"),
         (["--listenaddr", "not-an-ip"], "invalid ListenAddr"),
         (["--config", "/nonexistent.toml"], "config file /nonexistent.toml"),
+        (["--datadir", "/etc/hostname"], "not a directory"),  # once a warning, then a failure
     ],
 )
 def test_bad_flags_give_one_line(args: list[str], message: str, capsys: Any, tmp_path: Path) -> None:

@@ -213,6 +213,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         unused = flags_without_their_mode(args)
         if unused is not None:
             raise _Fatal(unused)
+        if Path(settings.datadir).expanduser().exists() and not Path(settings.datadir).expanduser().is_dir():
+            raise _Fatal(f"datadir {settings.datadir}: not a directory")
     except _Fatal as exc:
         return _fatal(str(exc))
     setup_logging(args.verbosity)

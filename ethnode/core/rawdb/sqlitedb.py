@@ -49,9 +49,12 @@ class SQLiteDB(KeyValueStore):
     @classmethod
     def open_dir(cls, directory: str | os.PathLike[str], **kwargs: str) -> SQLiteDB:
         """Open (creating) the store inside ``directory``, e.g. ``<datadir>/ethnode/chaindata``."""
-        make_private_dirs(directory)
         path = os.path.join(directory, SQLITE_FILENAME)
-        touch_private(path)  # SQLite would create it (and its -wal/-shm) with the umask's mode
+        try:
+            make_private_dirs(directory)
+            touch_private(path)  # SQLite would create it (and its -wal/-shm) with the umask's mode
+        except OSError as exc:
+            raise DatabaseError(f"{directory}: cannot create the database: {exc.strerror or exc}") from None
         return cls(path, **kwargs)
 
     def _run(self, sql: str, params: tuple[bytes, ...] = ()) -> sqlite3.Cursor:
