@@ -23,6 +23,7 @@ import sys
 from typing import Any
 
 from ethnode import strictjson
+from ethnode.commands import logformat
 from ethnode.commands.node import warn_if_slow
 from ethnode.consensus import create_engine
 from ethnode.core.blockchain import BlockChain, read_chain_config, setup_genesis
@@ -46,27 +47,9 @@ def _datadir(args: argparse.Namespace) -> str:
     return os.path.expanduser(args.datadir)
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stderr`` is at the time (it is swapped under test runners)."""
-
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
-
-
 def _setup_logging() -> None:
     """Route ethnode's log records to stderr (once) so warnings such as the state-root one show."""
-    logger = logging.getLogger("ethnode")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)-5s [%(asctime)s] %(message)s", "%m-%d|%H:%M:%S"))
-        logger.addHandler(handler)
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.INFO)
+    logformat.install(logging.getLogger("ethnode").level or logging.INFO, "ethnode")
 
 
 def _block_number(text: str) -> int:

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ethnode.commands import logformat
 from ethnode.crypto.errors import InvalidKeyError
 from ethnode.crypto.keys import PrivateKey, load_private_key, save_private_key
 from ethnode.privatefs import make_private_dirs
@@ -86,12 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from ethnode.p2p.discover.udp import Config, UDPv4
     from ethnode.p2p.enode import NodeURLError, parse_node
 
-    logging.basicConfig(
-        level=_LEVELS.get(args.verbosity, logging.DEBUG if args.verbosity > 4 else logging.CRITICAL),
-        format="%(levelname)-5s [%(asctime)s.%(msecs)03d] %(message)s",
-        datefmt="%m-%d|%H:%M:%S",
-        stream=sys.stderr,
-    )
+    logformat.install(_LEVELS.get(args.verbosity, logging.DEBUG if args.verbosity > 4 else logging.CRITICAL))
     if not 0 <= args.port <= 0xFFFF:
         return _fatal(f"invalid --port {args.port}")
     if args.nodekey and args.nodekeyhex:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ethnode.commands import logformat
 from ethnode.commands.flags.eth import add_eth_flags
 from ethnode.commands.flags.metrics import add_metrics_flags
 from ethnode.commands.flags.miner import add_miner_flags, flags_without_their_mode
@@ -78,15 +79,8 @@ def warn_if_slow() -> None:
 
 def setup_logging(verbosity: int) -> None:
     """geth's --verbosity: 0 silent, 1 error, 2 warn, 3 info, 4 debug, 5 trace."""
-    logging.addLevelName(TRACE, "TRACE")
     level = _LEVELS.get(verbosity, TRACE if verbosity > 4 else _LEVELS[0])
-    logging.basicConfig(
-        level=level,
-        format="%(levelname)-5s [%(asctime)s.%(msecs)03d] %(message)s",
-        datefmt="%m-%d|%H:%M:%S",
-        stream=sys.stderr,
-    )
-    logging.getLogger().setLevel(level)
+    logformat.install(level)
 
 
 # -- settings ----------------------------------------------------------------------------------

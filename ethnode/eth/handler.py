@@ -428,7 +428,7 @@ class EthHandler:
                 loop.create_task(self._head_loop(heads), name="eth-head"),
             ]
         self._tasks.append(loop.create_task(self.syncer.run(), name="eth-syncer"))
-        log.info("Ethereum protocol started: eth/%s, network id %d", ",".join(map(str, self.versions)),
+        log.info("Ethereum protocol started versions=%s network=%d", ",".join(f"eth/{v}" for v in self.versions),
                  self.network_id)
 
     async def stop(self) -> None:

@@ -90,7 +90,7 @@ class Node:
         key = PrivateKey.generate()
         make_private_dirs(instance)
         save_private_key(key, path)
-        log.info("Generated new node key: %s", path)
+        log.info("Generated new node key path=%s", path)
         return key
 
     async def start(self) -> None:
