@@ -287,7 +287,8 @@ def test_bad_flags_give_one_line(args: list[str], message: str, capsys: Any, tmp
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[Eth]\nNetworkId = 1\n", "field 'Eth' is not defined"),
+        ("[Eth]\nNetworkId = 'one'\n", "Eth.NetworkId: expected a positive integer"),
+        ("[Metrics]\nEnabled = true\n", "field 'Metrics' is not defined"),
         ("[Node]\nHTTPHost = 'x'\n", "field 'Node.HTTPHost' is not defined"),
         ("[Node.P2P]\nMaxPeerz = 3\n", "field 'Node.P2P.MaxPeerz' is not defined"),
         ("[Node.P2P]\nMaxPeers = 'ten'\n", "Node.P2P.MaxPeers: expected an integer"),
@@ -323,9 +324,13 @@ def test_config_file_then_flags_as_geth(tmp_path: Path) -> None:
         f"TrustedNodes = ['enode://{trusted}@10.0.0.3:30303']\n"
         "NetRestrict = ['10.0.0.0/8', '127.0.0.0/8']\n"
         "NAT = 'extip:1.2.3.4'\n"
+        "[Eth]\n"  # geth's section: what ethnode has is applied, the rest named as ignored
+        "NetworkId = 12345\n"
+        "SyncMode = 'snap'\n"
     )
     settings = RunSettings()
     load_toml(str(config), settings)
+    assert settings.network_id == 12345 and settings.ignored == ["Eth.SyncMode"]
     p2p = settings.p2p
     assert settings.datadir == str(tmp_path / "dd") and settings.identity == "fromfile"
     assert (p2p.max_peers, p2p.max_pending_peers, p2p.no_discovery) == (7, 9, True)
@@ -342,6 +347,10 @@ def test_config_file_then_flags_as_geth(tmp_path: Path) -> None:
     assert p2p.listen_addr == "127.0.0.1:4000" and p2p.disc_addr == "127.0.0.1:4001"
     assert p2p.max_peers == 3 and settings.identity == "flag"
     assert (p2p.max_dialed_conns(), p2p.max_inbound_conns()) == (1, 2)
+    assert args.networkid == 12345  # from the file: no --networkid given
+    flagged = _run_args("--networkid", "7")
+    apply_flags(flagged, settings)
+    assert flagged.networkid == 7
 
 
 def _run_args(*argv: str) -> Any:

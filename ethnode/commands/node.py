@@ -91,6 +91,11 @@ class RunSettings:
     datadir: str = DEFAULT_DATADIR
     identity: str | None = None
     p2p: ServerConfig = field(default_factory=lambda: ServerConfig(nat=parse_nat(DEFAULT_NAT)))
+    network_id: int | None = None  # [Eth] NetworkId
+    ignored: list[str] = field(default_factory=list)  # config fields geth has and ethnode does not use
+
+
+ETH_TOML_KEYS = ("NetworkId",)  # the [Eth] fields ethnode applies; geth's others are named and ignored
 
 
 def load_toml(path: str, settings: RunSettings) -> None:
@@ -105,8 +110,18 @@ def load_toml(path: str, settings: RunSettings) -> None:
     except RecursionError:  # tomllib recurses once per nesting level
         raise _Fatal(f"config file {path}: invalid TOML: nested too deep") from None
     for key in data:
-        if key != "Node":
-            raise _Fatal(f"config file {path}: field '{key}' is not defined (supported: Node)")
+        if key not in ("Node", "Eth"):
+            raise _Fatal(f"config file {path}: field '{key}' is not defined (supported: Node, Eth)")
+    eth = data.get("Eth", {})
+    if not isinstance(eth, dict):
+        raise _Fatal(f"config file {path}: Eth: expected a table")
+    for key, value in eth.items():
+        if key not in ETH_TOML_KEYS:
+            settings.ignored.append(f"Eth.{key}")
+        elif isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**64:
+            raise _Fatal(f"config file {path}: Eth.{key}: expected a positive integer")
+        else:
+            settings.network_id = value
     node = data.get("Node", {})
     if not isinstance(node, dict):
         raise _Fatal(f"config file {path}: Node: expected a table")
@@ -133,6 +148,8 @@ def apply_flags(args: argparse.Namespace, settings: RunSettings) -> None:
     p2p = settings.p2p
     if args.datadir is not None:
         settings.datadir = args.datadir
+    if args.networkid is None and settings.network_id is not None:
+        args.networkid = settings.network_id  # the flag wins over the file, as in geth
     if args.identity is not None:
         settings.identity = args.identity
     for flag, value in (("--port", args.port), ("--discovery.port", args.discovery_port)):
@@ -213,6 +230,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _fatal(str(exc))
     setup_logging(args.verbosity)
     warn_if_slow()
+    if settings.ignored:
+        logging.getLogger("ethnode.cli").warning("Config file fields ethnode does not use were ignored fields=%s",
+                                                 ",".join(settings.ignored))
     from ethnode.p2p import loop as p2p_loop
 
     return p2p_loop.run(_serve(args, settings))
