@@ -267,6 +267,7 @@ def test_flag_validators_are_shared() -> None:
         (["--bootnodes", "enode://zz@127.0.0.1:1"], "invalid bootnode"),
         (["--netrestrict", "10.0.0.0/8,nonsense"], "invalid --netrestrict"),
         (["--nat", "upnp:x"], "invalid --nat"),
+        (["--nat", "upnp"], "upnp port mapping is not implemented"),  # once parsed and silently inert
         (["--nat", "teleport"], "unknown mechanism"),
         (["--listenaddr", "not-an-ip"], "invalid ListenAddr"),
         (["--config", "/nonexistent.toml"], "config file /nonexistent.toml"),

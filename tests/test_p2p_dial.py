@@ -241,8 +241,10 @@ def test_parse_nat_as_geth() -> None:
     assert parse_nat("none") is None and parse_nat("") is None and parse_nat("off") is None
     assert parse_nat("extip:1.2.3.4") == ExtIP(ipaddress.ip_address("1.2.3.4"))
     assert parse_nat("ip:::1") == ExtIP(ipaddress.ip_address("::1"))
-    assert parse_nat("any") == PortMapper("any") and parse_nat("UPnP") == PortMapper("upnp")
-    assert parse_nat("pmp:192.168.0.1") == PortMapper("pmp", ipaddress.ip_address("192.168.0.1"))
+    assert parse_nat("any") == PortMapper("any")
+    for named in ("UPnP", "pmp:192.168.0.1", "stun"):  # asked for by name: refused, not silently inert
+        with pytest.raises(NATError, match="not implemented"):
+            parse_nat(named)
     assert str(parse_nat("extip:1.2.3.4")) == "extip:1.2.3.4"
     for bad in ("extip", "extip:nothing", "carrier-pigeon"):
         with pytest.raises(NATError):

@@ -1,9 +1,10 @@
 """``--nat``: how this node learns the address others should use to reach it (geth p2p/nat).
 
 Implemented: ``extip:IP`` (the address is known; it goes into our record and enode URL)
-and ``none``. ``any``/``upnp``/``pmp``/``stun`` parse as in geth but map no ports here:
-the node then behaves as with ``none`` and its endpoint comes from what discovery peers
-report, which is also geth's fallback when no gateway answers.
+and ``none``. ``any``, geth's default, maps no ports here: the node behaves as with
+``none`` and its endpoint comes from what discovery peers report, which is also geth's
+fallback when no gateway answers. Asking for a mechanism by name (``upnp``, ``pmp``,
+``stun``) is refused with one line rather than accepted and silently not done.
 """
 
 from __future__ import annotations
@@ -68,12 +69,9 @@ def parse_nat(spec: str) -> NAT | None:
         if ip is None:
             raise NATError(f"invalid --nat {spec!r}: missing IP address")
         return ExtIP(ip)
-    if mech == "upnp":
-        return PortMapper("upnp")
-    if mech in ("pmp", "natpmp", "nat-pmp"):
-        return PortMapper("pmp", ip)
-    if mech == "stun":
-        return PortMapper("stun")
+    if mech in ("upnp", "pmp", "natpmp", "nat-pmp", "stun"):
+        raise NATError(f"invalid --nat {spec!r}: {mech} port mapping is not implemented in ethnode; "
+                       "use extip:IP for a known external address, or none")
     raise NATError(f"invalid --nat {spec!r}: unknown mechanism {mech!r}")
 
 

@@ -206,9 +206,9 @@ class Server:
         cfg = self.config
         assert self._db is not None
         ext_ip = cfg.nat.external_ip() if cfg.nat is not None else None
-        if cfg.nat is not None and ext_ip is None:  # "any" is the default: say it quietly
-            level = logging.DEBUG if str(cfg.nat) == "any" else logging.INFO
-            log.log(level, "NAT port mapping (%s) is not implemented; the endpoint is learned from discovery", cfg.nat)
+        if cfg.nat is not None and ext_ip is None:  # "any", the default: no port mapping, say so once
+            log.info("No NAT port mapping (UPnP/NAT-PMP not implemented) nat=%s endpoint=\"learned from discovery\"",
+                     cfg.nat)
         if not cfg.no_discovery:
             if cfg.disc_addr:
                 udp_host, udp_port = split_host_port(cfg.disc_addr)

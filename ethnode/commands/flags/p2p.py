@@ -48,7 +48,9 @@ def add_p2p_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--netrestrict", metavar="CIDRS",
                         help="restricts network communication to these IP networks")
     parser.add_argument("--nat", metavar="SPEC",
-                        help=f"NAT port mapping: none, extip:IP, any, upnp, pmp (default {DEFAULT_NAT})")
+                        help=f"NAT: extip:IP (a known external address), none, or any (default {DEFAULT_NAT}: "
+                        "no port mapping here, the address is learned from discovery); upnp, pmp and stun "
+                        "are not implemented and refused")
 
 
 ServerFactory = Callable[[NodeConfig, PrivateKey, list[Protocol]], Server]
