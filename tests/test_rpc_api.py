@@ -396,6 +396,45 @@ def test_virtual_hosts_as_geth() -> None:
     run_checked(scenario)
 
 
+def test_cors_as_geth() -> None:
+    """OPTIONS was a 405 and no origin was ever granted; --http.corsdomain lists who may read replies."""
+    from ethnode.rpc.endpoint import RPCHandler
+    from ethnode.rpc.http import Request
+    from ethnode.rpc.jsonrpc import Dispatcher
+
+    dispatcher = Dispatcher({"web3_clientVersion": lambda: "x"})
+    body = b'{"jsonrpc":"2.0","id":1,"method":"web3_clientVersion"}'
+
+    def post(origin: str) -> Request:
+        return Request("POST", "/", "HTTP/1.1", {"host": "localhost", "origin": origin,
+                                                 "content-type": "application/json"}, body)
+
+    def preflight(origin: str, method: str = "POST") -> Request:
+        return Request("OPTIONS", "/", "HTTP/1.1", {"host": "localhost", "origin": origin,
+                                                    "access-control-request-method": method,
+                                                    "access-control-request-headers": "content-type"})
+
+    async def scenario() -> None:
+        listed = RPCHandler(dispatcher, cors=("https://app.example",))
+        granted = await listed(preflight("https://app.example"))
+        assert granted.status == 204 and granted.headers["Access-Control-Allow-Origin"] == "https://app.example"
+        assert granted.headers["Access-Control-Allow-Methods"] == "POST"
+        assert granted.headers["Access-Control-Allow-Headers"] == "content-type"
+        assert granted.headers["Access-Control-Max-Age"] == "600"
+        refused = await listed(preflight("https://evil.example"))
+        assert refused.status == 204 and "Access-Control-Allow-Origin" not in refused.headers
+        assert "Access-Control-Allow-Origin" not in (await listed(preflight("https://app.example", "PUT"))).headers
+        reply = await listed(post("https://app.example"))
+        assert reply.status == 200 and reply.headers["Access-Control-Allow-Origin"] == "https://app.example"
+        assert "Access-Control-Allow-Origin" not in (await listed(post("https://evil.example"))).headers
+        anyone = RPCHandler(dispatcher, cors=("*",))
+        assert (await anyone(post("https://evil.example"))).headers["Access-Control-Allow-Origin"] == "*"
+        default = RPCHandler(dispatcher)  # geth's default: no origin granted
+        assert "Access-Control-Allow-Origin" not in (await default(preflight("https://app.example"))).headers
+
+    run_checked(scenario)
+
+
 @pytest.mark.parametrize("argv", [["--http.api", "eth,,admin"], []])
 def test_http_flags(argv: list[str]) -> None:
     import argparse
@@ -411,3 +450,6 @@ def test_http_flags(argv: list[str]) -> None:
     assert cfg.vhosts == ("localhost",)  # geth's default, enforced
     vhosts = http_config_from_args(parser.parse_args(["--http", "--http.vhosts", "Node.Example.org, *"]))
     assert vhosts is not None and vhosts.vhosts == ("node.example.org", "*")
+    assert cfg.cors == ()  # geth's default: no cross-origin page may read replies
+    cors = http_config_from_args(parser.parse_args(["--http", "--http.corsdomain", "https://a.example, *"]))
+    assert cors is not None and cors.cors == ("https://a.example", "*")

@@ -37,6 +37,7 @@ class HTTPConfig:
     port: int = DEFAULT_HTTP_PORT
     modules: tuple[str, ...] = DEFAULT_HTTP_MODULES
     vhosts: tuple[str, ...] = DEFAULT_VHOSTS
+    cors: tuple[str, ...] = ()  # --http.corsdomain: origins whose pages may read replies
 
 
 class RPCService:
@@ -68,7 +69,8 @@ class RPCService:
 
     async def start(self) -> None:
         cfg = self.config
-        server = RPCServer(collect_methods(self.all_apis(), cfg.modules), cfg.addr, cfg.port, vhosts=cfg.vhosts)
+        server = RPCServer(collect_methods(self.all_apis(), cfg.modules), cfg.addr, cfg.port,
+                           vhosts=cfg.vhosts, cors=cfg.cors)
         try:
             await server.start()
         except OSError as exc:

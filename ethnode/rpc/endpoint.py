@@ -11,8 +11,10 @@ dispatcher's limits); an empty GET answers 200 for health checks. With a secret,
 request (health checks included) first needs a valid ``Authorization: Bearer`` token,
 else 401 with geth's reason. A request whose ``Host`` names a host outside ``vhosts`` gets
 403 (geth's virtualHostHandler, its defence against DNS rebinding: a web page on any
-origin can make a browser post to 127.0.0.1, but only under its own host name). No CORS,
-no WebSocket.
+origin can make a browser post to 127.0.0.1, but only under its own host name). CORS as
+geth's ``--http.corsdomain`` (rs/cors with POST and GET, any request header, a 600 s
+preflight cache): only the listed origins (``*``: any) get ``Access-Control-Allow-Origin``;
+with none listed a browser page on another origin cannot read the replies. No WebSocket.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ log = logging.getLogger("ethnode.rpc")
 
 JSON_CONTENT_TYPES = ("application/json", "application/json-rpc", "application/jsonrequest")  # geth's accepted
 DEFAULT_VHOSTS = ("localhost",)  # geth --http.vhosts and --authrpc.vhosts default
+CORS_METHODS = ("POST", "GET")  # geth newCorsHandler AllowedMethods
+CORS_MAX_AGE = 600  # seconds a preflight may be cached; geth MaxAge
 
 
 def host_allowed(host_header: str | None, vhosts: Sequence[str]) -> bool:
@@ -54,14 +58,47 @@ class RPCHandler:
     """An ``HTTPServer`` handler answering JSON-RPC with ``dispatcher``; ``jwt_secret`` turns auth on."""
 
     def __init__(self, dispatcher: Dispatcher, jwt_secret: bytes | None = None,
-                 vhosts: Sequence[str] = DEFAULT_VHOSTS) -> None:
+                 vhosts: Sequence[str] = DEFAULT_VHOSTS, cors: Sequence[str] = ()) -> None:
         self.dispatcher = dispatcher
         self.jwt_secret = jwt_secret
         self.vhosts = tuple(vhosts)
+        self.cors = tuple(cors)
+
+    def _allowed_origin(self, request: Request) -> str | None:
+        origin = request.headers.get("origin")
+        if not origin or not self.cors:
+            return None
+        if "*" in self.cors:
+            return "*"
+        return origin if origin.lower() in {c.lower() for c in self.cors} else None
 
     async def __call__(self, request: Request) -> Response:
         if not host_allowed(request.headers.get("host"), self.vhosts):
             return Response.text(403, "invalid host specified")
+        origin = self._allowed_origin(request)
+        if request.method == "OPTIONS" and "access-control-request-method" in request.headers:
+            return self._preflight(request, origin)
+        response = await self._serve(request)
+        if origin is not None:
+            response.headers.update({"Access-Control-Allow-Origin": origin, "Vary": "Origin"})
+        return response
+
+    def _preflight(self, request: Request, origin: str | None) -> Response:
+        """A browser asking whether it may post: 204, with the grant only for an allowed origin."""
+        response = Response(204, b"", {"Vary": "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"})
+        wanted = request.headers["access-control-request-method"].upper()
+        if origin is not None and wanted in CORS_METHODS:
+            response.headers.update({
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Methods": wanted,
+                "Access-Control-Max-Age": str(CORS_MAX_AGE),
+            })
+            asked = request.headers.get("access-control-request-headers")
+            if asked:
+                response.headers["Access-Control-Allow-Headers"] = asked  # geth allows any header
+        return response
+
+    async def _serve(self, request: Request) -> Response:
         if self.jwt_secret is not None:
             try:
                 verify_authorization(request.headers.get("authorization"), self.jwt_secret)
@@ -82,8 +119,9 @@ class RPCServer(HTTPEndpoint):
     """A JSON-RPC endpoint on ``host:port`` (port 0: any free port), JWT-authenticated with ``jwt_secret``."""
 
     def __init__(self, methods: Mapping[str, Callable[..., Any]], host: str = "127.0.0.1", port: int = 0, *,
-                 jwt_secret: bytes | None = None, vhosts: Sequence[str] = DEFAULT_VHOSTS) -> None:
-        self.handler = RPCHandler(Dispatcher(methods), jwt_secret, vhosts)
+                 jwt_secret: bytes | None = None, vhosts: Sequence[str] = DEFAULT_VHOSTS,
+                 cors: Sequence[str] = ()) -> None:
+        self.handler = RPCHandler(Dispatcher(methods), jwt_secret, vhosts, cors)
         self.http = HTTPServer(self.handler, host, port, name="http-rpc" if jwt_secret is None else "authrpc")
 
     @property
@@ -91,9 +129,9 @@ class RPCServer(HTTPEndpoint):
         return self.handler.jwt_secret is not None
 
     def started(self) -> None:
-        log.info("HTTP server started endpoint=%s:%d auth=%s prefix= cors= vhosts=%s",
+        log.info("HTTP server started endpoint=%s:%d auth=%s prefix= cors=%s vhosts=%s",
                  self.http.host, self.http.port, "true" if self.authenticated else "false",
-                 ",".join(self.handler.vhosts))
+                 ",".join(self.handler.cors), ",".join(self.handler.vhosts))
 
 
 __all__ = ["RPCHandler", "RPCServer", "JSON_CONTENT_TYPES", "DEFAULT_VHOSTS", "host_allowed"]

@@ -5,6 +5,7 @@
     --http.port N        port (default 8545; 0 picks a free one)
     --http.api LIST      namespaces offered (default eth,net,web3; add admin, txpool as wanted)
     --http.vhosts LIST   host names accepted in the Host header (default localhost; * for any)
+    --http.corsdomain LIST  origins whose web pages may call the API (default none; * for any)
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ def parse_vhosts(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v.lower() for v in validators.split_and_trim(text)))
 
 
+def split_origins(text: str) -> tuple[str, ...]:
+    """``"https://a.example, *"`` -> ("https://a.example", "*"); geth SplitAndTrim."""
+    return tuple(dict.fromkeys(validators.split_and_trim(text)))
+
+
 def add_rpc_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("API")
     group.add_argument("--http", action="store_true", help="enable the HTTP-RPC server")
@@ -45,6 +51,9 @@ def add_rpc_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--http.vhosts", dest="http_vhosts", type=parse_vhosts, default=DEFAULT_VHOSTS,
                        metavar="LIST", help="comma separated host names from which to accept requests "
                        "(server enforced; * accepts any; default localhost)")
+    group.add_argument("--http.corsdomain", dest="http_corsdomain", type=split_origins, default=(),
+                       metavar="LIST", help="comma separated list of domains from which to accept cross origin "
+                       "requests (browser enforced)")
 
 
 def http_config_from_args(args: argparse.Namespace) -> HTTPConfig | None:
@@ -55,6 +64,7 @@ def http_config_from_args(args: argparse.Namespace) -> HTTPConfig | None:
         port=args.http_port,
         modules=args.http_api,
         vhosts=args.http_vhosts,
+        cors=args.http_corsdomain,
     )
 
 
