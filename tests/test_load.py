@@ -86,7 +86,9 @@ def test_a_pipelining_peer_does_not_stall_the_node(node: NodeProcess) -> None:
             rtts: list[float] = []
             deadline = time.monotonic() + 180  # about 30 s on an idle 2-core machine
             while attacker.received < PIPELINED:
-                assert time.monotonic() < deadline, f"only {attacker.received} of {PIPELINED} replies in 180 s"
+                assert time.monotonic() < deadline, (
+                    f"only {attacker.received} of {PIPELINED} replies in 180 s; attacker disconnected with "
+                    f"{attacker.disconnect_reason}; node log:\n" + "\n".join(node.run.lines[-15:]))
                 rtts.append(await prober.probe())
                 await asyncio.sleep(PROBE_EVERY)
             lag = node.lag().since(before)

@@ -370,6 +370,27 @@ def test_answered_pings_keep_the_peer(caplog: Any) -> None:
     assert [code for code, _ in outcome.observed].count(PING) >= 3
 
 
+def test_a_busy_peer_whose_pong_is_queued_is_kept(caplog: Any) -> None:
+    """A pipelining peer's Pong waits behind the requests it sent first (one message per turn),
+    so it arrives late though the peer answered at once: a peer that keeps sending is alive."""
+
+    async def scenario(node: Server) -> list[Any]:
+        raw = await _after_hello(node)
+        reading = asyncio.ensure_future(raw.read_until_eof())  # never answers a Ping
+        for _ in range(10):  # five ping intervals of traffic (a reserved base code: read and ignored)
+            await raw.send(0x0F, b"\xc0")
+            await asyncio.sleep(0.1)
+        await raw.send(DISCONNECT, DiscReason.REQUESTED.encode_payload())
+        try:
+            return await reading
+        finally:
+            raw.close()
+
+    outcome = attack(caplog, scenario, ping_interval=0.2)
+    assert outcome.reason is DiscReason.REQUESTED and outcome.peer.remote_requested
+    assert [code for code, _ in outcome.observed].count(PING) >= 3
+
+
 @pytest.mark.parametrize(
     ("node_id", "expected"),
     [(bytes(64), DiscReason.INVALID_IDENTITY), (b"\x01" * 63, DiscReason.INVALID_IDENTITY), (None, None)],

@@ -14,8 +14,8 @@ if ethnode itself raised an unexpected exception).
 
 As in geth, a connection whose read or write fails or times out ends with NETWORK_ERROR
 and nothing is sent. Deliberate difference from geth: a second Hello is a protocol error
-here (geth ignores it), and a Ping left unanswered until the next one is due drops the
-peer with READ_TIMEOUT (geth relies on its 30 s read timeout alone).
+here (geth ignores it), and a peer silent from our Ping until the next one is due is
+dropped with READ_TIMEOUT (geth relies on its 30 s read timeout alone).
 """
 
 from __future__ import annotations
@@ -197,6 +197,7 @@ class Peer:
         self._ended = asyncio.Event()
         self._ending = False
         self._awaiting_pong = False
+        self._read_since_ping = False  # a message arrived after our last Ping went out
         self.last_pong: float | None = None  # loop time of the latest Pong, for liveness checks
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -290,6 +291,7 @@ class Peer:
             read, dispatch, turn = self.conn.read_message, self._dispatch, asyncio.sleep
             while True:
                 code, payload = await read()
+                self._read_since_ping = True
                 if not self._ending:
                     await dispatch(code, payload)
                 # One message per turn: with requests already buffered neither the read nor
@@ -394,10 +396,15 @@ class Peer:
         try:
             while True:
                 await asyncio.sleep(self.ping_interval)
-                if self._awaiting_pong:
+                # A peer that sent nothing at all since our Ping is gone. One that kept sending
+                # is alive: its Pong may sit behind requests we are still working through (we
+                # read in order, one message per turn), as geth, whose liveness is its read
+                # deadline, would see it too.
+                if self._awaiting_pong and not self._read_since_ping:
                     self._finish(DiscReason.READ_TIMEOUT, f"no Pong within {self.ping_interval:g} s")
                     return
                 self._awaiting_pong = True
+                self._read_since_ping = False
                 await self.conn.write_message(PING, _EMPTY_LIST)
         except Exception as exc:
             self._finish_from(exc)
