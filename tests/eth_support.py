@@ -65,6 +65,16 @@ def ethtest_chain(upto: int = 600, *, execute: bool = False) -> BlockChain:
     return chain
 
 
+_SHARED_CHAIN: list[BlockChain] = []
+
+
+def shared_ethtest_chain() -> BlockChain:
+    """One 600-block ethtest chain for the tests that only read it (built once per run)."""
+    if not _SHARED_CHAIN:
+        _SHARED_CHAIN.append(ethtest_chain(600))
+    return _SHARED_CHAIN[0]
+
+
 def executed_ethtest_chain(upto: int = 0) -> BlockChain:
     """``ethtest_chain`` executed: state, receipts and roots verified."""
     return ethtest_chain(upto, execute=True)

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import pytest
-from eth_support import ethtest_chain, start_node
+from eth_support import ethtest_chain, shared_ethtest_chain, start_node
 from load_support import LightPeer, percentile, shared_chain
 from p2p_support import run_checked
 
@@ -24,13 +24,8 @@ from ethnode.p2p.rlpx import transport
 
 pytestmark = pytest.mark.skipif(shared_chain() is None, reason="../shared/chains/ethtest is absent")
 
-_CHAIN: list[Any] = []
-
-
 def chain() -> Any:
-    if not _CHAIN:
-        _CHAIN.append(ethtest_chain(600))
-    return _CHAIN[0]
+    return shared_ethtest_chain()
 
 
 def test_a_pipelining_peer_leaves_room_for_others() -> None:

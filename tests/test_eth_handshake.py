@@ -18,6 +18,7 @@ from eth_support import (
     connect,
     ethtest_chain,
     scripted_peer,
+    shared_ethtest_chain,
     start_node,
 )
 from p2p_support import run_checked
@@ -39,13 +40,9 @@ from ethnode.eth.protocols.eth.handshake import (
 from ethnode.eth.protocols.eth.protocol import ETH68, ETH69, STATUS, TRANSACTIONS, Status68, Status69
 from ethnode.p2p.disconnect import DiscReason
 
-_CHAIN: list[Any] = []
-
 
 def chain() -> Any:
-    if not _CHAIN:
-        _CHAIN.append(ethtest_chain(600))
-    return _CHAIN[0]
+    return shared_ethtest_chain()
 
 
 def test_check_status_rules_in_geth_order() -> None:

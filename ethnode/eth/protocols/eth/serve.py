@@ -130,7 +130,6 @@ def _canonical_run(db: KeyValueStore, number: int, step: int, count: int, size: 
 
 def _contiguous_headers(chain: ChainReader, origin: bytes | int, count: int, reverse: bool) -> Iterator[bytes]:
     db = chain.db
-    count = min(count, MAX_HEADERS_SERVE)
     served = 0
     size = 0
     if isinstance(origin, int):
