@@ -62,6 +62,11 @@ def select(hot_path: str, compiled: str, pure: str) -> ModuleType:
     return mod
 
 
+def record(hot_path: str, backend: Backend) -> None:
+    """Record the backend of a hot path chosen outside ``select`` (the execution engine)."""
+    _selected[hot_path] = backend
+
+
 def backends() -> dict[str, Backend]:
     """Hot path -> backend, for every hot path imported so far (importing ethnode loads all)."""
     return dict(_selected)

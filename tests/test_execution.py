@@ -285,7 +285,7 @@ def test_unsupported_fork_stops_execution_with_one_line() -> None:
     obj["config"] = {**obj["config"], "osakaTime": 100}
     db = MemoryDB()
     setup_genesis(db, Genesis.from_json(obj), obj)
-    chain = open_chain(db, execute=True)
+    chain = open_chain(db, execute=True, evm="py-evm")  # the pure twin stops at Prague
     executor = chain.executor
     assert executor is not None
     with pytest.raises(UnsupportedForkError) as err:

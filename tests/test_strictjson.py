@@ -145,7 +145,7 @@ def test_the_capped_limit_still_runs_a_1024_deep_call_stack() -> None:
     obj = dev_genesis_json()
     db = MemoryDB()
     setup_genesis(db, Genesis.from_json(obj), obj)
-    chain = open_chain(db, execute=True)
+    chain = open_chain(db, execute=True, evm="py-evm")  # the recursion limit is py-evm's concern
     assert chain.executor is not None
     assert recursionlimit.EVM_RECURSION_LIMIT <= sys.getrecursionlimit() <= recursionlimit.SAFE_RECURSION_LIMIT
     # CODESIZE PUSH1 0 PUSH1 0 CODECOPY; CODESIZE PUSH1 0 PUSH1 0 CREATE; STOP

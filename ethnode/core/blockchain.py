@@ -174,12 +174,14 @@ class BlockChain:
         verify_senders: bool = True,
         execute: bool = False,
         executor: Executor | None = None,
+        evm: str | None = None,
     ) -> None:
         """``engine``: the consensus rules (``ethnode.consensus.create_engine`` picks them for
         ``config``, which defaults to the stored one). ``events``: where head moves are posted,
         the node's bus; None for a chain nobody listens to (the import command). It stays a
         plain attribute so that a chain opened before its node (tests) can be pointed at the bus.
-        ``execute`` runs every inserted block through the default executor (py-evm);
+        ``execute`` runs every inserted block through the default executor (revm when the
+        Rust extension has it, else py-evm), or the one ``evm`` names ("revm", "py-evm");
         ``executor`` supplies another one (and implies execution)."""
         self.db = db
         genesis_hash = rawdb.read_canonical_hash(db, 0)
@@ -200,7 +202,7 @@ class BlockChain:
         self.state_db = StateDatabase(db)
         if executor is None and execute:
             self._ensure_genesis_state()
-            executor = create_executor(config, self.state_db, self._read_header)
+            executor = create_executor(config, self.state_db, self._read_header, evm)
         self.executor = executor
         self._load_heads()
 
@@ -450,6 +452,8 @@ class BlockChain:
         if result is not None:
             result.state.write_to(batch)
             rawdb.write_receipts(batch, block_hash, number, result.receipts)
+            if result.block_access_list is not None:
+                rawdb.write_block_access_list(batch, block_hash, number, result.block_access_list)
         rawdb.write_header(batch, header)
         rawdb.write_body(batch, block_hash, number, block.body().encode())
         rawdb.write_td(batch, block_hash, number, td)

@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 
 mod buffers;
 mod ecies;
+mod evm;
 mod frame;
 mod handshake;
 mod keccak;
@@ -23,6 +24,7 @@ fn version() -> &'static str {
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
     ecies::register(m)?;
+    evm::register(m)?;
     frame::register(m)?;
     handshake::register(m)?;
     keccak::register(m)?;

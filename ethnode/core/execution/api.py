@@ -21,6 +21,7 @@ from ethnode.core.types.header import Header
 from ethnode.core.types.receipt import Receipt
 from ethnode.core.types.transaction import Transaction
 from ethnode.core.types.withdrawal import Withdrawal
+from ethnode.crypto.keccak import keccak256
 
 
 class ExecutionError(ChainError):
@@ -38,10 +39,14 @@ class MissingParentStateError(ExecutionError):
 class TxExecutionError(BlockValidationError):
     """A tx that cannot be applied in this state (nonce, funds, gas pool...); state is unchanged.
 
-    On import it makes the block invalid; a block builder skips the tx and goes on.
+    On import it makes the block invalid; a block builder skips the tx and goes on. The
+    reason starts with geth's name for the case, whichever engine refused the tx.
     """
 
     def __init__(self, index: int, tx_hash: bytes, reason: str) -> None:
+        from ethnode.core.execution.txerrors import geth_reason
+
+        reason = geth_reason(reason)
         super().__init__(f"could not apply tx {index} [0x{tx_hash.hex()}]: {reason}")
         self.index = index
         self.tx_hash = tx_hash
@@ -98,6 +103,11 @@ class BlockResult:
     requests_hash: bytes | None
     state: StateOverlay  # new trie nodes and code: write with the block (``state.write_to(batch)``)
     transactions: list[Transaction] = field(default_factory=list)  # the txs applied, in order
+    block_access_list: bytes | None = None  # EIP-7928 RLP list built while executing (Amsterdam on)
+
+    @property
+    def block_access_list_hash(self) -> bytes | None:
+        return None if self.block_access_list is None else keccak256(self.block_access_list)
 
     def fill_header(self, header: Header) -> Header:
         """``header`` with every execution-derived field set from this result (for block building)."""
@@ -111,6 +121,8 @@ class BlockResult:
             changes["blob_gas_used"] = self.blob_gas_used
         if self.requests_hash is not None:
             changes["requests_hash"] = self.requests_hash
+        if self.block_access_list is not None:
+            changes["block_access_list_hash"] = self.block_access_list_hash
         return header.replace(**changes)  # type: ignore[no-any-return]
 
 

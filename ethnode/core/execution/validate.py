@@ -33,6 +33,14 @@ def validate_state(header: Header, result: BlockResult) -> None:
         raise BlockValidationError(
             f"requests hash mismatch: header {_hex(header.requests_hash)}, execution {_hex(result.requests_hash)}"
         )
+    if header.block_access_list_hash is not None:
+        have = result.block_access_list_hash
+        if have is None:
+            raise BlockValidationError("block access list hash mismatch: the engine built no access list")
+        if have != header.block_access_list_hash:
+            raise BlockValidationError(
+                f"block access list hash mismatch: header {_hex(header.block_access_list_hash)}, computed {_hex(have)}"
+            )
     if header.state_root != result.state_root:
         raise BlockValidationError(
             f"state root mismatch: header {_hex(header.state_root)}, execution {_hex(result.state_root)}"

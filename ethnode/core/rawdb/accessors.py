@@ -167,6 +167,15 @@ def write_receipts(db: Writer, block_hash: bytes, number: int, receipts: Iterabl
     db.put(schema.block_receipts_key(number, block_hash), encode_receipts_eth69(receipts))
 
 
+def read_block_access_list(db: Reader, block_hash: bytes, number: int) -> bytes | None:
+    """The RLP access list execution built for the block (eth/71 serves it), or None."""
+    return db.get(schema.block_access_list_key(number, block_hash))
+
+
+def write_block_access_list(db: Writer, block_hash: bytes, number: int, bal: bytes) -> None:
+    db.put(schema.block_access_list_key(number, block_hash), bal)
+
+
 # --- tx lookup -----------------------------------------------------------------------
 
 

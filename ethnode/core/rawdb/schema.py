@@ -19,6 +19,7 @@ HEADER_HASH_SUFFIX = b"n"  # h + num + n -> canonical hash
 HEADER_NUMBER_PREFIX = b"H"  # H + hash -> num (8 bytes)
 BLOCK_BODY_PREFIX = b"b"  # b + num + hash -> body RLP
 BLOCK_RECEIPTS_PREFIX = b"r"  # r + num + hash -> receipts (eth/69 list form)
+BLOCK_ACCESS_LIST_PREFIX = b"a"  # a + num + hash -> the block's EIP-7928 access list (RLP), Amsterdam on
 TX_LOOKUP_PREFIX = b"l"  # l + tx hash -> number of the canonical block holding it
 CONFIG_PREFIX = b"ethereum-config-"  # + genesis hash -> chain config JSON
 GENESIS_PREFIX = b"ethereum-genesis-"  # + genesis hash -> genesis JSON
@@ -53,6 +54,10 @@ def block_body_key(number: int, block_hash: bytes) -> bytes:
 
 def block_receipts_key(number: int, block_hash: bytes) -> bytes:
     return BLOCK_RECEIPTS_PREFIX + encode_number(number) + block_hash
+
+
+def block_access_list_key(number: int, block_hash: bytes) -> bytes:
+    return BLOCK_ACCESS_LIST_PREFIX + encode_number(number) + block_hash
 
 
 def tx_lookup_key(tx_hash: bytes) -> bytes:

@@ -38,38 +38,21 @@ from eth.exceptions import (
 )
 from eth.vm.execution_context import ExecutionContext
 from eth.vm.interrupt import EVMMissingData
-from eth_utils import to_checksum_address
 
 from ethnode.core.chainconfig import ChainConfig
-from ethnode.core.eip4844 import GAS_PER_BLOB
 from ethnode.core.execution.api import (
     CallMessage,
-    CallPreconditionError,
     CallResult,
     CallTimeoutError,
     ExecutionError,
-    IntrinsicGasError,
     VMErrorKind,
 )
+from ethnode.core.execution.precheck import CallRules, floor_data_gas, intrinsic_gas, pre_check
 from ethnode.core.execution.pyevm.db import atomic_db
 from ethnode.core.execution.pyevm.forks import SUPPORTED_FORKS, Fork
 from ethnode.core.state.database import StateDatabase
 from ethnode.core.types.header import Header
 
-# geth params/protocol_params.go
-TX_GAS = 21_000
-TX_GAS_CONTRACT_CREATION = 53_000  # from Homestead
-TX_DATA_ZERO_GAS = 4
-TX_DATA_NON_ZERO_GAS_FRONTIER = 68
-TX_DATA_NON_ZERO_GAS_EIP2028 = 16  # from Istanbul
-INIT_CODE_WORD_GAS = 2  # EIP-3860, from Shanghai
-ACCESS_LIST_ADDRESS_GAS = 2_400  # EIP-2930
-ACCESS_LIST_STORAGE_KEY_GAS = 1_900
-TX_COST_FLOOR_PER_TOKEN = 10  # EIP-7623, from Prague
-TX_TOKEN_PER_NON_ZERO_BYTE = 4
-MAX_INIT_CODE_SIZE = 49_152  # EIP-3860: 2 * 24576
-MAX_UINT256 = 2**256 - 1
-BLOB_HASH_VERSION_KZG = 0x01
 BLOB_TX_TYPE = 3
 DYNAMIC_FEE_TX_TYPE = 2
 STACK_LIMIT = 1024
@@ -79,47 +62,17 @@ STACK_LIMIT = 1024
 _DEADLINE_OPCODES = (0x56, 0x57, 0xF0, 0xF1, 0xF2, 0xF4, 0xF5, 0xFA)
 
 
-class _Rules:
-    """Which fork rules apply, by name order (geth ``params.Rules``)."""
+def _rules(fork: Fork) -> CallRules:
+    """The call rules of a py-evm fork, by name order (geth ``params.Rules``)."""
+    order = SUPPORTED_FORKS.index(fork.name)
 
-    def __init__(self, fork: Fork) -> None:
-        order = SUPPORTED_FORKS.index(fork.name)
+    def at_least(name: str) -> bool:
+        return order >= SUPPORTED_FORKS.index(name)
 
-        def at_least(name: str) -> bool:
-            return order >= SUPPORTED_FORKS.index(name)
-
-        self.homestead = at_least("homestead")
-        self.istanbul = at_least("istanbul")
-        self.berlin = at_least("berlin")
-        self.london = at_least("london")
-        self.shanghai = fork.shanghai
-        self.cancun = fork.cancun
-        self.prague = fork.prague
-
-
-def intrinsic_gas(message: CallMessage, rules: _Rules) -> tuple[int, int]:
-    """geth ``IntrinsicGas``: (total, the EIP-3860 initcode part py-evm charges inside the frame)."""
-    create = message.to is None
-    gas = TX_GAS_CONTRACT_CREATION if create and rules.homestead else TX_GAS
-    data = message.data
-    initcode = 0
-    if data:
-        zeros = data.count(0)
-        non_zero_gas = TX_DATA_NON_ZERO_GAS_EIP2028 if rules.istanbul else TX_DATA_NON_ZERO_GAS_FRONTIER
-        gas += (len(data) - zeros) * non_zero_gas + zeros * TX_DATA_ZERO_GAS
-        if create and rules.shanghai:
-            initcode = (len(data) + 31) // 32 * INIT_CODE_WORD_GAS
-            gas += initcode
-    for _, keys in message.access_list or ():
-        gas += ACCESS_LIST_ADDRESS_GAS + len(keys) * ACCESS_LIST_STORAGE_KEY_GAS
-    return gas, initcode
-
-
-def floor_data_gas(data: bytes) -> int:
-    """geth ``FloorDataGas`` (EIP-7623): the least a tx with this calldata pays from Prague on."""
-    zeros = data.count(0)
-    tokens = zeros + (len(data) - zeros) * TX_TOKEN_PER_NON_ZERO_BYTE
-    return TX_GAS + tokens * TX_COST_FLOOR_PER_TOKEN
+    return CallRules(
+        homestead=at_least("homestead"), istanbul=at_least("istanbul"), berlin=at_least("berlin"),
+        london=at_least("london"), shanghai=fork.shanghai, cancun=fork.cancun, prague=fork.prague,
+    )
 
 
 class _DeadlineExceeded(Exception):
@@ -204,7 +157,7 @@ def run_call(
     deadline: float | None = None,
 ) -> CallResult:
     """Run ``message`` on the state after ``header`` in ``header``'s block context; nothing is kept."""
-    rules = _Rules(fork)
+    rules = _rules(fork)
     base_fee = header.base_fee
     if base_fee is not None and message.gas_price == 0:
         base_fee = 0  # geth: lower the base fee to 0 so a free call keeps basefee <= feecap
@@ -235,72 +188,13 @@ def run_call(
         raise CallTimeoutError(f"call at block #{header.number} ran past its deadline") from None
 
 
-def _pre_check(state: Any, rules: _Rules, message: CallMessage) -> tuple[int, int]:
-    """geth ``preCheck`` + ``buyGas`` + the intrinsic and floor checks, in call mode and in geth's order."""
-    sender = to_checksum_address(message.sender)
-    fee_cap, tip_cap = message.gas_fee_cap, message.gas_tip_cap
-    if rules.london and (fee_cap or tip_cap):  # all-zero fee fields skip the checks (geth NoBaseFee)
-        if fee_cap < tip_cap:
-            raise CallPreconditionError(
-                f"max priority fee per gas higher than max fee per gas: address {sender}, "
-                f"maxPriorityFeePerGas: {tip_cap}, maxFeePerGas: {fee_cap}"
-            )
-        base_fee = state.execution_context.base_fee_per_gas
-        if fee_cap < base_fee:
-            raise CallPreconditionError(
-                f"max fee per gas less than block base fee: address {sender}, maxFeePerGas: {fee_cap}, "
-                f"baseFee: {base_fee}"
-            )
-    if message.access_list is not None and not rules.berlin:
-        raise CallPreconditionError(f"transaction type not supported: access list tx (sender {sender})")
-    blob_gas = 0
-    if message.blob_hashes is not None:
-        if not rules.cancun:
-            raise CallPreconditionError(f"transaction type not supported: blob tx (sender {sender})")
-        if message.to is None:
-            raise CallPreconditionError("blob transaction of type create")
-        if not message.blob_hashes:
-            raise CallPreconditionError("blob transaction missing blob hashes")
-        for i, blob_hash in enumerate(message.blob_hashes):
-            if blob_hash[:1] != bytes((BLOB_HASH_VERSION_KZG,)):
-                raise CallPreconditionError(f"blob {i} has invalid hash version")
-        blob_gas = GAS_PER_BLOB * len(message.blob_hashes)
-    blob_fee_cap = message.blob_fee_cap or 0
-    if blob_gas and blob_fee_cap:
-        blob_base_fee = state.blob_base_fee
-        if blob_fee_cap < blob_base_fee:
-            raise CallPreconditionError(
-                f"max fee per blob gas less than block blob gas fee: address {sender} blobGasFeeCap: "
-                f"{blob_fee_cap}, blobBaseFee: {blob_base_fee}"
-            )
-    if message.to is None and rules.shanghai and len(message.data) > MAX_INIT_CODE_SIZE:
-        raise CallPreconditionError(
-            f"max initcode size exceeded: code size {len(message.data)} limit {MAX_INIT_CODE_SIZE}"
-        )
-    # buyGas: the balance must cover gas at the fee cap, the value and the blob fee cap.
-    want = message.gas * fee_cap + message.value + blob_gas * blob_fee_cap
-    paid = message.gas * message.gas_price + blob_gas * (state.blob_base_fee if blob_gas else 0)
-    if want > MAX_UINT256 or paid > MAX_UINT256:
-        raise CallPreconditionError(
-            f"insufficient funds for gas * price + value: address {sender} required balance exceeds 256 bits"
-        )
-    have = state.get_balance(message.sender)
-    if have < want:
-        raise CallPreconditionError(f"insufficient funds for gas * price + value: address {sender} have {have} "
-                                    f"want {want}")
-    total, initcode = intrinsic_gas(message, rules)
-    if message.gas < total:
-        raise IntrinsicGasError(f"intrinsic gas too low: have {message.gas}, want {total}")
-    if rules.prague:
-        floor = floor_data_gas(message.data)
-        if message.gas < floor:
-            raise CallPreconditionError(f"insufficient gas for floor data gas cost: have {message.gas}, want {floor}")
-    if message.value and have - paid < message.value:
-        raise CallPreconditionError(f"insufficient funds for transfer: address {sender}")
-    return total, initcode
+def _pre_check(state: Any, rules: CallRules, message: CallMessage) -> tuple[int, int]:
+    return pre_check(
+        message, rules, state.execution_context.base_fee_per_gas or 0, lambda: state.blob_base_fee, state.get_balance
+    )
 
 
-def _execute(state: Any, fork: Fork, rules: _Rules, message: CallMessage, message_intrinsic_gas: int) -> CallResult:
+def _execute(state: Any, fork: Fork, rules: CallRules, message: CallMessage, message_intrinsic_gas: int) -> CallResult:
     """Buy gas, run the frame, settle refunds, as the fork's transaction executor does for a tx."""
     tx = _CallTx(message, message_intrinsic_gas)
     executor = state.get_transaction_executor()

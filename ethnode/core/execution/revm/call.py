@@ -1,0 +1,125 @@
+"""eth_call on revm: geth's pre-call checks here, the message in the Rust ``RevmCall``.
+
+The block context is the block's own, with geth's call-mode tweaks: the base fee reads 0
+for a call that pays no gas price (so a free call keeps basefee <= feecap) and BLOBBASEFEE
+reads 0 when the call gives no blob fee cap. Failures are worded as geth's ``core/vm``
+errors, which is what eth_call returns.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ethnode.core.eip4844 import blob_base_fee, latest_blob_config
+from ethnode.core.execution.api import (
+    BlockEnv,
+    CallMessage,
+    CallResult,
+    CallTimeoutError,
+    ExecutionError,
+    VMErrorKind,
+)
+from ethnode.core.execution.precheck import CallRules, pre_check
+from ethnode.core.execution.revm.spec import blob_params
+from ethnode.core.types.header import Header
+
+if TYPE_CHECKING:
+    from ethnode.core.execution.revm.executor import RevmExecutor
+
+STACK_LIMIT = 1024
+
+# revm halt names (call.rs ``halt_name``) -> (kind, geth's text)
+_HALTS = {
+    "out_of_gas": (VMErrorKind.OUT_OF_GAS, "out of gas"),
+    "invalid_fe": (VMErrorKind.INVALID_OPCODE, "invalid opcode: INVALID"),
+    "invalid_jump": (VMErrorKind.OTHER, "invalid jump destination"),
+    "stack_overflow": (VMErrorKind.OTHER, f"stack limit reached {STACK_LIMIT} ({STACK_LIMIT - 1})"),
+    "out_of_offset": (VMErrorKind.OTHER, "return data out of bounds"),
+    "create_collision": (VMErrorKind.OTHER, "contract address collision"),
+    "code_size_limit": (VMErrorKind.OTHER, "max code size exceeded"),
+    "starts_with_ef": (VMErrorKind.OTHER, "invalid code: must not begin with 0xef"),
+    "initcode_size_limit": (VMErrorKind.OTHER, "max initcode size exceeded"),
+    "write_protection": (VMErrorKind.OTHER, "write protection"),
+    "out_of_funds": (VMErrorKind.OTHER, "insufficient balance for transfer"),
+    "call_too_deep": (VMErrorKind.OTHER, "max call depth exceeded"),
+    "nonce_overflow": (VMErrorKind.OTHER, "nonce uint64 overflow"),
+}
+
+
+def _stack_inputs(opcode: int) -> int:
+    """How many stack items ``opcode`` needs (for geth's "stack underflow (have <=> need)")."""
+    from ethnode.core.execution.revm.opcodes import STACK_INPUTS
+
+    return STACK_INPUTS.get(opcode, 1)
+
+
+def run_call(
+    executor: RevmExecutor,
+    header: Header,
+    message: CallMessage,
+    fee_recipient: bytes | None,
+    deadline: float | None,
+) -> CallResult:
+    from ethnode import _rust
+
+    config = executor.config
+    rules = CallRules.for_block(config, header.number, header.time)
+    base_fee = header.base_fee
+    if base_fee is not None and message.gas_price == 0:
+        base_fee = 0
+    env = replace(BlockEnv.from_header(header, fee_recipient), base_fee=base_fee)
+    parent_hash = header.parent_hash
+    blob = blob_params(config, header.number, header.time)
+    zero_blob_fee = message.blob_fee_cap == 0
+
+    def blob_fee() -> int:
+        if zero_blob_fee:
+            return 0
+        bcfg = latest_blob_config(config, header.time)
+        return blob_base_fee(bcfg, header.excess_blob_gas or 0) if bcfg else 1
+
+    parent = executor._get_header(parent_hash, header.number - 1) if header.number else None
+    hashes = executor.block_hash_source(parent) if parent is not None else (lambda n: None)
+    try:
+        call = _rust.RevmCall(executor.state_db.get, header.state_root, executor._forks, config.chain_id, hashes)
+
+        def balance_of(address: bytes) -> int:
+            return int.from_bytes(call.balance(address), "big")
+
+        pre_check(message, rules, base_fee or 0, blob_fee, balance_of)
+        timeout = None if deadline is None else deadline - time.monotonic()
+        msg = (
+            message.sender, message.to, message.value.to_bytes(32, "big"), message.data, message.gas,
+            message.gas_price,
+            None if message.access_list is None else [(a, list(keys)) for a, keys in message.access_list],
+            None if message.blob_hashes is None else list(message.blob_hashes),
+            message.blob_fee_cap or 0,
+        )
+        status, output, used, peak, error, opcode, stack_len = call.run(
+            executor.env_args(env, parent_hash), blob, msg, zero_blob_fee, timeout
+        )
+    except _rust.EvmStateError as exc:
+        raise ExecutionError(f"call at block #{header.number}: state data missing from the database ({exc})") from None
+    if status == "timeout":
+        raise CallTimeoutError(f"call at block #{header.number} ran past its deadline")
+    if status == "ok":
+        return CallResult(bytes(output), used, peak)
+    if status == "revert":
+        return CallResult(bytes(output), used, peak, VMErrorKind.REVERT, "execution reverted")
+    kind, text = _halt(error, opcode, stack_len)
+    return CallResult(b"", used, peak, kind, text)
+
+
+def _halt(error: str, opcode: int, stack_len: int) -> tuple[VMErrorKind, str]:
+    if error in _HALTS:
+        return _HALTS[error]
+    if error in ("opcode_not_found", "not_activated"):
+        return VMErrorKind.INVALID_OPCODE, f"invalid opcode: opcode {opcode:#x} not defined"
+    if error == "stack_underflow":
+        return VMErrorKind.OTHER, f"stack underflow ({stack_len} <=> {_stack_inputs(opcode)})"
+    return VMErrorKind.OTHER, error.removeprefix("other: ")
+
+
+__all__ = ["run_call"]

@@ -1,0 +1,317 @@
+"""``RevmExecutor``: blocks executed by revm (through alloy-evm's block executor) in the Rust crate.
+
+The seam is one call per batch of txs: ``RevmBlock`` (Rust) opens the parent state, runs the
+fork's system calls, applies a whole block's txs in one ``apply`` and computes the roots in
+``finish``, handing back the new trie nodes and code for the block's batch. State is read by
+walking the stored tries in Rust; only node fetches reach Python, through the shared
+``StateDatabase`` cache. Receipts and roots of receipts stay Python's (the same code for both
+engines, so their outputs are comparable byte for byte).
+
+Two kinds of block still go to py-evm, which handles them exactly: blocks before Byzantium
+(their receipts carry an intermediate state root per tx, which revm's bundle cannot give
+without re-hashing the trie after every tx) and clique chains (alloy-evm pays ethash block
+rewards to every pre-merge block; clique pays none).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from ethnode.core.chainconfig import ChainConfig
+from ethnode.core.eip4844 import GAS_PER_BLOB, latest_blob_config, max_blob_gas_per_block
+from ethnode.core.errors import BlockValidationError
+from ethnode.core.execution.api import (
+    BlockEnv,
+    BlockResult,
+    CallMessage,
+    CallResult,
+    ExecutionError,
+    MissingParentStateError,
+    TxExecutionError,
+    UnsupportedForkError,
+)
+from ethnode.core.execution.revm.spec import (
+    UNSUPPORTED_TIME_FORKS,
+    blob_params,
+    engine_version,
+    fork_schedule,
+    is_merged,
+)
+from ethnode.core.execution.system import requests_hash
+from ethnode.core.state.database import StateDatabase
+from ethnode.core.types.block import Block
+from ethnode.core.types.header import Header
+from ethnode.core.types.receipt import Log, Receipt, create_bloom, receipts_root
+from ethnode.core.types.transaction import Transaction
+from ethnode.core.types.withdrawal import Withdrawal
+
+log = logging.getLogger("ethnode.core.execution")
+
+BLOCKHASH_WINDOW = 256
+
+HeaderSource = Any  # Callable[[bytes, int], Header | None]
+
+
+def _rust() -> Any:
+    from ethnode import _rust
+
+    return _rust
+
+
+class RevmExecutor:
+    """Executes blocks of one chain (its config, its state database) with revm."""
+
+    name = "revm"
+
+    def __init__(self, config: ChainConfig, state_db: StateDatabase, get_header: HeaderSource) -> None:
+        self.config = config
+        self.state_db = state_db
+        self._get_header = get_header
+        self.version = engine_version()
+        self._forks = fork_schedule(config)
+        # geth matches deposit logs against the configured address, the zero address when unset
+        # (alloy-evm would fall back to mainnet's contract).
+        self._deposit = config.deposit_contract_address or bytes(20)
+        self._pyevm: Any = None  # the twin, for the blocks revm is not given (see module docs)
+
+    # --- the Executor interface --------------------------------------------------------------
+
+    def new_block(self, parent: Header, env: BlockEnv) -> Any:
+        for fork, attr in UNSUPPORTED_TIME_FORKS:
+            at = getattr(self.config, attr)
+            if at is not None and at <= env.time and self.config.is_london(env.number):
+                raise UnsupportedForkError(
+                    f"block #{env.number} is under the {fork} fork, which {self.version} cannot execute "
+                    "(it runs up to amsterdam); import with --noexec to skip execution"
+                )
+        if self._for_pyevm(env):
+            return self._twin().new_block(parent, env)
+        if not self.state_db.has_state(parent.state_root):
+            raise MissingParentStateError(
+                f"state of block #{parent.number} (root 0x{parent.state_root.hex()}) is not in the database: "
+                "blocks up to there were imported without execution (--noexec)"
+            )
+        return RevmBlockBuilder(self, parent, env)
+
+    def execute_block(
+        self,
+        parent: Header,
+        block: Block,
+        senders: Sequence[bytes] | None = None,
+        fee_recipient: bytes | None = None,
+    ) -> BlockResult:
+        env = BlockEnv.from_header(block.header, fee_recipient, uncles=block.uncles)
+        builder = self.new_block(parent, env)
+        if not isinstance(builder, RevmBlockBuilder):
+            return self._twin().execute_block(parent, block, senders, fee_recipient)
+        txs = block.transactions
+        builder.apply_batch(txs, senders)
+        return builder.finish(block.withdrawals)
+
+    def apply_transactions(
+        self,
+        parent: Header,
+        txs: Sequence[Transaction],
+        env: BlockEnv,
+        withdrawals: Sequence[Withdrawal] | None = None,
+        *,
+        skip_invalid: bool = False,
+    ) -> BlockResult:
+        builder = self.new_block(parent, env)
+        if not isinstance(builder, RevmBlockBuilder):
+            return self._twin().apply_transactions(parent, txs, env, withdrawals, skip_invalid=skip_invalid)
+        builder.apply_batch(txs, None, skip_invalid=skip_invalid)
+        return builder.finish(withdrawals)
+
+    def call(
+        self,
+        header: Header,
+        message: CallMessage,
+        *,
+        fee_recipient: bytes | None = None,
+        deadline: float | None = None,
+    ) -> CallResult:
+        from ethnode.core.execution.revm.call import run_call
+
+        if not self.state_db.has_state(header.state_root):
+            raise MissingParentStateError(
+                f"state of block #{header.number} (root 0x{header.state_root.hex()}) is not in the database"
+            )
+        return run_call(self, header, message, fee_recipient, deadline)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _for_pyevm(self, env: BlockEnv) -> bool:
+        config = self.config
+        if config.clique is not None:
+            return True
+        byzantium = config.byzantium_block
+        return byzantium is None or env.number < byzantium
+
+    def _twin(self) -> Any:
+        if self._pyevm is None:
+            from ethnode.core.execution.pyevm import PyEVMExecutor
+
+            self._pyevm = PyEVMExecutor(self.config, self.state_db, self._get_header)
+        return self._pyevm
+
+    def block_hash_source(self, parent: Header) -> Any:
+        """``number -> hash`` for BLOCKHASH in the child of ``parent`` (walks back only when asked)."""
+        known: dict[int, bytes] = {parent.number: parent.hash}
+        oldest = [parent]
+
+        def get(number: int) -> bytes | None:
+            if number in known:
+                return known[number]
+            if number > parent.number or number < parent.number + 1 - BLOCKHASH_WINDOW:
+                return None
+            header = oldest[0]
+            while header.number > number:
+                prev = self._get_header(header.parent_hash, header.number - 1)
+                if prev is None:
+                    return None
+                header = prev
+                known[header.number] = header.hash
+            oldest[0] = header
+            return known.get(number)
+
+        return get
+
+    def env_args(self, env: BlockEnv, parent_hash: bytes) -> tuple[object, ...]:
+        """``env`` as the Rust side takes it."""
+        return (
+            env.number, env.time, env.gas_limit, env.fee_recipient, env.difficulty, env.mix_digest,
+            env.base_fee, env.excess_blob_gas, env.parent_beacon_root, parent_hash, is_merged(self.config, env),
+        )
+
+    def open(
+        self, parent_root: bytes, env: BlockEnv, parent_hash: bytes, block_hash: Any, uncles: Sequence[Header] = ()
+    ) -> Any:
+        """A Rust ``RevmBlock`` for ``env`` on the state at ``parent_root``."""
+        config = self.config
+        rust = _rust()
+        args = self.env_args(env, parent_hash)
+        try:
+            return rust.RevmBlock(
+                self.state_db.get, parent_root, self._forks, config.chain_id, self._deposit, args,
+                blob_params(config, env.number, env.time), block_hash, [u.encode() for u in uncles],
+            )
+        except rust.EvmStateError as exc:
+            raise ExecutionError(f"block #{env.number}: state data missing from the database ({exc})") from None
+        except rust.EvmBlockError as exc:
+            raise BlockValidationError(f"block #{env.number}: {exc}") from None
+
+
+class RevmBlockBuilder:
+    """One block in execution on revm (see ``ethnode.core.execution.api.BlockBuilder``)."""
+
+    def __init__(self, executor: RevmExecutor, parent: Header, env: BlockEnv) -> None:
+        self._executor = executor
+        self.config = executor.config
+        self.parent = parent
+        self.env = env
+        self.gas_used = 0
+        self.blob_gas_used = 0
+        self.receipts: list[Receipt] = []
+        self.transactions: list[Transaction] = []
+        bcfg = latest_blob_config(self.config, env.time)
+        self._max_blob_gas = max_blob_gas_per_block(self.config, env.time) if bcfg else 6 * GAS_PER_BLOB
+        self._finished = False
+        self._block = executor.open(
+            parent.state_root, env, parent.hash, executor.block_hash_source(parent), env.uncles
+        )
+
+    def apply_transaction(self, tx: Transaction, sender: bytes | None = None) -> Receipt:
+        self.apply_batch([tx], None if sender is None else [sender])
+        return self.receipts[-1]
+
+    def apply_batch(
+        self, txs: Sequence[Transaction], senders: Sequence[bytes] | None, *, skip_invalid: bool = False
+    ) -> None:
+        """Apply ``txs`` in one call into revm; a tx that cannot be applied raises (or is skipped)."""
+        if self._finished:
+            raise ExecutionError("block builder already finished")
+        rust = _rust()
+        pending = list(txs)
+        senders = list(senders) if senders is not None else [tx.sender for tx in pending]  # type: ignore[attr-defined]
+        while pending:
+            # The block's blob gas cap is checked here (geth's gas pool does), before revm sees the tx.
+            batch: list[Transaction] = []
+            blob_gas = self.blob_gas_used
+            for tx in pending:
+                need = len(tx.blob_hashes) * GAS_PER_BLOB
+                if need and blob_gas + need > self._max_blob_gas:
+                    break
+                blob_gas += need
+                batch.append(tx)
+            if batch:
+                try:
+                    outcomes = self._block.apply([tx.canonical for tx in batch], senders[: len(batch)], skip_invalid)
+                except rust.EvmStateError as exc:
+                    raise self._missing_state(exc) from None
+                for tx, outcome in zip(batch, outcomes, strict=False):
+                    if isinstance(outcome, str):
+                        if not skip_invalid:
+                            raise TxExecutionError(len(self.receipts), tx.hash, outcome)
+                        continue
+                    status, cumulative, logs = outcome
+                    self.gas_used = cumulative
+                    self.blob_gas_used += len(tx.blob_hashes) * GAS_PER_BLOB
+                    self.receipts.append(
+                        Receipt(tx.type, status, cumulative, [Log(a, list(t), d) for a, t, d in logs])  # type: ignore[attr-defined]
+                    )
+                    self.transactions.append(tx)
+            rest = pending[len(batch):]
+            senders = senders[len(batch):]
+            if not rest:
+                return
+            tx = rest[0]
+            need = len(tx.blob_hashes) * GAS_PER_BLOB
+            left = self._max_blob_gas - self.blob_gas_used
+            if not skip_invalid:
+                raise TxExecutionError(
+                    len(self.receipts), tx.hash, f"blob gas limit reached (tx blob gas {need}, block has {left} left)"
+                )
+            pending, senders = rest[1:], senders[1:]
+
+    def _missing_state(self, exc: Exception) -> ExecutionError:
+        return ExecutionError(f"block #{self.env.number}: state data missing from the database ({exc})")
+
+    def finish(self, withdrawals: Sequence[Withdrawal] | None = None) -> BlockResult:
+        if self._finished:
+            raise ExecutionError("block builder already finished")
+        self._finished = True
+        rust = _rust()
+        ws = None if withdrawals is None else [
+            (w.withdrawal_index, w.validator_index, w.address, w.amount) for w in withdrawals  # type: ignore[attr-defined]
+        ]
+        try:
+            gas_used, blob_gas_used, requests, state_root, entries, bal = self._block.finish(ws)
+        except rust.EvmStateError as exc:
+            raise self._missing_state(exc) from None
+        except rust.EvmBlockError as exc:
+            raise BlockValidationError(f"block #{self.env.number}: {exc}") from None
+        overlay = self._executor.state_db.new_overlay()
+        for key, value in entries:
+            overlay.put(key, value)
+        prague = self.config.is_prague(self.env.number, self.env.time)
+        reqs: list[bytes] | None = list(requests) if prague else None
+        receipts = self.receipts
+        return BlockResult(
+            receipts=receipts,
+            gas_used=gas_used,
+            blob_gas_used=blob_gas_used,
+            bloom=create_bloom(receipts),
+            receipts_root=receipts_root(receipts),
+            state_root=state_root,
+            requests=reqs,
+            requests_hash=None if reqs is None else requests_hash(reqs),
+            state=overlay,
+            transactions=self.transactions,
+            block_access_list=bal,
+        )
+
+
+__all__ = ["RevmExecutor", "RevmBlockBuilder"]

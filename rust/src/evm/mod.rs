@@ -1,0 +1,13 @@
+//! Block execution with revm (see `block.rs`), over ethnode's stored state (`state.rs`).
+
+mod block;
+mod call;
+mod nodes;
+mod state;
+
+use pyo3::prelude::*;
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    block::register(m)?;
+    call::register(m)
+}
