@@ -31,6 +31,9 @@ class _Parser(argparse.ArgumentParser):
 def _cmd_version(args: argparse.Namespace) -> int:
     print(f"ethnode {ethnode.__version__}")
     print(f"python {sys.version.split()[0]}")
+    from ethnode.core.execution import engine_description
+
+    engine = engine_description()  # also records the execution backend listed below
     for path, backend in sorted(ethnode.backends().items()):
         print(f"{path}: {backend.describe()}")
     mod, error = rust_module()
@@ -38,6 +41,7 @@ def _cmd_version(args: argparse.Namespace) -> int:
         print(f"rust module: loaded (ethnode._rust {mod.version()})")
     else:
         print(f"rust module: not loaded ({error})")
+    print(f"execution engine: {engine}")
     return 0
 
 

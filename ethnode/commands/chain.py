@@ -9,7 +9,7 @@ command with one ``Fatal:`` line naming the block and the reason; every block be
 stays imported.
 
 Import checks every header and body rule of the fork (see ``ethnode.core.blockchain``)
-and executes every block (py-evm): gas used, bloom, receipts root, requests hash and
+and executes every block (revm, or py-evm on a pure install): gas used, bloom, receipts root, requests hash and
 state root must match the header, and receipts are stored. ``--noexec`` skips
 execution (header/body rules only, no state, no receipts) and logs a warning saying so.
 """

@@ -60,6 +60,19 @@ def default_engine() -> str:
     return PYEVM if error else REVM
 
 
+def engine_description() -> str:
+    """The default engine with its release, for ``ethnode-fast version`` ("revm 43.0.3, ...")."""
+    if default_engine() == REVM:
+        from ethnode.core.execution.revm.spec import engine_version
+
+        return engine_version()
+    try:
+        from ethnode.core.execution.pyevm.forks import engine_version as pyevm_version
+    except ModuleNotFoundError as exc:
+        return f"py-evm not installed (missing module {exc.name}): only --noexec works"
+    return f"{pyevm_version()} (runs up to prague)"
+
+
 def create_executor(
     config: ChainConfig,
     state_db: StateDatabase,
@@ -106,6 +119,7 @@ __all__ = [
     "CallTimeoutError",
     "create_executor",
     "default_engine",
+    "engine_description",
     "compiled_engine_error",
     "REVM",
     "PYEVM",

@@ -361,8 +361,8 @@ fn block_error(msg: &str) -> PyErr {
 
 /// revm's crate version, for `ethnode-fast version` and the import log line.
 #[pyfunction]
-pub fn revm_version() -> &'static str {
-    "revm 43.0.3, alloy-evm 0.39.0"
+pub fn revm_version() -> String {
+    format!("revm {}, alloy-evm {}", env!("ETHNODE_REVM_VERSION"), env!("ETHNODE_ALLOY_EVM_VERSION"))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

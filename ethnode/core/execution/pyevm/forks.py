@@ -82,7 +82,8 @@ def fork_for(config: ChainConfig, number: int, time: int, difficulty: int) -> Fo
         if t is not None and t <= time and config.is_london(number):
             raise UnsupportedForkError(
                 f"block #{number} is under the {name} fork, which {engine_version()} cannot execute "
-                f"(it runs up to prague); import with --noexec to skip execution"
+                f"(it runs up to prague): install ethnode with its Rust extension (the revm engine; "
+                f"`ethnode-fast version` shows it), or import with --noexec to skip execution"
             )
     if config.dao_fork_support and config.dao_fork_block == number:
         raise UnsupportedForkError(
