@@ -11,7 +11,7 @@ from typing import Any
 
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.eth.service import EthereumService
-from ethnode.ethapi.hexutil import data
+from ethnode.rpc.hexutil import data
 from ethnode.p2p.config import join_host_port, split_host_port
 from ethnode.p2p.enode import Node, NodeURLError
 from ethnode.p2p.server import Server

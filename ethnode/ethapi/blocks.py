@@ -14,7 +14,7 @@ from ethnode.core.types.block import Block
 from ethnode.core.types.header import Header
 from ethnode.core.types.transaction import BlobTxWithSidecar
 from ethnode.ethapi.eth import Backend, EthAPI, _block_number
-from ethnode.ethapi.hexutil import arg, data, decode_quantity, hash_arg, quantity
+from ethnode.rpc.hexutil import arg, data, decode_quantity, hash_arg, quantity
 from ethnode.ethapi.marshal import header_fields, receipt_fields, tx_fields
 from ethnode.rpc.jsonrpc import RPCError
 

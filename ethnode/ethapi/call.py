@@ -24,7 +24,7 @@ from ethnode.core.execution import (
     VMErrorKind,
 )
 from ethnode.crypto.keccak import keccak256
-from ethnode.ethapi.hexutil import HexError, data, decode_data, decode_fixed, decode_quantity, json_type
+from ethnode.rpc.hexutil import HexError, data, decode_data, decode_fixed, decode_quantity, json_type
 from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError, server_error
 
 RPC_GAS_CAP = 50_000_000  # geth --rpc.gascap default

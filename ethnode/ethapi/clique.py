@@ -12,7 +12,7 @@ from typing import Any
 from ethnode.consensus.clique.api import CliqueAPI
 from ethnode.errors import EthnodeError
 from ethnode.ethapi.eth import MAX_INT64, _block_number
-from ethnode.ethapi.hexutil import HexError, address_arg, arg, decode_data, decode_quantity, hash_arg
+from ethnode.rpc.hexutil import HexError, address_arg, arg, decode_data, decode_quantity, hash_arg
 from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError, server_error
 
 

@@ -49,7 +49,7 @@ from ethnode.ethapi.call import (
     go_duration,
 )
 from ethnode.ethapi.gasprice import FeeHistoryError, GasPriceOracle
-from ethnode.ethapi.hexutil import (
+from ethnode.rpc.hexutil import (
     address_arg,
     arg,
     data,

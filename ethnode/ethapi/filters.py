@@ -32,7 +32,7 @@ from typing import Any
 from ethnode.core.events import ChainHeadEvent
 from ethnode.core.txpool import NewTxsEvent
 from ethnode.core.types.header import Header
-from ethnode.ethapi.hexutil import data, json_type
+from ethnode.rpc.hexutil import data, json_type
 from ethnode.ethapi.logfilter import (
     EARLIEST,
     ERR_INVALID_BLOCK_RANGE,

@@ -28,7 +28,7 @@ from ethnode.core.types.transaction import (
     Transaction,
 )
 from ethnode.crypto.keccak import keccak256
-from ethnode.ethapi.hexutil import data, quantity
+from ethnode.rpc.hexutil import data, quantity
 
 
 def header_fields(header: Header) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ethnode.ethapi.hexutil import quantity
+from ethnode.rpc.hexutil import quantity
 from ethnode.p2p.server import Server
 from ethnode.rpc.jsonrpc import RPCError
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ethnode.core.blockchain import BlockChain
 from ethnode.core.txpool import TxPool
-from ethnode.ethapi.hexutil import address_arg, checksum_address, quantity
+from ethnode.rpc.hexutil import address_arg, checksum_address, quantity
 from ethnode.ethapi.marshal import _inner, tx_fields
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ethnode.crypto.keccak import keccak256
-from ethnode.ethapi.hexutil import data, data_arg
+from ethnode.rpc.hexutil import data, data_arg
 
 
 class Web3API:

@@ -25,7 +25,8 @@ from ethnode.core.eip4844 import GAS_PER_BLOB, calc_excess_blob_gas, max_blob_ga
 from ethnode.core.execution import BlockEnv, BlockResult, TxExecutionError
 from ethnode.core.types.block import Block, derive_tx_root
 from ethnode.core.types.header import EMPTY_UNCLE_HASH, Header
-from ethnode.core.types.transaction import Transaction
+from ethnode.core.types.transaction import BlobTxWithSidecar, Transaction
+from ethnode.core.types.withdrawal import Withdrawal
 from ethnode.errors import EthnodeError
 from ethnode.miner.ordering import TransactionsByPriceAndNonce, unwrap
 from ethnode.trie import EMPTY_ROOT
@@ -73,6 +74,7 @@ class BuiltBlock:
     result: BlockResult
     fees: int  # tips earned, wei
     skipped: list[tuple[bytes, str]] = field(default_factory=list)  # (tx hash, why) of txs left out
+    sidecars: list[Any] = field(default_factory=list)  # blob sidecars of the included blob txs, in order
 
     @property
     def header(self) -> Header:
@@ -145,24 +147,45 @@ def build_block(
     ``chain`` is a ``BlockChain`` with an executor; ``txpool`` anything with geth's
     ``pending(min_tip, base_fee)``. ``engine`` defaults to the chain's.
     """
-    executor = chain.executor
-    if executor is None:
-        raise BuildError("building blocks needs block execution (the node runs with --noexec)")
     sealer = engine if engine is not None else sealing_engine(chain)
     parent = chain.current_block
     header = with_time_fork_fields(
         chain.config, parent, sealer.prepare(chain, new_header(chain, parent, config, clock()))
     )
-    env = BlockEnv.from_header(header, fee_recipient=config.etherbase)
+    withdrawals = [] if header.withdrawals_root is not None else None
+    return fill_block(chain, txpool, config, parent, header, withdrawals, fee_recipient=config.etherbase)
+
+
+def fill_block(
+    chain: BlockChain,
+    txpool: Any,
+    config: MinerConfig,
+    parent: Header,
+    header: Header,
+    withdrawals: list[Withdrawal] | None,
+    *,
+    fee_recipient: bytes | None = None,
+    no_txs: bool = False,
+) -> BuiltBlock:
+    """Execute ``header``'s block on ``parent``: pool txs (unless ``no_txs``), then ``withdrawals``.
+
+    ``fee_recipient`` collects the tips (default the header's coinbase; Clique's signer is not
+    its coinbase, which carries votes). Returns the block with every root filled in.
+    """
+    executor = chain.executor
+    if executor is None:
+        raise BuildError("building blocks needs block execution (the node runs with --noexec)")
+    env = BlockEnv.from_header(header, fee_recipient=fee_recipient)
     builder = executor.new_block(parent, env)
-    order = TransactionsByPriceAndNonce(txpool.pending(min_tip=config.min_tip, base_fee=header.base_fee),
-                                        header.base_fee)
-    max_blob_gas = max_blob_gas_per_block(chain.config, header.time) if header.excess_blob_gas is not None else 0
-    state = chain.state_at(parent)
-    nonces: dict[bytes, int] = {}
     txs: list[Transaction] = []
     skipped: list[tuple[bytes, str]] = []
+    sidecars: list[Any] = []
     fees = 0
+    pending = {} if no_txs or txpool is None else txpool.pending(min_tip=config.min_tip, base_fee=header.base_fee)
+    order = TransactionsByPriceAndNonce(pending, header.base_fee)
+    max_blob_gas = max_blob_gas_per_block(chain.config, header.time) if header.excess_blob_gas is not None else 0
+    state = chain.state_at(parent) if pending else None
+    nonces: dict[bytes, int] = {}
     while header.gas_limit - builder.gas_used >= TX_GAS:
         best = order.peek()
         if best is None:
@@ -181,6 +204,7 @@ def build_block(
             continue
         expected = nonces.get(sender)
         if expected is None:
+            assert state is not None
             expected = nonces[sender] = state.nonce(sender)
         nonce: int = tx.nonce  # type: ignore[attr-defined]
         if nonce < expected:  # included meanwhile (geth ErrNonceTooLow): the sender's next may fit
@@ -202,17 +226,19 @@ def build_block(
         nonces[sender] = expected + 1
         fees += (builder.gas_used - used_before) * tip
         txs.append(tx)
+        if blob_gas and isinstance(pooled, BlobTxWithSidecar):
+            sidecars.append(pooled.sidecar)
         order.shift()
-    withdrawals = [] if header.withdrawals_root is not None else None
     result = builder.finish(withdrawals)
     header = result.fill_header(header.replace(tx_root=derive_tx_root(tx.canonical for tx in txs)))
     if skipped:
         log.debug("Left %d txs out of block #%d: %s", len(skipped), header.number,
                   "; ".join(f"0x{h.hex()[:12]}: {why}" for h, why in skipped[:8]))
-    return BuiltBlock(Block.new(header, txs, (), withdrawals), result, fees, skipped)
+    return BuiltBlock(Block.new(header, txs, (), withdrawals), result, fees, skipped, sidecars)
 
 
 __all__ = [
-    "BuildError", "BuiltBlock", "MinerConfig", "SealingEngine", "build_block", "calc_gas_limit", "new_header",
+    "BuildError", "BuiltBlock", "MinerConfig", "SealingEngine", "build_block", "fill_block", "calc_gas_limit",
+    "new_header",
     "sealing_engine", "DEFAULT_GAS_CEIL", "DEFAULT_MIN_TIP", "TX_GAS",
 ]
