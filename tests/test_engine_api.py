@@ -321,7 +321,8 @@ def test_the_service_chain_posts_on_the_nodes_bus() -> None:
             assert isinstance(svc, EthereumService)
             h20 = chain.get_canonical_hash(20)
             assert h20 is not None
-            assert EngineAPI(svc.chain).forkchoice_updated(fcu(h20)["params"][0])["payloadStatus"]["status"] == "VALID"
+            reply = EngineAPI(svc.chain).forkchoice_updated_v3(fcu(h20)["params"][0])
+            assert reply["payloadStatus"]["status"] == "VALID"
             assert heads.queue.qsize() == 1  # posted once, synchronously, by the chain
             assert (await asyncio.wait_for(heads.get(), 5)).header.hash == h20
         finally:

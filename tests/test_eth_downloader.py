@@ -401,10 +401,10 @@ def test_forkchoice_naming_an_unknown_head_starts_a_sync_to_it() -> None:
         dl = _downloader(chain, FakePeer("a", blocks))
         api = EngineAPI(chain)
         api.on_unknown_head = dl.sync_to
-        assert api.forkchoice_updated(state)["payloadStatus"]["status"] == "SYNCING"
+        assert api.forkchoice_updated_v3(state)["payloadStatus"]["status"] == "SYNCING"
         await asyncio.gather(*dl._tasks)
         assert chain.current_block.hash == blocks[500].hash  # the named head, not the peer's 600
-        assert api.forkchoice_updated(state)["payloadStatus"]["status"] == "VALID"
+        assert api.forkchoice_updated_v3(state)["payloadStatus"]["status"] == "VALID"
         await dl.stop()
 
     run_checked(scenario)

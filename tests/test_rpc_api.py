@@ -29,9 +29,9 @@ from ethnode.core.eip1559 import calc_base_fee
 from ethnode.core.types.transaction import LegacyTx
 from ethnode.crypto.keys import PrivateKey
 from ethnode.eth.downloader.downloader import SyncProgress
-from ethnode.rpc.hexutil import checksum_address
 from ethnode.rpc.api import API, camel, collect_methods, methods_of
 from ethnode.rpc.endpoint import host_allowed
+from ethnode.rpc.hexutil import checksum_address
 
 H = "0x"
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.eth.service import EthereumService
-from ethnode.rpc.hexutil import data
 from ethnode.p2p.config import join_host_port, split_host_port
 from ethnode.p2p.enode import Node, NodeURLError
 from ethnode.p2p.server import Server
+from ethnode.rpc.hexutil import data
 from ethnode.rpc.jsonrpc import RPCError
 
 SERVER_ERROR = -32000

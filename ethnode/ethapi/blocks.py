@@ -14,8 +14,8 @@ from ethnode.core.types.block import Block
 from ethnode.core.types.header import Header
 from ethnode.core.types.transaction import BlobTxWithSidecar
 from ethnode.ethapi.eth import Backend, EthAPI, _block_number
-from ethnode.rpc.hexutil import arg, data, decode_quantity, hash_arg, quantity
 from ethnode.ethapi.marshal import header_fields, receipt_fields, tx_fields
+from ethnode.rpc.hexutil import arg, data, decode_quantity, hash_arg, quantity
 from ethnode.rpc.jsonrpc import RPCError
 
 NOT_FOUND = ("header not found", "header for hash not found")

@@ -49,6 +49,7 @@ from ethnode.ethapi.call import (
     go_duration,
 )
 from ethnode.ethapi.gasprice import FeeHistoryError, GasPriceOracle
+from ethnode.ethapi.marshal import block_fields, contract_address, receipt_fields, tx_fields
 from ethnode.rpc.hexutil import (
     address_arg,
     arg,
@@ -58,7 +59,6 @@ from ethnode.rpc.hexutil import (
     hash_arg,
     quantity,
 )
-from ethnode.ethapi.marshal import block_fields, contract_address, receipt_fields, tx_fields
 from ethnode.rpc.jsonrpc import INVALID_PARAMS, SERVER_ERROR, RPCError, server_error
 
 log = logging.getLogger("ethnode.rpc")

@@ -32,7 +32,6 @@ from typing import Any
 from ethnode.core.events import ChainHeadEvent
 from ethnode.core.txpool import NewTxsEvent
 from ethnode.core.types.header import Header
-from ethnode.rpc.hexutil import data, json_type
 from ethnode.ethapi.logfilter import (
     EARLIEST,
     ERR_INVALID_BLOCK_RANGE,
@@ -52,6 +51,7 @@ from ethnode.ethapi.logfilter import (
     server_error,
 )
 from ethnode.ethapi.marshal import tx_fields
+from ethnode.rpc.hexutil import data, json_type
 
 log = logging.getLogger("ethnode.rpc")
 

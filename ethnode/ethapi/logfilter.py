@@ -19,8 +19,8 @@ from typing import Any
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.types.header import Header
 from ethnode.core.types.receipt import bloom_bits
-from ethnode.rpc.hexutil import HexError, decode_data, decode_quantity, json_type
 from ethnode.ethapi.marshal import log_fields
+from ethnode.rpc.hexutil import HexError, decode_data, decode_quantity, json_type
 from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError, server_error
 
 MAX_TOPICS = 4  # geth maxTopics: topic positions, LOG0..LOG4

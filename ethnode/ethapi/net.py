@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ethnode.rpc.hexutil import quantity
 from ethnode.p2p.server import Server
+from ethnode.rpc.hexutil import quantity
 from ethnode.rpc.jsonrpc import RPCError
 
 SERVER_ERROR = -32000

@@ -12,8 +12,8 @@ from typing import Any
 
 from ethnode.core.blockchain import BlockChain
 from ethnode.core.txpool import TxPool
-from ethnode.rpc.hexutil import address_arg, checksum_address, quantity
 from ethnode.ethapi.marshal import _inner, tx_fields
+from ethnode.rpc.hexutil import address_arg, checksum_address, quantity
 
 
 class TxPoolAPI:

@@ -166,6 +166,25 @@ class TxPool:
         ptx = self._lookup(tx_hash)
         return None if ptx is None else ptx.tx
 
+    def blobs(self, versioned_hashes: Sequence[bytes]) -> list[tuple[bytes, tuple[bytes, ...], int] | None]:
+        """``(blob, proofs, sidecar version)`` per versioned hash the pool holds, else None (engine_getBlobs).
+
+        Version 0 sidecars carry one proof per blob, version 1 (EIP-7594) the blob's cell proofs.
+        """
+        wanted = {h: i for i, h in enumerate(versioned_hashes)}
+        out: list[tuple[bytes, tuple[bytes, ...], int] | None] = [None] * len(versioned_hashes)
+        for ptx in self._blob.all.values():
+            sidecar = getattr(ptx.tx, "sidecar", None)
+            if sidecar is None:
+                continue
+            hashes = ptx.tx.tx.blob_hashes  # type: ignore[union-attr]
+            per_blob = len(sidecar.proofs) // max(1, len(sidecar.blobs))
+            for j, h in enumerate(hashes):
+                i = wanted.get(h)
+                if i is not None and out[i] is None:
+                    out[i] = (sidecar.blobs[j], tuple(sidecar.proofs[j * per_blob:(j + 1) * per_blob]), sidecar.version)
+        return out
+
     def get_metadata(self, tx_hash: bytes) -> tuple[int, int] | None:
         """(type, size on the wire) for announcements (geth GetMetadata)."""
         ptx = self._lookup(tx_hash)

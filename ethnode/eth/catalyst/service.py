@@ -48,7 +48,7 @@ class CatalystService:
         self.ctx = ctx
         self.config = config
         eth = ctx.service(EthereumService)
-        self.api = EngineAPI(eth.chain)
+        self.api = EngineAPI(eth.chain, getattr(eth, "txpool", None))
         self.api.on_unknown_head = eth.downloader.sync_to  # a forkchoice naming a head we lack
         self.server: RPCServer | None = None
 
