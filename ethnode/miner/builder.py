@@ -26,7 +26,7 @@ from ethnode.core.execution import BlockEnv, BlockResult, TxExecutionError
 from ethnode.core.types.block import Block, derive_tx_root
 from ethnode.core.types.header import EMPTY_UNCLE_HASH, Header
 from ethnode.core.types.transaction import BlobTxWithSidecar, Transaction
-from ethnode.core.types.withdrawal import Withdrawal
+from ethnode.core.types.withdrawal import Withdrawal, withdrawals_root
 from ethnode.errors import EthnodeError
 from ethnode.miner.ordering import TransactionsByPriceAndNonce, unwrap
 from ethnode.trie import EMPTY_ROOT
@@ -230,7 +230,10 @@ def fill_block(
             sidecars.append(pooled.sidecar)
         order.shift()
     result = builder.finish(withdrawals)
-    header = result.fill_header(header.replace(tx_root=derive_tx_root(tx.canonical for tx in txs)))
+    header = result.fill_header(header.replace(
+        tx_root=derive_tx_root(tx.canonical for tx in txs),
+        withdrawals_root=None if withdrawals is None else withdrawals_root(withdrawals),
+    ))
     if skipped:
         log.debug("Left %d txs out of block #%d: %s", len(skipped), header.number,
                   "; ".join(f"0x{h.hex()[:12]}: {why}" for h, why in skipped[:8]))
