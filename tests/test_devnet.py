@@ -170,7 +170,7 @@ def check_clique_rpc(node: DevNode) -> None:
 def test_three_node_dev_network(tmp_path: Path, nodes: dict[str, DevNode]) -> None:
     genesis = tmp_path / "dev-genesis.json"
     n1 = DevNode("n1", [
-        "--dev", "--dev.period", str(PERIOD), "--dev.key", DEV_KEY, "--dev.genesis-out", str(genesis),
+        "--dev", "--dev.clique", "--dev.period", str(PERIOD), "--dev.key", DEV_KEY, "--dev.genesis-out", str(genesis),
         "--datadir", str(tmp_path / "n1"), "--port", "0", "--listenaddr", HOST, "--authrpc.port", "0",
         "--eth.versions", "68,69", "--http.port", "0", "--http.api", "eth,net,web3,txpool,admin,clique",
     ], nodes).ready()

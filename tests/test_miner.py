@@ -277,12 +277,30 @@ def test_pool_filter_uses_the_min_tip_and_the_block_base_fee() -> None:
     assert spy.asked == (123, 7 * GWEI // 8)  # block 1's base fee: genesis (1 gwei) was empty
 
 
-def test_dev_chain_in_memory_funds_the_signer() -> None:
-    dev = prepare_dev_chain(None, period=0, key_hex=KEYS[0].to_hex())
-    assert dev.datadir is None and dev.chain is not None and dev.address == ADDRS[0]
+def test_clique_dev_chain_in_memory_funds_the_signer() -> None:
+    dev = prepare_dev_chain(None, period=0, key_hex=KEYS[0].to_hex(), clique=True)
+    assert dev.datadir is None and dev.chain is not None and dev.address == ADDRS[0] and dev.clique
     assert dev.chain.state().balance(ADDRS[0]) == DEV_FAUCET_BALANCE
     assert dev.chain.config.clique is not None and not dev.chain.config.is_shanghai(1, 2**40)
     assert isinstance(dev.chain.engine, Clique) and dev.chain.engine.period == 0
+
+
+def test_pos_dev_chain_is_geths_developer_genesis() -> None:
+    """geth v1.17 DeveloperGenesisBlock: merged at genesis, newest fork the engine runs, system
+    contracts deployed, no extra-data, the faucet at 2^256 - 9."""
+    from ethnode.core.execution import compiled_engine_error
+    from ethnode.core.systemcontracts import SYSTEM_CONTRACTS
+
+    dev = prepare_dev_chain(None, period=3, key_hex=KEYS[0].to_hex())
+    assert dev.chain is not None and not dev.clique and dev.period == 3
+    config = dev.chain.config
+    assert config.terminal_total_difficulty == 0 and config.clique is None and config.chain_id == 1337
+    assert config.is_prague(1, 1) and config.is_osaka(1, 1) == (compiled_engine_error() is None)
+    state = dev.chain.state()
+    assert state.balance(ADDRS[0]) == 2**256 - 9
+    assert all(state.code(a) == c for a, c in SYSTEM_CONTRACTS.items())
+    genesis = dev.chain.genesis
+    assert genesis.extra == b"" and genesis.difficulty == 0 and genesis.gas_limit == 11_500_000
 
 
 # --- the miner loop -----------------------------------------------------------------------

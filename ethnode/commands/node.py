@@ -185,6 +185,15 @@ def apply_flags(args: argparse.Namespace, settings: RunSettings) -> None:
             p2p.net_restrict = Netlist.parse(args.netrestrict)
         except ValueError as exc:
             raise _Fatal(f"invalid --netrestrict: {exc}") from None
+    if getattr(args, "dev", False) and not getattr(args, "dev_clique", False):
+        # geth --dev: a one-node chain with no p2p. Here only unless asked: --port/--listenaddr
+        # open the listener, --maxpeers lets peers in, --bootnodes/--discovery.port start discovery.
+        if args.port is None and args.listenaddr is None:
+            p2p.listen_addr = ""
+        if args.maxpeers is None:
+            p2p.max_peers = 0
+        if args.bootnodes is None and args.discovery_port is None:
+            p2p.no_discovery = True
     if args.nat is not None:
         try:
             p2p.nat = parse_nat(args.nat)
@@ -252,6 +261,7 @@ async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
     from ethnode.commands.flags.metrics import metrics_service_constructor
     from ethnode.commands.flags.miner import (
         dev_authrpc_config,
+        dev_beacon_constructor,
         dev_eth_service_constructor,
         miner_service_constructor,
         prepare_dev,
@@ -304,6 +314,8 @@ async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
             catalyst.register(node, authrpc)  # geth catalyst.Register(stack, backend): the Engine API on it
     if miner_service is not None:
         node.register(miner_service)  # after eth: it seals on that service's chain and pool
+    if dev is not None and not dev.clique and eth_service is not None:
+        node.register(dev_beacon_constructor(args, dev))  # the PoS dev chain's consensus client
 
     def p2p() -> Any:
         return node.server  # built in node.start, after the services

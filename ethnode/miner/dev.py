@@ -1,8 +1,17 @@
-"""``run --dev``: a one-signer Clique chain with a prefunded developer account (geth ``--dev`` before the merge).
+"""``run --dev``: a proof-of-stake dev chain with a prefunded developer account, as geth's ``--dev``.
 
-The genesis is geth's developer genesis of the Clique era: chain id 1337, every fork up
-to London at block 0 (geth refuses Shanghai and later on Clique chains), the developer
-account as the only signer (in the extra-data) and funded, the precompiles holding 1 wei.
+The genesis is geth v1.17's developer genesis: chain id 1337, every block fork at 0, merged
+at genesis (terminal total difficulty 0), every time fork at 0 up to the newest one the
+running engine executes (Osaka with revm, Prague on a pure install, where py-evm stops),
+the system contracts of those forks deployed, the precompiles holding 1 wei, the developer
+account funded with 2^256 - 9 wei and empty extra-data. Blocks come from the simulated
+beacon (``ethnode.eth.catalyst.simulated_beacon``) through the Engine API code.
+
+``--dev.clique`` keeps the chain of geth's Clique era instead: every fork up to London at
+block 0 (geth refuses Shanghai and later on Clique chains), the developer account as the
+only signer (in the extra-data) and funded. It is the one to use for a network of several
+nodes that propagate blocks over eth/68 (followers `init` its genesis and peer with it);
+the proof-of-stake chain is for one node and its users (no p2p by default, as geth).
 
 Where it lives:
 
@@ -42,6 +51,12 @@ from ethnode.privatefs import make_private_dirs
 log = logging.getLogger("ethnode.miner")
 
 DEV_CHAIN_ID = 1337  # geth --dev chain and network id
+POS_FAUCET_BALANCE = 2**256 - 9  # geth DeveloperGenesisBlock: the faucet is not paid tips on PoS
+POS_PRECOMPILES = (*range(1, 0x12), 0x100)  # geth: 0x01..0x11 and P256VERIFY (0x100), 1 wei each
+# geth params.DefaultCancunBlobConfig / DefaultPragueBlobConfig (AllDevChainProtocolChanges.BlobScheduleConfig)
+_DEV_BLOB_SCHEDULE = {"cancun": {"target": 3, "max": 6, "baseFeeUpdateFraction": 3338477},
+                      "prague": {"target": 6, "max": 9, "baseFeeUpdateFraction": 5007716}}
+_DEV_TIME_FORKS = ("shanghaiTime", "cancunTime", "pragueTime", "osakaTime")
 DEV_GAS_LIMIT = 11_500_000  # geth --dev.gaslimit default
 DEV_EPOCH = 30_000  # geth params.AllCliqueProtocolChanges Clique.Epoch
 # geth funds 2^256-9; the faucet is also the signer that earns the tips of everyone's txs,
@@ -59,6 +74,35 @@ _VANITY, _SEAL = 32, 65  # Clique extra-data: vanity, signers (at genesis), seal
 
 class DevError(EthnodeError):
     """The dev chain cannot be set up (bad key, a datadir holding another kind of chain)."""
+
+
+def pos_dev_genesis(faucet: bytes, gas_limit: int = DEV_GAS_LIMIT, newest: str = "osaka") -> dict[str, Any]:
+    """geth's developer genesis (``core.DeveloperGenesisBlock``) with time forks up to ``newest``."""
+    from ethnode.core.systemcontracts import system_contracts_alloc
+
+    forks = _DEV_TIME_FORKS[: _DEV_TIME_FORKS.index(f"{newest}Time") + 1]
+    alloc: dict[str, Any] = {"0x" + n.to_bytes(20, "big").hex(): {"balance": "0x1"} for n in POS_PRECOMPILES}
+    alloc.update(system_contracts_alloc())
+    alloc["0x" + faucet.hex()] = {"balance": hex(POS_FAUCET_BALANCE)}
+    return {
+        "config": {"chainId": DEV_CHAIN_ID, **dict.fromkeys(_BLOCK_FORKS, 0), "muirGlacierBlock": 0,
+                   "arrowGlacierBlock": 0, "grayGlacierBlock": 0, "terminalTotalDifficulty": 0,
+                   **dict.fromkeys(forks, 0), "blobSchedule": _DEV_BLOB_SCHEDULE},
+        "nonce": "0x0",
+        "timestamp": "0x0",
+        "extraData": "0x",
+        "gasLimit": hex(gas_limit),
+        "difficulty": "0x0",
+        "baseFeePerGas": hex(10**9),  # geth params.InitialBaseFee
+        "alloc": alloc,
+    }
+
+
+def newest_executable_fork() -> str:
+    """Osaka when revm is there, Prague on a pure install (py-evm stops there)."""
+    from ethnode.core.execution import compiled_engine_error
+
+    return "osaka" if compiled_engine_error() is None else "prague"
 
 
 def dev_genesis(signer: bytes, period: int, gas_limit: int = DEV_GAS_LIMIT) -> dict[str, Any]:
@@ -88,14 +132,21 @@ class DevChain:
     chain: BlockChain | None = None
     created: bool = False  # the genesis was written by this run
     genesis_files: list[Path] = field(default_factory=list)  # where its JSON was written for followers
+    pos_period: int = 0  # seconds between simulated-beacon blocks (the Clique period is in the genesis)
 
     @property
     def address(self) -> bytes:
         return address_of(self.key.node_id)
 
     @property
+    def clique(self) -> bool:
+        return "clique" in self.genesis_json.get("config", {})
+
+    @property
     def period(self) -> int:
-        return int(self.genesis_json["config"]["clique"].get("period", 0))
+        if self.clique:
+            return int(self.genesis_json["config"]["clique"].get("period", 0))
+        return self.pos_period
 
 
 def parse_key(text: str) -> PrivateKey:
@@ -129,6 +180,7 @@ def prepare_dev_chain(
     gas_limit: int = DEV_GAS_LIMIT,
     genesis_out: str | os.PathLike[str] | None = None,
     events: EventSink | None = None,
+    clique: bool = False,
 ) -> DevChain:
     """Create (or reopen) the dev chain; ``DevError`` with one line for the user on any problem.
 
@@ -140,21 +192,23 @@ def prepare_dev_chain(
     key = _dev_key(key_hex, instance)
     signer = address_of(key.node_id)
     if root is None:
-        obj = dev_genesis(signer, period, gas_limit)
+        obj = dev_genesis(signer, period, gas_limit) if clique else pos_dev_genesis(
+            signer, gas_limit, newest_executable_fork())
         db = MemoryDB()
         setup_genesis(db, Genesis.from_json(obj), obj)
         config = ChainConfig.from_json(obj["config"])
         chain = BlockChain(db, create_engine(config, db), config=config, events=events, execute=True)
         dev = DevChain(key, obj, None, chain, created=True)
     else:
-        dev = _open_datadir(root, key, period, gas_limit)
+        dev = _open_datadir(root, key, period, gas_limit, clique)
+    dev.pos_period = period
     for path in (genesis_out, instance and instance / GENESIS_FILE):
         if path is not None:
             dev.genesis_files.append(_write_json(Path(path).expanduser(), dev.genesis_json))
     return dev
 
 
-def _open_datadir(root: Path, key: PrivateKey, period: int, gas_limit: int) -> DevChain:
+def _open_datadir(root: Path, key: PrivateKey, period: int, gas_limit: int, clique: bool) -> DevChain:
     signer = address_of(key.node_id)
     try:
         db = open_database(root)
@@ -163,18 +217,25 @@ def _open_datadir(root: Path, key: PrivateKey, period: int, gas_limit: int) -> D
     try:
         genesis_hash = rawdb.read_canonical_hash(db, 0)
         if genesis_hash is None:
-            obj = dev_genesis(signer, period, gas_limit)
+            obj = dev_genesis(signer, period, gas_limit) if clique else pos_dev_genesis(
+                signer, gas_limit, newest_executable_fork())
             setup_genesis(db, Genesis.from_json(obj), obj)
             return DevChain(key, obj, root, created=True)
         obj = rawdb.read_genesis_json(db, genesis_hash)
     finally:
         db.close()
-    if obj is None or ChainConfig.from_json(obj.get("config")).clique is None:
-        raise DevError(f"{root} holds a chain that is not a Clique chain: --dev needs an empty datadir or a dev chain")
-    dev = DevChain(key, obj, root)
-    stored = dev.period
-    if stored != period:
-        log.warning("Reusing the dev chain in %s: its period is %d s (--dev.period %d ignored)", root, stored, period)
+    stored = None if obj is None else ChainConfig.from_json(obj.get("config"))
+    if stored is None or stored.chain_id != DEV_CHAIN_ID:
+        raise DevError(f"{root} holds a chain that is not a dev chain: --dev needs an empty datadir or a dev chain")
+    dev = DevChain(key, obj, root)  # type: ignore[arg-type]
+    if dev.clique != clique:
+        log.warning("Reusing the %s dev chain in %s (%s ignored)", "Clique" if dev.clique else "proof-of-stake",
+                    root, "--dev.clique" if clique else "the proof-of-stake default")
+    if not dev.clique:
+        return dev
+    if dev.period != period:
+        log.warning("Reusing the dev chain in %s: its period is %d s (--dev.period %d ignored)", root, dev.period,
+                    period)
     extra = bytes.fromhex(str(obj.get("extraData", "0x"))[2:])
     if signer not in {extra[i : i + 20] for i in range(_VANITY, len(extra) - _SEAL, 20)}:
         log.warning("Dev key 0x%s is not a genesis signer of the chain in %s", signer.hex(), root)
@@ -193,6 +254,7 @@ def _write_json(path: Path, obj: dict[str, Any]) -> Path:
 
 
 __all__ = [
-    "DevChain", "DevError", "dev_genesis", "prepare_dev_chain", "parse_key", "DEV_CHAIN_ID", "DEV_GAS_LIMIT",
+    "DevChain", "DevError", "dev_genesis", "pos_dev_genesis", "newest_executable_fork", "prepare_dev_chain",
+    "parse_key", "DEV_CHAIN_ID", "DEV_GAS_LIMIT",
     "DEV_FAUCET_BALANCE", "DEV_KEY_FILE", "GENESIS_FILE",
 ]

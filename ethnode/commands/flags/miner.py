@@ -1,7 +1,10 @@
 """``ethnode-fast run`` flags for the dev chain and the miner, and the services they configure.
 
-    --dev                  a one-signer Clique chain with a funded developer account; this
-                           node seals it, HTTP JSON-RPC on (in memory unless --datadir)
+    --dev                  a proof-of-stake chain on the newest fork the engine runs, with a
+                           funded developer account and a simulated beacon driving it through
+                           the Engine API; HTTP JSON-RPC on, no p2p (in memory unless --datadir)
+    --dev.clique           a one-signer Clique chain instead (London rules), sealed by this
+                           node and propagated to peers over eth/68: for a dev network of nodes
     --dev.period N         seconds between blocks (default 0: a block per new transaction)
     --dev.key HEX          the developer/signer key (default: new, printed at start; with a
                            datadir kept in <datadir>/ethnode/devkey)
@@ -25,7 +28,7 @@ from ethnode.commands.flags.eth import authrpc_config_from_args, eth_config_from
 from ethnode.commands.flags.validators import non_negative_int as uint
 from ethnode.crypto.errors import InvalidKeyError
 from ethnode.crypto.keys import PrivateKey, load_private_key
-from ethnode.eth.catalyst.service import AuthRPCConfig
+from ethnode.eth.catalyst.service import AuthRPCConfig, DevBeaconService
 from ethnode.eth.service import EthereumService
 from ethnode.event import EventSink
 from ethnode.miner.builder import DEFAULT_GAS_CEIL, DEFAULT_MIN_TIP, MAX_VANITY, MinerConfig
@@ -44,7 +47,7 @@ def _extra(text: str) -> bytes:
 
 
 # Flags that mean something only in a mode: (namespace field, flag, default).
-_DEV_ONLY = (("dev_period", "--dev.period", 0), ("dev_key", "--dev.key", None),
+_DEV_ONLY = (("dev_clique", "--dev.clique", False), ("dev_period", "--dev.period", 0), ("dev_key", "--dev.key", None),
              ("dev_gaslimit", "--dev.gaslimit", DEV_GAS_LIMIT), ("dev_genesis_out", "--dev.genesis-out", None))
 _MINING_ONLY = (("miner_key", "--miner.key", None), ("miner_gaslimit", "--miner.gaslimit", None),
                 ("miner_gasprice", "--miner.gasprice", DEFAULT_MIN_TIP), ("miner_extradata", "--miner.extradata", None))
@@ -68,6 +71,8 @@ def add_miner_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Developer chain and miner")
     group.add_argument("--dev", action="store_true",
                        help="ephemeral proof-of-authority network with a pre-funded developer account, mining enabled")
+    group.add_argument("--dev.clique", dest="dev_clique", action="store_true",
+                       help="developer chain on Clique (proof of authority, London rules) instead of proof of stake")
     group.add_argument("--dev.period", dest="dev_period", type=uint, default=0, metavar="N",
                        help="block period in developer mode (0 = mine only if transaction pending)")
     group.add_argument("--dev.key", dest="dev_key", metavar="HEX",
@@ -95,18 +100,27 @@ def prepare_dev(args: argparse.Namespace, datadir: str | None, events: EventSink
     if args.noexec:
         raise DevError("--dev seals blocks and needs block execution: drop --noexec")
     versions = args.eth_versions  # None: not given, the default versions
-    if versions is not None and not versions:
-        raise DevError("--dev needs the eth protocol: drop --eth.versions none")
+    if versions is not None and not versions and args.dev_clique:
+        raise DevError("--dev.clique needs the eth protocol: drop --eth.versions none")
     dev = prepare_dev_chain(datadir, period=args.dev_period, key_hex=args.dev_key, gas_limit=args.dev_gaslimit,
-                            genesis_out=args.dev_genesis_out, events=events)
+                            genesis_out=args.dev_genesis_out, events=events, clique=args.dev_clique)
     args.http = True
     where = "in memory" if dev.datadir is None else str(dev.datadir)
     log.info("Using developer account address=0x%s key=0x%s", dev.address.hex(), dev.key.to_hex())
-    log.info("Developer chain %s chain_id=%s period=%d signer=0x%s", where, dev.genesis_json["config"]["chainId"],
-             dev.period, dev.address.hex())
+    if dev.clique:
+        log.info("Developer chain %s chain_id=%s consensus=clique period=%d signer=0x%s", where,
+                 dev.genesis_json["config"]["chainId"], dev.period, dev.address.hex())
+    else:
+        config = dev.genesis_json["config"]
+        fork = "osaka" if "osakaTime" in config else "prague"
+        log.info("Developer chain %s chain_id=%s consensus=proof-of-stake fork=%s period=%d faucet=0x%s", where,
+                 config["chainId"], fork, dev.period, dev.address.hex())
     for path in dev.genesis_files:
-        log.info("Dev genesis written path=%s (followers: ethnode-fast init %s, then run --bootnodes <this enode>)",
-                 path, path)
+        if dev.clique:
+            log.info("Dev genesis written path=%s (followers: ethnode-fast init %s, then run --bootnodes "
+                     "<this enode>)", path, path)
+        else:
+            log.info("Dev genesis written path=%s", path)
     return dev
 
 
@@ -130,6 +144,21 @@ def dev_authrpc_config(args: argparse.Namespace, dev: DevChain) -> AuthRPCConfig
     return authrpc_config_from_args(args)
 
 
+def dev_beacon_constructor(args: argparse.Namespace, dev: DevChain) -> ServiceConstructor:
+    """The simulated beacon of a proof-of-stake dev chain (register it after the Ethereum service)."""
+    gas_ceil = args.miner_gaslimit if args.miner_gaslimit is not None else int(dev.genesis_json["gasLimit"], 0)
+    config = MinerConfig(gas_ceil=gas_ceil, min_tip=args.miner_gasprice)
+    if args.miner_extradata is not None:
+        config.extra = args.miner_extradata
+    else:
+        config.extra = b""  # geth's dev blocks carry no extra-data: clients need no PoA middleware
+
+    def construct(ctx: ServiceContext) -> DevBeaconService:
+        return DevBeaconService(ctx, config, dev.period)
+
+    return construct
+
+
 def _miner_key(text: str) -> PrivateKey:
     path = Path(text).expanduser()
     try:
@@ -141,6 +170,8 @@ def _miner_key(text: str) -> PrivateKey:
 def miner_service_constructor(args: argparse.Namespace, dev: DevChain | None) -> ServiceConstructor | None:
     """The miner for ``--dev`` or ``--mine`` (register it after the Ethereum service); else None."""
     if dev is not None:
+        if not dev.clique:
+            return None  # a proof-of-stake dev chain is sealed by the simulated beacon
         key = dev.key
     elif args.mine:
         if not args.miner_key:
@@ -162,5 +193,6 @@ def miner_service_constructor(args: argparse.Namespace, dev: DevChain | None) ->
 
 
 __all__ = [
-    "add_miner_flags", "prepare_dev", "dev_eth_service_constructor", "dev_authrpc_config", "miner_service_constructor",
+    "add_miner_flags", "prepare_dev", "dev_beacon_constructor", "dev_eth_service_constructor", "dev_authrpc_config",
+    "miner_service_constructor",
 ]

@@ -16,7 +16,10 @@ from pathlib import Path
 
 from ethnode.errors import EthnodeError
 from ethnode.eth.catalyst.api import EngineAPI
+from ethnode.eth.catalyst.simulated_beacon import DevAPI, SimulatedBeacon
 from ethnode.eth.service import EthereumService
+from ethnode.miner.builder import MinerConfig
+from ethnode.miner.payload_building import PayloadBuilder
 from ethnode.node.lifecycle import ServiceContext
 from ethnode.node.node import Node
 from ethnode.rpc.api import API, methods_of
@@ -82,11 +85,35 @@ class CatalystService:
             self.server = None
 
 
+class DevBeaconService:
+    """The simulated beacon of ``run --dev`` over the Ethereum service built before it, and the
+    ``dev`` namespace (``dev_addWithdrawal``, ``dev_setFeeRecipient``) on the public endpoint."""
+
+    def __init__(self, ctx: ServiceContext, miner: MinerConfig, period: int) -> None:
+        eth = ctx.service(EthereumService)
+        builder = PayloadBuilder(eth.chain, eth.txpool, miner)
+        self.api = EngineAPI(eth.chain, eth.txpool, builder)
+        self.beacon = SimulatedBeacon(self.api, ctx.bus, period)
+
+    def protocols(self) -> list[object]:
+        return []
+
+    def apis(self) -> list[API]:
+        return [API("dev", DevAPI(self.beacon))]
+
+    async def start(self) -> None:
+        await self.beacon.start()
+
+    async def stop(self) -> None:
+        await self.beacon.stop()
+
+
 def register(node: Node, config: AuthRPCConfig) -> None:
     """Serve the Engine API of the Ethereum service registered before (geth ``catalyst.Register``)."""
     node.register(lambda ctx: CatalystService(ctx, config))
 
 
 __all__ = [
-    "CatalystService", "AuthRPCConfig", "AuthRPCError", "register", "DEFAULT_AUTHRPC_ADDR", "DEFAULT_AUTHRPC_PORT",
+    "CatalystService", "DevBeaconService", "AuthRPCConfig", "AuthRPCError", "register", "DEFAULT_AUTHRPC_ADDR",
+    "DEFAULT_AUTHRPC_PORT",
 ]
