@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -158,9 +159,10 @@ class RPCNode:
     """A Node on loopback: p2p Server (no discovery), Ethereum service over ``chain``, HTTP RPC, monitoring."""
 
     def __init__(self, chain: BlockChain, *, modules: Sequence[str] = ("eth", "net", "web3"), state: Any = None,
-                 metrics: bool = False, key: PrivateKey | None = None) -> None:
+                 metrics: bool = False, key: PrivateKey | None = None, dev_keys: Sequence[PrivateKey] = ()) -> None:
         from ethnode.commands.flags.p2p import server_factory
         from ethnode.eth.service import EthereumService
+        from ethnode.ethapi.accounts import DevAccounts
         from ethnode.ethapi.backend import public_apis
         from ethnode.event import EventBus
         from ethnode.monitoring.service import MetricsConfig, MetricsService
@@ -186,8 +188,9 @@ class RPCNode:
             return self.node.server
 
         self.node.register(eth)
+        accounts = DevAccounts(dev_keys)  # what rpc_service_constructor builds from run --dev's keys
         self.node.register(lambda ctx: RPCService(ctx, HTTPConfig(port=0, modules=tuple(modules)),
-                                                  public_apis(ctx, p2p)))
+                                                  public_apis(ctx, p2p, accounts)))
         self.node.register(lambda ctx: MetricsService(ctx, MetricsConfig(enabled=metrics, port=0), p2p))
 
     def service(self, kind: type) -> Any:
@@ -225,3 +228,29 @@ class RPCNode:
         assert status == 200, body
         reply = json.loads(body)
         return reply["error"] if "error" in reply else reply["result"]
+
+
+class ThreadedNode:
+    """An RPCNode on a private event loop in a daemon thread, for synchronous clients (web3's HTTPProvider)."""
+
+    def __init__(self, node: RPCNode, timeout: float = 10.0) -> None:
+        self.node = node
+        self.timeout = timeout
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="rpc-node", daemon=True)
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(self.timeout)
+
+    def __enter__(self) -> ThreadedNode:
+        self.thread.start()
+        self.run(self.node.start())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.run(self.node.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(self.timeout)
+            self.loop.close()

@@ -1,6 +1,6 @@
 """web3.py against ethnode's HTTP JSON-RPC, the way a user's script talks to geth.
 
-The node runs on its own event loop in a thread (web3's HTTPProvider is synchronous); the
+The node runs on its own event loop in a thread (``ThreadedNode``: web3's HTTPProvider is synchronous); the
 chain is the hand-built dev chain of ``rpc_support`` with a fake StateReader. Sending a tx
 and waiting for its receipt needs a chain that seals blocks: that test runs against
 ``ethnode-fast run --dev`` (the miner seals a block per tx with ``--dev.period 0``).
@@ -8,12 +8,9 @@ and waiting for its receipt needs a chain that seals blocks: that test runs agai
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from rpc_support import (
@@ -25,6 +22,7 @@ from rpc_support import (
     OTHER_ADDR,
     FakeState,
     RPCNode,
+    ThreadedNode,
     dev_chain,
     transfer,
 )
@@ -36,31 +34,6 @@ from web3 import Web3  # noqa: E402
 from web3.exceptions import Web3RPCError  # noqa: E402
 
 TIMEOUT = 10.0
-
-
-class ThreadedNode:
-    """An RPCNode on a private event loop in a daemon thread."""
-
-    def __init__(self, node: RPCNode) -> None:
-        self.node = node
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="rpc-node", daemon=True)
-
-    def run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(TIMEOUT)
-
-    def __enter__(self) -> ThreadedNode:
-        self.thread.start()
-        self.run(self.node.start())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self.run(self.node.stop())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(TIMEOUT)
-            self.loop.close()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from ethnode.consensus.beacon import Beacon
 from ethnode.consensus.clique import Clique
 from ethnode.consensus.engine import Engine
 from ethnode.eth.service import EthereumService
+from ethnode.ethapi.accounts import AccountAPI, DevAccounts
 from ethnode.ethapi.admin import AdminAPI
 from ethnode.ethapi.blocks import BlockAPI
 from ethnode.ethapi.clique import CliqueRPC
@@ -29,11 +30,16 @@ from ethnode.rpc.api import API
 P2PServer = Callable[[], Server | None]  # the node's running p2p Server; it is built after the services
 
 
-def eth_apis(eth: EthereumService) -> list[API]:
-    """``eth_`` and ``txpool_``, and ``clique_`` on a Clique chain (geth Clique.APIs: served when asked for)."""
+def eth_apis(eth: EthereumService, accounts: DevAccounts | None = None) -> list[API]:
+    """``eth_`` and ``txpool_``, and ``clique_`` on a Clique chain (geth Clique.APIs: served when asked for).
+
+    ``accounts``: the unlocked keys ``eth_accounts``/``eth_sendTransaction``/``eth_sign*`` use
+    (``run --dev``'s); without them those methods answer as geth without unlocked accounts.
+    """
     api = EthAPI(eth)
     apis = [
         API("eth", api),
+        API("eth", AccountAPI(api, accounts)),
         API("eth", FilterAPI(eth.chain, eth.ctx.bus)),  # geth filters.FilterAPI; drains the bus when called
         API("eth", BlockAPI(eth, api)),
         API("txpool", TxPoolAPI(eth.txpool, eth.chain)),
@@ -68,13 +74,14 @@ def node_apis(ctx: ServiceContext, p2p: P2PServer, eth: EthereumService | None) 
     ]
 
 
-def public_apis(ctx: ServiceContext, p2p: P2PServer) -> list[API]:
-    """Every namespace for ``--http``, over the Ethereum service built before (if any)."""
+def public_apis(ctx: ServiceContext, p2p: P2PServer, accounts: DevAccounts | None = None) -> list[API]:
+    """Every namespace for ``--http``, over the Ethereum service built before (if any);
+    ``accounts`` as for ``eth_apis``."""
     try:
         eth: EthereumService | None = ctx.service(EthereumService)
     except ServiceNotFoundError:
         eth = None
-    return node_apis(ctx, p2p, eth) + (eth_apis(eth) if eth is not None else [])
+    return node_apis(ctx, p2p, eth) + (eth_apis(eth, accounts) if eth is not None else [])
 
 
 __all__ = ["public_apis", "eth_apis", "node_apis", "P2PServer"]

@@ -123,8 +123,11 @@ class TransactionArgs:
     blob_hashes: list[bytes] | None = None
 
     @classmethod
-    def from_json(cls, index: int, obj: Any) -> TransactionArgs:
-        """Decode the call object of argument ``index``; unknown keys are ignored, as Go's json does."""
+    def from_json(cls, index: int, obj: Any, *, method: str = "eth_call") -> TransactionArgs:
+        """Decode the call object of argument ``index``; unknown keys are ignored, as Go's json does.
+
+        ``method`` names the caller in the one refusal of a field geth accepts (authorizationList).
+        """
         if obj is None:
             return cls()
         if not isinstance(obj, dict):
@@ -132,7 +135,7 @@ class TransactionArgs:
                                            "into Go value of type ethapi.TransactionArgs")
         if obj.get("authorizationList") is not None:  # EIP-7702 calls: not wired to the engine here
             raise RPCError(INVALID_PARAMS, f"invalid argument {index}: authorizationList is not supported by "
-                                           "ethnode's eth_call")
+                                           f"ethnode's {method}")
         args = cls()
         for key, attr, kind in (
             ("from", "sender", "address"), ("to", "to", "address"), ("gas", "gas", "uint64"),

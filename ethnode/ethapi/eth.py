@@ -12,6 +12,9 @@ eth_call and eth_estimateGas run on the chain's ``Executor`` over the block's st
 state (argument rules and the estimator in ``call``); a node without execution, or a
 block whose state is not stored, gets the same "not available" error.
 
+The unlocked-account methods (eth_accounts, eth_sendTransaction, eth_sign...) are in
+``accounts``; they reuse ``_estimate_gas`` and ``_submit`` from here.
+
 Block tags: "latest" and "pending" are the head (there is no pending block without a
 miner), "earliest" the genesis, "safe"/"finalized" what the Engine API last set.
 """
@@ -37,7 +40,13 @@ from ethnode.core.execution import (
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.txpool import TxPool, TxPoolError, UnknownState
 from ethnode.core.types.header import Header
-from ethnode.core.types.transaction import BlobTxWithSidecar, LegacyTx, TransactionError, decode_tx
+from ethnode.core.types.transaction import (
+    BlobTxWithSidecar,
+    LegacyTx,
+    Transaction,
+    TransactionError,
+    decode_tx,
+)
 from ethnode.eth.downloader.downloader import Downloader
 from ethnode.ethapi.call import (
     ESTIMATE_GAS_TIMEOUT,
@@ -274,17 +283,22 @@ class EthAPI:
         return receipt_fields(block, receipts, index, self._config)
 
     def send_raw_transaction(self, raw: Any) -> str:
-        """geth SubmitTransaction: decode, fee cap, replay protection, then the pool (as a local tx)."""
+        """geth SendRawTransaction: decode, then ``_submit``."""
         payload = data_arg(0, raw)
         try:
             tx = decode_tx(payload, allow_sidecar=True)
         except TransactionError as exc:
             raise server_error(str(exc)) from None
+        return data(self._submit(tx))
+
+    def _submit(self, tx: Transaction | BlobTxWithSidecar) -> bytes:
+        """geth SubmitTransaction: fee cap, replay protection, then the pool (as a local tx); the hash.
+
+        Shared by eth_sendRawTransaction and eth_sendTransaction (``ethapi.accounts``), so both
+        refuse a tx with the same errors. Underscored: not an RPC method of its own.
+        """
         inner = tx.tx if isinstance(tx, BlobTxWithSidecar) else tx
-        fee = inner.gas_fee_cap * inner.gas  # type: ignore[attr-defined]
-        if self.tx_fee_cap and fee > self.tx_fee_cap:
-            raise server_error(f"tx fee ({fee / 1e18:.2f} ether) exceeds the configured cap "
-                               f"({self.tx_fee_cap / 1e18:.2f} ether)")
+        check_tx_fee(inner.gas_fee_cap, inner.gas, self.tx_fee_cap)  # type: ignore[attr-defined]
         if not self.allow_unprotected and isinstance(inner, LegacyTx) and not inner.protected:
             raise server_error("only replay-protected (EIP-155) transactions allowed over RPC")
         err = self.txpool.add_locals([tx])[0]
@@ -303,7 +317,7 @@ class EthAPI:
         else:
             log.info("Submitted transaction hash=0x%s from=%s nonce=%d recipient=0x%s value=%d", tx.hash.hex(),
                      sender, inner.nonce, inner.to.hex(), inner.value)  # type: ignore[attr-defined]
-        return data(tx.hash)
+        return tx.hash
 
     # --- account state --------------------------------------------------------------------
 
@@ -351,6 +365,13 @@ class EthAPI:
         tx_args = TransactionArgs.from_json(0, args)
         header = self._header_for_state(1, block)
         _no_overrides(overrides, block_overrides)
+        return quantity(self._estimate_gas(tx_args, header))
+
+    def _estimate_gas(self, tx_args: TransactionArgs, header: Header) -> int:
+        """The estimator on ``header``'s state; ``tx_args`` is filled in place (call defaults).
+
+        Also eth_sendTransaction's gas default (geth setDefaults calls DoEstimateGas).
+        """
         executor = self._executor(header)
         if tx_args.gas is None:
             tx_args.gas = 0  # geth: keep the cap out of the message; the estimator picks the ceiling
@@ -366,13 +387,12 @@ class EthAPI:
             return result
 
         with _execution_errors(header, ESTIMATE_GAS_TIMEOUT):
-            gas = estimate_gas(
+            return estimate_gas(
                 run, message, block_gas_limit=header.gas_limit, gas_cap=self.gas_cap,
                 balance=state.balance(message.sender),
                 recipient_has_code=message.to is not None and bool(state.code(message.to)),
                 cancun=self._config.is_cancun(header.number, header.time),
             )
-        return quantity(gas)
 
     def _executor(self, header: Header) -> Any:
         """The chain's EVM engine, if the block's state is there to run on (else geth's "not available")."""
@@ -425,10 +445,12 @@ class EthAPI:
             out["reward"] = [[quantity(v) for v in row] for row in hist.rewards]
         return out
 
-    # --- misc -----------------------------------------------------------------------------
 
-    def accounts(self) -> list[str]:
-        return []  # no keystore: ethnode never holds user keys (geth without unlocked accounts)
+def check_tx_fee(price: int, gas: int, cap: int) -> None:
+    """geth checkTxFee: refuse a tx whose ``price * gas`` (wei) exceeds ``cap`` (--rpc.txfeecap; 0: none)."""
+    fee = price * gas
+    if cap and fee > cap:
+        raise server_error(f"tx fee ({fee / 1e18:.2f} ether) exceeds the configured cap ({cap / 1e18:.2f} ether)")
 
 
 def _no_overrides(overrides: Any, block_overrides: Any) -> None:
@@ -462,4 +484,4 @@ def _hex_or_decimal(value: Any) -> int:
         return int(value)
     return decode_quantity(value, 64)
 
-__all__ = ["EthAPI", "StateReader", "SERVER_ERROR", "RPC_TX_FEE_CAP", "server_error"]
+__all__ = ["EthAPI", "StateReader", "SERVER_ERROR", "RPC_TX_FEE_CAP", "server_error", "check_tx_fee"]

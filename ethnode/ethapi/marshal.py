@@ -171,6 +171,52 @@ def tx_fields(
     return out
 
 
+def tx_json(tx: Transaction) -> dict[str, Any]:
+    """geth ``types.Transaction.MarshalJSON``: a signed tx alone, as eth_signTransaction's "tx" carries it.
+
+    Not ``tx_fields`` (geth newRPCTransaction): no sender, block or index, but the hash last,
+    and the fee fields of the other tx types as null, in geth's field order.
+    """
+    typed = tx.type != LEGACY_TX_TYPE
+    dynamic = tx.type not in (LEGACY_TX_TYPE, ACCESS_LIST_TX_TYPE)
+    out: dict[str, Any] = {"type": quantity(tx.type)}
+    chain_id = tx.chain_id  # type: ignore[attr-defined]
+    if chain_id is not None:  # a legacy tx has one only when EIP-155 protected
+        out["chainId"] = quantity(chain_id)
+    out.update({
+        "nonce": quantity(tx.nonce),  # type: ignore[attr-defined]
+        "to": None if tx.to is None else data(tx.to),  # type: ignore[attr-defined]
+        "gas": quantity(tx.gas),  # type: ignore[attr-defined]
+        "gasPrice": None if dynamic else quantity(tx.gas_fee_cap),
+        "maxPriorityFeePerGas": quantity(tx.gas_tip_cap) if dynamic else None,
+        "maxFeePerGas": quantity(tx.gas_fee_cap) if dynamic else None,
+    })
+    if tx.type == BLOB_TX_TYPE:
+        out["maxFeePerBlobGas"] = quantity(tx.blob_fee_cap)  # type: ignore[attr-defined]
+    out["value"] = quantity(tx.value)  # type: ignore[attr-defined]
+    out["input"] = data(tx.data)  # type: ignore[attr-defined]
+    if typed:
+        out["accessList"] = [
+            {"address": data(a.address), "storageKeys": [data(k) for k in a.storage_keys]}
+            for a in tx.access_list  # type: ignore[attr-defined]
+        ]
+    if tx.blob_hashes:
+        out["blobVersionedHashes"] = [data(h) for h in tx.blob_hashes]
+    if tx.type == SET_CODE_TX_TYPE and tx.auth_list:  # type: ignore[attr-defined]
+        out["authorizationList"] = [
+            {"chainId": quantity(a.chain_id), "address": data(a.address), "nonce": quantity(a.nonce),
+             "yParity": quantity(a.y_parity), "r": quantity(a.r), "s": quantity(a.s)}
+            for a in tx.auth_list  # type: ignore[attr-defined]
+        ]
+    out["v"] = quantity(tx.y_parity if typed else tx.v)  # type: ignore[attr-defined]
+    out["r"] = quantity(tx.r)  # type: ignore[attr-defined]
+    out["s"] = quantity(tx.s)  # type: ignore[attr-defined]
+    if typed:
+        out["yParity"] = quantity(tx.y_parity)
+    out["hash"] = data(tx.hash)
+    return out
+
+
 def contract_address(sender: bytes, nonce: int) -> bytes:
     """CREATE: keccak256(rlp([sender, nonce]))[12:] (geth crypto.CreateAddress)."""
     return keccak256(rlp.encode([sender, nonce]))[12:]
@@ -230,6 +276,6 @@ def log_fields(lg: Any, header: Header, tx_hash: bytes, tx_index: int, log_index
 
 
 __all__ = [
-    "header_fields", "block_fields", "tx_fields", "receipt_fields", "log_fields", "effective_gas_price",
+    "header_fields", "block_fields", "tx_fields", "tx_json", "receipt_fields", "log_fields", "effective_gas_price",
     "contract_address",
 ]

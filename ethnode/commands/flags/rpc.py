@@ -11,8 +11,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from ethnode.commands.flags import validators
+from ethnode.crypto.keys import PrivateKey
+from ethnode.ethapi.accounts import DevAccounts
 from ethnode.ethapi.backend import P2PServer, public_apis
 from ethnode.node.lifecycle import ServiceConstructor, ServiceContext
 from ethnode.node.rpcstack import DEFAULT_HTTP_ADDR, DEFAULT_HTTP_MODULES, DEFAULT_HTTP_PORT, HTTPConfig, RPCService
@@ -68,15 +71,20 @@ def http_config_from_args(args: argparse.Namespace) -> HTTPConfig | None:
     )
 
 
-def rpc_service_constructor(args: argparse.Namespace, p2p: P2PServer) -> ServiceConstructor | None:
+def rpc_service_constructor(args: argparse.Namespace, p2p: P2PServer,
+                            dev_keys: Sequence[PrivateKey] = ()) -> ServiceConstructor | None:
     """The Node service constructor for ``--http`` (None without it); register it after the eth service,
-    whose namespaces it serves with the node's own."""
+    whose namespaces it serves with the node's own.
+
+    ``dev_keys``: ``run --dev``'s developer keys, served unlocked as geth --dev serves its dev
+    account (eth_accounts, eth_sendTransaction, eth_sign...); none on any other chain."""
     config = http_config_from_args(args)
     if config is None:
         return None
+    accounts = DevAccounts(dev_keys)
 
     def construct(ctx: ServiceContext) -> RPCService:
-        return RPCService(ctx, config, public_apis(ctx, p2p))
+        return RPCService(ctx, config, public_apis(ctx, p2p, accounts))
 
     return construct
 
