@@ -111,3 +111,28 @@ def test_dev_opens_no_p2p_port_by_default(tmp_path: Path) -> None:
     finally:
         code, _ = run.stop(signal.SIGTERM)
     assert code == 0, run.output
+
+
+@pytest.mark.subprocess
+def test_dev_account_sends_without_raw_signing(tmp_path: Path) -> None:
+    """geth --dev unlocks its developer account: eth_accounts lists it, eth_sendTransaction signs."""
+    run = RunProcess(["--dev", "--dev.key", KEY, "--datadir", str(tmp_path), "--http", "--http.port", "0",
+                      "--authrpc.port", "0"], env=child_env())
+    try:
+        port = int(run.wait_for_line(r"HTTP server started endpoint=127\.0\.0\.1:(\d+) auth=false").group(1))
+        w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}", request_kwargs={"timeout": TIMEOUT}))
+        dev = eth_account.Account.from_key(KEY).address
+        assert w3.eth.accounts == [dev]
+        tx_hash = w3.eth.send_transaction({"from": dev, "data": _creation(_runtime())})
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_WAIT, poll_latency=0.1)
+        assert receipt["status"] == 1 and w3.eth.get_code(receipt["contractAddress"]) == _runtime()
+        to = Web3.to_checksum_address("0x" + "42" * 20)
+        tx_hash = w3.eth.send_transaction({"from": dev, "to": to, "value": 12345})
+        assert w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_WAIT, poll_latency=0.1)["status"] == 1
+        assert w3.eth.get_balance(to) == 12345
+        signature = w3.eth.sign(dev, text="hello")
+        assert eth_account.Account.recover_message(
+            eth_account.messages.encode_defunct(text="hello"), signature=signature) == dev
+    finally:
+        code, _ = run.stop(signal.SIGTERM)
+    assert code == 0, run.output

@@ -320,7 +320,8 @@ async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
     def p2p() -> Any:
         return node.server  # built in node.start, after the services
 
-    if (rpc_service := rpc_service_constructor(args, p2p)) is not None:
+    dev_keys = [dev.key] if dev is not None else []  # eth_accounts, eth_sendTransaction, eth_sign...
+    if (rpc_service := rpc_service_constructor(args, p2p, dev_keys=dev_keys)) is not None:
         node.register(rpc_service)  # after eth: it serves the APIs of the services built before it
     node.register(metrics_service_constructor(args, p2p))
     stop = asyncio.Event()
