@@ -23,10 +23,13 @@ from ethnode.core.types.receipt import Receipt, ReceiptError
 from ethnode.core.types.transaction import BLOB_TX_TYPE, BlobTxWithSidecar, TransactionError, decode_tx_item
 from ethnode.eth.protocols.eth.handshake import MAX_TD_BITS
 from ethnode.eth.protocols.eth.protocol import (
+    BLOCK_ACCESS_LISTS,
     BLOCK_BODIES,
     BLOCK_HEADERS,
     BLOCK_RANGE_UPDATE,
     ETH68,
+    ETH70,
+    GET_BLOCK_ACCESS_LISTS,
     GET_BLOCK_BODIES,
     GET_BLOCK_HEADERS,
     GET_POOLED_TRANSACTIONS,
@@ -43,7 +46,15 @@ from ethnode.eth.protocols.eth.protocol import (
     message,
     origin_of,
 )
-from ethnode.eth.protocols.eth.serve import collect, iter_bodies, iter_headers, iter_receipts, serve_pooled_txs
+from ethnode.eth.protocols.eth.serve import (
+    Receipts70,
+    collect,
+    iter_block_access_lists,
+    iter_bodies,
+    iter_headers,
+    iter_receipts,
+    serve_pooled_txs,
+)
 from ethnode.rlp.errors import DecodingError
 
 if TYPE_CHECKING:
@@ -175,8 +186,26 @@ async def _get_bodies(backend: EthBackend, peer: EthPeer, payload: bytes) -> Non
 
 
 async def _get_receipts(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
+    if peer.version >= ETH70:
+        rid, (first_index, hashes) = decode(peer.version, GET_RECEIPTS, payload)
+        query = Receipts70(backend.chain, hashes, first_index)
+        items = await collect(iter(query))
+        await peer.reply(RECEIPTS, rid, items, head=b"\x01" if query.incomplete else b"\x80")
+        return
     rid, hashes = decode(peer.version, GET_RECEIPTS, payload)
     await peer.reply(RECEIPTS, rid, await collect(iter_receipts(backend.chain, hashes, peer.version)))
+
+
+async def _get_block_access_lists(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
+    rid, hashes = decode(peer.version, GET_BLOCK_ACCESS_LISTS, payload)
+    await peer.reply(BLOCK_ACCESS_LISTS, rid, await collect(iter_block_access_lists(backend.chain, hashes)))
+
+
+def _block_access_lists(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
+    rid, items = decode(peer.version, BLOCK_ACCESS_LISTS, payload)
+    waiter = peer.fulfil(BLOCK_ACCESS_LISTS, rid, len(items))
+    if waiter is not None:
+        waiter.set_result(items)
 
 
 def _headers(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
@@ -194,7 +223,11 @@ def _bodies(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
 
 
 def _receipts(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
-    rid, lists = decode(peer.version, RECEIPTS, payload)
+    incomplete = False
+    if peer.version >= ETH70:
+        rid, (incomplete, lists) = decode(peer.version, RECEIPTS, payload)
+    else:
+        rid, lists = decode(peer.version, RECEIPTS, payload)
     decode_item = Receipt.decode_eth68_item if peer.version == ETH68 else Receipt.decode_eth69_item
     try:
         receipts = [[decode_item(item) for item in items] for items in lists]
@@ -202,7 +235,7 @@ def _receipts(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
         raise ProtocolViolation(f"Receipts: {exc}") from None
     waiter = peer.fulfil(RECEIPTS, rid, len(lists))
     if waiter is not None:
-        waiter.set_result(receipts)
+        waiter.set_result((incomplete, receipts) if peer.version >= ETH70 else receipts)
 
 
 # --- block propagation (eth/68) and block ranges (eth/69) ---------------------------------------
@@ -261,6 +294,8 @@ _HANDLERS: dict[int, Handler] = {
     NEW_BLOCK_HASHES: _new_block_hashes,
     NEW_BLOCK: _new_block,
     BLOCK_RANGE_UPDATE: _block_range,
+    GET_BLOCK_ACCESS_LISTS: _get_block_access_lists,
+    BLOCK_ACCESS_LISTS: _block_access_lists,
 }
 
 __all__ = ["handle_message", "decode"]

@@ -78,10 +78,10 @@ def make_status(version: int, local: ChainStatus) -> AnyStatus:
     """Our Status record for a peer on ``version``."""
     if version == ETH68:
         return Status68(ETH68, local.network_id, local.td, local.head_hash, local.genesis_hash, local.fork_id)
-    if version == ETH69:
+    if version >= ETH69:
         rng = local.block_range
         return Status69(
-            ETH69, local.network_id, local.genesis_hash, local.fork_id, rng.earliest, rng.latest, rng.latest_hash
+            version, local.network_id, local.genesis_hash, local.fork_id, rng.earliest, rng.latest, rng.latest_hash
         )
     raise ValueError(f"unsupported eth version {version}")
 

@@ -33,11 +33,15 @@ from ethnode.eth.protocols.eth.handlers import decode, handle_message
 from ethnode.eth.protocols.eth.handshake import AnyStatus, NoStatusError
 from ethnode.eth.protocols.eth.knowncache import MAX_KNOWN_BLOCKS, MAX_KNOWN_TXS, KnownCache
 from ethnode.eth.protocols.eth.protocol import (
+    BLOCK_ACCESS_LISTS,
     BLOCK_BODIES,
     BLOCK_HEADERS,
     BLOCK_RANGE_UPDATE,
     ETH68,
     ETH69,
+    ETH70,
+    ETH71,
+    GET_BLOCK_ACCESS_LISTS,
     GET_BLOCK_BODIES,
     GET_BLOCK_HEADERS,
     GET_POOLED_TRANSACTIONS,
@@ -50,6 +54,7 @@ from ethnode.eth.protocols.eth.protocol import (
     RECEIPTS,
     STATUS,
     TRANSACTIONS,
+    UNAVAILABLE_BAL,
     BlockAnnouncement,
     BlockRange,
     HeaderQuery,
@@ -172,9 +177,10 @@ class EthPeer:
         finally:
             self.close()
 
-    async def reply(self, code: int, request_id: int, items: Sequence[bytes]) -> None:
-        """Answer a request with already-encoded items (``[request-id, [items...]]``)."""
-        await self.channel.send(code, wrap_list(rlp_encode(request_id) + wrap_list(b"".join(items))))
+    async def reply(self, code: int, request_id: int, items: Sequence[bytes], head: bytes = b"") -> None:
+        """Answer a request with already-encoded items (``[request-id, [items...]]``); ``head`` is
+        what an eth/70 reply carries between the two (the encoded ``lastBlockIncomplete``)."""
+        await self.channel.send(code, wrap_list(rlp_encode(request_id) + head + wrap_list(b"".join(items))))
 
     def _set_status(self, status: AnyStatus) -> None:
         self.status = status
@@ -363,8 +369,36 @@ class EthPeer:
     async def request_receipts(
         self, hashes: Sequence[bytes], *, timeout: float = DEFAULT_REQUEST_TIMEOUT
     ) -> list[list[Any]]:
-        """Receipts (``Receipt`` objects) of the blocks ``hashes``, one list per block."""
-        return await self._request(GET_RECEIPTS, RECEIPTS, list(hashes), len(hashes), timeout)  # type: ignore[no-any-return]
+        """Receipts (``Receipt`` objects) of the blocks ``hashes``, one list per block.
+
+        On eth/70 a reply may end inside a block (``lastBlockIncomplete``): the rest of that
+        block is asked for from the receipt where the reply stopped, so the caller always
+        gets whole lists, as on earlier versions.
+        """
+        if self.version < ETH70:
+            return await self._request(GET_RECEIPTS, RECEIPTS, list(hashes), len(hashes), timeout)  # type: ignore[no-any-return]
+        todo = list(hashes)
+        incomplete, lists = await self._request(GET_RECEIPTS, RECEIPTS, (0, todo), len(todo), timeout)
+        out: list[list[Any]] = [list(x) for x in lists]
+        while incomplete and out:
+            rest = todo[len(out) - 1:]
+            incomplete, more = await self._request(
+                GET_RECEIPTS, RECEIPTS, (len(out[-1]), rest), len(rest), timeout
+            )
+            if not more:
+                break
+            out[-1].extend(more[0])
+            out.extend(list(x) for x in more[1:])
+        return out
+
+    async def request_block_access_lists(
+        self, hashes: Sequence[bytes], *, timeout: float = DEFAULT_REQUEST_TIMEOUT
+    ) -> list[bytes | None]:
+        """eth/71: the access lists (RLP) of the blocks ``hashes``; None where the peer has none."""
+        if self.version < ETH71:
+            raise ValueError(f"GetBlockAccessLists does not exist on eth/{self.version}")
+        items = await self._request(GET_BLOCK_ACCESS_LISTS, BLOCK_ACCESS_LISTS, list(hashes), len(hashes), timeout)
+        return [None if item == UNAVAILABLE_BAL else bytes(item) for item in items]
 
     async def request_pooled_txs(
         self, hashes: Sequence[bytes], *, timeout: float = DEFAULT_REQUEST_TIMEOUT

@@ -3,8 +3,12 @@
 eth/68 and eth/69 share most messages; they differ in Status (68 carries total
 difficulty and the head hash, 69 the served block range), in block propagation
 (NewBlockHashes and NewBlock exist on 68 only), in the receipt encoding (69 drops the
-bloom) and in BlockRangeUpdate (69 only). Request/response pairs carry a request id as
-the first element, ``[request-id, payload]`` (eth/66 on). The tables below are the whole
+bloom) and in BlockRangeUpdate (69 on). eth/70 (EIP-7975) lets a receipts request start
+inside a block and a reply end inside one (``firstBlockReceiptIndex``,
+``lastBlockIncomplete``, both flat beside the request id); eth/71 (EIP-8159) adds
+GetBlockAccessLists/BlockAccessLists, where an unavailable list is the empty string.
+Request/response pairs carry a request id as the first element, ``[request-id, payload]``
+(eth/66 on). The tables below are the whole
 protocol; nothing else in ethnode knows a message code.
 
 Facts from geth ``eth/protocols/eth/protocol.go`` (v1.16 for eth/68, v1.17.8 for eth/69).
@@ -37,8 +41,10 @@ from ethnode.rlp.sedes import (
 PROTOCOL_NAME = "eth"
 ETH68 = 68
 ETH69 = 69
-SUPPORTED_VERSIONS = (ETH69, ETH68)  # what we offer by default, highest first
-PROTOCOL_LENGTHS = {ETH68: 17, ETH69: 18}  # message codes used; geth protocolLengths
+ETH70 = 70
+ETH71 = 71
+SUPPORTED_VERSIONS = (ETH71, ETH70, ETH69, ETH68)  # what we offer by default, highest first
+PROTOCOL_LENGTHS = {ETH68: 17, ETH69: 18, ETH70: 18, ETH71: 20}  # message codes used; geth protocolLengths
 MAX_MESSAGE_SIZE = 10 * 1024 * 1024  # geth maxMessageSize: larger messages drop the peer
 MAX_TX_BROADCAST = 5000  # txs in one Transactions message; geth maxTransactionAnnouncements
 
@@ -56,6 +62,9 @@ POOLED_TRANSACTIONS = 0x0A
 GET_RECEIPTS = 0x0F
 RECEIPTS = 0x10
 BLOCK_RANGE_UPDATE = 0x11
+GET_BLOCK_ACCESS_LISTS = 0x12
+BLOCK_ACCESS_LISTS = 0x13
+UNAVAILABLE_BAL = b"\x80"  # EIP-8159: the empty string stands for a list not served (an empty list is a BAL)
 
 ZERO_HASH = bytes(32)
 
@@ -170,25 +179,43 @@ class Message:
     name: str
     payload: Sedes
     request_id: bool = False
+    flat: bool = False  # eth/70: the payload's fields sit beside the request id, ``[id, a, b]``
 
     @property
     def schema(self) -> Sedes:
-        """The wire schema: the payload, or ``[request-id, payload]``."""
+        """The wire schema: the payload, ``[request-id, payload]`` or, flat, ``[request-id, *payload]``."""
+        if self.flat:
+            return _flat(self.payload)
         return _wrapped(self.payload) if self.request_id else self.payload
 
     def encode(self, value: Any, request_id: int | None = None) -> bytes:
         if self.request_id:
             if request_id is None:
                 raise ValueError(f"{self.name} needs a request id")
+            if self.flat:
+                return self.schema.encode((request_id, *value))
             return self.schema.encode((request_id, value))
         return self.schema.encode(value)
 
     def decode(self, payload: bytes) -> Any:
-        """The payload value, or (request_id, value) for request/response messages."""
-        return self.schema.decode(payload)
+        """The payload value, or (request_id, value) for request/response messages (a tuple if flat)."""
+        value = self.schema.decode(payload)
+        if self.flat:
+            return value[0], tuple(value[1:])
+        return value
 
 
 _WRAPPED: dict[int, Sedes] = {}
+_FLAT: dict[int, Sedes] = {}
+
+
+def _flat(payload: Sedes) -> Sedes:
+    key = id(payload)
+    schema = _FLAT.get(key)
+    if schema is None:
+        assert isinstance(payload, Tuple), "a flat payload is a Tuple of the fields after the request id"
+        schema = _FLAT[key] = Tuple(uint64, *payload.elements)
+    return schema
 
 
 def _wrapped(payload: Sedes) -> Sedes:
@@ -214,6 +241,16 @@ _COMMON = (
     Message(RECEIPTS, "Receipts", List(List(raw)), True),
 )
 
+_COMMON69 = tuple(m for m in _COMMON if m.code not in (GET_RECEIPTS, RECEIPTS))
+_RECEIPTS70 = (
+    Message(GET_RECEIPTS, "GetReceipts", Tuple(uint64, _hashes), True, flat=True),  # [id, first-index, hashes]
+    Message(RECEIPTS, "Receipts", Tuple(boolean, List(List(raw))), True, flat=True),  # [id, incomplete, lists]
+)
+_BALS71 = (
+    Message(GET_BLOCK_ACCESS_LISTS, "GetBlockAccessLists", _hashes, True),
+    Message(BLOCK_ACCESS_LISTS, "BlockAccessLists", List(raw), True),
+)
+
 MESSAGES: dict[int, dict[int, Message]] = {
     ETH68: {
         m.code: m
@@ -232,6 +269,25 @@ MESSAGES: dict[int, dict[int, Message]] = {
             *_COMMON,
         )
     },
+    ETH70: {
+        m.code: m
+        for m in (
+            Message(STATUS, "Status", Status69._sedes),
+            Message(BLOCK_RANGE_UPDATE, "BlockRangeUpdate", BlockRange._sedes),
+            *_COMMON69,
+            *_RECEIPTS70,
+        )
+    },
+    ETH71: {
+        m.code: m
+        for m in (
+            Message(STATUS, "Status", Status69._sedes),
+            Message(BLOCK_RANGE_UPDATE, "BlockRangeUpdate", BlockRange._sedes),
+            *_COMMON69,
+            *_RECEIPTS70,
+            *_BALS71,
+        )
+    },
 }
 
 # Request code -> response code, for the request tracker.
@@ -240,6 +296,7 @@ RESPONSE_CODES = {
     GET_BLOCK_BODIES: BLOCK_BODIES,
     GET_POOLED_TRANSACTIONS: POOLED_TRANSACTIONS,
     GET_RECEIPTS: RECEIPTS,
+    GET_BLOCK_ACCESS_LISTS: BLOCK_ACCESS_LISTS,
 }
 
 
@@ -255,7 +312,8 @@ def message_name(version: int, code: int) -> str:
 
 
 __all__ = [
-    "PROTOCOL_NAME", "ETH68", "ETH69", "SUPPORTED_VERSIONS", "PROTOCOL_LENGTHS", "MAX_MESSAGE_SIZE",
+    "PROTOCOL_NAME", "ETH68", "ETH69", "ETH70", "ETH71", "SUPPORTED_VERSIONS", "GET_BLOCK_ACCESS_LISTS",
+    "BLOCK_ACCESS_LISTS", "UNAVAILABLE_BAL", "PROTOCOL_LENGTHS", "MAX_MESSAGE_SIZE",
     "MAX_TX_BROADCAST", "STATUS", "NEW_BLOCK_HASHES", "TRANSACTIONS", "GET_BLOCK_HEADERS", "BLOCK_HEADERS",
     "GET_BLOCK_BODIES", "BLOCK_BODIES", "NEW_BLOCK", "NEW_POOLED_TRANSACTION_HASHES", "GET_POOLED_TRANSACTIONS",
     "POOLED_TRANSACTIONS", "GET_RECEIPTS", "RECEIPTS", "BLOCK_RANGE_UPDATE", "ProtocolViolation", "Status68",

@@ -25,13 +25,19 @@ from ethnode.core.rawdb import schema
 from ethnode.core.rawdb.store import KeyValueStore
 from ethnode.core.types.receipt import decode_receipts_eth69, encode_receipts_eth68
 from ethnode.eth.protocols.eth.backend import ChainReader, TxPoolReader
-from ethnode.eth.protocols.eth.protocol import ETH68, MAX_MESSAGE_SIZE
+from ethnode.eth.protocols.eth.protocol import ETH68, MAX_MESSAGE_SIZE, UNAVAILABLE_BAL
+from ethnode.rlp.framing import wrap_list
+from ethnode.rlp.sedes import List, raw
 from ethnode.trie import EMPTY_ROOT
+
+_raw_items = List(raw)
 
 SOFT_RESPONSE_LIMIT = 2 * 1024 * 1024  # bytes; geth softResponseLimit
 MAX_HEADERS_SERVE = 1024  # geth maxHeadersServe
 MAX_BODIES_SERVE = 1024  # geth maxBodiesServe
 MAX_RECEIPTS_SERVE = 1024  # geth maxReceiptsServe
+MAX_BALS_SERVE = 1024  # geth maxBALsServe
+MAX_PACKET_SIZE = MAX_MESSAGE_SIZE  # geth maxPacketSize: eth/70 receipt replies are cut to fit it
 MAX_POOLED_TX_SERVE = 4096  # lookups per GetPooledTransactions; geth maxPooledTxServe
 MAX_NON_CANONICAL = 100  # side-chain steps a hash-based skip query may walk; geth GetAncestor's budget
 # Bytes of reply items at most: the message cap less the envelope ([request-id, [...]]).
@@ -285,6 +291,67 @@ def iter_receipts(chain: ChainReader, hashes: Sequence[bytes], version: int) -> 
         size += len(data)
 
 
+class Receipts70:
+    """An eth/70 receipts query (geth ``serviceGetReceiptsQuery70``): iterate for the per-block
+    lists; ``incomplete`` tells, once drained, whether the last list was cut short.
+
+    The first block's list starts at ``first_index``; each block may fill what is left of
+    the 10 MiB packet, and a block that does not fit whole is cut after its last receipt
+    that does (``lastBlockIncomplete``). A block whose first wanted receipt does not fit
+    ends the reply without it.
+    """
+
+    def __init__(self, chain: ChainReader, hashes: Sequence[bytes], first_index: int) -> None:
+        self.chain, self.hashes, self.first_index = chain, hashes, first_index
+        self.incomplete = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        size = 0
+        for i, block_hash in enumerate(self.hashes):
+            if size >= SOFT_RESPONSE_LIMIT or i >= MAX_RECEIPTS_SERVE:
+                return
+            data = _receipts_rlp(self.chain, block_hash)
+            if data is None:
+                return
+            first = self.first_index if i == 0 else 0
+            limit = MAX_PACKET_SIZE - 64 - size  # the envelope ([id, flag, [...]]) included
+            items = _raw_items.decode(data)
+            out: list[bytes] = []
+            used = 0
+            for item in items[first:]:
+                if used + len(item) + 9 > limit:  # 9: the list header this block's list gets at most
+                    if not out:
+                        return  # not even the first receipt fits: stop here
+                    self.incomplete = True
+                    break
+                out.append(item)
+                used += len(item)
+            encoded = wrap_list(b"".join(out))
+            yield encoded
+            size += len(encoded)
+            if self.incomplete:
+                return
+
+
+def iter_block_access_lists(chain: ChainReader, hashes: Sequence[bytes]) -> Iterator[bytes]:
+    """eth/71 (geth ``serviceGetBlockAccessListsQuery``): each block's stored access list, the
+    empty string for one we do not have; 1024 lists or 2 MiB at most."""
+    db = chain.db
+    size = 0
+    for i, block_hash in enumerate(hashes):
+        if size >= SOFT_RESPONSE_LIMIT or i >= MAX_BALS_SERVE:
+            return
+        number = rawdb.read_header_number(db, block_hash)
+        bal = None if number is None else rawdb.read_block_access_list(db, block_hash, number)
+        if not bal:
+            yield UNAVAILABLE_BAL
+            continue
+        if size + len(bal) > HARD_RESPONSE_LIMIT:
+            return
+        yield bal
+        size += len(bal)
+
+
 def serve_pooled_txs(txpool: TxPoolReader, hashes: Sequence[bytes]) -> tuple[list[bytes], list[bytes]]:
     """(hashes served, tx items) for GetPooledTransactions; unknown hashes are skipped."""
     served: list[bytes] = []
@@ -308,5 +375,6 @@ def serve_pooled_txs(txpool: TxPoolReader, hashes: Sequence[bytes]) -> tuple[lis
 __all__ = [
     "HARD_RESPONSE_LIMIT", "SERVE_SLICE", "collect", "iter_headers", "iter_bodies", "iter_receipts",
     "SOFT_RESPONSE_LIMIT", "MAX_HEADERS_SERVE", "MAX_BODIES_SERVE", "MAX_RECEIPTS_SERVE", "MAX_POOLED_TX_SERVE",
-    "serve_headers", "serve_bodies", "serve_receipts", "serve_pooled_txs", "get_ancestor",
+    "serve_headers", "serve_bodies", "serve_receipts", "serve_pooled_txs", "get_ancestor", "Receipts70",
+    "iter_block_access_lists", "MAX_BALS_SERVE",
 ]
