@@ -32,6 +32,8 @@ from ethnode.commands import logformat
 from ethnode.commands.flags.eth import add_eth_flags
 from ethnode.commands.flags.metrics import add_metrics_flags
 from ethnode.commands.flags.miner import add_miner_flags, flags_without_their_mode
+from ethnode.commands.flags.network import add_network_flags
+from ethnode.commands.flags.network import selected as selected_network
 from ethnode.commands.flags.p2p import add_p2p_flags
 from ethnode.commands.flags.rpc import add_rpc_flags
 from ethnode.commands.flags.validators import split_and_trim
@@ -146,6 +148,15 @@ def load_toml(path: str, settings: RunSettings) -> None:
 def apply_flags(args: argparse.Namespace, settings: RunSettings) -> None:
     """Flags given on the command line override the file and the defaults (geth's order)."""
     p2p = settings.p2p
+    network = selected_network(args)
+    if network is not None:
+        if args.dev:
+            raise _Fatal(f"--dev and --{network.name} cannot be combined")
+        from ethnode.commands.flags.network import network_datadir
+
+        settings.datadir = network_datadir(settings.datadir, network)
+        if args.bootnodes is None and not p2p.bootnodes:
+            p2p.bootnodes = [parse_bootnode(text) for text in network.bootnodes]
     if args.datadir is not None:
         settings.datadir = args.datadir
     if args.networkid is None and settings.network_id is not None:
@@ -279,11 +290,16 @@ async def _serve(args: argparse.Namespace, settings: RunSettings) -> int:
     lock = None
     try:  # --dev without a datadir keeps everything in memory, as geth --dev does
         given = args.datadir is not None or settings.datadir != DEFAULT_DATADIR
-        if args.dev and given and datadir is not None:
-            # The dev chain's database is opened before the node exists: lock the datadir first,
-            # so a second process fails without touching it.
+        network = selected_network(args)
+        if (args.dev and given or network is not None) and datadir is not None:
+            # The dev chain's (or the network's genesis) database is opened before the node exists:
+            # lock the datadir first, so a second process fails without touching it.
             lock = DatadirLock(datadir)
             lock.acquire()
+        if network is not None and datadir is not None:
+            from ethnode.commands.flags.network import prepare_network_datadir
+
+            prepare_network_datadir(datadir, network)
         dev = prepare_dev(args, settings.datadir if given else None, bus)
         if dev is not None:
             datadir = dev.datadir
@@ -432,6 +448,7 @@ def register(subparsers: Any) -> None:
     add_rpc_flags(run)
     add_metrics_flags(run)
     add_miner_flags(run)
+    add_network_flags(run)
     run.set_defaults(func=cmd_run)
 
     key = subparsers.add_parser("key", help="node key helpers", description="Node key helpers.")
