@@ -285,47 +285,10 @@ _TX_CASES: list[tuple[str, Callable[[], list[Transaction]], int, str, dict[str, 
      "max fee per blob gas less than block blob gas fee", {"excess_blob_gas": 10_000_000}),
     ("blob-tx-without-blobs", lambda: [_blob(hashes=[])], 0, "blob transaction missing blob hashes", {}),
     ("set-code-without-auths", lambda: [_set_code([])], 0, "EIP-7702 transaction with empty auth list", {}),
-    ("wrong-chain-id", lambda: [_dyn(chain_id=CHAIN_ID + 1)], 0, "invalid chain id", {}),
+    ("wrong-chain-id", lambda: [_dyn(chain_id=CHAIN_ID + 1)], 0, "invalid chain id for signer", {}),
 ]
 _NAMING = "both engines refuse it, but txerrors.geth_reason has no rule for {engine}'s text {text!r}"
-_TX_XFAIL = {  # where the engines disagree: what each one does
-    "tip-above-fee-cap": pytest.mark.xfail(strict=True, reason=(
-        "py-evm applies a type-2 tx whose maxPriorityFeePerGas (2000000001) exceeds its maxFeePerGas (2000000000): "
-        "receipt status 0, 21000 gas; revm refuses it: 'max priority fee per gas higher than max fee per gas' "
-        "(geth ErrTipAboveFeeCap). On import Transaction.validate() refuses it first; block building does not")),
-    "floor-data-gas": pytest.mark.xfail(strict=True, reason=(
-        "py-evm applies a tx whose gas limit (40000) covers its intrinsic gas (37000) but not its EIP-7623 floor "
-        "(61000) and charges it 61000 gas, more than its gas limit (receipt status 0, cumulative gas 61000); revm "
-        "refuses it like geth: 'insufficient gas for floor data gas cost'. A consensus split on import too")),
-    "sender-with-code": pytest.mark.xfail(strict=True, reason=(
-        "EIP-3607: py-evm applies a tx from an account whose code is 0x00 (receipt status 0, 21000 gas); revm "
-        "refuses it like geth: 'sender not an eoa'. A consensus split on import too")),
-    "wrong-chain-id": pytest.mark.xfail(strict=True, reason=(
-        "py-evm applies a type-2 tx signed for chain id 53760 on chain 53759 (receipt status 0, 21000 gas); "
-        "revm refuses it ('invalid chain id'). On import the signer refuses it first; block building does not")),
-    "initcode-too-large": pytest.mark.xfail(strict=True, reason=(
-        "a create tx with 49153 bytes of init code: revm refuses it ('max initcode size exceeded', geth "
-        "ErrMaxInitCodeSizeExceeded); py-evm's executor lets eth.exceptions.OutOfGas ('Contract code size exceeds "
-        "EIP-3860 limit of 49152. Got code of size: 49153') escape apply_transactions instead of TxExecutionError, "
-        "and with skip_invalid=True too")),
-    "nonce-max": pytest.mark.xfail(strict=True, reason=_NAMING.format(
-        engine="py-evm", text="Nonce must be less than 2^64-1, got 18446744073709551615") + (
-        " (its rule looks for '2**64'); revm's reads 'nonce has max value: ... nonce overflow in transaction'")),
-    "intrinsic-transfer": pytest.mark.xfail(strict=True, reason=_NAMING.format(
-        engine="py-evm", text="Message.gas cannot be negative: Got: -1") + (
-        "; revm's reads 'intrinsic gas too low: ... call gas cost (21000) exceeds the gas limit (20999)'")),
-    "intrinsic-create": pytest.mark.xfail(strict=True, reason=_NAMING.format(
-        engine="py-evm", text="Message.gas cannot be negative: Got: -1") + "; revm's reads 'intrinsic gas too low'"),
-    "intrinsic-auths": pytest.mark.xfail(strict=True, reason=_NAMING.format(
-        engine="py-evm", text="Message.gas cannot be negative: Got: -6000") + "; revm's reads 'intrinsic gas too low'"),
-    "set-code-without-auths": pytest.mark.xfail(strict=True, reason=_NAMING.format(
-        engine="py-evm", text="Transaction.authorization_list cannot empty") + (
-        " (its rule looks for 'empty authorization list'); revm's reads 'EIP-7702 transaction with empty auth "
-        "list: ...'")),
-    "blob-fee-cap-below-blob-base-fee": pytest.mark.xfail(strict=True, reason=_NAMING.format(
-        engine="revm", text="EVM reported invalid transaction (0x..): blob gas price (N) is greater than max fee "
-        "per blob gas (1)") + (" (its rule has no parenthesised numbers); py-evm's reads 'max fee per blob gas "
-                               "less than block blob gas fee: ...'")),
+_TX_XFAIL: dict[str, Any] = {  # where the engines disagree: what each one does
 }
 TX_CASES = [pytest.param(*case, id=case[0], marks=_TX_XFAIL.get(case[0], ())) for case in _TX_CASES]
 
@@ -378,12 +341,6 @@ def test_txs_near_the_limits_are_applied_alike(fresh: dict[str, BlockChain]) -> 
     assert len(results["revm"].transactions) == len(txs) and results["revm"].blob_gas_used == 9 * 2**17
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "revm's RevmBlockBuilder.apply_batch (skip_invalid=True) tallies the block's blob gas while it forms a batch, "
-    "counting blob txs revm then skips as invalid: txs [6 blobs; 2 blobs, nonce too high; 3 blobs] - py-evm "
-    "applies the first and third (9 blobs, the Prague maximum), revm only the first, dropping the third as if the "
-    "block were full (3 blobs needed, 3 left). Block building only: without skip_invalid the invalid tx raises "
-    "first. Found by random seeds 211 and 213 (4 blocks of 35 txs)"))
 def test_a_skipped_blob_tx_leaves_its_blob_gas_to_the_next(fresh: dict[str, BlockChain]) -> None:
     """Block building: a blob tx left out (here for its nonce) uses none of the block's blob gas."""
     txs = [_blob(SENDERS[1], blobs=6), _blob(SENDERS[2], nonce=3, blobs=2), _blob(SENDERS[3], blobs=3)]
@@ -397,7 +354,7 @@ def test_a_skipped_blob_tx_leaves_its_blob_gas_to_the_next(fresh: dict[str, Bloc
 _REFUSAL_PREFIX = re.compile(r"^invalid block #\d+ \(0x[0-9a-f]+\): (could not apply tx \d+ \[0x[0-9a-f]+\]: "
                              r"|invalid transaction \d+ \(0x[0-9a-f]+\): )?")
 # the engine disagreements that reach import
-_IMPORT_XFAIL = {name: _TX_XFAIL[name] for name in ("floor-data-gas", "sender-with-code", "initcode-too-large")}
+_IMPORT_XFAIL: dict[str, Any] = {}  # none left: py-evm now makes geth's pre-execution checks too
 _IMPORT_CASES = [
     pytest.param(name, make, geth_name, id=name, marks=_IMPORT_XFAIL.get(name, ())) for name, make, geth_name in (
         ("floor-data-gas", lambda: _dyn(gas=40_000, data=_HEAVY_DATA), "insufficient gas for floor data gas cost"),
@@ -642,10 +599,6 @@ CALL_NAMES = (
     "precompile-short-of-gas-bad-input", "modexp-huge-lengths",
 )
 _CALL_XFAIL = {
-    "underflow-dup": pytest.mark.xfail(strict=True, reason=(
-        "PUSH0 PUSH0 DUP3 as init code: both fail using all 100000 gas, but revm reports 'stack limit reached 1024 "
-        "(1023)' (revm halts a DUP underflow as StackOverflow) where py-evm reports geth's 'stack underflow "
-        "(2 <=> 3)': eth_call's error text differs")),
     "precompile-bls-bad": pytest.mark.xfail(strict=True, reason=(
         "any precompile that fails on its input, here BLS12-381 G1ADD (0x0b) on 256 bytes of 0x01: both use all "
         "100000 gas, but revm's message is always 'precompile error' and py-evm's is its own exception text ('x >= "
@@ -663,11 +616,6 @@ _CALL_XFAIL = {
         "a create whose init code returns 100 bytes with 5000 gas left for the 20000-gas code deposit: py-evm, "
         "like geth (ErrCodeStoreOutOfGas), fails 'contract creation code storage out of gas' (OTHER); revm says "
         "'out of gas' (OUT_OF_GAS), which eth_estimateGas treats as 'more gas helps'")),
-    "blobs-without-fee-cap": pytest.mark.xfail(strict=True, reason=(
-        "a CallMessage with blob hashes and blob_fee_cap None ('not given', api.py): py-evm runs it; revm's "
-        "RevmCall.run raises a bare ValueError 'transaction validation error: blob gas price (1) is greater than "
-        "max fee per blob gas (0)' (None is passed as 0 without zeroing BLOBBASEFEE). The RPC layer always sets 0, "
-        "so only direct Executor.call users meet it")),
 }
 
 

@@ -164,4 +164,4 @@ def pre_check(
     return total, initcode
 
 
-__all__ = ["CallRules", "intrinsic_gas", "floor_data_gas", "pre_check", "TX_GAS"]
+__all__ = ["CallRules", "intrinsic_gas", "floor_data_gas", "pre_check", "TX_GAS", "MAX_INIT_CODE_SIZE"]

@@ -33,6 +33,7 @@ from ethnode.core.execution.api import (
     MissingParentStateError,
     TxExecutionError,
 )
+from ethnode.core.execution.precheck import MAX_INIT_CODE_SIZE, CallRules, floor_data_gas, intrinsic_gas
 from ethnode.core.execution.pyevm.call import run_call
 from ethnode.core.execution.pyevm.db import atomic_db
 from ethnode.core.execution.pyevm.forks import Fork, engine_version, fork_for
@@ -77,6 +78,8 @@ def _hash_with_ethnode_keccak() -> None:
 _hash_with_ethnode_keccak()
 
 GWEI = 10**9  # withdrawal amounts are in gwei (EIP-4895)
+PER_EMPTY_ACCOUNT_COST = 25_000  # EIP-7702: intrinsic gas per authorization
+DELEGATION_PREFIX = b"\xef\x01\x00"  # EIP-7702: an account whose code delegates is still an EOA
 BLOCKHASH_WINDOW = 256  # BLOCKHASH sees this many ancestors (geth: the last 256 blocks)
 UNCLE_DEPTH_FACTOR = 8  # geth ethash accumulateRewards: uncle reward = (U + 8 - B) * R / 8
 NEPHEW_REWARD_DIVISOR = 32  # and the including block earns R / 32 per uncle
@@ -237,6 +240,7 @@ class PyEVMBlockBuilder:
             reason = f"blob gas limit reached (tx blob gas {blob_gas}, block has {left} left)"
             raise TxExecutionError(index, tx.hash, reason)
         evm_tx = self._to_evm(tx, sender)
+        self._geth_pre_checks(index, tx, evm_tx.sender)
         state = self.state
         state.lock_changes()
         snapshot = state.snapshot()
@@ -260,6 +264,37 @@ class PyEVMBlockBuilder:
         self.receipts.append(receipt)
         self.transactions.append(tx)
         return receipt
+
+    def _geth_pre_checks(self, index: int, tx: Any, sender: bytes) -> None:
+        """The checks geth's ``preCheck``/``TransitionDb`` make that py-evm does not (or makes
+        after running the tx), in geth's order, so both engines refuse the same txs alike."""
+        cfg, env = self.config, self.env
+        chain_id = tx.chain_id
+        if chain_id is not None and chain_id != cfg.chain_id:
+            raise TxExecutionError(index, tx.hash, f"invalid chain id for signer: have {chain_id} want {cfg.chain_id}")
+        code = self.state.get_code(sender)
+        if code and not code.startswith(DELEGATION_PREFIX):  # EIP-3607, EIP-7702 delegations excepted
+            reason = f"sender not an eoa: address 0x{sender.hex()}, len(code): {len(code)}"
+            raise TxExecutionError(index, tx.hash, reason)
+        if cfg.is_london(env.number) and tx.gas_tip_cap > tx.gas_fee_cap:
+            raise TxExecutionError(index, tx.hash, (
+                f"max priority fee per gas higher than max fee per gas: address 0x{sender.hex()}, "
+                f"maxPriorityFeePerGas: {tx.gas_tip_cap}, maxFeePerGas: {tx.gas_fee_cap}"))
+        if self.fork.shanghai and tx.to is None and len(tx.data) > MAX_INIT_CODE_SIZE:
+            raise TxExecutionError(index, tx.hash,
+                                   f"max initcode size exceeded: code size {len(tx.data)} limit {MAX_INIT_CODE_SIZE}")
+        if self.fork.prague:
+            floor = floor_data_gas(tx.data)
+            # geth checks intrinsic gas first (py-evm refuses that case itself, named alike)
+            if floor > tx.gas >= self._intrinsic_gas(tx):
+                raise TxExecutionError(index, tx.hash,
+                                       f"insufficient gas for floor data gas cost: have {tx.gas}, want {floor}")
+
+    def _intrinsic_gas(self, tx: Any) -> int:
+        rules = CallRules.for_block(self.config, self.env.number, self.env.time)
+        message = CallMessage(gas=tx.gas, to=tx.to, data=tx.data, access_list=getattr(tx, "access_list", None))
+        auths = len(getattr(tx, "authorization_list", ()) or ())
+        return intrinsic_gas(message, rules)[0] + auths * PER_EMPTY_ACCOUNT_COST
 
     def _to_evm(self, tx: Transaction, sender: bytes | None) -> Any:
         evm_tx = self._tx_builder.decode(tx.canonical)

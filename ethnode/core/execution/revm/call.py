@@ -95,7 +95,8 @@ def run_call(
             message.gas_price,
             None if message.access_list is None else [(a, list(keys)) for a, keys in message.access_list],
             None if message.blob_hashes is None else list(message.blob_hashes),
-            message.blob_fee_cap or 0,
+            # Not given: the call pays the block's blob base fee, as py-evm charges it (0 reads as 0).
+            message.blob_fee_cap if message.blob_fee_cap is not None else (blob_fee() if message.blob_hashes else 0),
         )
         status, output, used, peak, error, opcode, stack_len = call.run(
             executor.env_args(env, parent_hash), blob, msg, zero_blob_fee, timeout
@@ -113,6 +114,8 @@ def run_call(
 
 
 def _halt(error: str, opcode: int, stack_len: int) -> tuple[VMErrorKind, str]:
+    if error == "stack_overflow" and stack_len < _stack_inputs(opcode):
+        error = "stack_underflow"  # revm halts DUPn/SWAPn on a short stack as an overflow; geth calls it what it is
     if error in _HALTS:
         return _HALTS[error]
     if error in ("opcode_not_found", "not_activated"):

@@ -233,48 +233,55 @@ class RevmBlockBuilder:
         """Apply ``txs`` in one call into revm; a tx that cannot be applied raises (or is skipped)."""
         if self._finished:
             raise ExecutionError("block builder already finished")
-        rust = _rust()
-        pending = list(txs)
-        senders = list(senders) if senders is not None else [tx.sender for tx in pending]  # type: ignore[attr-defined]
-        while pending:
-            # The block's blob gas cap is checked here (geth's gas pool does), before revm sees the tx.
-            batch: list[Transaction] = []
-            blob_gas = self.blob_gas_used
-            for tx in pending:
-                need = len(tx.blob_hashes) * GAS_PER_BLOB
-                if need and blob_gas + need > self._max_blob_gas:
-                    break
-                blob_gas += need
-                batch.append(tx)
-            if batch:
-                try:
-                    outcomes = self._block.apply([tx.canonical for tx in batch], senders[: len(batch)], skip_invalid)
-                except rust.EvmStateError as exc:
-                    raise self._missing_state(exc) from None
-                for tx, outcome in zip(batch, outcomes, strict=False):
-                    if isinstance(outcome, str):
-                        if not skip_invalid:
-                            raise TxExecutionError(len(self.receipts), tx.hash, outcome)
-                        continue
-                    status, cumulative, logs = outcome
-                    self.gas_used = cumulative
-                    self.blob_gas_used += len(tx.blob_hashes) * GAS_PER_BLOB
-                    self.receipts.append(
-                        Receipt(tx.type, status, cumulative, [Log(a, list(t), d) for a, t, d in logs])  # type: ignore[attr-defined]
-                    )
-                    self.transactions.append(tx)
-            rest = pending[len(batch):]
-            senders = senders[len(batch):]
-            if not rest:
-                return
-            tx = rest[0]
+        txs = list(txs)
+        senders = list(senders) if senders is not None else [tx.sender for tx in txs]  # type: ignore[attr-defined]
+        if skip_invalid:
+            # Building: one tx per call, so a blob tx left out leaves its blob gas to the next ones.
+            for tx, sender in zip(txs, senders, strict=True):
+                self._apply_run([tx], [sender], skip_invalid=True)
+            return
+        # Import: the whole block in one call, up to the first tx over the block's blob gas.
+        fits, blob_gas = 0, self.blob_gas_used
+        for tx in txs:
+            need = len(tx.blob_hashes) * GAS_PER_BLOB
+            if need and blob_gas + need > self._max_blob_gas:
+                break
+            blob_gas += need
+            fits += 1
+        self._apply_run(txs[:fits], senders[:fits], skip_invalid=False)
+        if fits < len(txs):
+            tx = txs[fits]
             need = len(tx.blob_hashes) * GAS_PER_BLOB
             left = self._max_blob_gas - self.blob_gas_used
-            if not skip_invalid:
-                raise TxExecutionError(
-                    len(self.receipts), tx.hash, f"blob gas limit reached (tx blob gas {need}, block has {left} left)"
-                )
-            pending, senders = rest[1:], senders[1:]
+            raise TxExecutionError(
+                len(self.receipts), tx.hash, f"blob gas limit reached (tx blob gas {need}, block has {left} left)"
+            )
+
+    def _apply_run(self, txs: list[Transaction], senders: list[bytes], *, skip_invalid: bool) -> None:
+        """One call into revm; the block's blob gas cap is checked here first (geth's gas pool does)."""
+        if not txs:
+            return
+        rust = _rust()
+        if skip_invalid:
+            need = sum(len(tx.blob_hashes) for tx in txs) * GAS_PER_BLOB
+            if need and self.blob_gas_used + need > self._max_blob_gas:
+                return  # left out: it does not fit the block's blobs
+        try:
+            outcomes = self._block.apply([tx.canonical for tx in txs], senders, skip_invalid)
+        except rust.EvmStateError as exc:
+            raise self._missing_state(exc) from None
+        for tx, outcome in zip(txs, outcomes, strict=False):
+            if isinstance(outcome, str):
+                if not skip_invalid:
+                    raise TxExecutionError(len(self.receipts), tx.hash, outcome)
+                continue
+            status, cumulative, logs = outcome
+            self.gas_used = cumulative
+            self.blob_gas_used += len(tx.blob_hashes) * GAS_PER_BLOB
+            self.receipts.append(
+                Receipt(tx.type, status, cumulative, [Log(a, list(t), d) for a, t, d in logs])  # type: ignore[attr-defined]
+            )
+            self.transactions.append(tx)
 
     def _missing_state(self, exc: Exception) -> ExecutionError:
         return ExecutionError(f"block #{self.env.number}: state data missing from the database ({exc})")
