@@ -39,13 +39,17 @@ class GethNode:
         return f"enode://{self.key.node_id.hex()}@{HOST}:{self.port}"
 
 
-def start_geth(geth_bin: Path, datadir: Path, *extra: str, discovery: bool = False) -> GethNode:
+def start_geth(
+    geth_bin: Path, datadir: Path, *extra: str, discovery: bool = False, network_id: int | None = NETWORK_ID
+) -> GethNode:
+    """geth on loopback; ``network_id`` None leaves it to a network flag in ``extra`` (``--sepolia``)."""
     key = PrivateKey.generate()
     port = free_port()
     args = [
         str(geth_bin / "geth"), "--datadir", str(datadir), *([] if discovery else ["--nodiscover"]), "--nat", "none",
         "--netrestrict", "127.0.0.0/8", "--port", str(port), "--maxpeers", "5", "--ipcdisable",
-        "--authrpc.addr", HOST, "--authrpc.port", str(free_port()), "--networkid", str(NETWORK_ID),
+        "--authrpc.addr", HOST, "--authrpc.port", str(free_port()),
+        *([] if network_id is None else ["--networkid", str(network_id)]),
         "--nodekeyhex", key.to_hex(), "--cache", "128", "--verbosity", "3", *extra,
     ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
