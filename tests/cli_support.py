@@ -35,9 +35,12 @@ def child_env() -> dict[str, str]:
 class RunProcess:
     """A running ``ethnode-fast run`` whose stderr is read on a thread (it can never block on it)."""
 
-    def __init__(self, args: list[str], *, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(cli_command("run", *args), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     text=True, env=env or child_env())
+    def __init__(self, args: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
+                 argv: list[str] | None = None) -> None:
+        """``argv`` runs that command line as it is (no ``run``, no default flags added)."""
+        command = argv if argv is not None else cli_command("run", *args)
+        self.proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     text=True, env=env or child_env(), cwd=cwd)
         self.lines: list[str] = []
         self._changed = threading.Condition()
         threading.Thread(target=self._pump, daemon=True).start()
