@@ -252,6 +252,7 @@ def measure(name: str, engine: str, quick: bool, rounds: int | None = None) -> d
     upto = min(common, PYEVM_LAST_BLOCK.get(name, common)) if engine == "py-evm" else common
     if rounds is None:
         rounds = 1 if quick or name == "heavy" else FULL_ROUNDS
+    load = os.getloadavg()[0]  # other processes on the cores skew the ratios: report.py warns
     if engine == "geth":
         geth = geth_binary()
         runs = [run_geth(geth, folder) for _ in range(rounds)]
@@ -261,7 +262,8 @@ def measure(name: str, engine: str, quick: bool, rounds: int | None = None) -> d
         runs = [run_ethnode(folder, engine, upto) for _ in range(rounds)]
     best = min(runs, key=lambda r: r["seconds"])
     info: dict[str, Any] = {"impl": engine, "workload": name, "engine_version": best["version"],
-                            "range": f"1..{best['blocks']}", "chain_blocks": length, **figures(best)}
+                            "range": f"1..{best['blocks']}", "chain_blocks": length, **figures(best),
+                            "loadavg": round(max(load, os.getloadavg()[0]), 2), "cpus": os.cpu_count()}
     if engine == "geth":
         info["process_wall_seconds"] = round(best["wall"], 3)
     if upto < common:

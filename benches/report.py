@@ -252,6 +252,11 @@ def print_execute(data: dict) -> None:
                                                                                                     strict=True))))
     for note in notes:
         print(f"  {note}")
+    loads = [i["loadavg"] for engines in cases.values() for i in engines.values() if "loadavg" in i]
+    cpus = max((i.get("cpus") or 1 for engines in cases.values() for i in engines.values()), default=1)
+    if loads and max(loads) > cpus:
+        print(f"  warning: the machine was busy (1-min load {min(loads):.1f}..{max(loads):.1f} on {cpus} CPUs, "
+              "this run included): the cases ran at different times, so the ratios carry that noise")
 
 
 def print_execute_targets(data: dict) -> None:
