@@ -45,6 +45,11 @@ HANDSHAKES_PER_S_MIN = 3000
 STREAM_VS_GETH_MIN = 0.5
 REFERENCE_FIGURES = HERE / "reference_figures.json"
 
+# Import with execution (bench_execute.py): ethnode on revm at least half geth's Mgas/s on each
+# workload, both measured in this run on the same chain file.
+EXECUTE_VS_GETH_MIN = 0.5
+EXECUTE_ENGINES = ("revm", "py-evm", "geth")
+
 
 def _fmt(ns: float) -> str:
     if ns >= 1e6:
@@ -96,6 +101,11 @@ def table(data: dict) -> dict[str, dict[str, float]]:
 
 
 def print_table(groups: dict[str, dict[str, float]]) -> None:
+    # The execute cases are whole child runs (interpreter start, datadir, geth init): their
+    # figures are the import's own timer, printed by print_execute.
+    groups = {name: g for name, g in groups.items() if not name.startswith("execute ")}
+    if not groups:
+        return
     impls = [i for i in ORDER if any(i in g for g in groups.values())]
     impls += sorted({i for g in groups.values() for i in g} - set(impls))
     head = ["benchmark (median)", *impls, *[f"{i}/compiled" for i in impls if i != "compiled"]]
@@ -188,6 +198,78 @@ def print_rlpx_targets(groups: dict[str, dict[str, float]], data: dict) -> None:
                 print(f"  info  {line}" + ("" if geth else " (no geth figure: benches/reference_figures.json)"))
 
 
+def _execute_cases(data: dict) -> dict[str, dict[str, dict]]:
+    """workload -> engine -> extra_info of the bench_execute cases that ran."""
+    cases: dict[str, dict[str, dict]] = defaultdict(dict)
+    for b in data.get("benchmarks", []):
+        info = b.get("extra_info", {})
+        if (b.get("group") or "").startswith("execute ") and "mgas_per_s" in info:
+            cases[info["workload"]][info["impl"]] = info
+    return cases
+
+
+def print_execute(data: dict) -> None:
+    """Import with execution: Mgas/s and blocks/s per engine and workload, ratios, store growth.
+
+    Every figure is the import's own timer (geth: its "Imported new chain segment" elapsed);
+    state B/block is the growth of ethnode's state entries (trie nodes and code), db B/block
+    that of its SQLite files.
+    """
+    cases = _execute_cases(data)
+    if not cases:
+        return
+    print("\nimport with execution (best round; ×geth = Mgas/s and blocks/s over geth's on the same file):")
+    head = ["workload", "engine", "blocks", "Mgas", "Mgas/s", "blocks/s", "×geth Mgas/s", "×geth blk/s",
+            "state B/block", "db B/block"]
+    rows, notes = [], []
+    for workload, engines in cases.items():
+        geth = engines.get("geth")
+        for engine in EXECUTE_ENGINES:
+            i = engines.get(engine)
+            if i is None:
+                continue
+            partial = i["blocks"] < i.get("chain_blocks", i["blocks"])
+            rows.append([workload, engine, i["range"] if partial else str(i["blocks"]), f"{i['mgas']:.1f}",
+                         f"{i['mgas_per_s']:.1f}", f"{i['blocks_per_s']:.1f}",
+                         f"{i['mgas_per_s'] / geth['mgas_per_s']:.2f}×" if geth and not partial else "-",
+                         f"{i['blocks_per_s'] / geth['blocks_per_s']:.2f}×" if geth and not partial else "-",
+                         f"{i['state_bytes_per_block']:,}" if "state_bytes_per_block" in i else "-",
+                         f"{i['db_bytes_per_block']:,}" if "db_bytes_per_block" in i else "-"])
+        revm, pyevm = engines.get("revm"), engines.get("py-evm")
+        if pyevm:
+            same = pyevm.get("revm_same_range") or (revm if revm and revm["blocks"] == pyevm["blocks"] else None)
+            if same:
+                notes.append(f"{workload}: revm {same['mgas_per_s'] / pyevm['mgas_per_s']:.1f}× py-evm's Mgas/s "
+                             f"on blocks {pyevm['range']} (revm {same['mgas_per_s']:.1f} Mgas/s there)")
+        if revm and geth:
+            notes.append(f"{workload}: revm/geth {revm['mgas_per_s'] / geth['mgas_per_s']:.2f}× Mgas/s, "
+                         f"{revm['blocks_per_s'] / geth['blocks_per_s']:.2f}× blocks/s")
+        versions = ", ".join(f"{e} = {engines[e]['engine_version']}" for e in EXECUTE_ENGINES if e in engines)
+        notes.append(f"{workload}: {versions}")
+    widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
+    for r in [head, ["-" * w for w in widths], *rows]:
+        print("  " + "  ".join(c.ljust(w) if k < 2 else c.rjust(w) for k, (c, w) in enumerate(zip(r, widths,
+                                                                                                    strict=True))))
+    for note in notes:
+        print(f"  {note}")
+    loads = [i["loadavg"] for engines in cases.values() for i in engines.values() if "loadavg" in i]
+    cpus = max((i.get("cpus") or 1 for engines in cases.values() for i in engines.values()), default=1)
+    if loads and max(loads) > cpus:
+        print(f"  warning: the machine was busy (1-min load {min(loads):.1f}..{max(loads):.1f} on {cpus} CPUs, "
+              "this run included): the cases ran at different times, so the ratios carry that noise")
+
+
+def print_execute_targets(data: dict) -> None:
+    for workload, engines in _execute_cases(data).items():
+        revm, geth = engines.get("revm"), engines.get("geth")
+        if revm and geth:
+            ratio = revm["mgas_per_s"] / geth["mgas_per_s"]
+            print(f"  {_verdict(ratio >= EXECUTE_VS_GETH_MIN)}  execute {workload}: revm {revm['mgas_per_s']:.1f} "
+                  f"Mgas/s = {ratio:.2f}× geth's {geth['mgas_per_s']:.1f} (≥ {EXECUTE_VS_GETH_MIN:g}×)")
+        elif revm:
+            print(f"  n/a   execute {workload}: no geth figure in this run (quick mode, or geth not built)")
+
+
 def print_targets(groups: dict[str, dict[str, float]], data: dict | None = None) -> None:
     print("\ntargets:")
     for group, impl, items, limit in RLP_TARGETS:
@@ -208,6 +290,7 @@ def print_targets(groups: dict[str, dict[str, float]], data: dict | None = None)
             ratio = g["rusty"] / g["compiled"]
             print(f"  {'PASS' if ratio >= 3 else 'MISS'}  {name}: rusty-rlp/compiled {ratio:.1f}× (≥ 3×)")
     print_rlpx_targets(groups, data or {})
+    print_execute_targets(data or {})
 
 
 def main() -> int:
@@ -228,6 +311,7 @@ def main() -> int:
     if extra:
         print("\nper item / memory:")
         print("\n".join(extra))
+    print_execute(data)
     print_targets(groups, data)
     if code != 0:
         print(f"benchmark run failed (pytest exit {code})", file=sys.stderr)
@@ -237,7 +321,9 @@ def main() -> int:
         from ethnode._native import rust_module
 
         pure = {k: v.describe() for k, v in ethnode.backends().items() if v != "compiled"}
-        missing = [g for g, row in groups.items() if "pure" in row and not any(i.startswith("compiled") for i in row)]
+        missing = [g for g, row in groups.items()
+                   if ("pure" in row and not any(i.startswith("compiled") for i in row))
+                   or ("py-evm" in row and "revm" not in row)]
         if pure or rust_module()[0] is None or missing or not groups:
             print(f"compiled backend expected but not used: pure={pure} missing={missing}", file=sys.stderr)
             return 1
