@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from chain_support import open_chain
-from txpool_support import ADDRS, GWEI, dyn, genesis_json, make_pool
+from txpool_support import ADDRS, GWEI, blob_sidecar, blob_tx, dyn, genesis_json, make_pool
 
 from ethnode.core.blockchain import BlockChain, setup_genesis
 from ethnode.core.execution import compiled_engine_error
@@ -220,3 +220,24 @@ def test_attributes_for_the_wrong_fork_are_refused() -> None:
     with pytest.raises(RPCError) as err:
         a.forkchoice_updated_v2(state, attrs)
     assert err.value.code == -38005
+
+
+def test_a_blob_tx_is_built_only_with_its_forks_sidecar_form() -> None:
+    """Before Osaka a payload's blobs bundle (V1) has one proof per blob: geth's miner takes only
+    version 0 sidecars then, though its pool holds version 1 ones; so must ours (ethnode's pool
+    takes both before Osaka). Found by the geth interop test: getPayloadV4 returned 128 proofs."""
+    obj = _genesis(PRAGUE)
+    chain = _node(obj, None)
+    pool = make_pool(chain, state=chain.head_state_reader())
+    api = EngineAPI(chain, pool)
+    early = blob_tx(0, 0, sidecar=blob_sidecar(1, version=1, seed=1))
+    legacy_form = blob_tx(1, 0, sidecar=blob_sidecar(2, version=0, seed=2))
+    assert pool.add([early, legacy_form], local=True) == [None, None]
+    head = chain.current_block
+    attrs = {"timestamp": hex(head.time + 12), "prevRandao": ZERO, "suggestedFeeRecipient": RECIPIENT,
+             "withdrawals": [], "parentBeaconBlockRoot": ZERO}
+    state = {"headBlockHash": _hex(head.hash), "safeBlockHash": ZERO, "finalizedBlockHash": ZERO}
+    env = api.get_payload_v4(api.forkchoice_updated_v3(state, attrs)["payloadId"])
+    assert env["executionPayload"]["transactions"] == [_hex(legacy_form.tx.canonical)]
+    bundle = env["blobsBundle"]
+    assert len(bundle["blobs"]) == len(bundle["commitments"]) == len(bundle["proofs"]) == 2
