@@ -263,6 +263,7 @@ class Produced:
     builder: str
     envelope: dict[str, Any]
     attrs: dict[str, Any]
+    payload_id: str
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -315,9 +316,13 @@ class ConsensusDriver:
                 "suggestedFeeRecipient": fee_recipient, "withdrawals": withdrawals,
                 "parentBeaconBlockRoot": "0x" + hashlib.sha256(seed.encode()).hexdigest()}
 
-    def produce(self, builder: ELProcess, want_txs: int, fee_recipient: str,
-                withdrawals_to: Sequence[str]) -> Produced:
-        """One slot built on ``builder`` holding ``want_txs`` pool txs, imported by every client."""
+    def produce(self, builder: ELProcess, want_txs: int, fee_recipient: str, withdrawals_to: Sequence[str],
+                probe: Callable[[Produced, list[Any]], None] | None = None) -> Produced:
+        """One slot built on ``builder`` holding ``want_txs`` pool txs, imported by every client.
+
+        ``probe(made, newPayload params)`` runs between getPayload and the imports: the slot's
+        parent is still the head there, which is where a test sends its tampered variants.
+        """
         attrs = self.attributes(fee_recipient, withdrawals_to)
         since = builder.mark()
         started = builder.engine.call(f"engine_forkchoiceUpdatedV{self.v.fcu}", self.forkchoice(), attrs)
@@ -326,7 +331,7 @@ class ConsensusDriver:
         builder.wait_full_payload(started["payloadId"], want_txs, since)
         envelope = builder.engine.call(f"engine_getPayloadV{self.v.get}", started["payloadId"])
         payload = envelope["executionPayload"]
-        made = Produced(int(payload["blockNumber"], 16), builder.name, envelope, attrs)
+        made = Produced(int(payload["blockNumber"], 16), builder.name, envelope, attrs, started["payloadId"])
         if made.number != len(self.hashes) or payload["parentHash"] != self.head:
             raise EngineMismatch(f"{builder.name} built #{made.number} on {payload['parentHash']}, "
                                  f"asked for #{len(self.hashes)} on {self.head}")
@@ -335,6 +340,8 @@ class ConsensusDriver:
                                  f"{want_txs} were pending")
         params = [payload, self.versioned_hashes(envelope), attrs["parentBeaconBlockRoot"],
                   envelope["executionRequests"]]
+        if probe is not None:
+            probe(made, params)
         for el in sorted(self.els, key=lambda e: e is not builder):  # the builder first, as a CL imports
             made.answers[el.name] = el.engine.call(f"engine_newPayloadV{self.v.new}", *params)
         want = {"status": "VALID", "latestValidHash": payload["blockHash"], "validationError": None}

@@ -7,7 +7,10 @@ over JWT-authenticated HTTP. Both nodes start from one genesis file; ``engine_dr
 builder: forkchoiceUpdated with payload attributes on the builder, getPayload, newPayload
 on both (builder first), both must answer VALID for the same block hash, then
 forkchoiceUpdated on both with safe and finalized trailing the head. A block built by
-either client is thus executed and judged by the other, in both directions.
+either client is thus executed and judged by the other, in both directions. Agreeing on
+good blocks is half the proof: at one slot per builder, variants of the built payload that
+are wrong in one consensus field (sealed under their own hash) must be INVALID on both with
+the same latest valid hash, and so must a child of one and a forkchoice naming it.
 
 The txs come in through each node's public ``eth_sendRawTransaction``, to both nodes as
 gossip would bring them (blob txs only to the builder: their KZG checks are the slow part,
@@ -17,7 +20,9 @@ code, calls that write storage and log (and some that revert), EIP-7702 delegati
 calls into the delegated account, EIP-7002 withdrawal and EIP-7251 consolidation requests
 (so ``executionRequests`` are non-empty), and withdrawals in every block. At the end both
 nodes must report the same block hashes, state root, balances, storage, code, nonces and
-receipts, and the state the driver expects.
+receipts, and the state the driver expects. Along the way: engine_getBlobs serves the sidecars
+sent, blockValue is what the fee recipient earned, payload bodies agree, both payload ids for the
+same attributes are geth's hash of them, and a token signed with another secret gets a 401.
 
 Blob txs need real KZG commitments and proofs (both pools verify them): the ``ckzg``
 package and geth's trusted setup from the Go module cache; without them the blob part is
@@ -39,20 +44,20 @@ import random
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_driver import RPC, ConsensusDriver, ELProcess, RPCFailure, start_ethnode, start_geth
+from engine_driver import RPC, ConsensusDriver, ELProcess, Produced, RPCFailure, start_ethnode, start_geth
 from gethtools import GETH_VERSION, require_geth_tools
 from shared_support import subprocess_env
 from txpool_support import ADDRS, CHAIN_ID, GWEI, KEYS, genesis_json
 
 from ethnode._native import FORCE_PURE
 from ethnode.core.execution import compiled_engine_error
-from ethnode.core.execution.system import CONSOLIDATION_QUEUE_ADDRESS, WITHDRAWAL_QUEUE_ADDRESS
+from ethnode.core.execution.system import CONSOLIDATION_QUEUE_ADDRESS, WITHDRAWAL_QUEUE_ADDRESS, requests_hash
 from ethnode.core.systemcontracts import system_contracts_alloc
 from ethnode.core.txpool.kzg import TRUSTED_SETUP_ENV, _json_setup_to_text, find_trusted_setup
 from ethnode.core.types import (
@@ -66,12 +71,17 @@ from ethnode.core.types import (
     SetCodeAuthorization,
     SetCodeTx,
 )
+from ethnode.core.types.block import derive_tx_root
+from ethnode.core.types.header import EMPTY_UNCLE_HASH, Header
 from ethnode.core.types.transaction import BLOB_SIZE, decode_tx, kzg_to_versioned_hash
+from ethnode.core.types.withdrawal import withdrawals_root
+from ethnode.eth.catalyst.payload import decode_withdrawals
 from ethnode.ethapi.marshal import contract_address
 
 pytestmark = [pytest.mark.interop, pytest.mark.subprocess]
 
 BLOCKS = 50  # per case; the builder alternates, so 25 each way
+TAMPERED_SLOTS = (14, 17)  # a geth-built and an ethnode-built block, each with requests and blobs (Osaka)
 GENESIS_TIME = 1_700_000_000  # in the past: no block of the run is ahead of the wall clock
 SECRET = bytes(range(0x40, 0x60))
 FEE_CAP = 20 * GWEI
@@ -357,8 +367,7 @@ def _versioned_hashes(envelope: dict[str, Any]) -> list[str]:
 
 def _check_bundle(envelope: dict[str, Any], fork: str, blobs: tuple[BlobMaterial, ...] | None) -> int:
     """The bundle matches the block's blob txs and the blobs sent; returns the blob count."""
-    in_txs = [_hex(h) for raw in envelope["executionPayload"]["transactions"]
-              for h in decode_tx(bytes.fromhex(raw[2:])).blob_hashes]
+    in_txs = _blob_hashes(envelope["executionPayload"])
     assert _versioned_hashes(envelope) == in_txs, "blobs bundle commitments do not follow the block's blob txs"
     bundle = envelope["blobsBundle"]
     per_blob = 128 if fork == "osaka" else 1  # BlobsBundleV2 carries cell proofs, V1 one proof per blob
@@ -387,6 +396,86 @@ def _check_pool_blobs(net: Network, builder: ELProcess, sent: Sent) -> None:
     else:
         want = [{"blob": _hex(m.blob), "proof": _hex(m.proof)} for m in sent.blobs]
         assert builder.engine.call("engine_getBlobsV1", hashes) == want, f"{builder.name}: getBlobsV1"
+
+
+def _sealed(p: dict[str, Any], beacon_root: str, requests: list[str]) -> dict[str, Any]:
+    """``p`` under the hash of the header its fields make: a bad block sealed as a dishonest builder
+    would, so a client must execute it to find it wrong (computed here, not by either client)."""
+    def b(x: str) -> bytes:
+        return bytes.fromhex(x[2:])
+
+    header = Header(
+        parent_hash=b(p["parentHash"]), uncle_hash=EMPTY_UNCLE_HASH, coinbase=b(p["feeRecipient"]),
+        state_root=b(p["stateRoot"]), tx_root=derive_tx_root(b(t) for t in p["transactions"]),
+        receipt_root=b(p["receiptsRoot"]), bloom=b(p["logsBloom"]), difficulty=0, number=int(p["blockNumber"], 16),
+        gas_limit=int(p["gasLimit"], 16), gas_used=int(p["gasUsed"], 16), time=int(p["timestamp"], 16),
+        extra=b(p["extraData"]), mix_digest=b(p["prevRandao"]), nonce=bytes(8), base_fee=int(p["baseFeePerGas"], 16),
+        withdrawals_root=withdrawals_root(decode_withdrawals(p["withdrawals"]) or []),
+        blob_gas_used=int(p["blobGasUsed"], 16), excess_blob_gas=int(p["excessBlobGas"], 16),
+        parent_beacon_root=b(beacon_root), requests_hash=requests_hash([b(r) for r in requests]),
+    )
+    return dict(p, blockHash=_hex(header.hash))
+
+
+def _reject_tampered(net: Network, driver: ConsensusDriver) -> Callable[[Produced, list[Any]], None]:
+    """A probe for ``ConsensusDriver.produce``: variants of the built payload, each wrong in one
+    consensus field and sealed under its own hash, must be INVALID on both clients with the parent
+    as latest valid hash; so must a child of one, and a forkchoice naming either. First, the other
+    client asked for the same attributes names the payload with the same id (geth's hash of them)."""
+    parent_time, state = driver.time, driver.forkchoice()
+
+    def probe(made: Produced, params: list[Any]) -> None:
+        other = next(el for el in net.els if el.name != made.builder)
+        assert other.engine.call("engine_forkchoiceUpdatedV3", state, made.attrs)["payloadId"] == made.payload_id
+        p, hashes, root, requests = params
+        assert _sealed(p, root, requests)["blockHash"] == p["blockHash"]  # the sealing helper is right
+        word = "0x" + "11" * 32
+
+        def bump(field: str, by: int) -> dict[str, Any]:
+            return dict(p, **{field: hex(int(p[field], 16) + by)})
+
+        first_withdrawal = dict(p["withdrawals"][0], amount="0x1")
+        variants = {
+            "stateRoot": (dict(p, stateRoot=word), root, requests),
+            "receiptsRoot": (dict(p, receiptsRoot=word), root, requests),
+            "logsBloom": (dict(p, logsBloom="0x" + "00" * 256), root, requests),
+            "gasUsed": (bump("gasUsed", 1), root, requests),
+            "baseFeePerGas": (bump("baseFeePerGas", 1), root, requests),
+            "gasLimit": (bump("gasLimit", int(p["gasLimit"], 16)), root, requests),
+            "timestamp": (dict(p, timestamp=hex(parent_time)), root, requests),
+            "excessBlobGas": (bump("excessBlobGas", 131072), root, requests),
+            "blobGasUsed": (bump("blobGasUsed", 131072), root, requests),
+            "a tx left out": (dict(p, transactions=p["transactions"][1:]), root, requests),
+            "a withdrawal amount": (dict(p, withdrawals=[first_withdrawal, *p["withdrawals"][1:]]), root, requests),
+            "parentBeaconBlockRoot": (p, word, requests),
+            "executionRequests": (p, root, requests[:-1] if requests else ["0x01" + "ab" * 76]),
+        }
+        parent = p["parentHash"]
+        bad = []
+        for what, (payload, beacon_root, reqs) in variants.items():
+            sealed = _sealed(payload, beacon_root, reqs)
+            args = [sealed, hashes if payload["transactions"] == p["transactions"] else [
+                h for h in hashes if h in _blob_hashes(sealed)], beacon_root, reqs]
+            for el in net.els:
+                got = el.engine.call("engine_newPayloadV4", *args)
+                assert (got["status"], got["latestValidHash"]) == ("INVALID", parent), \
+                    f"{made.builder}'s #{made.number} with a wrong {what}: {el.name} answered {got}"
+            bad.append(sealed)
+        child = _sealed(dict(p, parentHash=bad[0]["blockHash"], blockNumber=hex(made.number + 1),
+                             timestamp=hex(int(p["timestamp"], 16) + 12)), root, requests)
+        fcu = {"headBlockHash": child["blockHash"], "safeBlockHash": parent, "finalizedBlockHash": parent}
+        for el in net.els:
+            for answer in (el.engine.call("engine_newPayloadV4", child, hashes, root, requests),
+                           el.engine.call("engine_forkchoiceUpdatedV3", fcu, None)["payloadStatus"],
+                           el.engine.call("engine_forkchoiceUpdatedV3", dict(fcu, headBlockHash=bad[0]["blockHash"]),
+                                          None)["payloadStatus"]):
+                assert answer == {"status": "INVALID", "latestValidHash": parent,
+                                  "validationError": "links to previously rejected block"}, f"{el.name}: {answer}"
+    return probe
+
+
+def _blob_hashes(payload: dict[str, Any]) -> list[str]:
+    return [_hex(h) for raw in payload["transactions"] for h in decode_tx(bytes.fromhex(raw[2:])).blob_hashes]
 
 
 def _send(el: ELProcess, sent: Sent) -> None:
@@ -471,7 +560,8 @@ def test_geth_and_ethnode_build_and_validate_each_others_blocks(network: Network
         lingering += sum(s.lingers for s in txs)
         txs = [s for s in txs if not s.lingers]
         builder.wait_pending(len(txs) + lingering)
-        made = driver.produce(builder, len(txs), FEE_RECIPIENT[builder.name], WITHDRAWALS_TO)
+        probe = _reject_tampered(net, driver) if n in TAMPERED_SLOTS else None
+        made = driver.produce(builder, len(txs), FEE_RECIPIENT[builder.name], WITHDRAWALS_TO, probe)
         assert sorted(made.payload["transactions"]) == sorted(s.canonical for s in txs)
         assert int(made.envelope["blockValue"], 16) > 0 and made.envelope["shouldOverrideBuilder"] is False
         blobs_built[builder.name] += _check_bundle(made.envelope, net.fork, net.blobs)
