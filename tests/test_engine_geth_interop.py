@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_driver import RPC, ConsensusDriver, ELProcess, Produced, RPCFailure, start_ethnode, start_geth
+from engine_driver import RPC, ZERO_HASH, ConsensusDriver, ELProcess, Produced, RPCFailure, start_ethnode, start_geth
 from gethtools import GETH_VERSION, require_geth_tools
 from shared_support import subprocess_env
 from txpool_support import ADDRS, CHAIN_ID, GWEI, KEYS, genesis_json
@@ -428,6 +428,8 @@ def _reject_tampered(net: Network, driver: ConsensusDriver) -> Callable[[Produce
         other = next(el for el in net.els if el.name != made.builder)
         assert other.engine.call("engine_forkchoiceUpdatedV3", state, made.attrs)["payloadId"] == made.payload_id
         p, hashes, root, requests = params
+        for malformed in ([p, None, root, requests], [p, hashes, root, None], [p, hashes, root]):
+            _same_error(net.els, "engine_newPayloadV4", *malformed)
         assert _sealed(p, root, requests)["blockHash"] == p["blockHash"]  # the sealing helper is right
         word = "0x" + "11" * 32
 
@@ -440,6 +442,7 @@ def _reject_tampered(net: Network, driver: ConsensusDriver) -> Callable[[Produce
             "receiptsRoot": (dict(p, receiptsRoot=word), root, requests),
             "logsBloom": (dict(p, logsBloom="0x" + "00" * 256), root, requests),
             "gasUsed": (bump("gasUsed", 1), root, requests),
+            "blockNumber": (bump("blockNumber", 1), root, requests),
             "baseFeePerGas": (bump("baseFeePerGas", 1), root, requests),
             "gasLimit": (bump("gasLimit", int(p["gasLimit"], 16)), root, requests),
             "timestamp": (dict(p, timestamp=hex(parent_time)), root, requests),
@@ -476,6 +479,16 @@ def _reject_tampered(net: Network, driver: ConsensusDriver) -> Callable[[Produce
 
 def _blob_hashes(payload: dict[str, Any]) -> list[str]:
     return [_hex(h) for raw in payload["transactions"] for h in decode_tx(bytes.fromhex(raw[2:])).blob_hashes]
+
+
+def _same_error(els: list[ELProcess], method: str, *params: Any) -> None:
+    """A malformed Engine API call is refused by both with the same code, message and data."""
+    errors = []
+    for el in els:
+        with pytest.raises(RPCFailure) as refused:
+            el.engine.call(method, *params)
+        errors.append(refused.value.error)
+    assert errors[0] == errors[1], f"{method}{params}: geth {errors[0]}, ethnode {errors[1]}"
 
 
 def _send(el: ELProcess, sent: Sent) -> None:
@@ -539,6 +552,9 @@ def test_geth_and_ethnode_build_and_validate_each_others_blocks(network: Network
     for el in net.els:  # each Engine API answers only a token signed with the shared secret
         with pytest.raises(RPCFailure, match="HTTP 401"):
             RPC("wrong secret", el.engine.url, bytes(32)).call("engine_exchangeCapabilities", [])
+    for method, params in (("engine_forkchoiceUpdatedV3", [None, None]), ("engine_getPayloadV4", [None]),
+                           ("engine_getBlobsV1", [None]), ("engine_newPayloadV4", [None, [], ZERO_HASH, []])):
+        _same_error(net.els, method, *params)  # null where geth's parameter is no pointer
     genesis = _same(net.els, "eth_getBlockByNumber", "0x0", False)
     driver = ConsensusDriver(net.els, genesis, net.fork, _versioned_hashes)
     work = Workload(net.fork, net.blobs)

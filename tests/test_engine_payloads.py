@@ -20,7 +20,9 @@ from ethnode.core.execution import compiled_engine_error
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import MemoryDB
 from ethnode.core.systemcontracts import system_contracts_alloc
+from ethnode.core.types.block import Block
 from ethnode.eth.catalyst.api import EngineAPI
+from ethnode.eth.catalyst.payload import ExecutionPayload, block_to_payload, payload_to_block
 from ethnode.miner.payload_building import BuildPayloadArgs
 from ethnode.rpc.jsonrpc import RPCError
 
@@ -168,10 +170,15 @@ def test_wrong_version_and_missing_fields_are_params_errors() -> None:
         b.new_payload_v3(*args[:3])  # a Prague payload through the Cancun method
     assert err.value.code == -38005
     assert err.value.data == {"err": "newPayloadV3 must only be called for cancun payloads"}
-    with pytest.raises(RPCError) as err:
-        b.new_payload_v4(args[0], args[1], args[2], None)
-    assert (err.value.code, err.value.message, err.value.data) == (
-        -32602, "Invalid parameters", {"err": "nil executionRequests post-prague"})
+    # null for a list parameter is refused before the method runs, as geth's RPC layer does
+    # (its "nil executionRequests post-prague" is only reachable from Go callers).
+    for call, index in ((lambda: b.new_payload_v4(args[0], args[1], args[2], None), 3),
+                        (lambda: b.new_payload_v4(args[0], None, *args[2:]), 1),
+                        (lambda: b.forkchoice_updated_v3(None), 0), (lambda: b.get_payload_v4(None), 0)):
+        with pytest.raises(RPCError) as err:
+            call()
+        assert (err.value.code, err.value.message, err.value.data) == (
+            -32602, f"missing value for required argument {index}", None)
     with pytest.raises(RPCError) as err:
         b.new_payload_v4(dict(args[0], withdrawals=None), *args[1:])
     assert err.value.data == {"err": "nil withdrawals post-shanghai"}
@@ -241,3 +248,15 @@ def test_a_blob_tx_is_built_only_with_its_forks_sidecar_form() -> None:
     assert env["executionPayload"]["transactions"] == [_hex(legacy_form.tx.canonical)]
     bundle = env["blobsBundle"]
     assert len(bundle["blobs"]) == len(bundle["commitments"]) == len(bundle["proofs"]) == 2
+
+
+def test_a_payload_with_a_wrong_number_on_a_known_parent_is_invalid() -> None:
+    """geth finds a recent parent by hash whatever number the payload claims, then rejects the
+    number; SYNCING would tell the consensus client we lack a parent we hold."""
+    a, b, env, args = _built()
+    good = payload_to_block(ExecutionPayload.from_json(args[0]), [], bytes(32), [])
+    header = good.header.replace(number=good.number + 1)
+    bad = block_to_payload(Block.new(header, list(good.transactions), (), good.withdrawals))
+    status = b.new_payload_v4(bad, *args[1:])
+    assert status == {"status": "INVALID", "latestValidHash": _hex(b.chain.current_block.hash),
+                      "validationError": "invalid block number"}
