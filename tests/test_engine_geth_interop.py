@@ -497,16 +497,18 @@ def _send(el: ELProcess, sent: Sent) -> None:
 
 
 def _same(els: list[ELProcess], method: str, *params: Any) -> Any:
+    """The one answer both nodes give (the JSON compared whole)."""
     answers = [el.rpc.call(method, *params) for el in els]
     assert answers[0] == answers[1], f"{method}{params}: geth {answers[0]} ethnode {answers[1]}"
     return answers[0]
 
 
 def _compare_final_state(net: Network, driver: ConsensusDriver, work: Workload) -> None:
+    """The two nodes' public RPC agree on the chain and the state, and both hold what the txs wrote."""
     els = net.els
     head = _same(els, "eth_getBlockByNumber", "latest", False)
     assert int(head["number"], 16) == BLOCKS and head["hash"] == driver.head
-    for n in range(BLOCKS + 1):  # every block, header and body, hashes the same
+    for n in range(BLOCKS + 1):  # every block as the same JSON, its txs included
         assert _same(els, "eth_getBlockByNumber", hex(n), True)["hash"] == driver.hashes[n]
     for tag, lag in (("safe", driver.safe_lag), ("finalized", driver.final_lag)):
         assert _same(els, "eth_getBlockByNumber", tag, False)["hash"] == driver.hashes[BLOCKS - lag]
