@@ -13,14 +13,16 @@ from typing import Any
 
 import pytest
 from chain_support import open_chain
-from txpool_support import ADDRS, GWEI, dyn, genesis_json, make_pool
+from txpool_support import ADDRS, GWEI, blob_sidecar, blob_tx, dyn, genesis_json, make_pool
 
 from ethnode.core.blockchain import BlockChain, setup_genesis
 from ethnode.core.execution import compiled_engine_error
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import MemoryDB
 from ethnode.core.systemcontracts import system_contracts_alloc
+from ethnode.core.types.block import Block
 from ethnode.eth.catalyst.api import EngineAPI
+from ethnode.eth.catalyst.payload import ExecutionPayload, block_to_payload, payload_to_block
 from ethnode.miner.payload_building import BuildPayloadArgs
 from ethnode.rpc.jsonrpc import RPCError
 
@@ -168,10 +170,15 @@ def test_wrong_version_and_missing_fields_are_params_errors() -> None:
         b.new_payload_v3(*args[:3])  # a Prague payload through the Cancun method
     assert err.value.code == -38005
     assert err.value.data == {"err": "newPayloadV3 must only be called for cancun payloads"}
-    with pytest.raises(RPCError) as err:
-        b.new_payload_v4(args[0], args[1], args[2], None)
-    assert (err.value.code, err.value.message, err.value.data) == (
-        -32602, "Invalid parameters", {"err": "nil executionRequests post-prague"})
+    # null for a list parameter is refused before the method runs, as geth's RPC layer does
+    # (its "nil executionRequests post-prague" is only reachable from Go callers).
+    for call, index in ((lambda: b.new_payload_v4(args[0], args[1], args[2], None), 3),
+                        (lambda: b.new_payload_v4(args[0], None, *args[2:]), 1),
+                        (lambda: b.forkchoice_updated_v3(None), 0), (lambda: b.get_payload_v4(None), 0)):
+        with pytest.raises(RPCError) as err:
+            call()
+        assert (err.value.code, err.value.message, err.value.data) == (
+            -32602, f"missing value for required argument {index}", None)
     with pytest.raises(RPCError) as err:
         b.new_payload_v4(dict(args[0], withdrawals=None), *args[1:])
     assert err.value.data == {"err": "nil withdrawals post-shanghai"}
@@ -220,3 +227,36 @@ def test_attributes_for_the_wrong_fork_are_refused() -> None:
     with pytest.raises(RPCError) as err:
         a.forkchoice_updated_v2(state, attrs)
     assert err.value.code == -38005
+
+
+def test_a_blob_tx_is_built_only_with_its_forks_sidecar_form() -> None:
+    """Before Osaka a payload's blobs bundle (V1) has one proof per blob: geth's miner takes only
+    version 0 sidecars then, though its pool holds version 1 ones; so must ours (ethnode's pool
+    takes both before Osaka). Found by the geth interop test: getPayloadV4 returned 128 proofs."""
+    obj = _genesis(PRAGUE)
+    chain = _node(obj, None)
+    pool = make_pool(chain, state=chain.head_state_reader())
+    api = EngineAPI(chain, pool)
+    early = blob_tx(0, 0, sidecar=blob_sidecar(1, version=1, seed=1))
+    legacy_form = blob_tx(1, 0, sidecar=blob_sidecar(2, version=0, seed=2))
+    assert pool.add([early, legacy_form], local=True) == [None, None]
+    head = chain.current_block
+    attrs = {"timestamp": hex(head.time + 12), "prevRandao": ZERO, "suggestedFeeRecipient": RECIPIENT,
+             "withdrawals": [], "parentBeaconBlockRoot": ZERO}
+    state = {"headBlockHash": _hex(head.hash), "safeBlockHash": ZERO, "finalizedBlockHash": ZERO}
+    env = api.get_payload_v4(api.forkchoice_updated_v3(state, attrs)["payloadId"])
+    assert env["executionPayload"]["transactions"] == [_hex(legacy_form.tx.canonical)]
+    bundle = env["blobsBundle"]
+    assert len(bundle["blobs"]) == len(bundle["commitments"]) == len(bundle["proofs"]) == 2
+
+
+def test_a_payload_with_a_wrong_number_on_a_known_parent_is_invalid() -> None:
+    """geth finds a recent parent by hash whatever number the payload claims, then rejects the
+    number; SYNCING would tell the consensus client we lack a parent we hold."""
+    a, b, env, args = _built()
+    good = payload_to_block(ExecutionPayload.from_json(args[0]), [], bytes(32), [])
+    header = good.header.replace(number=good.number + 1)
+    bad = block_to_payload(Block.new(header, list(good.transactions), (), good.withdrawals))
+    status = b.new_payload_v4(bad, *args[1:])
+    assert status == {"status": "INVALID", "latestValidHash": _hex(b.chain.current_block.hash),
+                      "validationError": "invalid block number"}

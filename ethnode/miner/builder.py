@@ -7,7 +7,10 @@ base fee and blob fields by the fork rules), the consensus engine fills its own 
 first, each sender in nonce order (``ordering``), until less than a plain transfer's gas
 is left. A tx that cannot be included costs its sender the rest of its txs for this block
 (they would be nonce-gapped), except a stale one (nonce already used), which is just
-skipped. The result carries every root and is ready for ``engine.seal``.
+skipped. A blob tx is taken only with the sidecar form of the block's fork (version 0
+before Osaka, version 1 cell proofs from Osaka), as geth's worker filters the pool: its
+blobs go to the consensus client in getPayload, whose bundle has one form per fork.
+The result carries every root and is ready for ``engine.seal``.
 """
 
 from __future__ import annotations
@@ -184,6 +187,7 @@ def fill_block(
     pending = {} if no_txs or txpool is None else txpool.pending(min_tip=config.min_tip, base_fee=header.base_fee)
     order = TransactionsByPriceAndNonce(pending, header.base_fee)
     max_blob_gas = max_blob_gas_per_block(chain.config, header.time) if header.excess_blob_gas is not None else 0
+    blob_version = 1 if chain.config.is_osaka(header.number, header.time) else 0  # geth filter.BlobVersion
     state = chain.state_at(parent) if pending else None
     nonces: dict[bytes, int] = {}
     while header.gas_limit - builder.gas_used >= TX_GAS:
@@ -198,6 +202,11 @@ def fill_block(
             order.pop()
             continue
         blob_gas = len(tx.blob_hashes) * GAS_PER_BLOB
+        if isinstance(pooled, BlobTxWithSidecar) and pooled.sidecar.version != blob_version:
+            # geth's pool hands its miner only the fork's form, and stops that sender's list there.
+            skipped.append((tx.hash, f"blob sidecar version {pooled.sidecar.version}, the fork takes {blob_version}"))
+            order.pop()
+            continue
         if blob_gas and builder.blob_gas_used + blob_gas > max_blob_gas:
             skipped.append((tx.hash, "blob gas limit reached"))
             order.pop()

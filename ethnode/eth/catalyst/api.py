@@ -26,7 +26,7 @@ from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.types.block import Block
 from ethnode.core.types.header import Header
 from ethnode.eth.catalyst.forks import latest_fork
-from ethnode.eth.catalyst.getpayload import GetPayloadMixin
+from ethnode.eth.catalyst.getpayload import GetPayloadMixin, required
 from ethnode.eth.catalyst.payload import ExecutionPayload, PayloadError, decode_withdrawals, payload_to_block
 from ethnode.miner.payload_building import BuildPayloadArgs, PayloadBuilder, PayloadBuildError
 from ethnode.rpc.hexutil import HexError, data, decode_data, decode_fixed, decode_quantity
@@ -192,13 +192,13 @@ class EngineAPI(GetPayloadMixin):
     # --- newPayload ---------------------------------------------------------------------------
 
     def new_payload_v1(self, params: Any) -> dict[str, Any]:
-        payload = ExecutionPayload.from_json(params)
+        payload = ExecutionPayload.from_json(required(0, params))
         if payload.withdrawals is not None:
             raise params_error("withdrawals not supported in V1")
         return self._new_payload(payload, None, None, None)
 
     def new_payload_v2(self, params: Any) -> dict[str, Any]:
-        payload = ExecutionPayload.from_json(params)
+        payload = ExecutionPayload.from_json(required(0, params))
         cfg = self.config
         london = cfg.london_block or 0
         cancun = cfg.is_cancun(london, payload.timestamp)
@@ -228,8 +228,9 @@ class EngineAPI(GetPayloadMixin):
             raise params_error("nil beaconRoot post-cancun")
 
     def new_payload_v3(self, params: Any, versioned_hashes: Any = None, beacon_root: Any = None) -> dict[str, Any]:
-        payload = ExecutionPayload.from_json(params)
-        hashes, root = _hashes(1, versioned_hashes), None if beacon_root is None else _hash(2, beacon_root)
+        payload = ExecutionPayload.from_json(required(0, params))
+        hashes = _hashes(1, required(1, versioned_hashes))
+        root = None if beacon_root is None else _hash(2, beacon_root)
         self._cancun_checks(payload, hashes, root)
         if not self.check_fork(payload.timestamp, "cancun"):
             raise unsupported_fork("newPayloadV3 must only be called for cancun payloads")
@@ -237,8 +238,10 @@ class EngineAPI(GetPayloadMixin):
 
     def new_payload_v4(self, params: Any, versioned_hashes: Any = None, beacon_root: Any = None,
                        execution_requests: Any = None) -> dict[str, Any]:
-        payload = ExecutionPayload.from_json(params)
-        hashes, root = _hashes(1, versioned_hashes), None if beacon_root is None else _hash(2, beacon_root)
+        payload = ExecutionPayload.from_json(required(0, params))
+        hashes = _hashes(1, required(1, versioned_hashes))
+        root = None if beacon_root is None else _hash(2, beacon_root)
+        required(3, execution_requests)
         self._cancun_checks(payload, hashes, root)
         if execution_requests is None:
             raise params_error("nil executionRequests post-prague")
@@ -252,8 +255,10 @@ class EngineAPI(GetPayloadMixin):
 
     def new_payload_v5(self, params: Any, versioned_hashes: Any = None, beacon_root: Any = None,
                        execution_requests: Any = None) -> dict[str, Any]:
-        payload = ExecutionPayload.from_json(params)
-        hashes, root = _hashes(1, versioned_hashes), None if beacon_root is None else _hash(2, beacon_root)
+        payload = ExecutionPayload.from_json(required(0, params))
+        hashes = _hashes(1, required(1, versioned_hashes))
+        root = None if beacon_root is None else _hash(2, beacon_root)
+        required(3, execution_requests)
         self._cancun_checks(payload, hashes, root)
         if execution_requests is None:
             raise params_error("nil executionRequests post-prague")
@@ -281,7 +286,10 @@ class EngineAPI(GetPayloadMixin):
         bad = self._check_invalid_ancestor(block.hash, block.hash)
         if bad is not None:
             return bad
-        parent = chain.get_block(block.parent_hash, block.number - 1) if block.number else None
+        # By hash alone: geth's GetBlock(parent hash, number - 1) answers from its hash-keyed cache
+        # first, so a recent parent is found whatever number the payload claims, and a wrong number
+        # is INVALID ("invalid block number") instead of SYNCING on a parent both clients hold.
+        parent = chain.get_block_by_hash(block.parent_hash) if block.number else None
         if parent is None:
             return self._delay(block)
         if block.header.time <= parent.header.time:
@@ -344,6 +352,7 @@ class EngineAPI(GetPayloadMixin):
     # --- forkchoiceUpdated ----------------------------------------------------------------------
 
     def forkchoice_updated_v1(self, state: Any, attributes: Any = None) -> dict[str, Any]:
+        required(0, state)
         attrs = None if attributes is None else PayloadAttributes(attributes)
         if attrs is not None:
             if attrs.withdrawals is not None or attrs.beacon_root is not None:
@@ -353,6 +362,7 @@ class EngineAPI(GetPayloadMixin):
         return self._forkchoice_updated(state, attrs, 1)
 
     def forkchoice_updated_v2(self, state: Any, attributes: Any = None) -> dict[str, Any]:
+        required(0, state)
         attrs = None if attributes is None else PayloadAttributes(attributes)
         if attrs is not None:
             if attrs.beacon_root is not None:
@@ -366,6 +376,7 @@ class EngineAPI(GetPayloadMixin):
         return self._forkchoice_updated(state, attrs, 2)
 
     def forkchoice_updated_v3(self, state: Any, attributes: Any = None) -> dict[str, Any]:
+        required(0, state)
         attrs = None if attributes is None else PayloadAttributes(attributes)
         if attrs is not None:
             if attrs.withdrawals is None:
@@ -377,6 +388,7 @@ class EngineAPI(GetPayloadMixin):
         return self._forkchoice_updated(state, attrs, 3)
 
     def forkchoice_updated_v4(self, state: Any, attributes: Any = None, custody_columns: Any = None) -> dict[str, Any]:
+        required(0, state)
         attrs = None if attributes is None else PayloadAttributes(attributes)
         if attrs is not None:
             if attrs.withdrawals is None:

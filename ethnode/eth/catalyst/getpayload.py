@@ -38,7 +38,16 @@ def _too_large(text: str) -> RPCError:
     return RPCError(TOO_LARGE_REQUEST, "Too large request", {"err": text})
 
 
+def required(index: int, value: Any) -> Any:
+    """geth's RPC layer: JSON null, or no argument, for a parameter that is not a Go pointer (a
+    struct, slice, array or number) fails the call before the method runs, with this -32602."""
+    if value is None:
+        raise RPCError(INVALID_PARAMS, f"missing value for required argument {index}")
+    return value
+
+
 def _payload_id(value: Any) -> bytes:
+    required(0, value)
     try:
         return decode_fixed(value, 8, "engine.PayloadID")
     except HexError as exc:
@@ -106,7 +115,7 @@ class GetPayloadMixin:
         return rawdb.read_block_access_list(self.chain.db, block.hash, block.number)
 
     def _bodies_by_hash(self, hashes: Any, version: int) -> list[dict[str, Any] | None]:
-        if not isinstance(hashes, list):
+        if not isinstance(required(0, hashes), list):
             raise RPCError(INVALID_PARAMS, "invalid argument 0: want an array of hashes")
         out = []
         for h in hashes:
@@ -119,6 +128,7 @@ class GetPayloadMixin:
         return out
 
     def _bodies_by_range(self, start: Any, count: Any, version: int) -> list[dict[str, Any] | None]:
+        required(0, start), required(1, count)
         try:
             first, n = decode_quantity(start, 64), decode_quantity(count, 64)
         except HexError as exc:
@@ -150,7 +160,7 @@ class GetPayloadMixin:
     # --- blobs ------------------------------------------------------------------------------------
 
     def _blob_hashes(self, hashes: Any) -> list[bytes]:
-        if not isinstance(hashes, list):
+        if not isinstance(required(0, hashes), list):
             raise RPCError(INVALID_PARAMS, "invalid argument 0: want an array of hashes")
         if len(hashes) > MAX_BLOBS_REQUEST:
             raise _too_large(f"requested blob count too large: {len(hashes)}")
@@ -168,6 +178,7 @@ class GetPayloadMixin:
         return _FORK_ORDER.index(latest_fork(self.config, self.chain.current_header.time))
 
     def get_blobs_v1(self, hashes: Any) -> list[dict[str, str] | None]:
+        required(0, hashes)  # before the fork check: geth refuses the null while parsing
         if not self.check_fork(self.chain.current_header.time, "cancun", "prague"):
             raise _unsupported("engine_getBlobsV1 is only available at Cancun/Prague fork")
         wanted = self._blob_hashes(hashes)
@@ -180,6 +191,7 @@ class GetPayloadMixin:
         return out
 
     def _get_blobs_cells(self, hashes: Any, all_or_nothing: bool) -> list[dict[str, Any] | None] | None:
+        required(0, hashes)
         if self._head_fork_index() < _FORK_ORDER.index("osaka"):
             return None
         wanted = self._blob_hashes(hashes)
@@ -200,4 +212,4 @@ class GetPayloadMixin:
         return self._get_blobs_cells(hashes, False)
 
 
-__all__ = ["GetPayloadMixin"]
+__all__ = ["GetPayloadMixin", "required"]
