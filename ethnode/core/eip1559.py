@@ -23,7 +23,7 @@ def verify_gas_limit(parent_gas_limit: int, gas_limit: int) -> None:
     diff = abs(parent_gas_limit - gas_limit)
     limit = parent_gas_limit // GAS_LIMIT_BOUND_DIVISOR
     if diff >= limit:
-        raise HeaderRuleError(f"invalid gas limit: have {gas_limit}, want {parent_gas_limit} +-= {limit - 1}")
+        raise HeaderRuleError(f"invalid gas limit: have {gas_limit}, want {parent_gas_limit} +/- {limit - 1}")
     if gas_limit < MIN_GAS_LIMIT:
         raise HeaderRuleError(f"invalid gas limit below {MIN_GAS_LIMIT}")
 
