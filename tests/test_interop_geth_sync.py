@@ -25,7 +25,7 @@ from p2p_support import run_checked
 from shared_support import shared_path
 
 from ethnode.core.events import ChainHeadEvent
-from ethnode.eth.protocols.eth.protocol import ETH69
+from ethnode.eth.protocols.eth.protocol import ETH69, ETH71
 from ethnode.rpc.jwt import make_token
 
 SECRET = bytes(range(32))
@@ -100,7 +100,8 @@ async def _wait(event: threading.Event, timeout: float) -> bool:
     return await asyncio.get_running_loop().run_in_executor(None, event.wait, timeout)
 
 
-def test_ethnode_syncs_from_geth_and_geth_fetches_headers_from_ethnode(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [ETH69, ETH71])
+def test_ethnode_syncs_from_geth_and_geth_fetches_headers_from_ethnode(tmp_path: Path, version: int) -> None:
     geth_bin = require_geth_tools() / "geth"
     chain_rlp = shared_path("chains", "ethtest", "chain.rlp")
     fcu = shared_path("chains", "ethtest", "headfcu.json").read_bytes()
@@ -118,7 +119,7 @@ def test_ethnode_syncs_from_geth_and_geth_fetches_headers_from_ethnode(tmp_path:
     async def scenario() -> None:
         local = ethtest_chain(0)
         local.verify_senders = True
-        node = await start_node(local, versions=(ETH69,))
+        node = await start_node(local, versions=(version,))
         downloader = node.handler.downloader
         node.handler.syncer.min_peers = 1
         heads = node.bus.subscribe(ChainHeadEvent)
@@ -135,7 +136,7 @@ def test_ethnode_syncs_from_geth_and_geth_fetches_headers_from_ethnode(tmp_path:
                     await heads.get()
             peers: Any = node.handler.peers.all()
             source = max(peers, key=lambda p: p.block_range.latest)
-            assert source.version == ETH69 and source.channel.peer.client_id.startswith(f"Geth/{GETH_VERSION}")
+            assert source.version == version and source.channel.peer.client_id.startswith(f"Geth/{GETH_VERSION}")
             assert source.block_range.latest == 600 and downloader.drops == 0
             progress = downloader.progress()
             assert (progress.current_block, progress.highest_block) == (600, 600)
