@@ -82,21 +82,36 @@ _TOO_MANY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; cha
              b"Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n")
 
 
+class _Refuse(asyncio.Protocol):
+    """What a connection past the cap gets: a 503, then the close."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(_TOO_MANY)  # type: ignore[attr-defined]
+        transport.close()
+
+
 class _CappedServer(web.Server):
-    """aiohttp's low-level server, refusing connections past the cap with a 503."""
+    """aiohttp's low-level server, refusing connections past the cap with a 503.
+
+    Counted when the protocol is made (the loop may accept several connections before any
+    of them is told ``connection_made``) and released when aiohttp reports it lost."""
 
     def __init__(self, handler: Any, max_connections: int, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.max_connections = max_connections
+        self.open = 0
         self.refused = 0
 
-    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
-        if len(self._connections) >= self.max_connections:
+    def __call__(self) -> RequestHandler:
+        if self.open >= self.max_connections:
             self.refused += 1
-            transport.write(_TOO_MANY)
-            handler.force_close()  # closes the transport; its task sees the close and ends
-            return
-        super().connection_made(handler, transport)
+            return _Refuse()  # type: ignore[return-value]
+        self.open += 1
+        return super().__call__()
+
+    def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
+        self.open -= 1
+        super().connection_lost(handler, exc)
 
 
 def is_websocket(request: web.BaseRequest) -> bool:
@@ -136,7 +151,8 @@ class HTTPServer:
 
     @property
     def connections(self) -> int:
-        return 0 if self._web is None else len(self._web.connections)
+        """Open connections, WebSockets included."""
+        return 0 if self._web is None else self._web.open
 
     @property
     def refused(self) -> int:
