@@ -427,3 +427,42 @@ def test_a_10mb_body_gets_413_and_the_node_keeps_serving(dev_node: DevNode) -> N
 
     asyncio.run(asyncio.wait_for(main(), TIMEOUT))
     assert dev_node.proc.proc.poll() is None
+
+
+def test_the_syncing_subscription_reports_a_sync_starting_and_ending() -> None:
+    """geth DownloaderAPI.Syncing: {"syncing": true, "status": SyncProgress as Go encodes it}, then false."""
+    from ethnode.eth.downloader.downloader import SyncProgress
+    from ethnode.ethapi.subscriptions import SubscriptionAPI
+    from ethnode.event import EventBus
+
+    class Downloader:
+        syncing = False
+        progress_now = SyncProgress(0, 0, 0)
+
+        def progress(self) -> SyncProgress:
+            return self.progress_now
+
+    async def scenario() -> None:
+        bus, downloader = EventBus(), Downloader()
+        chain = dev_chain()
+        feed = SubscriptionAPI(chain, bus, downloader).syncing()
+        got: asyncio.Queue[Any] = asyncio.Queue()
+        task = asyncio.get_running_loop().create_task(feed.run(got.put_nowait))
+        try:
+            downloader.syncing, downloader.progress_now = True, SyncProgress(3, 5, 100)
+            bus.post(ChainHeadEvent(chain.current_block))  # a head move makes the feed look
+            note = await asyncio.wait_for(got.get(), 10)
+            assert note["syncing"] is True and list(note["status"])[:4] == [
+                "StartingBlock", "CurrentBlock", "HighestBlock", "PulledStates"]
+            assert (note["status"]["StartingBlock"], note["status"]["CurrentBlock"],
+                    note["status"]["HighestBlock"]) == (3, 5, 100)
+            downloader.syncing = False
+            bus.post(ChainHeadEvent(chain.current_block))
+            assert await asyncio.wait_for(got.get(), 10) is False
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            feed.close()
+        assert not bus._subs[ChainHeadEvent]
+
+    run_checked(scenario, timeout=TIMEOUT)

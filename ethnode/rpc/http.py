@@ -164,6 +164,7 @@ class HTTPServer:
             self._server.close()
             self._server = None
         if self._web is not None:
+            self._web.pre_shutdown()  # idle keep-alive connections close now instead of at the timeout
             await self._web.shutdown(STOP_TIMEOUT)
             self._web = None
 
