@@ -78,6 +78,16 @@ class Dispatcher:
                               for k, v in methods.items() if KEY_SEPARATOR in k}
         self.batch_items = batch_items
         self.batch_response_size = batch_response_size
+        self._signatures: dict[Callable[..., Any], inspect.Signature] = {}  # inspect.signature costs ~13 µs
+
+    def _bind(self, method: Callable[..., Any], params: list[Any], offset: int = 0) -> None:
+        signature = self._signatures.get(method)
+        if signature is None:
+            signature = self._signatures[method] = inspect.signature(method)
+        try:
+            signature.bind(*params)
+        except TypeError:
+            raise RPCError(INVALID_PARAMS, _arity_error(signature, len(params), offset)) from None
 
     async def handle(self, body: bytes | str, subscriber: Subscriber | None = None) -> bytes | None:
         """The reply body for a request body, or None if it held only notifications.
@@ -143,7 +153,7 @@ class Dispatcher:
         method = self.methods.get(name)
         if method is None:
             raise RPCError(METHOD_NOT_FOUND, f"the method {name} does not exist/is not available")
-        _bind(method, params)
+        self._bind(method, params)
         result = method(*params)
         if inspect.isawaitable(result):
             result = await result
@@ -158,7 +168,7 @@ class Dispatcher:
         method = self.subscriptions.get((namespace, params[0]))
         if method is None:
             raise RPCError(METHOD_NOT_FOUND, f'no "{params[0]}" subscription in {namespace} namespace')
-        _bind(method, params[1:], offset=1)
+        self._bind(method, params[1:], offset=1)
         return subscriber.subscribe(namespace, method(*params[1:]))
 
     def _unsubscribe(self, params: list[Any], subscriber: Subscriber | None) -> bool:
@@ -175,13 +185,6 @@ class Dispatcher:
         return True
 
 
-def _bind(method: Callable[..., Any], params: list[Any], offset: int = 0) -> None:
-    try:
-        inspect.signature(method).bind(*params)
-    except TypeError:
-        raise RPCError(INVALID_PARAMS, _arity_error(method, len(params), offset)) from None
-
-
 def _json_type(value: Any) -> str:
     if isinstance(value, bool):
         return "bool"
@@ -190,10 +193,10 @@ def _json_type(value: Any) -> str:
     return {list: "array", dict: "object"}.get(type(value), "string" if isinstance(value, str) else "null")
 
 
-def _arity_error(method: Callable[..., Any], given: int, offset: int = 0) -> str:
+def _arity_error(signature: inspect.Signature, given: int, offset: int = 0) -> str:
     """geth's texts for a wrong argument count (rpc/json.go parsePositionalArguments); ``offset``
     counts the arguments geth parses before the method's own (a subscription's name)."""
-    positional = [p for p in inspect.signature(method).parameters.values()
+    positional = [p for p in signature.parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     required = sum(1 for p in positional if p.default is p.empty)
     if given < required:
