@@ -51,3 +51,12 @@ def rlp_impl(request: pytest.FixtureRequest) -> Any:
         return implementation(request.param)
     except ImportError as exc:
         pytest.skip(f"compiled RLP unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def dev_node(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One ``run --dev`` child with HTTP, WebSocket, the Engine API and IPC (``transport_support``)."""
+    from transport_support import running_dev_node
+
+    with running_dev_node(tmp_path_factory) as node:
+        yield node

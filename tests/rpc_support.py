@@ -159,7 +159,9 @@ class RPCNode:
     """A Node on loopback: p2p Server (no discovery), Ethereum service over ``chain``, HTTP RPC, monitoring."""
 
     def __init__(self, chain: BlockChain, *, modules: Sequence[str] = ("eth", "net", "web3"), state: Any = None,
-                 metrics: bool = False, key: PrivateKey | None = None, dev_keys: Sequence[PrivateKey] = ()) -> None:
+                 metrics: bool = False, key: PrivateKey | None = None, dev_keys: Sequence[PrivateKey] = (),
+                 ws: bool = False, ipc: Any = None) -> None:
+        """``ws``: WebSocket on a port of its own; ``ipc``: the IPC socket's path (None: no IPC)."""
         from ethnode.commands.flags.p2p import server_factory
         from ethnode.eth.service import EthereumService
         from ethnode.ethapi.accounts import DevAccounts
@@ -167,7 +169,7 @@ class RPCNode:
         from ethnode.event import EventBus
         from ethnode.monitoring.service import MetricsConfig, MetricsService
         from ethnode.node import Node, NodeConfig
-        from ethnode.node.rpcstack import HTTPConfig, RPCService
+        from ethnode.node.rpcstack import HTTPConfig, IPCConfig, RPCService, WSConfig
         from ethnode.p2p.config import ServerConfig
 
         self.bus = EventBus()
@@ -189,8 +191,10 @@ class RPCNode:
 
         self.node.register(eth)
         accounts = DevAccounts(dev_keys)  # what rpc_service_constructor builds from run --dev's keys
+        ws_config = WSConfig(port=0, modules=tuple(modules)) if ws else None
+        ipc_config = IPCConfig(str(ipc), explicit=True) if ipc is not None else None
         self.node.register(lambda ctx: RPCService(ctx, HTTPConfig(port=0, modules=tuple(modules)),
-                                                  public_apis(ctx, p2p, accounts)))
+                                                  public_apis(ctx, p2p, accounts), ws=ws_config, ipc=ipc_config))
         self.node.register(lambda ctx: MetricsService(ctx, MetricsConfig(enabled=metrics, port=0), p2p))
 
     def service(self, kind: type) -> Any:
@@ -207,6 +211,12 @@ class RPCNode:
         from ethnode.node.rpcstack import RPCService
 
         return self.service(RPCService).server.port  # type: ignore[no-any-return]
+
+    @property
+    def ws_url(self) -> str:
+        from ethnode.node.rpcstack import RPCService
+
+        return f"ws://127.0.0.1:{self.service(RPCService).ws_port}"
 
     @property
     def metrics_port(self) -> int:

@@ -228,7 +228,7 @@ def test_http_auth_and_request_rules() -> None:
             assert (await http(port, "PUT", body={}))[0] == 405
             assert (await http(port, body=fcu(ETHTEST_HEAD), ctype="text/plain"))[0] == 415
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n")
+            writer.write(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 99999999\r\n\r\n")
             assert (await reader.readline()).split()[1] == b"413"
             writer.close()
         finally:
@@ -358,7 +358,8 @@ def test_ethereum_service_in_a_node(tmp_path: Path) -> None:
             token = make_token(secret)
             body = json.dumps(fcu(h20)).encode()
             reader, writer = await asyncio.open_connection("127.0.0.1", engine.server.port)
-            writer.write(b"POST / HTTP/1.1\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            writer.write(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                         b"Connection: close\r\n"
                          + f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
             response = await reader.read()
             writer.close()

@@ -72,6 +72,8 @@ def _adapt(args: list[str], enode: str | None) -> list[str]:
         out.append(arg)
     if out[0] == "run":
         out += ["--http.port", "0", "--authrpc.port", "0", "--metrics.port", "0"]
+        if "--ws" in out:
+            out += ["--ws.port", "0"]
         if "--port" not in out:
             out += ["--port", "0"]
         if any(f in out for f in NETWORK_FLAGS):

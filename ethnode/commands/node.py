@@ -35,7 +35,7 @@ from ethnode.commands.flags.miner import add_miner_flags, flags_without_their_mo
 from ethnode.commands.flags.network import add_network_flags
 from ethnode.commands.flags.network import selected as selected_network
 from ethnode.commands.flags.p2p import add_p2p_flags
-from ethnode.commands.flags.rpc import add_rpc_flags
+from ethnode.commands.flags.rpc import add_rpc_flags, check_ipc_flags
 from ethnode.commands.flags.validators import split_and_trim
 from ethnode.crypto.errors import InvalidKeyError
 from ethnode.crypto.keys import PrivateKey, load_private_key, save_private_key
@@ -241,7 +241,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         apply_flags(args, settings)
         _check_key(args)
         _check_identity(settings.identity)
-        unused = flags_without_their_mode(args)
+        unused = flags_without_their_mode(args) or check_ipc_flags(args)
         if unused is not None:
             raise _Fatal(unused)
         if Path(settings.datadir).expanduser().exists() and not Path(settings.datadir).expanduser().is_dir():

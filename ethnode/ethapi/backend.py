@@ -1,8 +1,9 @@
 """The namespaces a node serves over its services (geth ``ethapi.GetAPIs``, ``node/api.go``).
 
 The Ethereum service and the node container sit below the JSON-RPC namespaces, so they
-do not build them; the command line asks for ``public_apis`` and hands them to the HTTP
-RPC service (``ethnode.node.rpcstack``), as geth's backend registers its APIs on the stack.
+do not build them; the command line asks for ``public_apis`` and hands them to the RPC
+service (``ethnode.node.rpcstack``: HTTP, WebSocket, IPC), as geth's backend registers its
+APIs on the stack.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ethnode.ethapi.clique import CliqueRPC
 from ethnode.ethapi.eth import EthAPI
 from ethnode.ethapi.filters import FilterAPI
 from ethnode.ethapi.net import NetAPI
+from ethnode.ethapi.subscriptions import SubscriptionAPI
 from ethnode.ethapi.txpool import TxPoolAPI
 from ethnode.ethapi.web3 import Web3API
 from ethnode.node.lifecycle import ServiceContext, ServiceNotFoundError
@@ -41,6 +43,7 @@ def eth_apis(eth: EthereumService, accounts: DevAccounts | None = None) -> list[
         API("eth", api),
         API("eth", AccountAPI(api, accounts)),
         API("eth", FilterAPI(eth.chain, eth.ctx.bus)),  # geth filters.FilterAPI; drains the bus when called
+        API("eth", SubscriptionAPI(eth.chain, eth.ctx.bus, eth.downloader)),  # eth_subscribe (WebSocket, IPC)
         API("eth", BlockAPI(eth, api)),
         API("txpool", TxPoolAPI(eth.txpool, eth.chain)),
     ]

@@ -81,12 +81,15 @@ class _Filter:
     items: deque[Any] = field(default_factory=lambda: deque(maxlen=MAX_QUEUED))
 
     def in_bounds(self, number: int) -> bool:
-        """geth filterLogs on live logs: numeric from/to bounds apply, tags do not."""
-        crit = self.criteria
-        assert crit is not None
-        if crit.from_block is not None and crit.from_block >= 0 and number < crit.from_block:
-            return False
-        return not (crit.to_block is not None and crit.to_block >= 0 and number > crit.to_block)
+        assert self.criteria is not None
+        return in_bounds(self.criteria, number)
+
+
+def in_bounds(crit: FilterCriteria, number: int) -> bool:
+    """geth filterLogs on live logs: numeric from/to bounds apply, tags do not."""
+    if crit.from_block is not None and crit.from_block >= 0 and number < crit.from_block:
+        return False
+    return not (crit.to_block is not None and crit.to_block >= 0 and number > crit.to_block)
 
 
 def _id_arg(value: Any) -> str:
@@ -96,7 +99,7 @@ def _id_arg(value: Any) -> str:
     return value
 
 
-def _check_subscribable(crit: FilterCriteria) -> None:
+def check_subscribable(crit: FilterCriteria) -> None:
     """geth EventSystem.SubscribeLogs: which block bounds a log filter accepts."""
     begin = LATEST if crit.from_block is None else crit.from_block
     end = LATEST if crit.to_block is None else crit.to_block
@@ -159,7 +162,7 @@ class FilterAPI:
         """A log filter: new matching logs (and reorged-out ones, ``removed: true``) until polled."""
         crit = parse_criteria(criteria)
         crit.check_query_limit(self._log_query_limit)
-        _check_subscribable(crit)
+        check_subscribable(crit)
         return self._install(_Filter(LOGS, 0.0, criteria=crit, matcher=LogMatcher.of(crit)))
 
     def new_block_filter(self) -> str:
@@ -265,7 +268,7 @@ class FilterAPI:
             target = sub.queue.get_nowait().header
         if target is None or self._head is None or target.hash == self._head.hash:
             return
-        removed, added = self._head_diff(self._head, target)
+        removed, added = head_diff(self._chain, self._head, target)
         self._head = target
         hashes = [h.hash for h in added]
         for f in self._filters.values():
@@ -279,31 +282,40 @@ class FilterAPI:
                             f.items.extend(self._block_logs(header, f.matcher, gone))
 
     def _block_logs(self, header: Header, matcher: LogMatcher, removed: bool) -> list[dict[str, Any]]:
-        try:
-            return block_logs(self._chain, header, matcher, removed=removed)
-        except Exception as exc:  # receipts not stored (a --noexec import): the filter just gets no logs
-            log.debug("No logs for filters from block #%d: %s", header.number, exc)
-            return []
+        return logs_or_none(self._chain, header, matcher, removed)
 
-    def _head_diff(self, old: Header, new: Header) -> tuple[list[Header], list[Header]]:
-        """(blocks that left the canonical chain, blocks that joined it), each in ascending order."""
-        gone: list[Header] = []
-        joined: list[Header] = []
-        a: Header | None = old
-        b: Header | None = new
-        while a is not None and b is not None and a.hash != b.hash and len(gone) + len(joined) < MAX_HEAD_WALK:
-            if b.number >= a.number:
-                joined.append(b)
-                b = self._chain.get_header(b.parent_hash, b.number - 1) if b.number > 0 else None
-            if a is not None and b is not None and a.number > b.number:
-                gone.append(a)
-                a = self._chain.get_header(a.parent_hash, a.number - 1) if a.number > 0 else None
-        gone.reverse()
-        joined.reverse()
-        return gone, joined
+
+def logs_or_none(chain: Any, header: Header, matcher: LogMatcher, removed: bool) -> list[dict[str, Any]]:
+    """A block's matching logs for live filters and subscriptions; none if its receipts are not stored."""
+    try:
+        return block_logs(chain, header, matcher, removed=removed)
+    except Exception as exc:  # receipts not stored (a --noexec import): the filter just gets no logs
+        log.debug("No logs for filters from block #%d: %s", header.number, exc)
+        return []
+
+
+def head_diff(chain: Any, old: Header, new: Header, limit: int | None = None) -> tuple[list[Header], list[Header]]:
+    """(blocks that left the canonical chain, blocks that joined it) going from head ``old`` to
+    ``new``, each in ascending order; at most ``limit`` (``MAX_HEAD_WALK``) blocks walked, the newest kept."""
+    limit = MAX_HEAD_WALK if limit is None else limit
+    gone: list[Header] = []
+    joined: list[Header] = []
+    a: Header | None = old
+    b: Header | None = new
+    while a is not None and b is not None and a.hash != b.hash and len(gone) + len(joined) < limit:
+        if b.number >= a.number:
+            joined.append(b)
+            b = chain.get_header(b.parent_hash, b.number - 1) if b.number > 0 else None
+        if a is not None and b is not None and a.number > b.number:
+            gone.append(a)
+            a = chain.get_header(a.parent_hash, a.number - 1) if a.number > 0 else None
+    gone.reverse()
+    joined.reverse()
+    return gone, joined
 
 
 __all__ = [
-    "FilterAPI", "new_id", "FILTER_TIMEOUT", "MAX_QUEUED", "MAX_FILTERS", "MAX_HEAD_WALK", "HEAD_EVENT_QUEUE",
+    "FilterAPI", "new_id", "head_diff", "in_bounds", "check_subscribable", "logs_or_none",
+    "FILTER_TIMEOUT", "MAX_QUEUED", "MAX_FILTERS", "MAX_HEAD_WALK", "HEAD_EVENT_QUEUE",
     "TX_EVENT_QUEUE", "ERR_FILTER_NOT_FOUND",
 ]

@@ -70,6 +70,41 @@ def header_fields(header: Header) -> dict[str, Any]:
     return out
 
 
+def header_json(header: Header) -> dict[str, Any]:
+    """geth ``types.Header.MarshalJSON``, what the ``newHeads`` subscription sends (not RPCMarshalHeader):
+    its field order, every optional field present (null before its fork) and the hash last."""
+
+    def opt(value: Any, encode: Any) -> Any:
+        return None if value is None else encode(value)
+
+    return {
+        "parentHash": data(header.parent_hash),
+        "sha3Uncles": data(header.uncle_hash),
+        "miner": data(header.coinbase),
+        "stateRoot": data(header.state_root),
+        "transactionsRoot": data(header.tx_root),
+        "receiptsRoot": data(header.receipt_root),
+        "logsBloom": data(header.bloom),
+        "difficulty": quantity(header.difficulty),
+        "number": quantity(header.number),
+        "gasLimit": quantity(header.gas_limit),
+        "gasUsed": quantity(header.gas_used),
+        "timestamp": quantity(header.time),
+        "extraData": data(header.extra),
+        "mixHash": data(header.mix_digest),
+        "nonce": data(header.nonce),
+        "baseFeePerGas": opt(header.base_fee, quantity),
+        "withdrawalsRoot": opt(header.withdrawals_root, data),
+        "blobGasUsed": opt(header.blob_gas_used, quantity),
+        "excessBlobGas": opt(header.excess_blob_gas, quantity),
+        "parentBeaconBlockRoot": opt(header.parent_beacon_root, data),
+        "requestsHash": opt(header.requests_hash, data),
+        "blockAccessListHash": opt(header.block_access_list_hash, data),
+        "slotNumber": opt(header.slot_number, quantity),
+        "hash": data(header.hash),
+    }
+
+
 def block_fields(block: Block, full_tx: bool, config: ChainConfig) -> dict[str, Any]:
     """geth RPCMarshalBlock: the header plus size, transactions (hashes or objects), uncles, withdrawals."""
     header = block.header
@@ -276,6 +311,6 @@ def log_fields(lg: Any, header: Header, tx_hash: bytes, tx_index: int, log_index
 
 
 __all__ = [
-    "header_fields", "block_fields", "tx_fields", "tx_json", "receipt_fields", "log_fields", "effective_gas_price",
-    "contract_address",
+    "header_fields", "header_json", "block_fields", "tx_fields", "tx_json", "receipt_fields", "log_fields",
+    "effective_gas_price",     "contract_address",
 ]

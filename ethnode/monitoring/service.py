@@ -4,7 +4,7 @@ Registered on every ``run`` (after the Ethereum service): the event lines and th
 terminal sync display are wanted with or without ``--metrics``. With ``--metrics`` it
 also serves the registry in the Prometheus text format at ``/metrics`` and at geth's
 ``/debug/metrics/prometheus`` on ``--metrics.addr:--metrics.port`` (default
-127.0.0.1:6060, geth's), using the stdlib HTTP server the RPC endpoints use.
+127.0.0.1:6060, geth's), using the HTTP server the RPC endpoints use (``ethnode.rpc.http``).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ of ``service`` as ``<namespace>_<camelCase name>``, the way geth's rpc package r
 methods (``get_block_by_number`` -> ``eth_getBlockByNumber``), so the namespaces
 themselves (``ethnode.ethapi``, the Engine API) need no registration code. A service
 that needs exact names (the Engine API's ``...V1``/``V2``) provides them from
-``methods()`` instead. ``authenticated`` APIs are only served on the JWT endpoint.
+``methods()`` instead. ``authenticated`` APIs are only served on the JWT endpoint (and on
+IPC, which geth trusts with every API). A method marked ``@subscription`` is not a method:
+it is filed as ``<namespace>_subscribe/<camelCase name>``, what ``eth_subscribe`` selects.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
+
+from ethnode.rpc.subscription import is_subscription, subscription_key
 
 log = logging.getLogger("ethnode.rpc")
 
@@ -46,8 +50,12 @@ def methods_of(api: API) -> dict[str, Callable[..., Any]]:
         return dict(service.methods())
     out: dict[str, Callable[..., Any]] = {}
     for name, _ in inspect.getmembers(type(service), inspect.isfunction):  # no property is evaluated
-        if not name.startswith("_"):
-            out[f"{api.namespace}_{camel(name)}"] = getattr(service, name)
+        if name.startswith("_"):
+            continue
+        bound = getattr(service, name)
+        key = subscription_key(api.namespace, camel(name)) if is_subscription(bound) else \
+            f"{api.namespace}_{camel(name)}"
+        out[key] = bound
     return out
 
 
@@ -66,4 +74,13 @@ def collect_methods(apis: Iterable[API], modules: Sequence[str]) -> dict[str, Ca
     return methods
 
 
-__all__ = ["API", "MethodTable", "camel", "methods_of", "collect_methods"]
+def all_methods(apis: Iterable[API]) -> dict[str, Callable[..., Any]]:
+    """Every method of every API, authenticated ones included: what geth serves over IPC
+    (``rpc.StartIPCEndpoint`` registers ``n.rpcAPIs`` whole; the socket is the owner's only)."""
+    methods: dict[str, Callable[..., Any]] = {}
+    for api in apis:
+        methods.update(methods_of(api))
+    return methods
+
+
+__all__ = ["API", "MethodTable", "camel", "methods_of", "collect_methods", "all_methods"]

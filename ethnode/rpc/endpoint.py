@@ -1,10 +1,13 @@
-"""JSON-RPC over HTTP: one request handler for the public server and the authenticated one.
+"""JSON-RPC over HTTP and WebSocket: one endpoint class for the public servers and the authenticated one.
 
 geth runs the same rpc.Server behind both its ``--http`` endpoint and its auth endpoint
 and wraps the latter in a JWT check (node/rpcstack.go); the two differ in nothing else.
 Here too: ``RPCHandler`` takes the JWT secret as an option, and ``RPCServer`` is the one
 endpoint class, so a rule about requests (content types, health checks, methods) is
-written once and cannot drift between the Engine API and the public API.
+written once and cannot drift between the Engine API and the public API. An
+``RPCServer`` serves HTTP, WebSocket (``ethnode.rpc.websocket``) or both on its port, as
+geth's httpServer does (``--ws.port`` equal to ``--http.port``, and the Engine API's
+port, which takes both), each with its own method table.
 
 Requests: POST with a JSON content type (415 otherwise), single calls and batches (the
 dispatcher's limits); an empty GET answers 200 for health checks. With a secret, every
@@ -14,7 +17,8 @@ else 401 with geth's reason. A request whose ``Host`` names a host outside ``vho
 origin can make a browser post to 127.0.0.1, but only under its own host name). CORS as
 geth's ``--http.corsdomain`` (rs/cors with POST and GET, any request header, a 600 s
 preflight cache): only the listed origins (``*``: any) get ``Access-Control-Allow-Origin``;
-with none listed a browser page on another origin cannot read the replies. No WebSocket.
+with none listed a browser page on another origin cannot read the replies. HTTP cannot
+carry notifications: ``eth_subscribe`` there answers -32601 "notifications not supported".
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ethnode.rpc.http import HTTPEndpoint, HTTPServer, Request, Response
+from ethnode.rpc.http import MAX_BODY_SIZE, HTTPEndpoint, HTTPServer, Request, Response
 from ethnode.rpc.jsonrpc import Dispatcher
 from ethnode.rpc.jwt import JWTError, verify_authorization
+from ethnode.rpc.websocket import WebSocketHandler
 
 log = logging.getLogger("ethnode.rpc")
 
@@ -116,22 +121,55 @@ class RPCHandler:
 
 
 class RPCServer(HTTPEndpoint):
-    """A JSON-RPC endpoint on ``host:port`` (port 0: any free port), JWT-authenticated with ``jwt_secret``."""
+    """A JSON-RPC endpoint on ``host:port`` (port 0: any free port), JWT-authenticated with ``jwt_secret``.
+
+    ``http``: answer JSON-RPC over HTTP POST (a WebSocket-only server answers plain HTTP 404,
+    as geth's). ``ws``: accept WebSocket handshakes, serving ``ws_methods`` (default:
+    ``methods``) to ``ws_origins`` (``ethnode.rpc.websocket``).
+    """
 
     def __init__(self, methods: Mapping[str, Callable[..., Any]], host: str = "127.0.0.1", port: int = 0, *,
                  jwt_secret: bytes | None = None, vhosts: Sequence[str] = DEFAULT_VHOSTS,
-                 cors: Sequence[str] = ()) -> None:
-        self.handler = RPCHandler(Dispatcher(methods), jwt_secret, vhosts, cors)
-        self.http = HTTPServer(self.handler, host, port, name="http-rpc" if jwt_secret is None else "authrpc")
+                 cors: Sequence[str] = (), http: bool = True, ws: bool = False,
+                 ws_methods: Mapping[str, Callable[..., Any]] | None = None, ws_origins: Sequence[str] = (),
+                 max_connections: int | None = None, body_limit: int = MAX_BODY_SIZE) -> None:
+        dispatcher = Dispatcher(methods)
+        self.jwt_secret = jwt_secret
+        self.handler = RPCHandler(dispatcher, jwt_secret, vhosts, cors)
+        self.serves_http = http
+        self.ws: WebSocketHandler | None = None
+        if ws:
+            ws_dispatcher = dispatcher if ws_methods is None else Dispatcher(ws_methods)
+            self.ws = WebSocketHandler(ws_dispatcher, ws_origins, jwt_secret)
+        self.http = HTTPServer(self.handler if http else _not_found, host, port,
+                               name="http-rpc" if jwt_secret is None else "authrpc", ws_handler=self.ws,
+                               max_connections=max_connections, body_limit=body_limit,
+                               gzip=jwt_secret is None)  # geth: no gzip on the auth endpoint
 
     @property
     def authenticated(self) -> bool:
-        return self.handler.jwt_secret is not None
+        return self.jwt_secret is not None
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.http.url.removeprefix("http")
 
     def started(self) -> None:
-        log.info("HTTP server started endpoint=%s:%d auth=%s prefix= cors=%s vhosts=%s",
-                 self.http.host, self.http.port, "true" if self.authenticated else "false",
-                 ",".join(self.handler.cors), ",".join(self.handler.vhosts))
+        if self.ws is not None:
+            log.info("WebSocket enabled url=%s", self.ws_url)
+        if self.serves_http:
+            log.info("HTTP server started endpoint=%s:%d auth=%s prefix= cors=%s vhosts=%s",
+                     self.http.host, self.http.port, "true" if self.authenticated else "false",
+                     ",".join(self.handler.cors), ",".join(self.handler.vhosts))
+
+    async def stop(self) -> None:
+        if self.ws is not None:
+            self.ws.close_all()
+        await self.http.stop()
+
+
+async def _not_found(request: Request) -> Response:
+    return Response(404)
 
 
 __all__ = ["RPCHandler", "RPCServer", "JSON_CONTENT_TYPES", "DEFAULT_VHOSTS", "host_allowed"]

@@ -1,27 +1,51 @@
-"""A minimal HTTP/1.1 server on asyncio streams, enough for JSON-RPC over POST.
+"""The HTTP server under every endpoint (JSON-RPC, Engine API, metrics): aiohttp's low-level server.
 
-What it does: persistent connections (HTTP/1.1 keep-alive, ``Connection: close``),
-``Content-Length`` bodies up to 5 MiB (geth's defaultBodyLimit), bounded header size and
-read timeouts, one request at a time per connection. What it does not: chunked request
-bodies (411), pipelining beyond sequential reads, TLS. It is written for the Engine API
-and small JSON-RPC loads, not as a general web server.
+aiohttp does the protocol (HTTP/1.1 parsing, keep-alive, pipelining, chunked bodies,
+``Expect: 100-continue``, gzip, the WebSocket upgrade); handlers here stay plain
+functions from ``Request`` to ``Response`` (``ethnode.rpc.endpoint``'s rules are tested
+without sockets). What this module adds, after geth's node/rpcstack.go and net/http:
+
+- the body limit: a ``Content-Length`` over ``body_limit`` (geth's 5 MiB) is answered 413
+  before a byte of the body is read, and a chunked body is cut off at the limit the same
+  way; the connection is then closed;
+- gzip when the client accepts it (geth's newGzipHandler; off for the Engine API, as geth);
+- a connection cap: past ``max_connections`` open connections (WebSockets included) a new
+  one gets 503 and is closed at once, so idle clients cannot exhaust the process's file
+  descriptors (geth has no cap; the default follows the descriptor limit);
+- idle keep-alive connections are closed after ``IDLE_TIMEOUT`` (geth IdleTimeout);
+- one upgrade hook: a WebSocket handshake goes to ``ws_handler`` (geth's httpServer
+  serves HTTP and WebSocket on one port the same way, by looking at ``Upgrade``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any
+
+from aiohttp import hdrs, web
+from aiohttp.http import HttpVersion11
+from aiohttp.web_protocol import RequestHandler
 
 log = logging.getLogger("ethnode.rpc")
 
 MAX_BODY_SIZE = 5 * 1024 * 1024  # bytes; geth rpc defaultBodyLimit
-MAX_HEADER_SIZE = 64 * 1024  # request line + headers
-READ_HEADER_TIMEOUT = 30.0  # seconds to receive a request's head once it starts; geth ReadHeaderTimeout
+MAX_HEADER_SIZE = 64 * 1024  # one header line; the request line likewise
 IDLE_TIMEOUT = 120.0  # seconds a kept-alive connection may sit idle; geth IdleTimeout
+STOP_TIMEOUT = 2.0  # seconds requests in flight get to finish when the server stops (geth: 5, the whole node here)
+LINGER = 2.0  # seconds spent discarding the rest of a refused body so the client reads the 413; Go: 256 KiB
+
+
+def default_max_connections() -> int:
+    """A quarter of the process's descriptor limit, between 128 and 4096: room for the chain's
+    files, the peers and the other endpoints."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 4096
+    return max(128, min(4096, soft // 4))
 
 
 @dataclass
@@ -45,135 +69,135 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+UpgradeHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+class _ClientErrorLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp logs every malformed request at ERROR; from the network that is noise, not a node fault."""
+
+    def exception(self, msg: object, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
+        self.debug(msg, *args, exc_info=exc_info, **kwargs)
 
 
-class _BadRequest(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+_TOO_MANY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+             b"Content-Length: 21\r\nConnection: close\r\n\r\ntoo many connections\n")
+
+
+class _Refuse(asyncio.Protocol):
+    """What a connection past the cap gets: a 503, then the close."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(_TOO_MANY)  # type: ignore[attr-defined]
+        transport.close()
+
+
+class _CappedServer(web.Server):
+    """aiohttp's low-level server, refusing connections past the cap with a 503.
+
+    Counted when the protocol is made (the loop may accept several connections before any
+    of them is told ``connection_made``) and released when aiohttp reports it lost."""
+
+    def __init__(self, handler: Any, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.max_connections = max_connections
+        self.open = 0
+        self.refused = 0
+
+    def __call__(self) -> RequestHandler:
+        if self.open >= self.max_connections:
+            self.refused += 1
+            return _Refuse()  # type: ignore[return-value]
+        self.open += 1
+        return super().__call__()
+
+    def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
+        self.open -= 1
+        super().connection_lost(handler, exc)
+
+
+def is_websocket(request: web.BaseRequest) -> bool:
+    """geth isWebsocket: ``Upgrade: websocket`` and ``Connection`` naming upgrade."""
+    return (request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+            and "upgrade" in request.headers.get(hdrs.CONNECTION, "").lower())
 
 
 class HTTPServer:
     """Serve ``handler`` on ``host:port`` (port 0: any free port, see ``port`` after start)."""
 
-    def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0, *, name: str = "http") -> None:
+    def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0, *, name: str = "http",
+                 ws_handler: UpgradeHandler | None = None, max_connections: int | None = None,
+                 body_limit: int = MAX_BODY_SIZE, gzip: bool = True) -> None:
         self.handler = handler
+        self.ws_handler = ws_handler
         self.host = host
         self.port = port
         self.name = name
+        self.max_connections = max_connections if max_connections is not None else default_max_connections()
+        self.body_limit = body_limit
+        self.gzip = gzip
+        self._web: _CappedServer | None = None
         self._server: asyncio.Server | None = None
-        self._conns: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self.host, self.port, limit=MAX_HEADER_SIZE)
-        sock = self._server.sockets[0]
-        self.port = sock.getsockname()[1]
+        self._web = _CappedServer(self._serve, self.max_connections, keepalive_timeout=IDLE_TIMEOUT,
+                                  access_log=None, max_line_size=MAX_HEADER_SIZE, max_field_size=MAX_HEADER_SIZE,
+                                  lingering_time=LINGER, logger=_ClientErrorLog(log, {}))
+        self._server = await asyncio.get_running_loop().create_server(self._web, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    @property
+    def connections(self) -> int:
+        """Open connections, WebSockets included."""
+        return 0 if self._web is None else self._web.open
+
+    @property
+    def refused(self) -> int:
+        """Connections turned away at the cap since start."""
+        return 0 if self._web is None else self._web.refused
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
             self._server = None
-        for task in list(self._conns):
-            task.cancel()
-        await asyncio.gather(*self._conns, return_exceptions=True)
-        self._conns.clear()
+        if self._web is not None:
+            self._web.pre_shutdown()  # idle keep-alive connections close now instead of at the timeout
+            await self._web.shutdown(STOP_TIMEOUT)
+            self._web = None
 
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.get_running_loop().create_task(self._serve(reader, writer), name=f"{self.name}-conn")
-        self._conns.add(task)
-        task.add_done_callback(self._conns.discard)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
+        if self.ws_handler is not None and is_websocket(request):
+            return await self.ws_handler(request)
+        length = request.content_length
+        if length is not None and length > self.body_limit:
+            return _too_large(f"content length too large ({length}>{self.body_limit})")
+        if request.headers.get(hdrs.EXPECT, "").lower() == "100-continue" and request.version == HttpVersion11:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # aiohttp's default expect handler
+        body = bytearray()
+        while chunk := await request.content.readany():
+            body += chunk
+            if len(body) > self.body_limit:
+                return _too_large(f"request body too large (>{self.body_limit})")
+        version = f"HTTP/{request.version.major}.{request.version.minor}"
+        headers = {k.lower(): v for k, v in request.headers.items()}
         try:
-            while True:
-                try:
-                    first = await asyncio.wait_for(reader.readline(), IDLE_TIMEOUT)
-                except (TimeoutError, ConnectionError):
-                    return
-                except (asyncio.LimitOverrunError, ValueError):  # readline's limit
-                    await self._send(writer, Response.text(431, "request header too large"), close=True)
-                    return
-                if not first:
-                    return  # clean close between requests
-                try:
-                    request = await asyncio.wait_for(self._read_request(first, reader), READ_HEADER_TIMEOUT)
-                except _BadRequest as exc:
-                    await self._send(writer, Response.text(exc.status, str(exc)), close=True)
-                    return
-                except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, ValueError):
-                    return
-                keep = _keep_alive(request)
-                try:
-                    response = await self.handler(request)
-                except Exception:  # a bug in a handler must not kill the server
-                    log.exception("%s handler failed", self.name)
-                    response = Response.text(500, "internal server error")
-                await self._send(writer, response, close=not keep)
-                if not keep:
-                    return
-        finally:
-            writer.close()
-
-    async def _read_request(self, first: bytes, reader: asyncio.StreamReader) -> Request:
-        try:
-            method, target, version = first.decode("latin-1").rstrip("\r\n").split(" ")
-        except ValueError:
-            raise _BadRequest(400, "malformed request line") from None
-        if not version.startswith("HTTP/1."):
-            raise _BadRequest(505, "HTTP version not supported")
-        headers: dict[str, str] = {}
-        size = len(first)
-        while True:
-            line = await reader.readline()
-            size += len(line)
-            if size > MAX_HEADER_SIZE:
-                raise _BadRequest(431, "request header too large")
-            if line in (b"\r\n", b"\n"):
-                break
-            if not line:
-                raise ConnectionError("connection closed inside the request head")
-            name, sep, value = line.decode("latin-1").partition(":")
-            if not sep or not name.strip():
-                raise _BadRequest(400, "malformed header line")
-            headers[name.strip().lower()] = value.strip()
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            raise _BadRequest(411, "chunked request bodies are not supported; send Content-Length")
-        length_text = headers.get("content-length", "0")
-        if not (length_text.isascii() and length_text.isdigit()):
-            raise _BadRequest(400, "invalid Content-Length")
-        length = int(length_text)
-        if length > MAX_BODY_SIZE:
-            raise _BadRequest(413, f"content length too large ({length} > {MAX_BODY_SIZE})")
-        body = await reader.readexactly(length) if length else b""
-        return Request(method, target, version, headers, body)
-
-    async def _send(self, writer: asyncio.StreamWriter, response: Response, *, close: bool) -> None:
-        try:
-            reason = HTTPStatus(response.status).phrase
-        except ValueError:
-            reason = "Unknown"
-        head = [f"HTTP/1.1 {response.status} {reason}"]
-        headers = {"Content-Length": str(len(response.body)), **response.headers}
-        if close:
-            headers["Connection"] = "close"
-        head += [f"{k}: {v}" for k, v in headers.items()]
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
-        try:
-            await writer.drain()
-        except ConnectionError:
-            pass
+            response = await self.handler(Request(request.method, request.raw_path, version, headers, bytes(body)))
+        except Exception:  # a bug in a handler must not kill the server
+            log.exception("%s handler failed", self.name)
+            response = Response.text(500, "internal server error")
+        out = web.Response(status=response.status, body=response.body, headers=response.headers)
+        if self.gzip and response.body and "gzip" in request.headers.get(hdrs.ACCEPT_ENCODING, ""):
+            out.enable_compression(web.ContentCoding.gzip)
+        return out
 
 
-def _keep_alive(request: Request) -> bool:
-    conn = request.headers.get("connection", "").lower()
-    if request.version == "HTTP/1.0":
-        return conn == "keep-alive"
-    return conn != "close"
+def _too_large(message: str) -> web.Response:
+    response = web.Response(status=413, text=message + "\n")
+    response.force_close()
+    return response
 
 
 class HTTPEndpoint:
@@ -203,4 +227,5 @@ class HTTPEndpoint:
         await self.http.stop()
 
 
-__all__ = ["HTTPServer", "HTTPEndpoint", "Request", "Response", "Handler", "MAX_BODY_SIZE"]
+__all__ = ["HTTPServer", "HTTPEndpoint", "Request", "Response", "Handler", "UpgradeHandler", "MAX_BODY_SIZE",
+           "IDLE_TIMEOUT", "default_max_connections", "is_websocket"]

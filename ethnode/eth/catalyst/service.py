@@ -6,7 +6,8 @@ calls ``catalyst.Register(stack, backend)``. The service this adds finds the Eth
 service, points an ``EngineAPI`` at its chain (and a forkchoice naming an unknown head at
 its downloader) and serves the ``engine_`` methods on ``--authrpc.addr:--authrpc.port``
 (default 127.0.0.1:8551) behind HS256 JWT auth, with the JSON-RPC handler the public
-endpoint uses.
+endpoint uses, over HTTP and over WebSocket on the same port as geth serves it (the token is
+checked at the WebSocket handshake; origins: geth's DefaultAuthOrigins, ``localhost``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ethnode.node.node import Node
 from ethnode.rpc.api import API, methods_of
 from ethnode.rpc.endpoint import DEFAULT_VHOSTS, RPCServer
 from ethnode.rpc.jwt import JWT_SECRET_FILE, load_or_create_secret
+from ethnode.rpc.websocket import DEFAULT_AUTH_ORIGINS
 
 DEFAULT_AUTHRPC_ADDR = "127.0.0.1"  # geth --authrpc.addr default
 DEFAULT_AUTHRPC_PORT = 8551  # geth --authrpc.port default
@@ -72,7 +74,8 @@ class CatalystService:
         except EthnodeError as exc:
             raise AuthRPCError(str(exc)) from None
         methods = {name: fn for api in self.apis() for name, fn in methods_of(api).items()}
-        server = RPCServer(methods, cfg.addr, cfg.port, jwt_secret=secret, vhosts=cfg.vhosts)
+        server = RPCServer(methods, cfg.addr, cfg.port, jwt_secret=secret, vhosts=cfg.vhosts, ws=True,
+                           ws_origins=DEFAULT_AUTH_ORIGINS)
         try:
             await server.start()
         except OSError as exc:
