@@ -189,9 +189,8 @@ def run_call(
 
 
 def _pre_check(state: Any, rules: CallRules, message: CallMessage) -> tuple[int, int]:
-    return pre_check(
-        message, rules, state.execution_context.base_fee_per_gas or 0, lambda: state.blob_base_fee, state.get_balance
-    )
+    base_fee = state.execution_context.base_fee_per_gas if rules.london else 0  # py-evm raises before London
+    return pre_check(message, rules, base_fee or 0, lambda: state.blob_base_fee, state.get_balance)
 
 
 def _execute(state: Any, fork: Fork, rules: CallRules, message: CallMessage, message_intrinsic_gas: int) -> CallResult:
