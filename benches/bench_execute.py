@@ -158,9 +158,18 @@ def chain_length(folder: Path) -> int:
 # --- the engines ------------------------------------------------------------------------------
 
 
+def child_pythonpath() -> str:
+    """The ethnode this process imported (the installed one in CI, with its compiled modules; the
+    checkout when run from it), first on the child's path: a child must run the same build."""
+    import ethnode
+
+    here = str(Path(ethnode.__file__).resolve().parent.parent)
+    return os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH", "")]))
+
+
 def run_ethnode(folder: Path, evm: str, upto: int) -> dict[str, Any]:
     """One child import with execution of blocks 1..``upto``: seconds, blocks, gas, store growth."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=child_pythonpath())
     env.pop("ETHNODE_NO_EXTENSIONS", None)
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, str(folder / "genesis.json"), str(folder / "chain.rlp"), evm, str(upto)],

@@ -64,7 +64,10 @@ def _node(client: str) -> Iterator[tuple[int, int]]:
         else:
             argv = [sys.executable, "-m", "ethnode", "run", "--dev", "--http.port", "0", "--verbosity", "3"]
             line = re.compile(r"HTTP server started endpoint=127\.0\.0\.1:(\d+)")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        import ethnode
+
+        here = str(Path(ethnode.__file__).resolve().parent.parent)  # the ethnode this run imported
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))}
         proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=tmp, env=env)
         try:
             deadline = time.monotonic() + START_TIMEOUT
