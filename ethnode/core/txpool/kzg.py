@@ -18,6 +18,7 @@ import glob
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -99,8 +100,14 @@ def find_trusted_setup() -> Path | None:
     )
     pattern = os.path.join(modcache, "github.com", "ethereum", "go-ethereum@*", "crypto", "kzg4844",
                            "trusted_setup.json")
-    found = sorted(glob.glob(pattern))
+    found = sorted(glob.glob(pattern), key=_module_version)
     return Path(found[-1]) if found else None
+
+
+def _module_version(path: str) -> tuple[int, ...]:
+    """v1.17.10 after v1.17.8: module versions compare by number, not as strings."""
+    match = re.search(r"go-ethereum@v(\d+)\.(\d+)\.(\d+)", path)
+    return tuple(int(x) for x in match.groups()) if match else (0, 0, 0)
 
 
 def default_verifier() -> KzgVerifier | None:

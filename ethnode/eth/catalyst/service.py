@@ -30,6 +30,7 @@ from ethnode.rpc.websocket import DEFAULT_AUTH_ORIGINS
 
 DEFAULT_AUTHRPC_ADDR = "127.0.0.1"  # geth --authrpc.addr default
 DEFAULT_AUTHRPC_PORT = 8551  # geth --authrpc.port default
+ENGINE_API_BODY_LIMIT = 128 * 1024 * 1024  # geth node engineAPIBodyLimit: payloads with blobs are large
 
 
 class AuthRPCError(EthnodeError):
@@ -75,7 +76,7 @@ class CatalystService:
             raise AuthRPCError(str(exc)) from None
         methods = {name: fn for api in self.apis() for name, fn in methods_of(api).items()}
         server = RPCServer(methods, cfg.addr, cfg.port, jwt_secret=secret, vhosts=cfg.vhosts, ws=True,
-                           ws_origins=DEFAULT_AUTH_ORIGINS)
+                           ws_origins=DEFAULT_AUTH_ORIGINS, body_limit=ENGINE_API_BODY_LIMIT)
         try:
             await server.start()
         except OSError as exc:
