@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Protocol
 
 from ethnode.core.errors import BlockValidationError, ChainError
-from ethnode.core.state.database import StateOverlay
+from ethnode.core.state.database import StateDatabase, StateOverlay
 from ethnode.core.types.block import Block
 from ethnode.core.types.header import Header
 from ethnode.core.types.receipt import Receipt
@@ -34,6 +34,18 @@ class UnsupportedForkError(ExecutionError):
 
 class MissingParentStateError(ExecutionError):
     """The parent block's state is not stored (it was imported with --noexec)."""
+
+
+def require_state(state_db: StateDatabase, header: Header, why: str = "") -> None:
+    """``MissingParentStateError`` unless the state after ``header`` is stored (``why`` says how
+    it can be missing, for the error line)."""
+    if not state_db.has_state(header.state_root):
+        raise MissingParentStateError(
+            f"state of block #{header.number} (root 0x{header.state_root.hex()}) is not in the database{why}"
+        )
+
+
+NOEXEC_GAP = ": blocks up to there were imported without execution (--noexec)"
 
 
 class TxExecutionError(BlockValidationError):
@@ -266,6 +278,8 @@ __all__ = [
     "ExecutionError",
     "UnsupportedForkError",
     "MissingParentStateError",
+    "require_state",
+    "NOEXEC_GAP",
     "TxExecutionError",
     "CallMessage",
     "CallResult",

@@ -25,13 +25,14 @@ from ethnode.core.chainconfig import ChainConfig
 from ethnode.core.eip4844 import GAS_PER_BLOB, max_blob_gas_per_block
 from ethnode.core.errors import BlockValidationError
 from ethnode.core.execution.api import (
+    NOEXEC_GAP,
     BlockEnv,
     BlockResult,
     CallMessage,
     CallResult,
     ExecutionError,
-    MissingParentStateError,
     TxExecutionError,
+    require_state,
 )
 from ethnode.core.execution.precheck import MAX_INIT_CODE_SIZE, CallRules, floor_data_gas, intrinsic_gas
 from ethnode.core.execution.pyevm.call import run_call
@@ -99,11 +100,7 @@ class PyEVMExecutor:
         self.version = engine_version()
 
     def new_block(self, parent: Header, env: BlockEnv) -> PyEVMBlockBuilder:
-        if not self.state_db.has_state(parent.state_root):
-            raise MissingParentStateError(
-                f"state of block #{parent.number} (root 0x{parent.state_root.hex()}) is not in the database: "
-                "blocks up to there were imported without execution (--noexec)"
-            )
+        require_state(self.state_db, parent, NOEXEC_GAP)
         fork = fork_for(self.config, env.number, env.time, env.difficulty)
         return PyEVMBlockBuilder(self, parent, env, fork)
 
@@ -147,10 +144,7 @@ class PyEVMExecutor:
         fee_recipient: bytes | None = None,
         deadline: float | None = None,
     ) -> CallResult:
-        if not self.state_db.has_state(header.state_root):
-            raise MissingParentStateError(
-                f"state of block #{header.number} (root 0x{header.state_root.hex()}) is not in the database"
-            )
+        require_state(self.state_db, header)
         fork = fork_for(self.config, header.number, header.time, header.difficulty)
         parent = self._get_header(header.parent_hash, header.number - 1) if header.number else None
         prev_hashes = self.ancestor_hashes(parent) if parent is not None else iter(())

@@ -23,14 +23,15 @@ from ethnode.core.chainconfig import ChainConfig
 from ethnode.core.eip4844 import GAS_PER_BLOB, latest_blob_config, max_blob_gas_per_block
 from ethnode.core.errors import BlockValidationError
 from ethnode.core.execution.api import (
+    NOEXEC_GAP,
     BlockEnv,
     BlockResult,
     CallMessage,
     CallResult,
     ExecutionError,
-    MissingParentStateError,
     TxExecutionError,
     UnsupportedForkError,
+    require_state,
 )
 from ethnode.core.execution.revm.spec import (
     UNSUPPORTED_TIME_FORKS,
@@ -79,20 +80,9 @@ class RevmExecutor:
     # --- the Executor interface --------------------------------------------------------------
 
     def new_block(self, parent: Header, env: BlockEnv) -> Any:
-        for fork, attr in UNSUPPORTED_TIME_FORKS:
-            at = getattr(self.config, attr)
-            if at is not None and at <= env.time and self.config.is_london(env.number):
-                raise UnsupportedForkError(
-                    f"block #{env.number} is under the {fork} fork, which {self.version} cannot execute "
-                    "(it runs up to amsterdam); import with --noexec to skip execution"
-                )
         if self._for_pyevm(env):
             return self._twin().new_block(parent, env)
-        if not self.state_db.has_state(parent.state_root):
-            raise MissingParentStateError(
-                f"state of block #{parent.number} (root 0x{parent.state_root.hex()}) is not in the database: "
-                "blocks up to there were imported without execution (--noexec)"
-            )
+        require_state(self.state_db, parent, NOEXEC_GAP)
         return RevmBlockBuilder(self, parent, env)
 
     def execute_block(
@@ -103,11 +93,10 @@ class RevmExecutor:
         fee_recipient: bytes | None = None,
     ) -> BlockResult:
         env = BlockEnv.from_header(block.header, fee_recipient, uncles=block.uncles)
-        builder = self.new_block(parent, env)
-        if not isinstance(builder, RevmBlockBuilder):
+        if self._for_pyevm(env):
             return self._twin().execute_block(parent, block, senders, fee_recipient)
-        txs = block.transactions
-        builder.apply_batch(txs, senders)
+        builder = self.new_block(parent, env)
+        builder.apply_batch(block.transactions, senders)
         return builder.finish(block.withdrawals)
 
     def apply_transactions(
@@ -119,9 +108,9 @@ class RevmExecutor:
         *,
         skip_invalid: bool = False,
     ) -> BlockResult:
-        builder = self.new_block(parent, env)
-        if not isinstance(builder, RevmBlockBuilder):
+        if self._for_pyevm(env):
             return self._twin().apply_transactions(parent, txs, env, withdrawals, skip_invalid=skip_invalid)
+        builder = self.new_block(parent, env)
         builder.apply_batch(txs, None, skip_invalid=skip_invalid)
         return builder.finish(withdrawals)
 
@@ -135,15 +124,20 @@ class RevmExecutor:
     ) -> CallResult:
         from ethnode.core.execution.revm.call import run_call
 
-        if not self.state_db.has_state(header.state_root):
-            raise MissingParentStateError(
-                f"state of block #{header.number} (root 0x{header.state_root.hex()}) is not in the database"
-            )
+        require_state(self.state_db, header)
         return run_call(self, header, message, fee_recipient, deadline)
 
     # --- helpers -----------------------------------------------------------------------------
 
     def _for_pyevm(self, env: BlockEnv) -> bool:
+        """Whether py-evm runs this block (see the module docs); first refuses a fork revm lacks."""
+        for fork, attr in UNSUPPORTED_TIME_FORKS:
+            at = getattr(self.config, attr)
+            if at is not None and at <= env.time and self.config.is_london(env.number):
+                raise UnsupportedForkError(
+                    f"block #{env.number} is under the {fork} fork, which {self.version} cannot execute "
+                    "(it runs up to amsterdam); import with --noexec to skip execution"
+                )
         config = self.config
         if config.clique is not None:
             return True
