@@ -36,6 +36,7 @@ LAYERS: dict[str, float] = {
     "ethnode.eth.downloader": 8.1,
     "ethnode.eth": 8.2,  # handler, peer set, sync, service
     "ethnode.eth.catalyst": 8.3,  # the Engine API, beside the chain it drives
+    "ethnode.crawl": 8.4,  # the crawler: discv4 walks, Hello + Status probes, nodes.json and census
     "ethnode.ethapi": 9,  # the public JSON-RPC namespaces
     "ethnode.monitoring": 10,  # the metrics service, event logger, sync display
     "ethnode.commands": 11,

@@ -525,20 +525,31 @@ class UDPv4:
         self.table.track_request(node, fails, found)
         return found
 
-    async def _lookup(self, target: bytes) -> list[Node]:
+    async def _lookup(self, target: bytes, on_found: Callable[[list[Node]], None] | None = None) -> list[Node]:
         target_id = keccak256(target)
         initial = self.table.find_closest(target_id, BUCKET_SIZE)
-        lookup = Lookup(target_id, self.local.id, initial, lambda n: self._query(n, target))
+
+        async def query(n: Node) -> list[Node]:
+            found = await self._query(n, target)
+            if on_found is not None:
+                on_found(found)
+            return found
+
+        lookup = Lookup(target_id, self.local.id, initial, query)
         return await lookup.run()
 
-    async def lookup(self, target: bytes) -> list[Node]:
-        """The nodes closest to ``target`` (a 64-byte public key) the network knows of."""
+    async def lookup(self, target: bytes, on_found: Callable[[list[Node]], None] | None = None) -> list[Node]:
+        """The nodes closest to ``target`` (a 64-byte public key) the network knows of.
+
+        ``on_found`` sees every reply on the way, not only the closest (geth's lookup
+        iterator yields those: a crawler wants every node it can learn of).
+        """
         if len(self.table) == 0:
             await self.refresh()  # everyone was dropped (or we just started): bootstrap first
-        return await self._lookup(target)
+        return await self._lookup(target, on_found)
 
-    async def lookup_random(self) -> list[Node]:
-        return await self.lookup(os.urandom(64))
+    async def lookup_random(self, on_found: Callable[[list[Node]], None] | None = None) -> list[Node]:
+        return await self.lookup(os.urandom(64), on_found)
 
     async def refresh(self) -> None:
         """Run a table refresh, or wait for the one in progress (geth Table.refresh)."""
