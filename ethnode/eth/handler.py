@@ -39,6 +39,7 @@ from ethnode.core.types.transaction import BLOB_TX_TYPE, BlobTxWithSidecar, Tran
 from ethnode.eth.downloader import Downloader
 from ethnode.eth.fetcher.block_fetcher import BlockFetcher
 from ethnode.eth.fetcher.tx_fetcher import TxFetcher
+from ethnode.eth.observer import HeadObserver
 from ethnode.eth.peerset import PeerSet, PeerSetError
 from ethnode.eth.protocols.eth.backend import WireTx
 from ethnode.eth.protocols.eth.handshake import (
@@ -155,9 +156,14 @@ class EthHandler:
         block_fetcher: BlockFetcherHook | None = None,
         downloader: SyncDownloader | None = None,
         downloader_options: DownloaderOptions | None = None,
+        observer: HeadObserver | None = None,
     ) -> None:
         """The fetchers and the downloader are built here, as geth's newHandler does; a test
-        may pass its own ``tx_fetcher``, ``block_fetcher`` or ``downloader`` instead."""
+        may pass its own ``tx_fetcher``, ``block_fetcher`` or ``downloader`` instead.
+
+        ``observer``: observer mode (``ethnode.eth.observer``): heads named by peers go to it
+        instead of the block fetcher and the syncer, which do not run, and no tx is relayed
+        (the pool admits them unchecked against state, so they must not travel further)."""
         for v in versions:
             if v not in PROTOCOL_LENGTHS:
                 raise ValueError(f"unsupported eth version {v} (supported: {sorted(PROTOCOL_LENGTHS)})")
@@ -175,6 +181,7 @@ class EthHandler:
             chain, drop_peer=self.remove_peer, **(downloader_options or {}))
         self.block_fetcher: BlockFetcherHook = block_fetcher or BlockFetcher(chain, self)
         self.syncer = Syncer(self, self.downloader)
+        self.observer = observer
         self.choice = BroadcastChoice(node_id, broadcast_key)
         self._fork_filter = new_filter(
             chain.config, chain.genesis_hash, chain.genesis.time,
@@ -248,8 +255,15 @@ class EthHandler:
         try:
             log.debug("Ethereum peer connected: %r", peer)
             self.downloader.register_peer(peer)
-            self.sync_transactions(peer)
-            self.syncer.peer_event()
+            if self.observer is not None:
+                rng = peer.block_range
+                if rng is not None:
+                    self.observer.note(peer, rng.latest_hash, rng.latest)
+                elif peer.head_hash is not None:
+                    self.observer.note(peer, peer.head_hash)
+            else:
+                self.sync_transactions(peer)
+                self.syncer.peer_event()
             await broadcast
         finally:
             self._unregister(peer)
@@ -309,9 +323,15 @@ class EthHandler:
         )
 
     def on_new_block_hashes(self, peer: EthPeer, announcements: Sequence[BlockAnnouncement]) -> None:
+        if self.observer is not None:
+            self.observer.note_many(peer, [(a.hash, a.number) for a in announcements])
+            return
         self.block_fetcher.notify(peer, announcements)
 
     def on_new_block(self, peer: EthPeer, block: Block, td: int) -> None:
+        if self.observer is not None:
+            self.observer.note(peer, block.hash, block.number)
+            return
         # The block is not imported yet; the peer's head is its parent (geth handleBlockBroadcast).
         parent_td = td - block.header.difficulty
         if peer.td is None or parent_td > peer.td:
@@ -320,6 +340,9 @@ class EthHandler:
         self.block_fetcher.enqueue(peer, block, td)
 
     def on_block_range(self, peer: EthPeer, block_range: BlockRange) -> None:
+        if self.observer is not None:
+            self.observer.note(peer, block_range.latest_hash, block_range.latest)
+            return
         self.block_fetcher.notify_range(peer, block_range)
         self.syncer.peer_event()
 
@@ -423,13 +446,19 @@ class EthHandler:
             heads = self.bus.subscribe(ChainHeadEvent, CHAIN_HEAD_CHAN_SIZE)
             self._subs = [txs, mined, heads]
             self._tasks += [
-                loop.create_task(self._tx_broadcast_loop(txs), name="eth-tx-broadcast"),
                 loop.create_task(self._mined_broadcast_loop(mined), name="eth-mined-broadcast"),
                 loop.create_task(self._head_loop(heads), name="eth-head"),
             ]
-        self._tasks.append(loop.create_task(self.syncer.run(), name="eth-syncer"))
-        log.info("Ethereum protocol started versions=%s network=%d", ",".join(f"eth/{v}" for v in self.versions),
-                 self.network_id)
+            if self.observer is None:  # an observer relays no tx: its pool has no state to check them by
+                self._tasks.append(loop.create_task(self._tx_broadcast_loop(txs), name="eth-tx-broadcast"))
+            else:
+                txs.unsubscribe()
+        if self.observer is None:
+            self._tasks.append(loop.create_task(self.syncer.run(), name="eth-syncer"))
+        else:
+            self._tasks.append(loop.create_task(self.observer.run(), name="eth-observer"))
+        log.info("Ethereum protocol started versions=%s network=%d%s", ",".join(f"eth/{v}" for v in self.versions),
+                 self.network_id, " mode=observer" if self.observer is not None else "")
 
     async def stop(self) -> None:
         """Stop the loops and disconnect every eth peer with QUITTING (geth handler.Stop)."""

@@ -27,6 +27,7 @@ from ethnode.core.txpool import TxPool, TxPoolConfig
 from ethnode.crypto.keccak import keccak256
 from ethnode.errors import EthnodeError
 from ethnode.eth.handler import CHAIN_HEAD_CHAN_SIZE, EthHandler
+from ethnode.eth.observer import HeadObserver
 from ethnode.eth.protocols.eth.protocol import SUPPORTED_VERSIONS
 from ethnode.node.lifecycle import ServiceContext
 
@@ -46,6 +47,9 @@ class EthConfig:
     max_peers: int | None = None
     txpool: TxPoolConfig = field(default_factory=TxPoolConfig)
     noexec: bool = False  # --noexec: blocks are not executed (no state, no receipts, stateless tx pool)
+    # --observer: follow the network's head by headers, admit txs statelessly, relay none.
+    # None: on for a public network (mainnet, sepolia, hoodi) whose datadir holds only its genesis.
+    observer: bool | None = None
 
 
 class EthereumService:
@@ -62,22 +66,37 @@ class EthereumService:
         self._own_db = chain is None
         self.chain = chain if chain is not None else self._open_chain(ctx, execute=not self.config.noexec)
         try:
-            # With execution the pool checks nonces and balances against the head state.
-            self.state = self.chain.head_state_reader() if self.chain.executor is not None else None
+            # With execution the pool checks nonces and balances against the head state; an
+            # observer's state is the genesis one, far behind the txs it sees: it checks none.
+            observing = self.config.observer if self.config.observer is not None else self._cannot_follow()
+            self.state = (self.chain.head_state_reader() if self.chain.executor is not None and not observing
+                          else None)
             self.txpool = TxPool(self.chain, self.config.txpool, bus=ctx.bus, state=self.state)
             network_id = self.config.network_id or self.chain.config.chain_id
+            self.observer = HeadObserver(
+                lambda: self.chain.current_header, on_head=self.txpool.on_new_head,  # the network's fork rules
+                drop_peer=lambda peer: self.handler.remove_peer(peer),
+            ) if observing else None
             self.handler = EthHandler(
                 self.chain, self.txpool, network_id=network_id, node_id=keccak256(ctx.node_key.node_id),
-                bus=ctx.bus, versions=self.config.versions, max_peers=self.config.max_peers,
+                bus=ctx.bus, versions=self.config.versions, max_peers=self.config.max_peers, observer=self.observer,
             )
             self.tx_fetcher = self.handler.tx_fetcher
-            self.downloader = self.handler.downloader
+            # what eth_syncing, the sync display and the Engine API's unknown heads talk to
+            self.downloader = self.observer if self.observer is not None else self.handler.downloader
             self.block_fetcher = self.handler.block_fetcher
         except BaseException:
             self._close_db()
             raise
         self._tasks: list[asyncio.Task[Any]] = []
         self._head_sub: Any = None
+
+    def _cannot_follow(self) -> bool:
+        """A public network on its genesis alone: no history to import and no state to check txs by."""
+        from ethnode.core.networks import NETWORKS
+
+        public = {n.genesis_hash for n in NETWORKS.values()}
+        return self.chain.current_header.number == 0 and self.chain.genesis_hash in public
 
     @staticmethod
     def _open_chain(ctx: ServiceContext, *, execute: bool) -> BlockChain:
@@ -119,6 +138,9 @@ class EthereumService:
         log.info("Initialised chain configuration chain_id=%d network_id=%d genesis=0x%s head=#%d 0x%s",
                  self.chain.config.chain_id, self.network_id, self.chain.genesis_hash.hex(), head.number,
                  head.hash.hex())
+        if self.config.observer:
+            log.info("Observer mode: following the network's head by headers (not executed); txs are checked "
+                     "without state and not relayed")
         if self.config.noexec:
             log.warning("Block execution disabled (--noexec): state roots and receipts are not verified, "
                         "the tx pool has no account state")

@@ -65,6 +65,10 @@ def add_eth_flags(parser: argparse.ArgumentParser) -> None:
                        "(server enforced; * accepts any; default localhost)")
     group.add_argument("--noexec", action="store_true",
                        help="do not execute blocks: header and body rules only, no state, no receipts")
+    group.add_argument("--observer", action=argparse.BooleanOptionalAction, default=None,
+                       help="observer mode: follow the network's head by headers from peers (not executed; "
+                       "eth_syncing shows it as highestBlock), admit txs without state checks and relay none. "
+                       "Default: on for --mainnet/--sepolia/--hoodi on a datadir holding only the genesis")
     group.add_argument("--authrpc.jwtsecret", dest="authrpc_jwtsecret", metavar="FILE",
                        help="hex JWT secret file for the Engine API (default: <datadir>/ethnode/jwtsecret, "
                        "generated if absent)")
@@ -78,6 +82,7 @@ def eth_config_from_args(args: argparse.Namespace, max_peers: int | None = None)
         versions=SUPPORTED_VERSIONS if args.eth_versions is None else args.eth_versions,
         max_peers=max_peers,
         noexec=args.noexec,
+        observer=getattr(args, "observer", None),
     )
 
 

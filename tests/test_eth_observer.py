@@ -1,0 +1,158 @@
+"""Observer mode (``ethnode.eth.observer``): a node holding only the genesis follows the
+network's head by headers from its peers, admits txs without state and relays none.
+
+Real nodes on loopback: a full node A holding the ethtest chain, an observer B on the same
+genesis with nothing else, and for the relay check a third node C connected to B only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from eth_support import STEP, EthNode, connect, ethtest_blocks, ethtest_chain, start_node
+from p2p_support import run_checked
+
+from ethnode.core.txpool import NewTxsEvent, TxPool
+from ethnode.core.txpool import errors as txerrors
+from ethnode.core.types.transaction import DynamicFeeTx
+from ethnode.crypto.keccak import keccak256
+from ethnode.crypto.keys import PrivateKey
+from ethnode.eth.handler import EthHandler
+from ethnode.eth.observer import LINK_DEPTH, HeadObserver
+from ethnode.eth.protocols.eth.protocol import ETH68, ETH69
+from ethnode.event import EventBus
+from ethnode.p2p.config import ServerConfig
+from ethnode.p2p.server import Server
+
+
+async def start_observer(*, observe: bool = True) -> tuple[EthNode, HeadObserver | None]:
+    """B: the ethtest genesis alone; its pool without state, told each observed head (as the service does)."""
+    chain = ethtest_chain(0)
+    bus = EventBus()
+    chain.events = bus
+    pool = TxPool(chain, bus=bus, kzg=None)
+    key = PrivateKey.generate()
+    handler: EthHandler | None = None
+
+    def drop(peer: Any) -> None:
+        assert handler is not None
+        handler.remove_peer(peer)
+
+    observer = HeadObserver(lambda: chain.current_header, on_head=pool.on_new_head, drop_peer=drop) if observe else None
+    handler = EthHandler(chain, pool, network_id=chain.config.chain_id, node_id=keccak256(key.node_id), bus=bus,
+                         observer=observer)
+    server = Server(key, ServerConfig(listen_addr="127.0.0.1:0", no_discovery=True), protocols=handler.protocols())
+    await server.start()
+    await handler.start()
+    return EthNode(handler, server, pool, bus), observer
+
+
+def _tx(key: PrivateKey, chain_id: int, *, gas: int = 21000, nonce: int = 7) -> DynamicFeeTx:
+    return DynamicFeeTx(chain_id, nonce, 10**9, 10**11, gas, b"\x01" * 20, 1, b"", [], 0, 0, 0).sign(key)
+
+
+@pytest.mark.parametrize("version", [ETH68, ETH69])
+def test_observer_follows_the_head_by_linked_headers(version: int) -> None:
+    blocks = ethtest_blocks()
+
+    async def main() -> None:
+        a = await start_node(ethtest_chain(450), versions=(version,))
+        b, observer = await start_observer()
+        assert observer is not None
+        try:
+            await connect(a, b)
+            head = await asyncio.wait_for(observer.wait_head(450), STEP)  # from A's Status
+            assert head.hash == blocks[449].hash
+            # 40 new blocks: A announces the newest (eth/69 BlockRangeUpdate, eth/68 NewBlockHashes);
+            # B fetches it and the 39 between, linked by parent hash
+            a.chain.insert_chain(blocks[450:490])
+            if version == ETH68:
+                assert a.handler.broadcast_block(blocks[489], propagate=False) == 1
+            head = await asyncio.wait_for(observer.wait_head(490), STEP)
+            assert head.hash == blocks[489].hash and observer.reanchors == 0
+            assert all(blk.hash in observer.headers for blk in blocks[449:490])
+            # a gap longer than LINK_DEPTH is not walked back: the observed chain restarts there
+            a.chain.insert_chain(blocks[490:600])
+            assert 600 - 490 > LINK_DEPTH
+            if version == ETH68:
+                a.handler.broadcast_block(blocks[599], propagate=False)
+            head = await asyncio.wait_for(observer.wait_head(600), STEP)
+            assert head.hash == blocks[599].hash and observer.reanchors == 1
+            # nothing was imported: the node serves its genesis, eth_syncing reports the network's head
+            assert b.chain.current_block.number == 0
+            progress = observer.progress()
+            assert (progress.current_block, progress.highest_block) == (0, 600) and observer.syncing
+            assert b.txpool.head.number == 600  # the pool judges txs by the network's fork rules
+        finally:
+            await b.stop()
+            await a.stop()
+
+    run_checked(main, timeout=60)
+
+
+def test_observer_drops_a_peer_that_answers_with_another_header() -> None:
+    async def main() -> None:
+        a = await start_node(ethtest_chain(100))
+        b, observer = await start_observer()
+        assert observer is not None
+        try:
+            _, b_side = await connect(a, b)
+            observer.note(b_side, keccak256(b"no such block"), 100)
+            # A answers a hash it lacks with nothing: the announcement is let go, the peer stays
+            await asyncio.wait_for(observer.wait_head(100), STEP)
+            assert len(b.handler.peers) == 1
+            lying = ethtest_blocks()[50].hash
+            observer.note(b_side, lying, 200)  # A serves block 51 for that hash: not the number announced
+            async with asyncio.timeout(STEP):
+                await b.handler.wait_for_peers(0)
+            assert lying not in observer.headers
+        finally:
+            await b.stop()
+            await a.stop()
+
+    run_checked(main, timeout=60)
+
+
+@pytest.mark.parametrize("observe", [True, False])
+def test_observer_admits_unfunded_txs_and_relays_none(observe: bool) -> None:
+    """B takes a tx from an unknown, unfunded sender (no state to check it by); an observer
+    passes it to no one (C stays empty), the control node without observer mode relays it."""
+
+    async def main() -> None:
+        a = await start_node(ethtest_chain(0))
+        b, _ = await start_observer(observe=observe)
+        c = await start_node(ethtest_chain(0))
+        b_txs = b.bus.subscribe(NewTxsEvent, 16)
+        c_txs = c.bus.subscribe(NewTxsEvent, 16)
+        try:
+            await connect(a, b)
+            _, c_on_b = await connect(b, c)  # (B's peer for C, C's peer for B)
+            chain_id = b.chain.config.chain_id
+            tx = _tx(PrivateKey.generate(), chain_id)
+            assert a.txpool.add_locals([tx]) == [None]
+            event = await asyncio.wait_for(b_txs.get(), STEP)  # A relayed it, B admitted it
+            assert [t.hash for t in event.txs] == [tx.hash]
+            if observe:
+                b_on_c = b.handler.peers.peer(keccak256(c.server.node_id))
+                assert b_on_c is not None and not b_on_c.knows_transaction(tx.hash)
+                assert b_on_c.queued() == {k: 0 for k in b_on_c.queued()}
+                assert not c.txpool.has(tx.hash) and c_txs.queue.empty()
+            else:
+                relayed = await asyncio.wait_for(c_txs.get(), STEP)
+                assert [t.hash for t in relayed.txs] == [tx.hash]
+            # the stateless rules still hold: chain id, intrinsic gas, signature
+            key = PrivateKey.generate()
+            bad = b.txpool.add_remotes([_tx(key, chain_id + 1), _tx(key, chain_id, gas=20000)])
+            assert isinstance(bad[0], txerrors.InvalidSenderError), bad
+            assert isinstance(bad[1], txerrors.IntrinsicGasError)
+            assert c_on_b is not None
+        finally:
+            b_txs.unsubscribe()
+            c_txs.unsubscribe()
+            await c.stop()
+            await b.stop()
+            await a.stop()
+
+    run_checked(main, timeout=60)
