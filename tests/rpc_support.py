@@ -160,8 +160,9 @@ class RPCNode:
 
     def __init__(self, chain: BlockChain, *, modules: Sequence[str] = ("eth", "net", "web3"), state: Any = None,
                  metrics: bool = False, key: PrivateKey | None = None, dev_keys: Sequence[PrivateKey] = (),
-                 ws: bool = False, ipc: Any = None) -> None:
-        """``ws``: WebSocket on a port of its own; ``ipc``: the IPC socket's path (None: no IPC)."""
+                 ws: bool = False, ipc: Any = None, eth_config: Any = None) -> None:
+        """``ws``: WebSocket on a port of its own; ``ipc``: the IPC socket's path (None: no IPC);
+        ``eth_config``: the Ethereum service's ``EthConfig`` (default: its own default)."""
         from ethnode.commands.flags.p2p import server_factory
         from ethnode.eth.service import EthereumService
         from ethnode.ethapi.accounts import DevAccounts
@@ -180,7 +181,7 @@ class RPCNode:
         self.state = state
 
         def eth(ctx: Any) -> Any:
-            svc = EthereumService(ctx, chain=chain)
+            svc = EthereumService(ctx, eth_config, chain=chain)
             if state is not None:
                 svc.state = state  # what the execution layer's service will provide
                 svc.txpool.state = state  # and hand to its pool

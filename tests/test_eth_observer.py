@@ -156,3 +156,28 @@ def test_observer_admits_unfunded_txs_and_relays_none(observe: bool) -> None:
             await a.stop()
 
     run_checked(main, timeout=60)
+
+
+def test_eth_syncing_reports_the_observed_head_and_block_number_the_held_one() -> None:
+    """What a geth user sees of a node that has not synced: eth_blockNumber is the block held
+    (genesis), eth_syncing's highestBlock the network's head."""
+    from rpc_support import RPCNode
+
+    from ethnode.eth.service import EthConfig
+
+    async def main() -> None:
+        a = await start_node(ethtest_chain(100))
+        b = await RPCNode(ethtest_chain(0), eth_config=EthConfig(observer=True)).start()
+        try:
+            assert await b.call("eth_syncing") is False  # nothing observed yet
+            await b.node.server.dial(a.server.enode)
+            await asyncio.wait_for(b.eth.observer.wait_head(100), STEP)
+            assert await b.call("eth_blockNumber") == "0x0"
+            syncing = await b.call("eth_syncing")
+            assert (syncing["startingBlock"], syncing["currentBlock"], syncing["highestBlock"]) == ("0x0", "0x0",
+                                                                                                     "0x64")
+        finally:
+            await b.stop()
+            await a.stop()
+
+    run_checked(main, timeout=60)

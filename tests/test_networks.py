@@ -79,6 +79,18 @@ def test_run_sepolia_writes_its_genesis_and_refuses_another_chain(tmp_path: Path
         line = run.wait_for_line(r"Initialised chain configuration chain_id=(\d+) network_id=(\d+) genesis=0x(\w+)")
         assert line.groups() == ("11155111", "11155111", GENESIS_HASHES["sepolia"])
         assert "Writing default sepolia genesis block" in run.output
+        # genesis alone on a public network: observer mode unless asked otherwise
+        run.wait_for_line(r"Ethereum protocol started versions=eth/71,eth/70,eth/69,eth/68 network=11155111 "
+                          r"mode=observer")
+    finally:
+        code, _ = run.stop(signal.SIGTERM)
+    assert code == 0, run.output
+    run = RunProcess(["--sepolia", "--no-observer", "--eth.versions", "69", "--datadir", str(datadir), "--nodiscover",
+                      "--nat", "none",
+                      "--port", "0", "--listenaddr", "127.0.0.1", "--authrpc.port", "0"], env=child_env())
+    try:
+        line = run.wait_for_line(r"Ethereum protocol started versions=\S+ network=11155111(.*)")
+        assert line.group(1) == "", run.output
     finally:
         code, _ = run.stop(signal.SIGTERM)
     assert code == 0, run.output

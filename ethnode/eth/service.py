@@ -69,9 +69,8 @@ class EthereumService:
             # With execution the pool checks nonces and balances against the head state; an
             # observer's state is the genesis one, far behind the txs it sees: it checks none.
             observing = self.config.observer if self.config.observer is not None else self._cannot_follow()
-            self.state = (self.chain.head_state_reader() if self.chain.executor is not None and not observing
-                          else None)
-            self.txpool = TxPool(self.chain, self.config.txpool, bus=ctx.bus, state=self.state)
+            self.state = self.chain.head_state_reader() if self.chain.executor is not None else None
+            self.txpool = TxPool(self.chain, self.config.txpool, bus=ctx.bus, state=None if observing else self.state)
             network_id = self.config.network_id or self.chain.config.chain_id
             self.observer = HeadObserver(
                 lambda: self.chain.current_header, on_head=self.txpool.on_new_head,  # the network's fork rules
