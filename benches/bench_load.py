@@ -6,7 +6,10 @@ peers ``LightPeer``s in this process (``tests/load_support.py``):
 - **hold**: ``--maxpeers 1000`` and 1,000 live eth peers, as geth's dial ratio has them:
   a third dialed by the node (static nodes listening here), two thirds dialing in. Every
   peer sends a request in turn while they are held. Figures: RSS per peer, the node's CPU
-  share, its loop-lag histogram (p50/p99/max), request round trips.
+  share, its loop-lag histogram (p50/p99/max), request round trips. Run twice: as a node
+  holding the chain, and in observer mode (``--observer``: heads named by peers go to the
+  head observer, no tx relay, no syncer), the way a node on a network it cannot execute
+  holds its peers. ``ETHNODE_HOLD_PEERS`` sets the peer count (default 1,000).
 - **churn**: 160 peers held, half replaced per wave, for ten minutes. Figures: RSS before,
   at peak and after a settle period, and how many connections came and went.
 - **pipeline**: one peer writes 3,000 GetBlockHeaders(0, 1024) at once while another
@@ -97,11 +100,12 @@ def _once(benchmark: Any, run: Any) -> dict[str, Any]:
     return out
 
 
+@pytest.mark.parametrize("mode", ["node", "observer"])
 @pytest.mark.parametrize("impl", ["compiled", "pure"])
-def test_hold_peers(benchmark: Any, impl: str, datadir: Path) -> None:
-    benchmark.group = "load hold peers"
+def test_hold_peers(benchmark: Any, impl: str, mode: str, datadir: Path) -> None:
+    benchmark.group = "load hold peers" if mode == "node" else "load hold peers, observer"
     quick = _quick(benchmark)
-    count = QUICK_PEERS if quick else FULL_PEERS
+    count = QUICK_PEERS if quick else int(os.environ.get("ETHNODE_HOLD_PEERS", FULL_PEERS))
     hold = QUICK_HOLD_SECONDS if quick else HOLD_SECONDS
 
     async def run() -> dict[str, Any]:
@@ -109,7 +113,8 @@ def test_hold_peers(benchmark: Any, impl: str, datadir: Path) -> None:
         enodes = await listener.open(count // DIAL_RATIO)
         config = datadir.parent / f"static-{impl}.toml"
         config.write_text("[Node.P2P]\nStaticNodes = [" + ",".join(f'"{e}"' for e in enodes) + "]\n")
-        with _node(datadir, impl, "--maxpeers", str(count), "--config", str(config)) as node:
+        observer = ("--observer",) if mode == "observer" else ()
+        with _node(datadir, impl, "--maxpeers", str(count), "--config", str(config), *observer) as node:
             rss_idle = node.rss()
             started = time.perf_counter()
             peers = await connect_many(count - len(enodes), node.port, node.node_id, tolerate=True)
@@ -133,7 +138,7 @@ def test_hold_peers(benchmark: Any, impl: str, datadir: Path) -> None:
             still = int(node.gauge("eth_peers"))
             await asyncio.gather(*(p.close() for p in peers))
             await listener.close()
-        return {"impl": impl, "peers": held, "peers_at_end": still, "connect_s": round(connect_s, 1),
+        return {"impl": impl, "mode": mode, "peers": held, "peers_at_end": still, "connect_s": round(connect_s, 1),
                 "rss_idle_mb": round(rss_idle / 1e6, 1), "rss_held_mb": round(rss_held / 1e6, 1),
                 "rss_per_peer_kb": round((rss_held - rss_idle) / max(held, 1) / 1e3, 1),
                 "cpu_share": round(cpu / elapsed, 3), "requests": len(rtts),
@@ -141,7 +146,7 @@ def test_hold_peers(benchmark: Any, impl: str, datadir: Path) -> None:
 
     figures = _once(benchmark, run)
     benchmark.extra_info.update(figures)
-    print(f"\n  hold [{impl}]: {figures['peers']} peers ({figures['peers_at_end']} at the end) in "
+    print(f"\n  hold [{impl}, {mode}]: {figures['peers']} peers ({figures['peers_at_end']} at the end) in "
           f"{figures['connect_s']} s; RSS {figures['rss_idle_mb']} -> {figures['rss_held_mb']} MB "
           f"({figures['rss_per_peer_kb']} KB/peer); CPU {figures['cpu_share']:.1%}; {figures['requests']} requests, "
           f"RTT p50 {figures['rtt_p50_ms']} ms p99 {figures['rtt_p99_ms']} ms; lag p50 <= {figures['lag_p50_le_s']} s "

@@ -228,3 +228,41 @@ def expected_networks(specs: list[NodeSpec]) -> dict[str, int]:
     for s in specs:
         counts[str(s.network_id)] = counts.get(str(s.network_id), 0) + 1
     return counts
+
+
+@pytest.mark.interop
+@pytest.mark.subprocess
+def test_crawl_finds_and_greets_a_geth_node(tmp_path: Path) -> None:
+    """geth v1.17.10 joins the loopback network through the same bootnode; the crawler finds it,
+    gets its record, and the census names its client, version and (mainnet-genesis) network."""
+    from geth_support import start_geth, stop_geth
+    from gethtools import GETH_VERSION, require_geth_tools
+
+    geth_bin = require_geth_tools()
+    specs = [NodeSpec(1337) for _ in range(5)]
+    nodes_file = tmp_path / "nodes.json"
+
+    async def main() -> tuple[dict, str, str]:  # type: ignore[type-arg]
+        net = await start_network(specs)
+        geth = None
+        try:
+            loop = asyncio.get_running_loop()
+            geth = await loop.run_in_executor(None, lambda: start_geth(
+                geth_bin, tmp_path / "geth", "--bootnodes", net.bootnode_url, discovery=True, network_id=4321))
+            rc, log = await _run_crawl(nodes_file, "--bootnodes", net.bootnode_url, "--timeout", "40s",
+                                       "--idle", "3s")
+            assert rc == 0, log
+            return json.loads((tmp_path / "nodes.census.json").read_text()), geth.key.node_id.hex(), log
+        finally:
+            if geth is not None:
+                await asyncio.get_running_loop().run_in_executor(None, stop_geth, geth.proc)
+            await net.stop()
+
+    census, geth_pubkey, log = run_checked(main, timeout=CRAWL_BOUND + 40)
+    (entry,) = [n for n in census["nodes"].values() if geth_pubkey in n["enode"]]
+    assert entry["dial"] == "ok" and entry["client"].startswith(f"Geth/{GETH_VERSION}"), (entry, log)
+    assert entry["networkId"] == 4321 and entry["eth"] >= 69
+    summary = census["summary"]
+    assert summary["clients"] == {"ethnode": 5, "Geth": 1}, summary
+    assert summary["networkIds"] == {"1337": 5, "4321": 1}
+    assert len(summary["genesis"]) == 2

@@ -2,7 +2,7 @@
 
 Every ``v/bin/ethnode-fast ...`` line of the README's shell blocks runs here in order, in a
 scratch directory holding the files it names (``genesis.json`` and ``chain.rlp`` are the
-shared eth-test chain). Long-running commands (``run``, ``discover``) are started, waited on
+shared eth-test chain). Long-running commands (``run``, ``discover``, ``crawl``) are started, waited on
 until they say they are up, and stopped with SIGTERM; the ``enode://…`` a later line needs
 is the one an earlier ``run`` printed. Only what must change to run on a shared test
 machine is changed: fixed ports become free ones, and ``--nodiscover --nat none`` are added
@@ -32,6 +32,7 @@ PREFIX = "v/bin/ethnode-fast "
 READY = {  # what a long-running command prints once it is up
     "run": r"HTTP server started endpoint=|Started P2P networking self=",
     "discover": r"UDP listener up|discovery|Discovery|self=",
+    "crawl": r"Crawling self=",
 }
 NETWORK_FLAGS = ("--mainnet", "--sepolia", "--hoodi")
 
