@@ -145,6 +145,36 @@ def test_census_counts_each_node_once_with_its_last_result() -> None:
     assert s["dialErrors"] == {"disconnected: too many peers": 1}
 
 
+# -- the probe, against real listeners ---------------------------------------------------------
+def test_probe_reports_why_a_dial_failed() -> None:
+    """Each failure is a census reason, never an exception: refused, full, and no eth to speak."""
+    from geth_support import free_port
+    from p2p_support import local_server
+
+    from ethnode.crawl.probe import probe
+    from ethnode.p2p.protocol import Protocol
+
+    async def main() -> None:
+        key = PrivateKey.generate()
+        closed = Node(PrivateKey.generate().node_id, "127.0.0.1", 0, free_port())
+        assert (await probe(closed, key, "crawler")).error == "dial: connection refused"
+        full = local_server(max_peers=0)
+        snap = local_server([Protocol("snap", 1, 8, lambda channel: None)], name="snaponly/v9.9.9/x")
+        for server in (full, snap):
+            await server.start()
+        try:
+            result = await probe(Node(full.node_id, "127.0.0.1", 0, full.port), key, "crawler")
+            assert result.error == "disconnected: too many peers" and result.client_id is None
+            result = await probe(Node(snap.node_id, "127.0.0.1", 0, snap.port), key, "crawler")
+            assert result.error == "no common eth version"
+            assert result.client_id == "snaponly/v9.9.9/x" and result.caps == ["snap/1"]
+        finally:
+            for server in (full, snap):
+                await server.stop()
+
+    run_checked(main, timeout=30)
+
+
 # -- the command line ------------------------------------------------------------------------
 def _crawl_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "ethnode", "crawl", *args]

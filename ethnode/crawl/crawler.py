@@ -286,6 +286,8 @@ class Crawler:
             self._busy.add(node.id)
             try:
                 await self.update_node(node)
+            except Exception:  # one odd node must not take a worker down with it
+                log.exception("Checking node id=%s failed", node.id.hex()[:16])
             finally:
                 self._busy.discard(node.id)
 

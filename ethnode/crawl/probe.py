@@ -127,6 +127,8 @@ async def probe(node: Node, key: PrivateKey, client_id: str, *, dial_timeout: fl
     except _Failed as exc:
         result.error = str(exc)
         reason = exc.reason
+    except (TransportError, EthnodeError, OSError) as exc:  # a write failed mid-greeting
+        result.error = f"session: {type(exc).__name__}"
     finally:
         await _leave(conn, reason)
     return result
