@@ -173,9 +173,17 @@ def test_eth_syncing_reports_the_observed_head_and_block_number_the_held_one() -
             await b.node.server.dial(a.server.enode)
             await asyncio.wait_for(b.eth.observer.wait_head(100), STEP)
             assert await b.call("eth_blockNumber") == "0x0"
+            # a head only its hash is known of (a consensus client's forkchoice) is fetched from a peer:
+            # 20 new blocks are not announced on eth/69 (BlockRangeUpdate every 32), sync_to finds them
+            blocks = ethtest_blocks()[100:120]
+            a.chain.insert_chain(blocks)
+            assert b.eth.downloader is b.eth.observer  # what the Engine API and eth_syncing talk to
+            b.eth.downloader.sync_to(blocks[-1].hash)
+            head = await asyncio.wait_for(b.eth.observer.wait_head(120), STEP)
+            assert head.hash == blocks[-1].hash and b.eth.observer.reanchors == 0
             syncing = await b.call("eth_syncing")
             assert (syncing["startingBlock"], syncing["currentBlock"], syncing["highestBlock"]) == ("0x0", "0x0",
-                                                                                                     "0x64")
+                                                                                                     "0x78")
         finally:
             await b.stop()
             await a.stop()

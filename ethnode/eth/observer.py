@@ -44,8 +44,11 @@ class HeadObserver:
         drop_peer: Callable[[Any], None] | None = None,
         keep: int = KEEP_HEADERS,
         fetch_timeout: float = FETCH_TIMEOUT,
+        peers: Callable[[], Sequence[Any]] | None = None,
     ) -> None:
+        """``peers``: the eth peers to ask for a head only its hash is known of (``sync_to``)."""
         self.local_head = local_head
+        self.peers = peers
         self.on_head = on_head
         self.drop_peer = drop_peer
         self.keep = keep
@@ -92,8 +95,12 @@ class HeadObserver:
         return SyncProgress(self._starting, current, highest)
 
     def sync_to(self, head_hash: bytes) -> None:
-        """A consensus client names a head (Engine API): observe it like a peer's."""
-        log.debug("Head named by the consensus layer hash=0x%s", head_hash.hex())
+        """A consensus client names a head (Engine API): fetch it from a peer like an announced one."""
+        peers = list(self.peers()) if self.peers is not None else []
+        if not peers:
+            log.debug("No peer to fetch the head named by the consensus layer from hash=0x%s", head_hash.hex())
+            return
+        self.note(peers[0], head_hash)
 
     async def wait_head(self, number: int) -> Header:
         """Return once the observed head is at ``number`` or beyond (tests and tools)."""

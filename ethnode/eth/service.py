@@ -74,7 +74,7 @@ class EthereumService:
             network_id = self.config.network_id or self.chain.config.chain_id
             self.observer = HeadObserver(
                 lambda: self.chain.current_header, on_head=self.txpool.on_new_head,  # the network's fork rules
-                drop_peer=lambda peer: self.handler.remove_peer(peer),
+                drop_peer=lambda peer: self.handler.remove_peer(peer), peers=lambda: self.handler.peers.all(),
             ) if observing else None
             self.handler = EthHandler(
                 self.chain, self.txpool, network_id=network_id, node_id=keccak256(ctx.node_key.node_id),
