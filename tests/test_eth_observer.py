@@ -122,13 +122,15 @@ def test_observer_admits_unfunded_txs_and_relays_none(observe: bool) -> None:
 
     async def main() -> None:
         a = await start_node(ethtest_chain(0))
-        b, _ = await start_observer(observe=observe)
+        b, observer = await start_observer(observe=observe)
         c = await start_node(ethtest_chain(0))
         b_txs = b.bus.subscribe(NewTxsEvent, 16)
         c_txs = c.bus.subscribe(NewTxsEvent, 16)
         try:
             await connect(a, b)
             _, c_on_b = await connect(b, c)  # (B's peer for C, C's peer for B)
+            if observer is not None:  # txs are judged once the network's head (here A's genesis) is known
+                await asyncio.wait_for(observer.wait_head(0), STEP)
             chain_id = b.chain.config.chain_id
             tx = _tx(PrivateKey.generate(), chain_id)
             assert a.txpool.add_locals([tx]) == [None]
@@ -187,5 +189,33 @@ def test_eth_syncing_reports_the_observed_head_and_block_number_the_held_one() -
         finally:
             await b.stop()
             await a.stop()
+
+    run_checked(main, timeout=60)
+
+
+def test_observer_takes_no_tx_before_it_knows_the_networks_head() -> None:
+    """Until a head is observed the pool could only judge by the genesis' fork rules: txs are ignored."""
+    from eth_support import scripted_peer
+
+    from ethnode.eth.protocols.eth.protocol import BLOCK_HEADERS, GET_BLOCK_HEADERS, TRANSACTIONS, HeaderQuery, message
+
+    async def main() -> None:
+        b, observer = await start_observer()
+        assert observer is not None
+        observer.fetch_timeout = 30.0  # the scripted peer never answers B's header request
+        scripted = await scripted_peer(b, ETH69)
+        try:
+            tx = _tx(PrivateKey.generate(), b.chain.config.chain_id)
+            txs = message(ETH69, TRANSACTIONS)
+            ask = message(ETH69, GET_BLOCK_HEADERS)
+            assert txs is not None and ask is not None
+            await scripted.eth.send(TRANSACTIONS, txs.encode([tx.item()]))
+            # B handles a peer's messages in order: once this is answered, the txs were handled
+            await scripted.eth.send(GET_BLOCK_HEADERS, ask.encode(HeaderQuery(b"", 1, 0, False), 9))
+            await scripted.eth.expect(BLOCK_HEADERS)
+            assert observer.head is None and len(b.txpool) == 0
+        finally:
+            await scripted.stop()
+            await b.stop()
 
     run_checked(main, timeout=60)

@@ -302,10 +302,18 @@ class EthHandler:
 
     # --- EthBackend: typed packets from the wire layer ------------------------------------------
 
+    def _judging_blind(self) -> bool:
+        """An observer with no head yet would judge txs by its genesis' fork rules: it takes none."""
+        return self.observer is not None and self.observer.head is None
+
     def on_transactions(self, peer: EthPeer, txs: Sequence[WireTx]) -> None:
+        if self._judging_blind():
+            return
         self.tx_fetcher.enqueue(peer, txs, True)
 
     def on_pooled_hashes(self, peer: EthPeer, announcement: PooledHashes) -> None:
+        if self._judging_blind():
+            return
         self.tx_fetcher.notify(peer, announcement.types, announcement.sizes, announcement.hashes)
 
     def on_pooled_transactions(self, peer: EthPeer, txs: Sequence[WireTx]) -> None:
