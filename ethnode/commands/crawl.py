@@ -9,6 +9,10 @@ resumes from the files it finds, logs one progress line every ``--log-interval``
 writes both files at every such line and at the end, and stops at ``--timeout`` (or after
 ``--idle`` seconds without a new node). Without ``--bootnodes`` or a network flag only the
 nodes already in the file are used: no public address is contacted unasked.
+
+Differences from geth: the timeout counts from the start (geth's starts once the input set
+is revalidated), the walk also starts from the file's nodes (so a resumed crawl needs no
+bootnode), and each live node's table is read with a few FINDNODEs besides the lookups.
 """
 
 from __future__ import annotations

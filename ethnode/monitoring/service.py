@@ -106,7 +106,7 @@ class MetricsService:
         self.lag.start()
         self.events.start()
         eth = self._eth()
-        if eth is not None:
+        if eth is not None and eth.observer is None:  # an observer never catches up: no bar stuck at 0%
             self.display = SyncDisplay(eth.downloader, eth.chain, self._stream)
             self.display.start()
         if self.config.enabled:
