@@ -94,6 +94,29 @@ def test_client_name_and_version_from_hello_client_ids() -> None:
     assert client_name_version("") == ("(empty)", "(unknown)")
 
 
+def test_rate_limiter_spaces_dials_evenly() -> None:
+    """--rate N: the k-th dial waits until k/N s after the first (a lower bound: a busy machine only adds)."""
+    from ethnode.crawl.crawler import RateLimiter
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        limiter = RateLimiter(50.0)
+        start = loop.time()
+        stamps = []
+        for _ in range(6):
+            await limiter.acquire()
+            stamps.append(loop.time() - start)
+        assert stamps[0] < 0.02
+        assert all(t >= k * 0.02 * 0.95 for k, t in enumerate(stamps)), stamps  # k dials need k/50 s
+        unlimited = RateLimiter(0)
+        before = loop.time()
+        for _ in range(100):
+            await unlimited.acquire()
+        assert loop.time() - before < 0.1
+
+    run_checked(main, timeout=10)
+
+
 class _Answers:
     """A resolver scripted per call: True answers with the node, False times out."""
 
