@@ -10,6 +10,7 @@ Status (rate limited, ``dials_per_second``) and the result goes to the census.
 It ends at ``timeout``, or once ``idle`` seconds and ``IDLE_ROUNDS`` walks pass with no node
 added while nothing is left to check (0: never; a random walk never runs dry, so geth has
 only the timeout).
+
 Sources are ``NodeSource``s: an async iterator of nodes. discv4 is ``V4Source``; a discv5
 walk plugs in beside it as one more source, the records it finds already signed.
 """
