@@ -82,6 +82,7 @@ def test_run_sepolia_writes_its_genesis_and_refuses_another_chain(tmp_path: Path
         # genesis alone on a public network: observer mode unless asked otherwise
         run.wait_for_line(r"Ethereum protocol started versions=eth/71,eth/70,eth/69,eth/68 network=11155111 "
                           r"mode=observer")
+        assert "Observer mode: following the network's head by headers" in run.output
     finally:
         code, _ = run.stop(signal.SIGTERM)
     assert code == 0, run.output

@@ -137,9 +137,9 @@ class EthereumService:
         log.info("Initialised chain configuration chain_id=%d network_id=%d genesis=0x%s head=#%d 0x%s",
                  self.chain.config.chain_id, self.network_id, self.chain.genesis_hash.hex(), head.number,
                  head.hash.hex())
-        if self.config.observer:
+        if self.observer is not None:
             log.info("Observer mode: following the network's head by headers (not executed); txs are checked "
-                     "without state and not relayed")
+                     "without state and not relayed (--no-observer to turn it off)")
         if self.config.noexec:
             log.warning("Block execution disabled (--noexec): state roots and receipts are not verified, "
                         "the tx pool has no account state")
