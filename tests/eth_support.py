@@ -26,6 +26,7 @@ from ethnode.core.types.block import Block
 from ethnode.crypto.keccak import keccak256
 from ethnode.crypto.keys import PrivateKey
 from ethnode.eth.handler import EthHandler
+from ethnode.eth.observer import HeadObserver
 from ethnode.eth.protocols.eth.handshake import make_status
 from ethnode.eth.protocols.eth.peer import EthPeer
 from ethnode.eth.protocols.eth.protocol import PROTOCOL_LENGTHS, STATUS, SUPPORTED_VERSIONS
@@ -209,3 +210,27 @@ async def scripted_peer(node: EthNode, version: int, *, status: bool = True) -> 
         await eth.expect(STATUS)
         await asyncio.wait_for(node.handler.wait_for_peers(count + 1), STEP)
     return Scripted(server, peer, eth)
+
+
+async def start_observer(*, observe: bool = True) -> tuple[EthNode, HeadObserver | None]:
+    """An observer (``ethnode.eth.observer``) on the ethtest genesis alone: its pool has no state
+    and is told each observed head, as the Ethereum service wires it (``observe``: False for a
+    control node built the same way without observer mode)."""
+    chain = ethtest_chain(0)
+    bus = EventBus()
+    chain.events = bus
+    pool = TxPool(chain, bus=bus, kzg=None)
+    key = PrivateKey.generate()
+    handler: EthHandler | None = None
+
+    def drop(peer: Any) -> None:
+        assert handler is not None
+        handler.remove_peer(peer)
+
+    observer = HeadObserver(lambda: chain.current_header, on_head=pool.on_new_head, drop_peer=drop) if observe else None
+    handler = EthHandler(chain, pool, network_id=chain.config.chain_id, node_id=keccak256(key.node_id), bus=bus,
+                         observer=observer)
+    server = Server(key, ServerConfig(listen_addr="127.0.0.1:0", no_discovery=True), protocols=handler.protocols())
+    await server.start()
+    await handler.start()
+    return EthNode(handler, server, pool, bus), observer

@@ -8,45 +8,18 @@ genesis with nothing else, and for the relay check a third node C connected to B
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
-from eth_support import STEP, EthNode, connect, ethtest_blocks, ethtest_chain, start_node
+from eth_support import STEP, connect, ethtest_blocks, ethtest_chain, start_node, start_observer
 from p2p_support import run_checked
 
-from ethnode.core.txpool import NewTxsEvent, TxPool
+from ethnode.core.txpool import NewTxsEvent
 from ethnode.core.txpool import errors as txerrors
 from ethnode.core.types.transaction import DynamicFeeTx
 from ethnode.crypto.keccak import keccak256
 from ethnode.crypto.keys import PrivateKey
-from ethnode.eth.handler import EthHandler
-from ethnode.eth.observer import LINK_DEPTH, HeadObserver
+from ethnode.eth.observer import LINK_DEPTH
 from ethnode.eth.protocols.eth.protocol import ETH68, ETH69
-from ethnode.event import EventBus
-from ethnode.p2p.config import ServerConfig
-from ethnode.p2p.server import Server
-
-
-async def start_observer(*, observe: bool = True) -> tuple[EthNode, HeadObserver | None]:
-    """B: the ethtest genesis alone; its pool without state, told each observed head (as the service does)."""
-    chain = ethtest_chain(0)
-    bus = EventBus()
-    chain.events = bus
-    pool = TxPool(chain, bus=bus, kzg=None)
-    key = PrivateKey.generate()
-    handler: EthHandler | None = None
-
-    def drop(peer: Any) -> None:
-        assert handler is not None
-        handler.remove_peer(peer)
-
-    observer = HeadObserver(lambda: chain.current_header, on_head=pool.on_new_head, drop_peer=drop) if observe else None
-    handler = EthHandler(chain, pool, network_id=chain.config.chain_id, node_id=keccak256(key.node_id), bus=bus,
-                         observer=observer)
-    server = Server(key, ServerConfig(listen_addr="127.0.0.1:0", no_discovery=True), protocols=handler.protocols())
-    await server.start()
-    await handler.start()
-    return EthNode(handler, server, pool, bus), observer
 
 
 def _tx(key: PrivateKey, chain_id: int, *, gas: int = 21000, nonce: int = 7) -> DynamicFeeTx:
