@@ -8,6 +8,7 @@ genesis with nothing else, and for the relay check a third node C connected to B
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from eth_support import STEP, connect, ethtest_blocks, ethtest_chain, start_node, start_observer
@@ -18,7 +19,7 @@ from ethnode.core.txpool import errors as txerrors
 from ethnode.core.types.transaction import DynamicFeeTx
 from ethnode.crypto.keccak import keccak256
 from ethnode.crypto.keys import PrivateKey
-from ethnode.eth.observer import LINK_DEPTH
+from ethnode.eth.observer import LINK_DEPTH, HeadObserver
 from ethnode.eth.protocols.eth.protocol import ETH68, ETH69
 
 
@@ -192,3 +193,52 @@ def test_observer_takes_no_tx_before_it_knows_the_networks_head() -> None:
             await b.stop()
 
     run_checked(main, timeout=60)
+
+
+class _HeaderServer:
+    """The linking rules alone, over headers served from a dict as a peer's GetBlockHeaders would
+    (by hash, walking parents when reversed); the wire path is the other tests' business."""
+
+    def __init__(self, *branches: list[Any]) -> None:
+        self.by_hash = {h.hash: h for branch in branches for h in branch}
+        self.requests = 0
+
+    async def request_headers(self, origin: bytes, amount: int, skip: int = 0, reverse: bool = False,
+                              *, timeout: float = 0.0) -> list[Any]:
+        self.requests += 1
+        out = []
+        h = self.by_hash.get(origin)
+        while h is not None and len(out) < amount:
+            out.append(h)
+            h = self.by_hash.get(h.parent_hash) if reverse else None
+        return out
+
+
+def test_observer_follows_a_reorg_to_a_longer_branch_and_drops_a_broken_link() -> None:
+    from txpool_support import child_header, make_chain
+
+    genesis = make_chain().current_header
+    trunk = [genesis]
+    for _ in range(10):
+        trunk.append(child_header(trunk[-1]))
+    fork = [child_header(trunk[6], extra=b"fork")]  # forks below the head (#10), grows past it
+    for _ in range(6):
+        fork.append(child_header(fork[-1], extra=b"fork"))
+    dropped: list[Any] = []
+
+    async def main() -> None:
+        peer = _HeaderServer(trunk, fork)
+        observer = HeadObserver(lambda: genesis, drop_peer=dropped.append)
+        await observer.add_header(peer, trunk[4])  # the anchor
+        await observer.add_header(peer, trunk[10])  # linked back to it
+        assert observer.head == trunk[10] and all(h.hash in observer.headers for h in trunk[4:])
+        await observer.add_header(peer, fork[-1])  # #13 on the fork: walked back to #6, its common ancestor
+        assert observer.head == fork[-1] and observer.reanchors == 0
+        assert all(h.hash in observer.headers for h in fork) and not dropped
+        # a header whose parent claims another number is no link: the peer is dropped
+        bad = child_header(fork[-1]).replace(number=fork[-1].number + 2)
+        liar = _HeaderServer(trunk, fork, [bad])
+        await observer.add_header(liar, child_header(bad))
+        assert dropped == [liar] and observer.head == fork[-1]
+
+    run_checked(main, timeout=10)

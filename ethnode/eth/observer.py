@@ -145,15 +145,16 @@ class HeadObserver:
         chain = [header]
         cur = header
         while cur.parent_hash not in self.headers:
-            gap = cur.number - head.number
-            if gap > LINK_DEPTH or len(chain) > LINK_DEPTH:
+            # Walk back until a header we hold: the gap to our head, more if the new head forks
+            # below it (a reorg), never more than LINK_DEPTH.
+            if header.number - head.number > LINK_DEPTH or len(chain) > LINK_DEPTH:
                 log.info("Observed head jumped, re-anchoring number=%d hash=0x%s previous=%d", header.number,
                          header.hash.hex(), head.number)
                 self.reanchors += 1
                 self.headers.clear()
                 self._anchor(header)
                 return
-            ancestors = await peer.request_headers(cur.parent_hash, min(gap, LINK_DEPTH), reverse=True,
+            ancestors = await peer.request_headers(cur.parent_hash, LINK_DEPTH + 1 - len(chain), reverse=True,
                                                    timeout=self.fetch_timeout)
             if not ancestors:
                 return
