@@ -81,6 +81,47 @@ class KzgVerifier:
             raise KZGVerificationError("invalid cell proofs")
 
 
+    def verify_cells(
+        self, cells: Sequence[bytes], commitments: Sequence[bytes], proofs: Sequence[bytes], indices: Sequence[int]
+    ) -> None:
+        """Cells of ``indices`` of every blob, blob-major, against all of the tx's cell proofs
+        (geth ``validateCellsOsaka``: the proofs of the indices picked out, one batch check)."""
+        per_blob = len(indices)
+        if per_blob == 0 or len(cells) != per_blob * len(commitments):
+            raise KZGVerificationError(f"{len(cells)} cells for {len(commitments)} blobs of {per_blob} indices")
+        if len(proofs) != CELLS_PER_EXT_BLOB * len(commitments):
+            raise KZGVerificationError(f"{len(proofs)} cell proofs for {len(commitments)} blobs")
+        cell_commitments: list[bytes] = []
+        cell_indices: list[int] = []
+        cell_proofs: list[bytes] = []
+        for b, commitment in enumerate(commitments):
+            cell_commitments.extend([commitment] * per_blob)
+            cell_indices.extend(indices)
+            cell_proofs.extend(proofs[b * CELLS_PER_EXT_BLOB + i] for i in indices)
+        try:
+            ok = self._ckzg.verify_cell_kzg_proof_batch(cell_commitments, cell_indices, list(cells), cell_proofs,
+                                                        self._setup)
+        except (RuntimeError, ValueError) as exc:
+            raise KZGVerificationError(f"invalid cells: {exc}") from None
+        if not ok:
+            raise KZGVerificationError("invalid cell proofs")
+
+    def compute_cells(self, blob: bytes) -> list[bytes]:
+        """The blob's 128 extended cells (what GetCells serves from a whole blob)."""
+        return list(self._ckzg.compute_cells(blob, self._setup))
+
+    def recover_blob(self, cells: Sequence[bytes], indices: Sequence[int]) -> bytes:
+        """The blob from at least 64 of its cells (geth ``kzg4844.RecoverBlobs``): the first 64
+        extended cells are the blob itself, anything else is recovered first."""
+        if list(indices[:64]) == list(range(64)):
+            return b"".join(cells[:64])
+        try:
+            full, _ = self._ckzg.recover_cells_and_kzg_proofs(list(indices), list(cells), self._setup)
+        except (RuntimeError, ValueError) as exc:
+            raise KZGVerificationError(f"cannot recover blob: {exc}") from None
+        return b"".join(full[:64])
+
+
 def _json_setup_to_text(path: Path) -> str:
     """geth's JSON setup in c-kzg's text layout: counts, G1 Lagrange, G2 monomial, G1 monomial."""
     data = json.loads(path.read_text())
