@@ -27,8 +27,8 @@ from ethnode.core.eip1559 import ELASTICITY_MULTIPLIER, GAS_LIMIT_BOUND_DIVISOR,
 from ethnode.core.eip4844 import GAS_PER_BLOB, calc_excess_blob_gas, max_blob_gas_per_block
 from ethnode.core.execution import BlockEnv, BlockResult, TxExecutionError
 from ethnode.core.types.block import Block, derive_tx_root
-from ethnode.core.types.header import EMPTY_UNCLE_HASH, Header
 from ethnode.core.types.cells import BlobTxWithCells
+from ethnode.core.types.header import EMPTY_UNCLE_HASH, Header
 from ethnode.core.types.transaction import BlobTxWithSidecar, Transaction
 from ethnode.core.types.withdrawal import Withdrawal, withdrawals_root
 from ethnode.errors import EthnodeError
