@@ -12,14 +12,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ethnode.core.txpool import errors
+from ethnode.core.txpool.config import BLOB_TX_MAX_SIZE, MAX_BLOBS_PER_TX
+from ethnode.core.txpool.validation import BLOB_POOL_TX_TYPES, ValidationOptions, validate_transaction
 from ethnode.core.types.cells import BlobTxWithCells, blobless_encoding
 from ethnode.core.types.custody import CUSTODY_ALL
 from ethnode.core.types.transaction import BlobTxWithSidecar
 
 if TYPE_CHECKING:
+    from ethnode.core.chainconfig import ChainConfig
     from ethnode.core.txpool.blobpool import BlobLane
+    from ethnode.core.txpool.config import TxPoolConfig
     from ethnode.core.txpool.kzg import KzgVerifier
     from ethnode.core.txpool.list import PoolTx
+    from ethnode.core.types.header import Header
+    from ethnode.core.types.signer import Signer
 
 SPARSE_BLOBPOOL_VERSION = 72  # eth/72 peers get blob txs without blobs (the wire layer sits above the pool)
 CELL_CACHE_TXS = 64  # ours: blob txs whose computed cells are kept for GetCells (~256 KiB per blob)
@@ -30,10 +37,28 @@ class SparseBlobServing:
 
     _blob: BlobLane
     _cells: dict[bytes, list[list[bytes]]]
+    _head: Header
+    chain_config: ChainConfig
+    signer: Signer
+    config: TxPoolConfig
+
+    def has(self, tx_hash: bytes) -> bool: ...  # provided by TxPool
 
     def _lookup(self, tx_hash: bytes) -> PoolTx | None: ...  # provided by TxPool
 
     def _kzg_verifier(self) -> KzgVerifier | None: ...  # provided by TxPool
+
+    def validate_blobless(self, tx: BlobTxWithSidecar) -> None:
+        """The rules an eth/72 blob tx must pass before its cells are fetched (geth
+        ValidateTxBasics): the pool's stateless checks with the blobs left out."""
+        if tx.sidecar.blobs:
+            raise errors.BlobSidecarError("blob transaction with blob payload where eth/72 sends none")
+        if self.has(tx.hash):
+            raise errors.AlreadyKnownError()
+        opts = ValidationOptions(accept=BLOB_POOL_TX_TYPES, max_size=BLOB_TX_MAX_SIZE,
+                                 max_blob_count=MAX_BLOBS_PER_TX, min_tip=self.config.price_limit)
+        validate_transaction(tx.tx, len(tx.network_encoding()), self._head, self.chain_config, self.signer, opts,
+                             sidecar=tx.sidecar, blobless=True)
 
     def custody(self, tx_hash: bytes) -> int | None:
         """The cells of a pooled blob tx's blobs this pool can serve (geth GetCustody): all 128

@@ -23,9 +23,12 @@ from collections.abc import Iterator, Sequence
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.rawdb import schema
 from ethnode.core.rawdb.store import KeyValueStore
+from ethnode.core.types.cells import CELL_SIZE, BlobTxWithCells, blobless_item
+from ethnode.core.types.custody import custody_indices
 from ethnode.core.types.receipt import decode_receipts_eth69, encode_receipts_eth68
+from ethnode.core.types.transaction import BlobTxWithSidecar
 from ethnode.eth.protocols.eth.backend import ChainReader, TxPoolReader
-from ethnode.eth.protocols.eth.protocol import ETH68, MAX_MESSAGE_SIZE, UNAVAILABLE_BAL
+from ethnode.eth.protocols.eth.protocol import ETH68, ETH72, MAX_MESSAGE_SIZE, UNAVAILABLE_BAL
 from ethnode.rlp.framing import wrap_list
 from ethnode.rlp.sedes import List, raw
 from ethnode.trie import EMPTY_ROOT
@@ -38,6 +41,7 @@ MAX_BODIES_SERVE = 1024  # geth maxBodiesServe
 MAX_RECEIPTS_SERVE = 1024  # geth maxReceiptsServe
 MAX_BALS_SERVE = 1024  # geth maxBALsServe
 MAX_PACKET_SIZE = MAX_MESSAGE_SIZE  # geth maxPacketSize: eth/70 receipt replies are cut to fit it
+MAX_CELLS_SERVE = 4096  # tx lookups per GetCells; geth maxCellsServe
 MAX_POOLED_TX_SERVE = 4096  # lookups per GetPooledTransactions; geth maxPooledTxServe
 MAX_NON_CANONICAL = 100  # side-chain steps a hash-based skip query may walk; geth GetAncestor's budget
 # Bytes of reply items at most: the message cap less the envelope ([request-id, [...]]).
@@ -352,8 +356,14 @@ def iter_block_access_lists(chain: ChainReader, hashes: Sequence[bytes]) -> Iter
         size += len(bal)
 
 
-def serve_pooled_txs(txpool: TxPoolReader, hashes: Sequence[bytes]) -> tuple[list[bytes], list[bytes]]:
-    """(hashes served, tx items) for GetPooledTransactions; unknown hashes are skipped."""
+def serve_pooled_txs(
+    txpool: TxPoolReader, hashes: Sequence[bytes], version: int = ETH68
+) -> tuple[list[bytes], list[bytes]]:
+    """(hashes served, tx items) for GetPooledTransactions; unknown hashes are skipped.
+
+    eth/72 gets blob txs without their blobs (geth ``GetRLP(hash, version)``); earlier
+    versions get them whole, so a tx held as custody cells only is not served to them.
+    """
     served: list[bytes] = []
     items: list[bytes] = []
     size = 0
@@ -363,7 +373,12 @@ def serve_pooled_txs(txpool: TxPoolReader, hashes: Sequence[bytes]) -> tuple[lis
         tx = txpool.get(tx_hash)
         if tx is None:
             continue
-        item = tx.item()
+        if isinstance(tx, BlobTxWithSidecar) and (version >= ETH72 or isinstance(tx, BlobTxWithCells)):
+            if version < ETH72:
+                continue
+            item = blobless_item(tx)
+        else:
+            item = tx.item()
         if size + len(item) > HARD_RESPONSE_LIMIT:
             break
         served.append(tx_hash)
@@ -372,7 +387,29 @@ def serve_pooled_txs(txpool: TxPoolReader, hashes: Sequence[bytes]) -> tuple[lis
     return served, items
 
 
-__all__ = [
+def serve_cells(txpool: TxPoolReader, hashes: Sequence[bytes], mask: int) -> tuple[list[bytes], list[list[bytes]]]:
+    """(hashes served, each one's cells index-major) for GetCells (geth ``answerGetCells``):
+    a tx missing any asked cell is left out, and serving stops at the soft byte limit."""
+    served: list[bytes] = []
+    cells: list[list[bytes]] = []
+    indices = custody_indices(mask)
+    if not indices:
+        return served, cells
+    max_cells = SOFT_RESPONSE_LIMIT // CELL_SIZE
+    count = 0
+    for i, tx_hash in enumerate(hashes):
+        if count >= max_cells or i >= MAX_CELLS_SERVE:
+            break
+        got = txpool.cells(tx_hash, indices)
+        if not got:
+            continue
+        served.append(tx_hash)
+        cells.append(got)
+        count += len(got)
+    return served, cells
+
+
+__all__ = ["serve_cells", "MAX_CELLS_SERVE",
     "HARD_RESPONSE_LIMIT", "SERVE_SLICE", "collect", "iter_headers", "iter_bodies", "iter_receipts",
     "SOFT_RESPONSE_LIMIT", "MAX_HEADERS_SERVE", "MAX_BODIES_SERVE", "MAX_RECEIPTS_SERVE", "MAX_POOLED_TX_SERVE",
     "serve_headers", "serve_bodies", "serve_receipts", "serve_pooled_txs", "get_ancestor", "Receipts70",
