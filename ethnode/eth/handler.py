@@ -450,6 +450,9 @@ class EthHandler:
                 loop.create_task(self._head_loop(heads), name="eth-head"),
             ]
         self._tasks.append(loop.create_task(self.syncer.run(), name="eth-syncer"))
+        preload = getattr(self.txpool, "preload_kzg", None)
+        if preload is not None:  # blob txs and eth/72 cells are checked with it: load it off the loop
+            self._tasks.append(loop.create_task(asyncio.to_thread(preload), name="eth-kzg-setup"))
         log.info("Ethereum protocol started versions=%s network=%d", ",".join(f"eth/{v}" for v in self.versions),
                  self.network_id)
 

@@ -48,6 +48,11 @@ class SparseBlobServing:
 
     def _kzg_verifier(self) -> KzgVerifier | None: ...  # provided by TxPool
 
+    def preload_kzg(self) -> None:
+        """Load the KZG trusted setup now (2-5 s; call it in a thread at start-up), so the first
+        blob tx or cell delivery does not stall the event loop while peers wait for an answer."""
+        self._kzg_verifier()
+
     def validate_blobless(self, tx: BlobTxWithSidecar) -> None:
         """The rules an eth/72 blob tx must pass before its cells are fetched (geth
         ValidateTxBasics): the pool's stateless checks with the blobs left out."""

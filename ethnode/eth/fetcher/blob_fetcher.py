@@ -101,6 +101,8 @@ class BlobFetcher:
     def _apply(self, actions: Sequence[Action]) -> None:
         for action in actions:
             if isinstance(action, FetchCells):
+                log.debug("Fetching cells from %r txs=%d cells=%d", action.peer, len(action.hashes),
+                          action.mask.bit_count())
                 self.counts["requests"] += 1
                 self.counts["requested_cells"] += action.mask.bit_count() * len(action.hashes)
                 self._now()
@@ -145,6 +147,7 @@ class BlobFetcher:
             if not self.closed:
                 self._apply(self.scheduler.drop(peer, self._now()))
             return
+        log.debug("Cells from %r txs=%d cells=%d", peer, len(hashes), sum(len(c) for c in cells))
         if not self.closed:
             self._apply(self.scheduler.deliver(peer, hashes, cells, mask, self._now()))
 
