@@ -313,9 +313,10 @@ class BlobFetchScheduler:
         return actions + self._schedule(None, now)
 
     def next_deadline(self) -> float | None:
-        """When ``tick`` has something to do."""
-        times = [t + AVAILABILITY_TIMEOUT - GATHER_SLACK for t in self.waittime.values()]
-        times += [r.time + FETCH_TIMEOUT - GATHER_SLACK for reqs in self.requests.values() for r in reqs]
+        """When ``tick`` has something to do: the first wait or request to run out (those within
+        ``GATHER_SLACK`` of it are handled in the same tick)."""
+        times = [t + AVAILABILITY_TIMEOUT for t in self.waittime.values()]
+        times += [r.time + FETCH_TIMEOUT for reqs in self.requests.values() for r in reqs]
         return min(times) if times else None
 
     def tracks(self, tx_hash: bytes) -> bool:
