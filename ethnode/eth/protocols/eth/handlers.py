@@ -209,8 +209,10 @@ async def _get_cells(backend: EthBackend, peer: EthPeer, payload: bytes) -> None
 def _cells(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
     rid, (hashes, lists, mask_bytes) = decode(peer.version, CELLS, payload)
     mask = custody_from_bytes(mask_bytes)
-    waiter = peer.fulfil(CELLS, rid, len(lists))
+    # Checked before the request is settled: a violation leaves it pending, and its caller
+    # gets PeerDroppedError when the connection ends.
     cells = blob_major_cells(hashes, lists, mask)
+    waiter = peer.fulfil(CELLS, rid, len(lists))
     if waiter is not None:
         waiter.set_result((hashes, cells, mask))
     # else: the fetcher gave up on the request; geth ignores cells it no longer expects
