@@ -193,6 +193,7 @@ class TxFetcher:
                 metas.append(tx_meta(tx))
                 if err is None:
                     continue
+                log.debug("Tx 0x%s from %r refused: %s", tx.hash.hex(), peer, err)
                 if isinstance(err, _UNDERPRICED):
                     underpriced.append(tx.hash)
                 elif isinstance(err, _VIOLATIONS):
