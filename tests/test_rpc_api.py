@@ -350,7 +350,7 @@ def test_admin_node_info_peers_add_and_remove() -> None:
             await b.eth.handler.wait_for_peers(1)
             (seen_by_b,) = await b.call("admin_peers")
             assert seen_by_b["id"] == server.id.hex() and seen_by_b["name"] == server.client_id
-            assert sorted(seen_by_b["caps"]) == ["eth/68", "eth/69", "eth/70", "eth/71"]
+            assert sorted(seen_by_b["caps"]) == ["eth/68", "eth/69", "eth/70", "eth/71", "eth/72"]
             assert seen_by_b["protocols"]["eth"]["version"] == 71
             net = seen_by_b["network"]
             assert net["inbound"] is False and net["static"] is True and net["trusted"] is False
