@@ -196,3 +196,20 @@ def test_a_bad_second_delivery_drops_the_peer() -> None:
     status.deliveries["x"] = PeerCells([b"a", b"b"], [1])  # one blob... then a 2-blob delivery
     actions = s.deliver("x", [H[0]], [cells_for(custody_of([1, 2, 3]), 2)], custody_of([1, 2, 3]), 0.1)
     assert any(isinstance(a, DropPeer) and a.peer == "x" for a in actions)
+
+
+def test_blob_tx_sizes_judged_by_each_announcers_version() -> None:
+    """eth/72 peers announce a blob tx's size without blobs, earlier ones with them (geth
+    sizeForVersion): a blobless delivery must not make an honest announcer of either look a liar."""
+    from ethnode.eth.fetcher.tx_fetcher import blob_payload_size
+    from ethnode.eth.fetcher.tx_scheduler import DropPeer as TxDrop
+    from ethnode.eth.fetcher.tx_scheduler import TxFetchScheduler, TxMeta
+
+    blobless, blobs = 1500, 2
+    full = blobless + blob_payload_size(blobs)
+    s = TxFetchScheduler()
+    s.notify("old", [3], [full], [H[0]], 0.0)
+    s.notify("new", [3], [blobless], [H[0]], 0.0, sparse=True)
+    s.notify("liar", [3], [full], [H[0]], 0.0, sparse=True)  # an eth/72 peer stating the size with blobs
+    actions = s.deliver("new", [H[0]], [TxMeta(3, full, blobless)], 1.0, reply=True)
+    assert [a.peer for a in actions if isinstance(a, TxDrop)] == ["liar"]

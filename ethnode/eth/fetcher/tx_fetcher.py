@@ -31,7 +31,8 @@ from ethnode.core.txpool import (
     UnderpricedError,
 )
 from ethnode.core.txpool.blobbuffer import BlobBuffer
-from ethnode.core.types.transaction import BLOB_TX_TYPE, BlobTxWithSidecar
+from ethnode.core.types.cells import blobless_encoding
+from ethnode.core.types.transaction import BLOB_SIZE, BLOB_TX_TYPE, BlobTxWithSidecar
 from ethnode.eth.fetcher.tx_scheduler import DropPeer, Fetch, FetchTimings, TxFetchScheduler, TxMeta
 from ethnode.eth.protocols.eth.knowncache import KnownCache
 from ethnode.eth.protocols.eth.peer import TRACKER_TIMEOUT, EthPeer, RequestError, RequestTimeoutError
@@ -48,10 +49,19 @@ _UNDERPRICED = (UnderpricedError, ReplaceUnderpricedError, TxGasPriceTooLowError
 _VIOLATIONS = (KZGVerificationError, BlobSidecarError)
 
 
+def blob_payload_size(blobs: int) -> int:
+    """The bytes eth/72 leaves out of a blob tx with ``blobs`` blobs (geth blobPayloadSize)."""
+    return blobs * (BLOB_SIZE + 4) + 4
+
+
 def tx_meta(tx: Any) -> TxMeta:
-    """The type and wire size of a delivered tx, as an announcement states them."""
+    """The type and wire size of a delivered tx, as an announcement states them; a blob tx's
+    with and without its blobs (an eth/72 delivery has none: the full size is geth's estimate)."""
     if isinstance(tx, BlobTxWithSidecar):
-        return TxMeta(tx.type, len(tx.network_encoding()))
+        sc = tx.sidecar
+        blobless = len(blobless_encoding(tx.tx, sc.version, sc.commitments, sc.proofs))
+        full = len(tx.network_encoding()) if sc.blobs else blobless + blob_payload_size(len(sc.commitments))
+        return TxMeta(tx.type, full, blobless)
     return TxMeta(tx.type, tx.size)
 
 
@@ -121,7 +131,8 @@ class TxFetcher:
             new_sizes.append(size)
             new_hashes.append(tx_hash)
         if new_hashes:
-            self._apply(self.scheduler.notify(peer, new_types, new_sizes, new_hashes, self._now()))
+            sparse = getattr(peer, "version", 0) >= ETH72
+            self._apply(self.scheduler.notify(peer, new_types, new_sizes, new_hashes, self._now(), sparse=sparse))
         return blob_hashes
 
     def enqueue(self, peer: EthPeer, txs: Sequence[Any], direct: bool) -> None:
