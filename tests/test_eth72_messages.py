@@ -170,3 +170,26 @@ def test_cell_sidecar_lookup() -> None:
     # Blob-major, ascending index: blob 0's cells 3 and 9, then blob 1's.
     sc = CellSidecar((b"0/3", b"0/9", b"1/3", b"1/9"), custody_of([3, 9]), (b"c0", b"c1"), ())
     assert sc.cell(1, 9) == b"1/9" and sc.cell(0, 3) == b"0/3" and sc.cell(0, 4) is None
+
+
+def test_fcu_v4_custody_reaches_the_blob_fetcher() -> None:
+    """engine_forkchoiceUpdatedV4's third argument (geth: BlobFetcher().UpdateCustody), a
+    16-byte bitmap in hex; any other length is geth's invalid-params error."""
+    from eth_support import ethtest_chain
+
+    from ethnode.eth.catalyst.api import EngineAPI
+    from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError
+
+    api = EngineAPI(ethtest_chain(0))
+    seen: list[int] = []
+    api.on_custody = seen.append
+    state = {"headBlockHash": "0x" + "11" * 32, "safeBlockHash": "0x" + "00" * 32,
+             "finalizedBlockHash": "0x" + "00" * 32}
+    custody = custody_of([7, 19, 33, 52, 68, 90, 111, 126])  # devp2p BlobTxAvailabilityFailure's
+    reply = api.forkchoice_updated_v4(state, None, "0x" + custody_to_bytes(custody).hex())
+    assert reply["payloadStatus"]["status"] == "SYNCING" and seen == [custody]
+    api.forkchoice_updated_v4(state, None)  # no custody given: left as it is
+    assert seen == [custody]
+    with pytest.raises(RPCError) as err:
+        api.forkchoice_updated_v4(state, None, "0x" + "ff" * 15)
+    assert err.value.code == INVALID_PARAMS and "custody bitmap: invalid length 15, want 16" in str(err.value)

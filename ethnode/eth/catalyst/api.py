@@ -135,9 +135,9 @@ class PayloadAttributes:
 
 def _custody_arg(value: Any) -> int:
     """fcuV4's third argument, a 16-byte custody bitmap as hex (geth CustodyBitmap.UnmarshalText)."""
-    raw = _arg(3, decode_data, value)
+    raw = _arg(2, decode_data, value)
     if len(raw) != CUSTODY_BITMAP_SIZE:
-        raise RPCError(INVALID_PARAMS, f"invalid argument 3: custody bitmap: invalid length {len(raw)}, "
+        raise RPCError(INVALID_PARAMS, f"invalid argument 2: custody bitmap: invalid length {len(raw)}, "
                                        f"want {CUSTODY_BITMAP_SIZE}")
     return custody_from_bytes(raw)
 
