@@ -184,3 +184,21 @@ def test_buffer_limits(kzg: KzgVerifier, blobs: dict[str, Any]) -> None:
     now[0] = 121.0  # past the 2-minute lifetime
     buffer.add_cells(b"\x00" * 32, {}, 0)
     assert not buffer.has_tx(tx.hash)
+
+
+def test_get_cells_computes_a_bounded_number_of_txs(kzg: KzgVerifier, blobs: dict[str, Any]) -> None:
+    """Data cells are slices of the blob (free); extension cells are computed for at most
+    MAX_CELL_COMPUTES txs per GetCells, the rest of such a request is left out."""
+    from ethnode.eth.protocols.eth.serve import MAX_CELL_COMPUTES, serve_cells
+
+    pool = TxPool(make_chain(time_forks=OSAKA), TxPoolConfig(), kzg=kzg)
+    txs = [blob_tx(k, 0, sidecar=blobs["sidecar"]) for k in range(MAX_CELL_COMPUTES + 2)]
+    assert pool.add(txs) == [None] * len(txs)
+    hashes = [t.hash for t in txs]
+    served, cells = serve_cells(pool, hashes, custody_of([0, 63]))
+    assert served == hashes and cells[0] == [blobs["cells"][b][i] for i in (0, 63) for b in (0, 1)]
+    served, cells = serve_cells(pool, hashes, custody_of([5, 100]))
+    assert served == hashes[:MAX_CELL_COMPUTES]
+    assert cells[-1] == [blobs["cells"][b][i] for i in (5, 100) for b in (0, 1)]
+    served, _ = serve_cells(pool, hashes, custody_of([5, 100]))  # computed ones are kept: more fit now
+    assert served == hashes

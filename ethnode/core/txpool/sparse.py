@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from ethnode.core.txpool import errors
 from ethnode.core.txpool.config import BLOB_TX_MAX_SIZE, MAX_BLOBS_PER_TX
 from ethnode.core.txpool.validation import BLOB_POOL_TX_TYPES, ValidationOptions, validate_transaction
-from ethnode.core.types.cells import BlobTxWithCells, blobless_encoding
-from ethnode.core.types.custody import CUSTODY_ALL
+from ethnode.core.types.cells import CELL_SIZE, BlobTxWithCells, blobless_encoding
+from ethnode.core.types.custody import CUSTODY_ALL, DATA_PER_BLOB
 from ethnode.core.types.transaction import BlobTxWithSidecar
 
 if TYPE_CHECKING:
@@ -85,9 +85,13 @@ class SparseBlobServing:
             return len(blobless_encoding(tx.tx, sc.version, sc.commitments, sc.proofs))
         return ptx.size
 
-    def cells(self, tx_hash: bytes, indices: Sequence[int]) -> list[bytes] | None:
+    def cells(self, tx_hash: bytes, indices: Sequence[int], *, may_compute: bool = True) -> list[bytes] | None:
         """A pooled blob tx's cells ``indices``, index-major as Cells carries them (for each
-        index, every blob's cell); None when the tx or any of those cells is not held."""
+        index, every blob's cell); None when the tx or any of those cells is not held.
+
+        The 64 data cells are slices of the blob; the extension cells of a tx held with
+        whole blobs are computed (and kept a while) unless ``may_compute`` is False.
+        """
         ptx = self._blob.all.get(tx_hash)
         if ptx is None or not indices:
             return None
@@ -98,12 +102,15 @@ class SparseBlobServing:
                 return None
             blobs = len(sc.commitments)
             return [sc.cell(b, i) for i in indices for b in range(blobs)]  # type: ignore[misc]
+        blob_list = tx.sidecar.blobs  # type: ignore[union-attr]
+        if max(indices) < DATA_PER_BLOB:
+            return [blob[i * CELL_SIZE:(i + 1) * CELL_SIZE] for i in indices for blob in blob_list]
         per_blob = self._cells.get(tx_hash)
         if per_blob is None:
             kzg = self._kzg_verifier()
-            if kzg is None:
+            if kzg is None or not may_compute:
                 return None
-            per_blob = [kzg.compute_cells(blob) for blob in tx.sidecar.blobs]  # type: ignore[union-attr]
+            per_blob = [kzg.compute_cells(blob) for blob in blob_list]
             self._cells[tx_hash] = per_blob
             while len(self._cells) > CELL_CACHE_TXS:
                 self._cells.pop(next(iter(self._cells)))

@@ -56,8 +56,9 @@ class TxPoolReader(Protocol):
         """The size an announcement states on ``version`` (eth/72: without blobs)."""
         ...
 
-    def cells(self, tx_hash: bytes, indices: Sequence[int]) -> list[bytes] | None:
-        """eth/72 GetCells: the cells ``indices`` of every blob, index-major; None if any is missing."""
+    def cells(self, tx_hash: bytes, indices: Sequence[int], *, may_compute: bool = True) -> list[bytes] | None:
+        """eth/72 GetCells: the cells ``indices`` of every blob, index-major; None if any is missing
+        (or would have to be computed and ``may_compute`` is False)."""
         ...
 
 

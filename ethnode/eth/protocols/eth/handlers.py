@@ -62,9 +62,9 @@ from ethnode.eth.protocols.eth.serve import (
     collect,
     iter_block_access_lists,
     iter_bodies,
+    iter_cells,
     iter_headers,
     iter_receipts,
-    serve_cells,
     serve_pooled_txs,
 )
 from ethnode.rlp.errors import DecodingError
@@ -202,8 +202,8 @@ def _check_pooled_blob_tx(tx: WireTx, version: int) -> None:
 
 async def _get_cells(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
     rid, (hashes, mask) = decode(peer.version, GET_CELLS, payload)
-    served, cells = serve_cells(backend.txpool, hashes, custody_from_bytes(mask))
-    await peer.reply_cells(rid, served, cells, mask)
+    served = await collect(iter_cells(backend.txpool, hashes, custody_from_bytes(mask)))
+    await peer.reply_cells(rid, [h for h, _ in served], [c for _, c in served], mask)
 
 
 def _cells(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:

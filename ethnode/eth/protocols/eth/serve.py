@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator, Sequence
+from typing import TypeVar
 
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.rawdb import schema
@@ -35,6 +36,8 @@ from ethnode.trie import EMPTY_ROOT
 
 _raw_items = List(raw)
 
+T = TypeVar("T")
+
 SOFT_RESPONSE_LIMIT = 2 * 1024 * 1024  # bytes; geth softResponseLimit
 MAX_HEADERS_SERVE = 1024  # geth maxHeadersServe
 MAX_BODIES_SERVE = 1024  # geth maxBodiesServe
@@ -42,6 +45,7 @@ MAX_RECEIPTS_SERVE = 1024  # geth maxReceiptsServe
 MAX_BALS_SERVE = 1024  # geth maxBALsServe
 MAX_PACKET_SIZE = MAX_MESSAGE_SIZE  # geth maxPacketSize: eth/70 receipt replies are cut to fit it
 MAX_CELLS_SERVE = 4096  # tx lookups per GetCells; geth maxCellsServe
+MAX_CELL_COMPUTES = 8  # ours: txs per GetCells whose extension cells may be computed (geth stores them)
 MAX_POOLED_TX_SERVE = 4096  # lookups per GetPooledTransactions; geth maxPooledTxServe
 MAX_NON_CANONICAL = 100  # side-chain steps a hash-based skip query may walk; geth GetAncestor's budget
 # Bytes of reply items at most: the message cap less the envelope ([request-id, [...]]).
@@ -98,9 +102,9 @@ def get_ancestor(
     return block_hash, number
 
 
-async def collect(items: Iterator[bytes], slice_seconds: float = SERVE_SLICE) -> list[bytes]:
+async def collect(items: Iterator[T], slice_seconds: float = SERVE_SLICE) -> list[T]:
     """Drain a query's items, yielding to the loop whenever a slice of serving time is used up."""
-    out: list[bytes] = []
+    out: list[T] = []
     clock = time.perf_counter
     deadline = clock() + slice_seconds
     for item in items:
@@ -387,26 +391,36 @@ def serve_pooled_txs(
     return served, items
 
 
-def serve_cells(txpool: TxPoolReader, hashes: Sequence[bytes], mask: int) -> tuple[list[bytes], list[list[bytes]]]:
-    """(hashes served, each one's cells index-major) for GetCells (geth ``answerGetCells``):
-    a tx missing any asked cell is left out, and serving stops at the soft byte limit."""
-    served: list[bytes] = []
-    cells: list[list[bytes]] = []
+def iter_cells(txpool: TxPoolReader, hashes: Sequence[bytes], mask: int) -> Iterator[tuple[bytes, list[bytes]]]:
+    """(hash, its cells index-major) for GetCells (geth ``answerGetCells``): a tx missing any
+    asked cell is left out, and serving stops at the soft byte limit.
+
+    Extension cells of a tx held with whole blobs cost ~12 ms per blob to compute (geth
+    keeps them precomputed); a request gets at most ``MAX_CELL_COMPUTES`` such txs, so a
+    peer cannot make us burn seconds of CPU with one message.
+    """
     indices = custody_indices(mask)
     if not indices:
-        return served, cells
+        return
     max_cells = SOFT_RESPONSE_LIMIT // CELL_SIZE
-    count = 0
+    count = computed = 0
     for i, tx_hash in enumerate(hashes):
         if count >= max_cells or i >= MAX_CELLS_SERVE:
-            break
-        got = txpool.cells(tx_hash, indices)
+            return
+        got = txpool.cells(tx_hash, indices, may_compute=False)
+        if got is None and computed < MAX_CELL_COMPUTES:
+            got = txpool.cells(tx_hash, indices, may_compute=True)
+            computed += got is not None
         if not got:
             continue
-        served.append(tx_hash)
-        cells.append(got)
+        yield tx_hash, got
         count += len(got)
-    return served, cells
+
+
+def serve_cells(txpool: TxPoolReader, hashes: Sequence[bytes], mask: int) -> tuple[list[bytes], list[list[bytes]]]:
+    """``iter_cells`` gathered: (hashes served, their cells)."""
+    served = list(iter_cells(txpool, hashes, mask))
+    return [h for h, _ in served], [c for _, c in served]
 
 
 __all__ = ["serve_cells", "MAX_CELLS_SERVE",
