@@ -45,7 +45,7 @@ from ethnode.p2p.disconnect import DiscReason
 pytestmark = [pytest.mark.interop, pytest.mark.subprocess, pytest.mark.timeout(BUILD_TIMEOUT + 300)]
 
 HOST = "127.0.0.1"
-SUITE_BUDGET = 70.0  # seconds for the whole suite: ~15-20 s when all pass, more when some wait out timeouts
+SUITE_BUDGET = 120.0  # s for the whole suite: ~40-60 s when all pass (eth/72 tests: ~20 s of devp2p's KZG work)
 PREPARE_TIMEOUT = 120.0  # init + import of the 600-block chain (~5 s executed, 1 s not, on this machine)
 AUTHRPC_LINE = re.compile(r"HTTP server started endpoint=[\d.]+:(\d+) auth=true")
 
