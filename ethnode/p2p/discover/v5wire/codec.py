@@ -27,7 +27,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 from ethnode.crypto.errors import InvalidKeyError
-from ethnode.crypto.keys import PrivateKey
+from ethnode.crypto.keys import PrivateKey, PublicKey
 from ethnode.errors import EthnodeError
 from ethnode.p2p.discover.v5wire import crypto
 from ethnode.p2p.discover.v5wire.messages import UNKNOWN, WHOAREYOU, Message, MessageError, decode_message
@@ -150,9 +150,9 @@ class Codec:
         return self._masked(dest_id, header), w.nonce
 
     def _handshake_header(self, dest_id: bytes, addr: Hashable, challenge: Whoareyou) -> tuple[Header, Session]:
-        if challenge.node is None or challenge.node.record is None:
+        if challenge.node is None:
             raise PacketError("can't find secp256k1 key for recipient")
-        remote = challenge.node.record.public_key
+        remote = PublicKey(challenge.node.pubkey)  # an enode:// bootnode has a key but no record
         eph = self.sc.ephemeral_key_gen()
         eph_pub = eph.public_key.to_compressed()
         sig = crypto.make_id_signature(self.key, challenge.challenge_data, eph_pub, dest_id)
