@@ -171,11 +171,11 @@ async def _log_table(service: Any, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         stats = service.stats
-        log.info("Discovery table proto=%s nodes=%d db=%d in=%d out=%d dropped=%d",
-                 "v5" if type(service).__name__ == "UDPv5" else "v4", len(service.table), len(service.db),
-                 sum(v for k, v in stats.items() if k.startswith("in:")),
+        log.info("Discovery table nodes=%d db=%d in=%d out=%d dropped=%d proto=%s", len(service.table),
+                 len(service.db), sum(v for k, v in stats.items() if k.startswith("in:")),
                  sum(v for k, v in stats.items() if k.startswith("out:")),
-                 sum(v for k, v in stats.items() if k.startswith("drop:")))
+                 sum(v for k, v in stats.items() if k.startswith("drop:")),
+                 "v5" if type(service).__name__ == "UDPv5" else "v4")
 
 
 async def _crawl(service: Any, interval: float) -> None:
