@@ -290,7 +290,19 @@ def print_targets(groups: dict[str, dict[str, float]], data: dict | None = None)
             ratio = g["rusty"] / g["compiled"]
             print(f"  {'PASS' if ratio >= 3 else 'MISS'}  {name}: rusty-rlp/compiled {ratio:.1f}× (≥ 3×)")
     print_rlpx_targets(groups, data or {})
+    print_discv5(groups)
     print_execute_targets(data or {})
+
+
+DISCV5_PING_GROUP = "discv5 handle ping in a session (unmask, decrypt, decode, seal+send pong)"
+
+
+def print_discv5(groups: dict[str, dict[str, float]]) -> None:
+    """discv5 PINGs answered per second in a session, compiled crypto against its pure twin."""
+    g = groups.get(DISCV5_PING_GROUP, {})
+    if "compiled" in g and "pure" in g:
+        print(f"  info  discv5 pings answered/s: compiled {1e9 / g['compiled']:,.0f}, pure {1e9 / g['pure']:,.0f} "
+              f"({g['pure'] / g['compiled']:.2f}× faster compiled)")
 
 
 def main() -> int:
