@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from shared_support import subprocess_env
 
 from ethnode.crypto.keys import PrivateKey
 from ethnode.p2p import loop as p2p_loop
@@ -271,6 +276,7 @@ def test_malformed_packets_are_dropped_and_the_socket_keeps_serving() -> None:
             static = b"discv5" + b"\x00\x01" + b"\x00" + os.urandom(12) + b"\xff\xff"
             peer.send_raw(iv + v5crypto.mask(svc.local.id, iv, static) + os.urandom(60))
             peer.send_raw(good[:-8])  # cut inside the GCM tag
+            peer.send_raw(good + os.urandom(1300))  # beyond the 1280-byte packet limit
             assert await peer.silent()
             tampered = bytearray(good)
             tampered[-1] ^= 0xFF  # bad auth tag: undecryptable, so the sender is challenged
@@ -330,6 +336,77 @@ def test_a_small_network_finds_itself_through_lookups() -> None:
             await asyncio.wait_for(settled(), 20)
         finally:
             for s in everyone:
+                await s.close()
+
+    run(main)
+
+
+def _discover(*flags: str) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "ethnode.commands.discover", "--port", "0", "--listenaddr", "127.0.0.1",
+           "--log-interval", "0.2", "--verbosity", "3", *flags]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+
+
+@pytest.mark.subprocess
+def test_discover_command_with_discv5_alone() -> None:
+    proc = _discover("--discovery.v4=false")
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        record = ENR.from_text(proc.stdout.readline().strip())
+        node = Node.from_enr(record)
+
+        async def talk() -> None:
+            svc = await _service()
+            try:
+                pong = await svc.ping(node)
+                assert pong.enr_seq == record.seq
+            finally:
+                await svc.close()
+
+        run(talk, timeout=15)
+        time.sleep(0.5)  # let a table-size line be logged
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "proto=v5" in err and "proto=v4" not in err
+
+
+@pytest.mark.subprocess
+def test_discover_command_refuses_to_run_nothing() -> None:
+    proc = _discover("--discovery.v4=false", "--discv5=false")
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 1 and err.strip().splitlines() == [
+        "Fatal: nothing to run: --discovery.v4=false and --discovery.v5=false"]
+
+
+def test_async_talk_handlers_beyond_the_limit_are_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """geth's maxActiveTalkRequests: with every slot busy, a TALKREQ is dropped unanswered."""
+    from ethnode.p2p.discover import v5_udp
+
+    monkeypatch.setattr(v5_udp, "MAX_ACTIVE_TALK_REQUESTS", 1)
+
+    async def main() -> None:
+        a, b, c = await _service(), await _service(resp_timeout=3.0), await _service(resp_timeout=0.3)
+        release = asyncio.Event()
+
+        async def held(node: Node, addr: tuple[str, int], msg: bytes) -> bytes:
+            await release.wait()
+            return b"done"
+
+        a.register_talk_handler(b"held", held)
+        try:
+            first = asyncio.ensure_future(b.talk_request(a.self_node, b"held", b""))
+            while a._talk_active == 0:  # the first request holds the only slot
+                await asyncio.sleep(0.01)
+            with pytest.raises(DiscoveryTimeout):
+                await c.talk_request(a.self_node, b"held", b"")
+            assert a.stats["drop:talk-overload"] == 1
+            release.set()
+            assert await first == b"done"
+        finally:
+            for s in (a, b, c):
                 await s.close()
 
     run(main)

@@ -75,6 +75,7 @@ TOTAL_NODES_RESPONSE_LIMIT = 5  # geth totalNodesResponseLimit: NODES packets ac
 NODES_SIZE_LIMIT = 1000  # geth packNodes sizeLimit: record bytes per NODES packet
 LOW_PORT = 1024  # geth errLowPort
 RANDOM_LOOKUPS_PER_REFRESH = 3
+MAX_ACTIVE_TALK_REQUESTS = 1024  # geth maxActiveTalkRequests: async handlers running at once; more are dropped
 
 Addr = tuple[str, int]  # the session address: (ip text, port)
 TalkHandler = Callable[[Node, Addr, bytes], "bytes | Awaitable[bytes]"]
@@ -147,6 +148,7 @@ class UDPv5:
         self.stats: Counter[str] = Counter()
         self.unhandled: Callable[[bytes, Any], None] | None = None  # where non-discv5 packets go
         self._talk: dict[bytes, TalkHandler] = {}
+        self._talk_active = 0
         self._transport: asyncio.DatagramTransport | None = None
         self._v4_mapped = False
         self._active_by_node: dict[bytes, _Call] = {}
@@ -442,6 +444,12 @@ class UDPv5:
             log.exception("TALKREQ handler for %r failed", p.protocol)
             return
         if inspect.isawaitable(result):
+            if self._talk_active >= MAX_ACTIVE_TALK_REQUESTS:  # overloaded: drop, as geth does
+                self.stats["drop:talk-overload"] += 1
+                if inspect.iscoroutine(result):
+                    result.close()
+                return
+            self._talk_active += 1
             self._spawn(self._finish_talk(result, p, from_id, addr))
         else:
             self._send(from_id, addr, TalkResponse(p.req_id, bytes(result)))
@@ -452,6 +460,8 @@ class UDPv5:
         except Exception:
             log.exception("TALKREQ handler for %r failed", p.protocol)
             return
+        finally:
+            self._talk_active -= 1
         self._send(from_id, addr, TalkResponse(p.req_id, bytes(message)))
 
     def _collect_table_nodes(self, rip: IPAddress, distances: list[int], limit: int) -> list[Node]:

@@ -185,6 +185,8 @@ class Codec:
         """
         if len(data) < MIN_PACKET_SIZE:
             raise InvalidHeader("packet too short")
+        if len(data) > MAX_PACKET_SIZE:  # geth reads into a 1280-byte buffer; more is no discv5 packet
+            raise PacketError("packet too large")
         header = crypto.unmask_header(self.local_id, data)
         if header is None:  # pragma: no cover - MIN_PACKET_SIZE covers the static header
             raise InvalidHeader("packet too short")
