@@ -25,9 +25,8 @@ type Aes128Ctr = ctr::Ctr128BE<Aes128>;
 const KEY_LEN: usize = 16;
 const IV_LEN: usize = 16; // masking IV
 const NONCE_LEN: usize = 12; // GCM nonce
-/// protocol-id (6) || version (2) || flag (1) || nonce (12) || authdata-size (2)
-const STATIC_HEADER_LEN: usize = 23;
-const STATIC_PACKET_LEN: usize = IV_LEN + STATIC_HEADER_LEN;
+/// masking IV, then protocol-id (6) || version (2) || flag (1) || nonce (12) || authdata-size (2)
+const STATIC_PACKET_LEN: usize = IV_LEN + 23;
 
 fn key16(key: &[u8], what: &str) -> PyResult<[u8; KEY_LEN]> {
     key.get(..KEY_LEN)
@@ -37,26 +36,35 @@ fn key16(key: &[u8], what: &str) -> PyResult<[u8; KEY_LEN]> {
 
 fn nonce12(nonce: &[u8]) -> PyResult<&[u8]> {
     if nonce.len() != NONCE_LEN {
-        return Err(PyValueError::new_err(format!("nonce must be {NONCE_LEN} bytes")));
+        return Err(PyValueError::new_err(format!(
+            "nonce must be {NONCE_LEN} bytes"
+        )));
     }
     Ok(nonce)
 }
 
 fn ctr(dest_id: &[u8; KEY_LEN], iv: &[u8]) -> Aes128Ctr {
-    Aes128Ctr::new(GenericArray::from_slice(dest_id), GenericArray::from_slice(iv))
+    Aes128Ctr::new(
+        GenericArray::from_slice(dest_id),
+        GenericArray::from_slice(iv),
+    )
 }
 
 /// AES-128-CTR keyed by the first 16 bytes of `dest_id`: masks (and unmasks) a header.
 #[pyfunction]
-fn v5_mask<'py>(py: Python<'py>, dest_id: &[u8], iv: &[u8], data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+fn v5_mask<'py>(
+    py: Python<'py>,
+    dest_id: &[u8],
+    iv: &[u8],
+    data: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
     let key = key16(dest_id, "dest_id")?;
     if iv.len() != IV_LEN {
         return Err(PyValueError::new_err(format!("iv must be {IV_LEN} bytes")));
     }
-    PyBytes::new_with(py, data.len(), |out| {
-        ctr(&key, iv).apply_keystream_b2b(data, out).expect("same length");
-        Ok(())
-    })
+    let mut out = data.to_vec();
+    ctr(&key, iv).apply_keystream(&mut out);
+    Ok(PyBytes::new(py, &out))
 }
 
 /// The unmasked header of a received packet: masking IV || static header || authdata.
@@ -64,24 +72,25 @@ fn v5_mask<'py>(py: Python<'py>, dest_id: &[u8], iv: &[u8], data: &[u8]) -> PyRe
 /// None when the packet cannot hold a static header. When the declared authdata size runs
 /// past the end, only IV || static header comes back, so the caller sees the mismatch.
 #[pyfunction]
-fn v5_unmask_header<'py>(py: Python<'py>, local_id: &[u8], packet: &[u8]) -> PyResult<Option<Bound<'py, PyBytes>>> {
+fn v5_unmask_header<'py>(
+    py: Python<'py>,
+    local_id: &[u8],
+    packet: &[u8],
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
     let key = key16(local_id, "local_id")?;
     if packet.len() < STATIC_PACKET_LEN {
         return Ok(None);
     }
     let mut cipher = ctr(&key, &packet[..IV_LEN]);
-    let mut head = [0u8; STATIC_HEADER_LEN];
-    cipher.apply_keystream_b2b(&packet[IV_LEN..STATIC_PACKET_LEN], &mut head).expect("same length");
-    let auth_size = u16::from_be_bytes([head[21], head[22]]) as usize;
-    let end = if STATIC_PACKET_LEN + auth_size <= packet.len() { STATIC_PACKET_LEN + auth_size } else { STATIC_PACKET_LEN };
-    Ok(Some(PyBytes::new_with(py, end, |out| {
-        out[..IV_LEN].copy_from_slice(&packet[..IV_LEN]);
-        out[IV_LEN..STATIC_PACKET_LEN].copy_from_slice(&head);
-        cipher
-            .apply_keystream_b2b(&packet[STATIC_PACKET_LEN..end], &mut out[STATIC_PACKET_LEN..])
-            .expect("same length");
-        Ok(())
-    })?))
+    let mut out = packet[..STATIC_PACKET_LEN].to_vec();
+    cipher.apply_keystream(&mut out[IV_LEN..]);
+    let auth_size = u16::from_be_bytes([out[IV_LEN + 21], out[IV_LEN + 22]]) as usize;
+    if STATIC_PACKET_LEN + auth_size <= packet.len() {
+        let start = out.len();
+        out.extend_from_slice(&packet[STATIC_PACKET_LEN..STATIC_PACKET_LEN + auth_size]);
+        cipher.apply_keystream(&mut out[start..]);
+    }
+    Ok(Some(PyBytes::new(py, &out)))
 }
 
 /// AES-128-GCM seal: ciphertext || 16-byte tag, `aad` authenticated (the unmasked header).
@@ -94,11 +103,19 @@ fn v5_encrypt<'py>(
     aad: &[u8],
 ) -> PyResult<Bound<'py, PyBytes>> {
     if key.len() != KEY_LEN {
-        return Err(PyValueError::new_err(format!("key must be {KEY_LEN} bytes")));
+        return Err(PyValueError::new_err(format!(
+            "key must be {KEY_LEN} bytes"
+        )));
     }
     let cipher = Aes128Gcm::new(GenericArray::from_slice(key));
     let sealed = cipher
-        .encrypt(GenericArray::from_slice(nonce12(nonce)?), Payload { msg: plaintext, aad })
+        .encrypt(
+            GenericArray::from_slice(nonce12(nonce)?),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .map_err(|_| PyValueError::new_err("AES-GCM encryption failed"))?;
     Ok(PyBytes::new(py, &sealed))
 }
@@ -113,11 +130,19 @@ fn v5_decrypt<'py>(
     aad: &[u8],
 ) -> PyResult<Option<Bound<'py, PyBytes>>> {
     if key.len() != KEY_LEN {
-        return Err(PyValueError::new_err(format!("key must be {KEY_LEN} bytes")));
+        return Err(PyValueError::new_err(format!(
+            "key must be {KEY_LEN} bytes"
+        )));
     }
     let cipher = Aes128Gcm::new(GenericArray::from_slice(key));
     Ok(cipher
-        .decrypt(GenericArray::from_slice(nonce12(nonce)?), Payload { msg: ciphertext, aad })
+        .decrypt(
+            GenericArray::from_slice(nonce12(nonce)?),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
         .ok()
         .map(|pt| PyBytes::new(py, &pt)))
 }
@@ -126,7 +151,11 @@ fn v5_decrypt<'py>(
 ///
 /// `pubkey` is any SEC1 encoding; None when it is not a point on the curve.
 #[pyfunction]
-fn v5_ecdh<'py>(py: Python<'py>, secret: &[u8], pubkey: &[u8]) -> PyResult<Option<Bound<'py, PyBytes>>> {
+fn v5_ecdh<'py>(
+    py: Python<'py>,
+    secret: &[u8],
+    pubkey: &[u8],
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
     let secret = secret_key(secret)?;
     Ok(Point::parse(pubkey).map(|p| PyBytes::new(py, &p.mul(&secret).serialize_compressed())))
 }

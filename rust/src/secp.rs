@@ -144,8 +144,8 @@ impl Point {
         }
     }
 
-    /// secret * self as a point (ECDH that keeps the y parity, as discv5 needs); None for a
-    /// product at infinity, which a checked secret and a valid point cannot give.
+    /// secret * self as a point (ECDH that keeps the y parity, as discv5 needs). A checked
+    /// secret times a valid point is never the point at infinity (the group order is prime).
     pub(crate) fn mul(&self, secret: &Secret) -> Point {
         let mut product = *self;
         unsafe {
