@@ -316,3 +316,37 @@ def test_message_decoding_rules() -> None:
         with pytest.raises(Exception) as info:
             decode_message(bad)
         assert isinstance(info.value, ValueError)
+
+
+def test_mutated_packets_only_ever_raise_packet_errors(backend: Any) -> None:
+    """Every byte flip, cut and extension of the vector packets decodes or raises PacketError."""
+    import random
+
+    rng = random.Random(5)
+    known_a = Node.from_enr(_record(KEY_A, 1))
+    b = _codec(KEY_B)
+    seen: set[str] = set()
+    for packet, challenge in ((PING_PACKET, None), (WHOAREYOU_PACKET, None), (HANDSHAKE_PACKET, CHALLENGE1),
+                              (HANDSHAKE_ENR_PACKET, CHALLENGE0)):
+        for i in range(300):
+            data = bytearray(packet)
+            mode = i % 3
+            if mode == 0:
+                pos = rng.randrange(len(data))
+                data[pos] ^= 1 << rng.randrange(8)
+            elif mode == 1:
+                del data[rng.randrange(len(data)):]
+            else:
+                data += os.urandom(rng.randrange(1, 40))
+            b.sc.store_session(ID_A, ADDR, Session(bytes(16), bytes(16)), known_a)
+            if challenge is not None:
+                seq = challenge[-1]
+                b.sc.store_sent_handshake(ID_A, ADDR, Whoareyou(REQ_NONCE, ID_NONCE, seq,
+                                                                node=known_a if seq else None,
+                                                                challenge_data=challenge))
+            try:
+                b.decode(bytes(data), ADDR)
+                seen.add("ok")
+            except PacketError as exc:
+                seen.add(type(exc).__name__)
+    assert {"ok", "InvalidHeader", "PacketError"} <= seen
