@@ -208,6 +208,16 @@ class UDPv4:
     def self_node(self) -> Node:
         return self.local.node
 
+    def share_socket(self, unhandled: Callable[[bytes, Any], None]) -> tuple[asyncio.DatagramTransport, bool]:
+        """Hand packets that are not discv4 to ``unhandled``; returns (transport, IPv4-mapped) to send on.
+
+        geth's setupDiscovery: discv5 runs on discv4's socket and reads what discv4 passes on.
+        """
+        if self._transport is None:
+            raise DiscoveryError("discv4 is not started")
+        self.unhandled = unhandled
+        return self._transport, self._v4_mapped
+
     def _spawn(self, coro: Any) -> None:
         if self._closing:
             coro.close()

@@ -186,12 +186,10 @@ class UDPv5:
 
     def attach(self, v4: UDPv4) -> UDPv5:
         """Share discv4's started socket: it passes on what it cannot parse (geth setupDiscovery)."""
-        if v4._transport is None:
-            raise DiscoveryError("discv4 is not started")
+        transport, v4_mapped = v4.share_socket(self.handle_packet)
         self._shared = True
         self.port = v4.port
-        v4.unhandled = self.handle_packet
-        self._run(v4._transport, v4._v4_mapped)
+        self._run(transport, v4_mapped)
         return self
 
     def _run(self, transport: asyncio.DatagramTransport, v4_mapped: bool) -> None:
