@@ -11,4 +11,15 @@ from ethnode import rlp  # noqa: E402,F401
 from ethnode.eth.protocols.eth import knowncache  # noqa: E402,F401
 from ethnode.p2p.rlpx import frame, handshake  # noqa: E402,F401
 
+def __getattr__(name: str) -> object:
+    """The public API (``ethnode.api``) at the root, imported on first use: ``import ethnode``
+    stays as light as the backend report needs, and ``ethnode.EthNode`` still works."""
+    import importlib
+
+    api = importlib.import_module("ethnode.api")
+    if name in api.__all__:
+        return getattr(api, name)
+    raise AttributeError(f"module 'ethnode' has no attribute {name!r}")
+
+
 __all__ = ["__version__", "backends", "Backend", "EthnodeError"]

@@ -55,6 +55,11 @@ class EventBus:
         self._subs[kind].add(sub)
         return sub
 
+    def subscribed(self, kind: type) -> bool:
+        """Whether anyone listens for ``kind``: publishers test this before building an event
+        that costs something (a decode, a timestamp), so an unwatched event costs one lookup."""
+        return bool(self._subs.get(kind))
+
     def post(self, event: Any) -> int:
         """Deliver to every subscriber of ``type(event)``; returns how many got it."""
         subs = self._subs.get(type(event), ())
