@@ -242,20 +242,24 @@ class EthNode:
     async def connect(self, enode: str, timeout: float = CONNECT_TIMEOUT) -> PeerInfo:
         """Dial ``enode`` once and wait until it is a peer (with eth: its Status handshake done)."""
         node = self._parse(parse_static_node, enode, "enode")
-        registered = self.bus.subscribe(EthPeerRegistered, 64) if self.eth is not None else None
+        # with eth a peer counts once its Status is in; without, once the server added it
+        kind = EthPeerRegistered if self.eth is not None else PeerEvent
+        added = self.bus.subscribe(kind, 64)
         try:
             async with asyncio.timeout(timeout):
                 peer = await self.server.dial(node)
                 await peer.wait_ready()
-                if registered is not None:
-                    while (await registered.get()).peer.channel.peer is not peer:
-                        pass
+                while True:
+                    ev = await added.get()
+                    if kind is EthPeerRegistered and ev.peer.channel.peer is peer:
+                        break
+                    if kind is PeerEvent and ev.type is PeerEventType.ADD and ev.node_id == peer.remote_id:
+                        break
             return self._info(peer)
         except TimeoutError:
             raise NodeAPIError(f"{enode[:40]}...: no handshake within {timeout:g} s") from None
         finally:
-            if registered is not None:
-                registered.unsubscribe()
+            added.unsubscribe()
 
     async def send(self, peer: PeerInfo | bytes, code: int | str, value: Any, request_id: int | None = None) -> None:
         """Send an eth message, by code or name (``"Transactions"``), encoded by ethnode's message table."""
