@@ -50,7 +50,8 @@ from ethnode.eth.protocols.eth.handshake import AnyStatus
 from ethnode.eth.protocols.eth.protocol import Status68, message
 from ethnode.eth.service import EthConfig, EthereumService
 from ethnode.event import EventBus
-from ethnode.node import Node, NodeConfig as _InternalNodeConfig
+from ethnode.node import Node
+from ethnode.node import NodeConfig as _InternalNodeConfig
 from ethnode.node.datadir import DatadirLock
 from ethnode.p2p.config import ServerConfig, parse_bootnode, parse_static_node
 from ethnode.p2p.enode import Node as EnodeNode

@@ -83,7 +83,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     if args.eth_versions == ():
         return _fatal("record needs the eth protocol: drop --eth.versions none")
     if args.genesis is None and args.network is None and args.datadir is None:
-        return _fatal("which network? give --genesis FILE, --mainnet, --sepolia, --hoodi or a --datadir holding a chain")
+        return _fatal("which network? give --genesis FILE, --mainnet, --sepolia, --hoodi "
+                      "or a --datadir holding a chain")
     if args.genesis is not None and args.network is not None:
         return _fatal(f"--genesis and --{args.network} cannot be combined")
     extra: dict[str, Any] = {}
