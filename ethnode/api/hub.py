@@ -116,6 +116,15 @@ class Hub:
         self._listeners: dict[type, list[_Listener]] = {}
         self._pumps: dict[type, tuple[Any, asyncio.Task[None]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._active = False  # pumps run from activate() on: listeners may be added before the node starts
+
+    def activate(self) -> None:
+        """Start pumping (called by the node as it starts, so nothing it posts while starting is missed)."""
+        self._active = True
+        for kind, group in self._listeners.items():
+            if group:
+                for internal, _ in self.routes[kind]:
+                    self._ensure_pump(internal)
 
     def add(self, listener: _Listener) -> _Listener:
         for kind in listener.kinds:
@@ -123,8 +132,9 @@ class Hub:
                 raise TypeError(f"not an ethnode.api event type: {kind!r}")
         for kind in listener.kinds:
             self._listeners.setdefault(kind, []).append(listener)
-            for internal, _ in self.routes[kind]:
-                self._ensure_pump(internal)
+            if self._active:
+                for internal, _ in self.routes[kind]:
+                    self._ensure_pump(internal)
         return listener
 
     def _remove(self, listener: _Listener) -> None:
@@ -185,6 +195,7 @@ class Hub:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._pumps.clear()
+        self._active = False
 
 
 __all__ = ["Hub", "EventStream", "Callback", "DEFAULT_STREAM_SIZE", "PUMP_QUEUE_SIZE"]

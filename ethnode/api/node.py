@@ -121,6 +121,7 @@ class EthNode:
                 raise ConfigError(f"invalid nodekey_hex: {exc}") from None
         datadir = Path(cfg.datadir).expanduser().absolute() if cfg.datadir is not None else None
         chain = None
+        self._hub.activate()  # listeners added before start see the first peers too
         if datadir is not None:
             self._lock = DatadirLock(datadir)
             self._lock.acquire()
@@ -141,7 +142,7 @@ class EthNode:
                         build_server, bus=self.bus, lock=self._lock)
             if cfg.eth_versions:
                 eth_config = EthConfig(network_id=cfg.network_id, versions=tuple(cfg.eth_versions),
-                                       max_peers=cfg.max_peers, noexec=not cfg.execute)
+                                       max_peers=cfg.max_peers, noexec=not cfg.execute, observer=not cfg.execute)
 
                 def build_eth(ctx: Any) -> EthereumService:
                     service = EthereumService(ctx, eth_config, chain=chain)
@@ -151,6 +152,7 @@ class EthNode:
                 node.register(build_eth)
             await node.start()
         except BaseException:
+            await self._hub.close()
             if chain is not None:
                 chain.db.close()
             if self._lock is not None:
@@ -290,7 +292,8 @@ class EthNode:
 
     def on(self, kind: type | Sequence[type], callback: Callable[[Any], Any]) -> Callback:
         """Call ``callback(event)`` for every event of ``kind`` (a class of ``ethnode.api.events``,
-        or several); an async callback is scheduled as a task. ``.cancel()`` the result to stop."""
+        or several); an async callback is scheduled as a task. ``.cancel()`` the result to stop.
+        May be called before ``start()``, to see the very first peers."""
         kinds = frozenset(kind if isinstance(kind, (list, tuple, set, frozenset)) else (kind,))
         return self._hub.add(Callback(self._hub, kinds, callback))  # type: ignore[return-value]
 

@@ -111,7 +111,10 @@ class Syncer:
         next_force = loop.time() + self.force_cycle
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), max(next_force - loop.time(), 0.0))
+                # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancel that races the
+                # wake-up (a peer registering as the handler stops), and the loop then never ends
+                async with asyncio.timeout(max(next_force - loop.time(), 0.0)):
+                    await self._wake.wait()
                 forced = False
             except TimeoutError:
                 forced = True
