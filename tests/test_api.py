@@ -205,3 +205,48 @@ def test_subprotocol_violation_drops_the_peer() -> None:
             await a.stop()
 
     run_checked(scenario, timeout=60)
+
+
+def test_discv4_node_found_events() -> None:
+    async def scenario() -> None:
+        found: asyncio.Queue[api.NodeFound] = asyncio.Queue()
+        a = EthNode(NodeConfig(eth_versions=(), discovery=True))
+        a.on(api.NodeFound, found.put_nowait)
+        await a.start()
+        b = EthNode(NodeConfig(eth_versions=(), discovery=True, bootnodes=[a.enode]))
+        b.on(api.NodeFound, found.put_nowait)
+        await b.start()
+        try:
+            ids = {a.server.id: "a", b.server.id: "b"}
+            ev = await asyncio.wait_for(found.get(), STEP)
+            assert ev.protocol == "discv4" and ev.id in ids and ev.ip == "127.0.0.1" and ev.udp > 0
+            assert ev.enode.startswith("enode://") and ev.time_ns > 0
+        finally:
+            await b.stop()
+            await a.stop()
+
+    run_checked(scenario, timeout=60)
+
+
+def test_block_announcements_and_range_updates() -> None:
+    async def scenario() -> None:
+        a, b = await _pair(eth_versions=(68,))
+        c, d = await _pair(eth_versions=(69,))
+        try:
+            blocks = b.subscribe(api.BlockAnnouncement)
+            ranges = d.subscribe(api.BlockRangeUpdate)
+            await b.connect(a.enode)
+            await d.connect(c.enode)
+            assert a.eth is not None and c.eth is not None
+            head = a.eth.chain.current_block
+            assert a.eth.handler.broadcast_block(head, False) == 1  # NewBlockHashes (eth/68)
+            ann = await asyncio.wait_for(blocks.get(), STEP)
+            assert (ann.hash, ann.number, ann.block) == (head.hash, 0, None)
+            assert c.eth.handler.broadcast_block_range(force=True) == 1  # BlockRangeUpdate (eth/69)
+            rng = await asyncio.wait_for(ranges.get(), STEP)
+            assert (rng.earliest, rng.latest, rng.latest_hash) == (0, 0, c.eth.chain.current_block.hash)
+        finally:
+            for node in (d, c, b, a):
+                await node.stop()
+
+    run_checked(scenario, timeout=60)
