@@ -7,6 +7,7 @@ zero-cost rule (no bus subscription, so no observer event is even built, until s
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from ethnode.api import (
 )
 from ethnode.core.types.transaction import address_of
 from ethnode.eth.protocols.eth.events import EthMessageReceived, TxsAnnounced, TxsReceived
+from ethnode.node import DatadirInUseError
 
 STEP = 15.0
 
@@ -248,5 +250,26 @@ def test_block_announcements_and_range_updates() -> None:
         finally:
             for node in (d, c, b, a):
                 await node.stop()
+
+    run_checked(scenario, timeout=60)
+
+
+def test_datadir_node_keeps_its_chain_and_key(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        first = EthNode(_config(datadir=tmp_path / "d"))
+        await first.start()
+        enode_id = first.enode.split("@")[0]
+        assert first.eth is not None
+        genesis_hash = first.eth.chain.genesis_hash
+        with pytest.raises(DatadirInUseError, match="already used by another process"):
+            await EthNode(_config(datadir=tmp_path / "d")).start()  # the datadir lock holds
+        await first.stop()
+        again = EthNode(NodeConfig(datadir=tmp_path / "d"))  # no genesis needed: the datadir holds the chain
+        await again.start()
+        try:
+            assert again.enode.split("@")[0] == enode_id
+            assert again.eth is not None and again.eth.chain.genesis_hash == genesis_hash
+        finally:
+            await again.stop()
 
     run_checked(scenario, timeout=60)

@@ -121,10 +121,11 @@ class EthNode:
                 raise ConfigError(f"invalid nodekey_hex: {exc}") from None
         datadir = Path(cfg.datadir).expanduser().absolute() if cfg.datadir is not None else None
         chain = None
-        self._hub.activate()  # listeners added before start see the first peers too
         if datadir is not None:
-            self._lock = DatadirLock(datadir)
-            self._lock.acquire()
+            lock = DatadirLock(datadir)
+            lock.acquire()  # DatadirInUseError before anything else is touched
+            self._lock = lock
+        self._hub.activate()  # listeners added before start see the first peers too
         try:
             if cfg.eth_versions:
                 chain = self._prepare_chain(datadir)
