@@ -102,3 +102,21 @@ def test_load_names_what_is_missing(tmp_path: Path) -> None:
         load(tmp_path / "absent.sqlite3")
     with pytest.raises(RecordError, match="no table 'nope'"):
         load(tmp_path, "nope")
+
+
+def test_parquet_files_rotate_and_load_as_one_frame(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    from ethnode.record import ParquetSink, RecordError
+
+    sink = ParquetSink(tmp_path / "p", rotate_rows=4)
+    for batch in range(5):
+        sink.write({"events": [(batch * 10 + i, "tx_broadcast", "aa", f"{batch}{i}", None, 2, 100, None)
+                               for i in range(3)]})
+    sink.close()
+    files = sorted(p.name for p in (tmp_path / "p").glob("events-*.parquet"))
+    assert files == ["events-00000.parquet", "events-00001.parquet", "events-00002.parquet"]
+    frame = load(tmp_path / "p")
+    assert len(frame) == 15 and sorted(frame["time_ns"]) == sorted(b * 10 + i for b in range(5) for i in range(3))
+    assert len(load(tmp_path / "p", "txs")) == 0  # no rows: an empty frame with the table's columns
+    with pytest.raises(RecordError, match="already holds Parquet files"):
+        ParquetSink(tmp_path / "p")

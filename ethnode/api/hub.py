@@ -165,7 +165,12 @@ class Hub:
                 listeners = self._listeners.get(kind)
                 if not listeners:
                     continue
-                for public in convert(event):
+                try:
+                    converted = convert(event)
+                except Exception:  # a bug here must not end the pump: later events still flow
+                    log.exception("Converting %s to %s failed", internal.__name__, kind.__name__)
+                    continue
+                for public in converted:
                     for listener in list(listeners):
                         listener.deliver(public)
 
