@@ -165,6 +165,8 @@ class EthNode:
         discovery = self.server.discovery
         if discovery is not None:
             discovery.table.on_added = self._discovery_hook("discv4")
+        # discv5 (being written beside this): give its table the same hook, _discovery_hook("discv5");
+        # NodeFound subscribers then see both, told apart by ``protocol``.
 
     def _prepare_chain(self, datadir: Path | None) -> BlockChain | None:
         """The in-memory chain, or None after writing the genesis into the datadir (the service opens it)."""
