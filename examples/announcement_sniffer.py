@@ -40,13 +40,8 @@ def main() -> None:
     p.add_argument("--discovery", action="store_true", help="find peers with discv4 (the network's bootnodes)")
     p.add_argument("--count", type=int, help="stop after this many announced hashes")
     args = p.parse_args()
-    bootnodes = ()
-    if args.network and args.discovery:
-        from ethnode.core.networks import NETWORKS
-
-        bootnodes = NETWORKS[args.network].bootnodes
     config = NodeConfig(genesis=args.genesis, network=args.network, static_nodes=args.peer,
-                        discovery=args.discovery, bootnodes=bootnodes,
+                        discovery=args.discovery,
                         listen_addr="0.0.0.0:30303" if args.discovery else "127.0.0.1:0")
     asyncio.run(sniff(config, args.count))
 

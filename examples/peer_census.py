@@ -52,13 +52,8 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=60.0)
     p.add_argument("--until", type=int, help="stop once this many peers were seen")
     args = p.parse_args()
-    bootnodes = ()
-    if args.network and args.discovery:
-        from ethnode.core.networks import NETWORKS
-
-        bootnodes = NETWORKS[args.network].bootnodes
     config = NodeConfig(genesis=args.genesis, network=args.network, static_nodes=args.peer,
-                        discovery=args.discovery, bootnodes=bootnodes, max_peers=200,
+                        discovery=args.discovery, max_peers=200,
                         listen_addr="0.0.0.0:30303" if args.discovery else "127.0.0.1:0")
     asyncio.run(census(config, args.duration, args.until))
 

@@ -68,6 +68,11 @@ def test_config_errors_are_one_line() -> None:
     with pytest.raises(ConfigError, match="unsupported eth versions"):
         NodeConfig(genesis={}, eth_versions=(66,))
 
+    # a preset with discovery starts from its bootnodes (not contacted here: nothing leaves loopback)
+    assert NodeConfig(network="sepolia", discovery=True).discovery_bootnodes()[0].startswith("enr:")
+    assert NodeConfig(network="sepolia").discovery_bootnodes() == ()
+    assert NodeConfig(network="sepolia", discovery=True, bootnodes=["enode://x"]).discovery_bootnodes() == ["enode://x"]
+
     async def bad_bootnode() -> None:
         with pytest.raises(ConfigError, match="invalid bootnode"):
             await EthNode(NodeConfig(eth_versions=(), bootnodes=["enode://zz"])).start()

@@ -38,7 +38,7 @@ class NodeConfig:
     genesis: Path | str | Mapping[str, Any] | None = None
     network_id: int | None = None  # None: the chain id (geth's default for custom chains)
     listen_addr: str = "127.0.0.1:0"  # TCP host:port; port 0 picks a free one; "" does not listen
-    bootnodes: Sequence[str] = ()  # enode:// URLs or enr: records for discovery
+    bootnodes: Sequence[str] = ()  # enode:// URLs or enr: records for discovery (a network preset's by default)
     static_nodes: Sequence[str] = ()  # dialed at start and redialed when they drop
     max_peers: int = 50
     discovery: bool = False  # discv4 on the listening port (UDP)
@@ -62,6 +62,12 @@ class NodeConfig:
                 raise ConfigError(f"unsupported eth versions {unknown} (supported: {sorted(SUPPORTED_VERSIONS)})")
             if self.network is None and self.genesis is None and self.datadir is None:
                 raise ConfigError("eth needs a chain: give network, genesis or a datadir holding one")
+
+    def discovery_bootnodes(self) -> Sequence[str]:
+        """The bootnodes discovery starts from: the given ones, else a preset's (as geth's ``--sepolia``)."""
+        if not self.bootnodes and self.discovery and self.network is not None:
+            return NETWORKS[self.network].bootnodes
+        return self.bootnodes
 
     def genesis_json(self) -> dict[str, Any] | None:
         """The genesis as decoded JSON (None: whatever the datadir holds)."""

@@ -112,7 +112,7 @@ class EthNode:
         if self.node is not None:
             raise NodeAPIError("node already started")
         cfg = self.config
-        bootnodes = [self._parse(parse_bootnode, url, "bootnode") for url in cfg.bootnodes]
+        bootnodes = [self._parse(parse_bootnode, url, "bootnode") for url in cfg.discovery_bootnodes()]
         statics = [self._parse(parse_static_node, url, "static node") for url in cfg.static_nodes]
         if cfg.nodekey_hex is not None:
             try:

@@ -90,11 +90,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     extra: dict[str, Any] = {}
     if args.eth_versions is not None:
         extra["eth_versions"] = args.eth_versions
-    if args.network is not None and args.bootnodes is None:
-        from ethnode.core.networks import NETWORKS
-
-        extra["bootnodes"] = list(NETWORKS[args.network].bootnodes)
-    elif args.bootnodes is not None:
+    if args.bootnodes is not None:  # else a network preset brings its own
         extra["bootnodes"] = split_and_trim(args.bootnodes)
     try:
         config = NodeConfig(
