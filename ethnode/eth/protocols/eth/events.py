@@ -6,7 +6,8 @@ built only when someone subscribed to it (``EventBus.subscribed``): an unwatched
 pays one dict lookup per message, no timestamp, no decode, no object.
 
 ``received_ns`` is ``time.time_ns()`` taken when the message reached the eth layer (after
-the frame was read and decompressed), so timestamps of different peers compare.
+the frame was read and decompressed, before it is decoded), so timestamps of different
+peers compare. It is taken only while some kind here is watched (``EthPeer.handle``).
 """
 
 from __future__ import annotations
@@ -85,7 +86,9 @@ class EthPeerRegistered:
     received_ns: int
 
 
+OBSERVER_KINDS: tuple[type, ...] = (EthMessageReceived, TxsAnnounced, TxsReceived, BlocksAnnounced, BlockRangeUpdated)
+
 __all__ = [
-    "EthMessageReceived", "TxsAnnounced", "TxsReceived", "BlocksAnnounced", "BlockRangeUpdated",
+    "OBSERVER_KINDS", "EthMessageReceived", "TxsAnnounced", "TxsReceived", "BlocksAnnounced", "BlockRangeUpdated",
     "EthPeerRegistered",
 ]

@@ -15,7 +15,6 @@ calls in here: the path runs one way.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -126,7 +125,7 @@ def _transactions(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
             raise ProtocolViolation("Transactions: disallowed broadcast blob transaction")
     peer.mark_transactions(packed)
     if txs and peer.wants(TxsReceived):
-        peer.emit(TxsReceived(peer, txs, False, time.time_ns()))
+        peer.emit(TxsReceived(peer, txs, False, peer.received_ns))
     if txs:
         backend.on_transactions(peer, txs)
 
@@ -142,7 +141,7 @@ def _pooled_hashes(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
         )
     peer.mark_transactions(b"".join(ann.hashes))
     if peer.wants(TxsAnnounced):
-        peer.emit(TxsAnnounced(peer, ann.hashes, ann.types, ann.sizes, time.time_ns()))
+        peer.emit(TxsAnnounced(peer, ann.hashes, ann.types, ann.sizes, peer.received_ns))
     backend.on_pooled_hashes(peer, ann)
 
 
@@ -172,7 +171,7 @@ def _pooled_txs(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
     waiter = peer.fulfil(POOLED_TRANSACTIONS, rid, len(items))
     peer.mark_transactions(packed)
     if txs and peer.wants(TxsReceived):
-        peer.emit(TxsReceived(peer, txs, True, time.time_ns()))
+        peer.emit(TxsReceived(peer, txs, True, peer.received_ns))
     if waiter is not None:
         waiter.set_result(txs)
     elif txs:
@@ -257,7 +256,7 @@ def _new_block_hashes(backend: EthBackend, peer: EthPeer, payload: bytes) -> Non
     for ann in announcements:
         peer.mark_block(ann.hash)
     if announcements and peer.wants(BlocksAnnounced):
-        peer.emit(BlocksAnnounced(peer, announcements, None, None, time.time_ns()))
+        peer.emit(BlocksAnnounced(peer, announcements, None, None, peer.received_ns))
     if announcements:
         backend.on_new_block_hashes(peer, announcements)
 
@@ -280,7 +279,7 @@ def _new_block(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
     peer.mark_block(block.hash)
     if peer.wants(BlocksAnnounced):
         announced = [BlockAnnouncement(block.hash, block.number)]
-        peer.emit(BlocksAnnounced(peer, announced, block, td, time.time_ns()))
+        peer.emit(BlocksAnnounced(peer, announced, block, td, peer.received_ns))
     backend.on_new_block(peer, block, td)
 
 
@@ -291,7 +290,7 @@ def _block_range(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
         raise ProtocolViolation(f"BlockRangeUpdate: {problem}")
     peer.set_block_range(rng)
     if peer.wants(BlockRangeUpdated):
-        peer.emit(BlockRangeUpdated(peer, rng, time.time_ns()))
+        peer.emit(BlockRangeUpdated(peer, rng, peer.received_ns))
     backend.on_block_range(peer, rng)
 
 

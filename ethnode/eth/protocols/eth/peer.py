@@ -30,7 +30,7 @@ from ethnode.core.types.block import Block, Body
 from ethnode.core.types.header import Header
 from ethnode.crypto.keccak import keccak256
 from ethnode.errors import EthnodeError
-from ethnode.eth.protocols.eth.events import EthMessageReceived
+from ethnode.eth.protocols.eth.events import OBSERVER_KINDS, EthMessageReceived
 from ethnode.eth.protocols.eth.handlers import decode, handle_message
 from ethnode.eth.protocols.eth.handshake import AnyStatus, NoStatusError
 from ethnode.eth.protocols.eth.knowncache import MAX_KNOWN_BLOCKS, MAX_KNOWN_TXS, KnownCache
@@ -109,6 +109,9 @@ class EthPeer:
     def __init__(self, channel: ProtocolChannel, backend: EthBackend, bus: EventBus | None = None) -> None:
         self.channel = channel
         self.bus = bus
+        self.received_ns = 0  # time.time_ns() of the message being handled, while observers watch
+        self._watched_gen = -1  # the bus generation ``_watched`` was derived at
+        self._watched = False
         self.version = channel.version
         self._backend = backend
         self.txpool = backend.txpool
@@ -175,12 +178,16 @@ class EthPeer:
             self._set_status(status)
             return
         bus = self.bus
-        if bus is not None and bus.subscribed(EthMessageReceived):
-            now = time.time_ns()
-            msg = message(self.version, code)
-            if msg is not None:  # an unknown code is handle_message's to refuse
-                bus.post(EthMessageReceived(self, code, msg.name, decode(self.version, code, payload), len(payload),
-                                            now))
+        if bus is not None:
+            if bus.generation != self._watched_gen:  # someone (un)subscribed: recheck, else one compare
+                self._watched_gen = bus.generation
+                self._watched = any(bus.subscribed(kind) for kind in OBSERVER_KINDS)
+            if self._watched:
+                self.received_ns = time.time_ns()
+                msg = message(self.version, code)
+                if msg is not None and bus.subscribed(EthMessageReceived):  # an unknown code: handle_message's
+                    value = decode(self.version, code, payload)
+                    bus.post(EthMessageReceived(self, code, msg.name, value, len(payload), self.received_ns))
         await handle_message(self._backend, self, code, payload)
 
     def wants(self, kind: type) -> bool:
