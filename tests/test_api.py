@@ -29,6 +29,7 @@ from ethnode.api import (
     sedes,
 )
 from ethnode.core.types.transaction import address_of
+from ethnode.errors import EthnodeError
 from ethnode.eth.protocols.eth.events import EthMessageReceived, TxsAnnounced, TxsReceived
 from ethnode.node import DatadirInUseError
 
@@ -276,5 +277,24 @@ def test_datadir_node_keeps_its_chain_and_key(tmp_path: Path) -> None:
             assert again.eth is not None and again.eth.chain.genesis_hash == genesis_hash
         finally:
             await again.stop()
+
+    run_checked(scenario, timeout=60)
+
+
+def test_failed_start_releases_the_datadir(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        a = EthNode(NodeConfig(eth_versions=()))
+        await a.start()
+        try:
+            taken = f"127.0.0.1:{a.port}"
+            b = EthNode(_config(datadir=tmp_path / "d", listen_addr=taken))
+            b.on(PeerAdded, lambda ev: None)
+            with pytest.raises(EthnodeError, match="could not listen"):
+                await b.start()
+            c = EthNode(_config(datadir=tmp_path / "d"))  # the lock was released, the genesis kept
+            await c.start()
+            await c.stop()
+        finally:
+            await a.stop()
 
     run_checked(scenario, timeout=60)
