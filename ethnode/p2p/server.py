@@ -51,7 +51,7 @@ from ethnode.p2p.discover.v5_udp import UDPv5
 from ethnode.p2p.enode import LocalNode, Node, parse_ip, parse_node
 from ethnode.p2p.netutil import InboundThrottle, is_lan
 from ethnode.p2p.peer import DISC_WRITE_TIMEOUT, DISCONNECT, DISCONNECT_LINGER, Hello, Peer, default_client_id
-from ethnode.p2p.protocol import Protocol
+from ethnode.p2p.protocol import Capability, Protocol
 from ethnode.p2p.rlpx import transport
 from ethnode.p2p.rlpx.transport import Connection, ConnectionClosedError
 
@@ -77,6 +77,8 @@ class PeerEvent:
     inbound: bool
     reason: DiscReason | None = None  # DROP: why the peer ended
     remote_requested: bool = False  # DROP: the reason came in the remote's Disconnect
+    client_id: str | None = None  # from its Hello
+    caps: tuple[Capability, ...] = ()  # from its Hello
 
     @property
     def id(self) -> bytes:
@@ -95,6 +97,10 @@ class _Conn:
     ready: bool = False
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     outcome: asyncio.Future[bool] | None = None  # True once added, False if it ended before
+
+
+def _caps(peer: Peer) -> tuple[Capability, ...]:
+    return tuple(peer.remote_hello.caps) if peer.remote_hello is not None else ()
 
 
 def _dialer_key(conn_flags: ConnFlag, local: bytes, remote: bytes) -> bytes:
@@ -587,7 +593,8 @@ class Server:
         peer = entry.peer
         log.debug("Adding p2p peer peercount=%d id=%s conn=%s addr=%s name=%r", self.peer_count(),
                   peer.remote_id.hex()[:16], entry.flags.describe(), peer.conn.remote_address, peer.client_id)
-        self._post(PeerEvent(PeerEventType.ADD, peer.remote_id, peer.conn.remote_address, peer.inbound))
+        self._post(PeerEvent(PeerEventType.ADD, peer.remote_id, peer.conn.remote_address, peer.inbound,
+                             client_id=peer.client_id, caps=_caps(peer)))
         if entry.outcome is not None and not entry.outcome.done():
             entry.outcome.set_result(True)
         self._wake.set()
@@ -608,7 +615,7 @@ class Server:
         if entry.ready:
             peer = entry.peer
             self._post(PeerEvent(PeerEventType.DROP, peer.remote_id, peer.conn.remote_address, peer.inbound,
-                                 reason, peer.remote_requested))
+                                 reason, peer.remote_requested, peer.client_id, _caps(peer)))
 
     def _post(self, event: PeerEvent) -> None:
         if self.bus is not None:
