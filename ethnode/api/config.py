@@ -41,7 +41,7 @@ class NodeConfig:
     bootnodes: Sequence[str] = ()  # enode:// URLs or enr: records for discovery (a network preset's by default)
     static_nodes: Sequence[str] = ()  # dialed at start and redialed when they drop
     max_peers: int = 50
-    discovery: bool = False  # discv4 on the listening port (UDP)
+    discovery: bool = False  # discv4 and discv5 on the listening port (UDP), as geth's defaults
     eth_versions: Sequence[int] = SUPPORTED_VERSIONS  # () for a node without eth
     sync: bool = False  # follow the best peer's chain (False: an observer that never downloads)
     execute: bool = False  # execute blocks it imports (needs the genesis state; off for an observer)

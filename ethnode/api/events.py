@@ -146,9 +146,8 @@ class BlockRangeUpdate:
 class NodeFound:
     """Discovery added a node to its table.
 
-    ``protocol`` is ``"discv4"`` today. The hook for discv5: its table posts
-    ``NodeFound(protocol="discv5", ...)`` on the node's bus the same way (see
-    ``EthNode._discovery_hook``); subscribers need no change.
+    ``protocol`` is ``"discv4"`` or ``"discv5"``: each protocol keeps its own table, as geth's
+    do, so a node both protocols find is reported once by each.
     """
 
     enode: str

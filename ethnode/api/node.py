@@ -162,11 +162,10 @@ class EthNode:
             raise
         self.node = node
         self._chain = chain
-        discovery = self.server.discovery
-        if discovery is not None:
-            discovery.table.on_added = self._discovery_hook("discv4")
-        # discv5 (being written beside this): give its table the same hook, _discovery_hook("discv5");
-        # NodeFound subscribers then see both, told apart by ``protocol``.
+        # Both protocols keep a table of their own (as geth's); NodeFound tells them apart by ``protocol``.
+        for protocol, discovery in (("discv4", self.server.discovery), ("discv5", self.server.discovery_v5)):
+            if discovery is not None:
+                discovery.table.on_added = self._discovery_hook(protocol)
 
     def _prepare_chain(self, datadir: Path | None) -> BlockChain | None:
         """The in-memory chain, or None after writing the genesis into the datadir (the service opens it)."""
@@ -311,7 +310,7 @@ class EthNode:
         return self._hub.pump_drops()
 
     def _discovery_hook(self, protocol: str) -> Callable[[EnodeNode], None]:
-        """The table hook a discovery protocol calls with each node it adds (discv5: the same, "discv5")."""
+        """The table hook a discovery protocol calls with each node it adds."""
         bus = self.bus
 
         def found(node: EnodeNode) -> None:
