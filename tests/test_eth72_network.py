@@ -21,6 +21,7 @@ from ethnode.core.types.cells import BlobTxWithCells, blobless_item
 from ethnode.core.types.custody import CUSTODY_ALL, CUSTODY_DATA, custody_from_bytes, custody_of, custody_to_bytes
 from ethnode.core.types.transaction import BLOB_SIZE, BlobTxSidecar, BlobTxWithSidecar, kzg_to_versioned_hash
 from ethnode.crypto.keys import PrivateKey
+from ethnode.eth.protocols.eth.events import TxsAnnounced
 from ethnode.eth.protocols.eth.protocol import (
     CELLS,
     ETH71,
@@ -206,9 +207,12 @@ def test_cells_checked_against_proofs(kzg: KzgVerifier, blob: dict[str, Any], co
     async def scenario() -> None:
         node = await node_with_kzg(kzg)
         node.arrivals = node.bus.subscribe(NewTxsEvent, 16)  # type: ignore[attr-defined]
+        observed = node.bus.subscribe(TxsAnnounced, 16)  # observers see the mask too
         s = await scripted_peer(node, ETH72)
         try:
             await _announce_and_answer(node, s, blob, corrupt)
+            seen = await asyncio.wait_for(observed.get(), STEP)
+            assert seen.hashes == [blob["full"].hash] and seen.mask == CUSTODY_ALL
             if corrupt:
                 assert await asyncio.wait_for(s.peer.wait_ended(), STEP) is DiscReason.USELESS_PEER
                 assert not node.txpool.has(blob["full"].hash)

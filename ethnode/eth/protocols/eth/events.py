@@ -38,13 +38,15 @@ class EthMessageReceived:
 
 @dataclass(frozen=True, slots=True)
 class TxsAnnounced:
-    """A NewPooledTransactionHashes announcement (parallel hashes, types and sizes)."""
+    """A NewPooledTransactionHashes announcement (parallel hashes, types and sizes); on eth/72
+    also the custody mask of its blob txs (a bitmap of cell indices, ``ethnode.core.types.custody``)."""
 
     peer: EthPeer
     hashes: Sequence[bytes]
     types: bytes
     sizes: Sequence[int]
     received_ns: int
+    mask: int | None = None  # eth/72 only
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,7 +153,8 @@ def _pooled_hashes(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
         )
     peer.mark_transactions(b"".join(ann.hashes))
     if peer.wants(TxsAnnounced):
-        peer.emit(TxsAnnounced(peer, ann.hashes, ann.types, ann.sizes, peer.received_ns))
+        mask = custody_from_bytes(ann.mask) if peer.version >= ETH72 else None
+        peer.emit(TxsAnnounced(peer, ann.hashes, ann.types, ann.sizes, peer.received_ns, mask))
     backend.on_pooled_hashes(peer, ann)
 
 
