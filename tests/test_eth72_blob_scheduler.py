@@ -64,9 +64,19 @@ def test_full_fetch_asks_one_full_announcer_for_the_data_cells() -> None:
 
 
 def test_full_fetch_ignores_partial_announcers() -> None:
-    s = sched(0)
+    s = sched(0, 0)
     assert s.notify("a", [H[0]], CUSTODY, 0.0) == []  # not all cells: useless for a full fetch
-    assert s.tracks(H[0]) and not s.announces
+    assert not s.tracks(H[0]) and not s.announces  # nobody to fetch from: no decision kept (ours)
+    assert s.notify("b", [H[0]], CUSTODY_ALL, 0.1) == [FetchCells("b", (H[0],), CUSTODY_DATA)]
+
+
+def test_sourceless_hashes_do_not_pile_up() -> None:
+    """Announcements no one can serve leave nothing behind (geth keeps their decisions for ever)."""
+    s = sched(*([99] * 50))
+    s.notify("a", H[:10], CUSTODY, 0.0)  # partial decisions, waiting for full announcers that never come
+    assert len(s.waitlist) == 10 and not s.announces
+    assert s.tick(AVAILABILITY_TIMEOUT) == []
+    assert not s.full and not s.partial and not s.waitlist and not s.waittime and s.next_deadline() is None
 
 
 def test_partial_fetch_waits_for_two_full_announcers_then_asks_custody() -> None:

@@ -189,6 +189,9 @@ class BlobFetchScheduler:
             if overlap:
                 self._announce(peer, tx_hash, overlap)
                 reschedule[peer] = None
+        for tx_hash in hashes:
+            if tx_hash in self.full:
+                self._forget_if_sourceless(tx_hash)
         if not old_peer and self.announces.get(peer):
             return self._schedule(reschedule, now)
         return []
@@ -285,7 +288,12 @@ class BlobFetchScheduler:
                 continue
             self.partial.discard(tx_hash)
             self.full.add(tx_hash)
-            for p in self.waitlist.pop(tx_hash):
+            waiting = self.waitlist.pop(tx_hash)
+            if not waiting:  # only partial announcers, ignored while waiting: nobody to fetch from
+                del self.waittime[tx_hash]
+                self._forget_if_sourceless(tx_hash)
+                continue
+            for p in waiting:
                 self._announce(p, tx_hash, CUSTODY_DATA)
                 self._leave_waitslot(p, tx_hash)
                 reschedule[p] = None
@@ -361,6 +369,15 @@ class BlobFetchScheduler:
         if tx_hash in self.full:
             return covered.bit_count() >= DATA_PER_BLOB
         return not self.custody & ~covered
+
+    def _forget_if_sourceless(self, tx_hash: bytes) -> None:
+        """Drop the decision on a tx nobody can serve, so announcements of hashes that are never
+        fetched cannot pile up (geth keeps such decisions for ever); a later announcer starts over."""
+        if tx_hash in self.fetches or tx_hash in self.waitlist:
+            return
+        if any(tx_hash in anns for anns in self.announces.values()):
+            return
+        self._discard(tx_hash)
 
     def _discard(self, tx_hash: bytes) -> None:
         for peer in [p for p, anns in self.announces.items() if tx_hash in anns]:
