@@ -28,6 +28,7 @@ from ethnode.commands.node import warn_if_slow
 from ethnode.consensus import create_engine
 from ethnode.core.blockchain import BlockChain, read_chain_config, setup_genesis
 from ethnode.core.chainfile import BlockReader, ChainFileError, open_chain_file
+from ethnode.core.configcompat import ConfigCompatError
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import chaindata_dir, open_database
 from ethnode.errors import EthnodeError
@@ -94,6 +95,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         return _fatal(str(exc))
     try:
         block_hash = setup_genesis(db, genesis, obj)
+    except ConfigCompatError as exc:  # geth initGenesis: the stored head is past a fork the file moves
+        return _fatal(f"Failed to write chain config: {exc}")
     except EthnodeError as exc:
         return _fatal(f"failed to write genesis block: {exc}")
     finally:

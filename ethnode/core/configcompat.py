@@ -1,0 +1,147 @@
+"""Whether a new chain config may replace the stored one (geth ``params.ChainConfig.CheckCompatible``).
+
+``init`` with an edited genesis on an existing datadir is how a private network schedules
+its next fork. Moving a fork the stored head has not reached is safe; moving one it has
+already passed would rewrite history, so geth refuses it naming the field and the block
+or timestamp the chain would have to be rewound to. The names and message are geth's,
+so operators can search for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ethnode.core.chainconfig import ChainConfig
+from ethnode.core.errors import ChainError
+
+# (attribute, geth's name in the error) in geth's checkCompatible order.
+_BLOCK_CHECKS = (
+    ("homestead_block", "Homestead fork block"),
+    ("dao_fork_block", "DAO fork block"),
+    ("eip150_block", "EIP150 fork block"),
+    ("eip155_block", "EIP155 fork block"),
+    ("eip158_block", "EIP158 fork block"),
+    ("byzantium_block", "Byzantium fork block"),
+    ("constantinople_block", "Constantinople fork block"),
+    ("petersburg_block", "Petersburg fork block"),
+    ("istanbul_block", "Istanbul fork block"),
+    ("muir_glacier_block", "Muir Glacier fork block"),
+    ("berlin_block", "Berlin fork block"),
+    ("london_block", "London fork block"),
+    ("arrow_glacier_block", "Arrow Glacier fork block"),
+    ("gray_glacier_block", "Gray Glacier fork block"),
+    ("merge_netsplit_block", "Merge netsplit fork block"),
+)
+_TIME_CHECKS = (
+    ("shanghai_time", "Shanghai fork timestamp"),
+    ("cancun_time", "Cancun fork timestamp"),
+    ("prague_time", "Prague fork timestamp"),
+    ("osaka_time", "Osaka fork timestamp"),
+    ("bpo1_time", "BPO1 fork timestamp"),
+    ("bpo2_time", "BPO2 fork timestamp"),
+    ("bpo3_time", "BPO3 fork timestamp"),
+    ("bpo4_time", "BPO4 fork timestamp"),
+    ("bpo5_time", "BPO5 fork timestamp"),
+    ("amsterdam_time", "Amsterdam fork timestamp"),
+    ("bogota_time", "Bogota fork timestamp"),
+)
+
+
+@dataclass(eq=False)
+class ConfigCompatError(ChainError):
+    """The new config would alter blocks already stored (geth ``params.ConfigCompatError``)."""
+
+    what: str
+    stored_block: int | None = None
+    new_block: int | None = None
+    stored_time: int | None = None
+    new_time: int | None = None
+    rewind_to_block: int = 0
+    rewind_to_time: int = 0
+    by_time: bool = False
+
+    def __post_init__(self) -> None:
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        def show(value: int | None) -> str:
+            return "nil" if value is None else str(value)
+
+        if not self.by_time:  # geth prints a nil *big.Int as <nil>
+            return (f"mismatching {self.what} in database (have block "
+                    f"{'<nil>' if self.stored_block is None else self.stored_block}, want block "
+                    f"{'<nil>' if self.new_block is None else self.new_block}, rewindto block {self.rewind_to_block})")
+        return (f"mismatching {self.what} in database (have timestamp {show(self.stored_time)}, "
+                f"want timestamp {show(self.new_time)}, rewindto timestamp {self.rewind_to_time})")
+
+
+def _rewind_point(stored: int | None, new: int | None) -> int:
+    if stored is None:
+        rew = new
+    elif new is None or stored < new:
+        rew = stored
+    else:
+        rew = new
+    return rew - 1 if rew else 0
+
+
+def _block_error(what: str, stored: int | None, new: int | None) -> ConfigCompatError:
+    return ConfigCompatError(what, stored_block=stored, new_block=new, rewind_to_block=_rewind_point(stored, new))
+
+
+def _time_error(what: str, stored: int | None, new: int | None) -> ConfigCompatError:
+    return ConfigCompatError(what, stored_time=stored, new_time=new, rewind_to_time=_rewind_point(stored, new),
+                             by_time=True)
+
+
+def _forked(fork: int | None, head: int) -> bool:
+    return fork is not None and fork <= head
+
+
+def _incompatible(stored: int | None, new: int | None, head: int) -> bool:
+    return (_forked(stored, head) or _forked(new, head)) and stored != new
+
+
+def _check_once(old: ChainConfig, new: ChainConfig, number: int, time: int) -> ConfigCompatError | None:
+    for attr, what in _BLOCK_CHECKS:
+        a, b = getattr(old, attr), getattr(new, attr)
+        if attr == "petersburg_block" and _incompatible(a, b, number):
+            # geth allows Petersburg in the past only when it equals Constantinople
+            if _incompatible(old.constantinople_block, b, number):
+                return _block_error(what, a, b)
+            continue
+        if _incompatible(a, b, number):
+            return _block_error(what, a, b)
+        if attr == "dao_fork_block" and _forked(a, number) and old.dao_fork_support != new.dao_fork_support:
+            return _block_error("DAO fork support flag", a, b)
+        if attr == "eip158_block" and _forked(a, number) and old.chain_id != new.chain_id:
+            return _block_error("EIP158 chain ID", a, b)
+    for attr, what in _TIME_CHECKS:
+        a, b = getattr(old, attr), getattr(new, attr)
+        if _incompatible(a, b, time):
+            return _time_error(what, a, b)
+    return None
+
+
+def check_compatible(old: ChainConfig, new: ChainConfig, head_number: int, head_time: int) -> ConfigCompatError | None:
+    """The lowest conflict between ``old`` (stored) and ``new`` at the stored head, or None.
+
+    As geth, the check repeats from each rewind point until the point stops moving, so the
+    error names the earliest block or time the chain would have to go back to.
+    """
+    number, time = head_number, head_time
+    last: ConfigCompatError | None = None
+    while True:
+        err = _check_once(old, new, number, time)
+        if err is None or (last is not None and err.rewind_to_block == last.rewind_to_block
+                           and err.rewind_to_time == last.rewind_to_time):
+            break
+        last = err
+        if err.rewind_to_time > 0:
+            time = err.rewind_to_time
+        else:
+            number = err.rewind_to_block
+    return last
+
+
+__all__ = ["ConfigCompatError", "check_compatible"]
