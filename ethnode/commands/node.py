@@ -49,15 +49,12 @@ from ethnode.p2p.config import (
     parse_bootnode,
     split_host_port,
 )
-from ethnode.p2p.dial import TRACE
 from ethnode.p2p.enode import Node, NodeURLError
 from ethnode.p2p.nat import DEFAULT_NAT, NATError, parse_nat
 from ethnode.p2p.netutil import Netlist
 
 DEFAULT_DATADIR = os.path.join("~", ".ethnode")  # geth: ~/.ethereum
 EXIT_FAILURE = 1  # geth's Fatalf exit status
-DEFAULT_VERBOSITY = 3  # geth --verbosity default: info
-_LEVELS = {0: logging.CRITICAL + 10, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG}
 _NODE_KEYS = ("DataDir", "UserIdent", "P2P")  # the [Node] keys ethnode implements
 
 
@@ -77,12 +74,6 @@ def warn_if_slow() -> None:
     message = slow_paths_warning()
     if message is not None:
         logging.getLogger("ethnode.cli").warning(message)
-
-
-def setup_logging(verbosity: int) -> None:
-    """geth's --verbosity: 0 silent, 1 error, 2 warn, 3 info, 4 debug, 5 trace."""
-    level = _LEVELS.get(verbosity, TRACE if verbosity > 4 else _LEVELS[0])
-    logformat.install(level)
 
 
 # -- settings ----------------------------------------------------------------------------------
@@ -248,7 +239,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise _Fatal(f"datadir {settings.datadir}: not a directory")
     except _Fatal as exc:
         return _fatal(str(exc))
-    setup_logging(args.verbosity)
     warn_if_slow()
     if settings.ignored:
         logging.getLogger("ethnode.cli").warning("Config file fields ethnode does not use were ignored fields=%s",
@@ -442,8 +432,7 @@ def register(subparsers: Any) -> None:
     run.add_argument("--identity", metavar="NAME", help="custom node name, part of the client id")
     _add_key_flags(run)
     add_p2p_flags(run)
-    run.add_argument("--verbosity", type=int, default=DEFAULT_VERBOSITY, metavar="N",
-                     help="log level 0-5: silent, error, warn, info, debug, trace (default 3)")
+    logformat.add_log_flags(run)
     add_eth_flags(run)
     add_rpc_flags(run)
     add_metrics_flags(run)
