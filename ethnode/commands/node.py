@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -40,6 +41,7 @@ from ethnode.commands.flags.validators import split_and_trim
 from ethnode.crypto.errors import InvalidKeyError
 from ethnode.crypto.keys import PrivateKey, load_private_key, save_private_key
 from ethnode.errors import EthnodeError
+from ethnode.logctx import kv
 from ethnode.p2p.config import (
     DEFAULT_LISTEN_ADDR,
     DEFAULT_PORT,
@@ -86,9 +88,19 @@ class RunSettings:
     p2p: ServerConfig = field(default_factory=lambda: ServerConfig(nat=parse_nat(DEFAULT_NAT)))
     network_id: int | None = None  # [Eth] NetworkId
     ignored: list[str] = field(default_factory=list)  # config fields geth has and ethnode does not use
+    notes: list[str] = field(default_factory=list)  # config values ethnode applies otherwise than geth
 
 
-ETH_TOML_KEYS = ("NetworkId",)  # the [Eth] fields ethnode applies; geth's others are named and ignored
+ETH_TOML_KEYS = ("NetworkId", "SyncMode")  # the [Eth] fields ethnode applies; geth's others are named and ignored
+SYNC_MODES = ("full", "snap")  # geth ethconfig.SyncMode's texts; ethnode syncs full blocks only
+
+
+def _flat_keys(prefix: str, table: dict[str, Any]) -> list[str]:
+    """``Eth.Miner.GasCeil`` for each leaf of a nested table, so the ignored ones are named exactly."""
+    names = []
+    for key, value in table.items():
+        names.extend(_flat_keys(f"{prefix}.{key}", value) if isinstance(value, dict) else [f"{prefix}.{key}"])
+    return names
 
 
 def load_toml(path: str, settings: RunSettings) -> None:
@@ -110,7 +122,12 @@ def load_toml(path: str, settings: RunSettings) -> None:
         raise _Fatal(f"config file {path}: Eth: expected a table")
     for key, value in eth.items():
         if key not in ETH_TOML_KEYS:
-            settings.ignored.append(f"Eth.{key}")
+            settings.ignored.extend(_flat_keys(f"Eth.{key}", value) if isinstance(value, dict) else [f"Eth.{key}"])
+        elif key == "SyncMode":
+            if value not in SYNC_MODES:  # geth's UnmarshalText error
+                raise _Fatal(f"config file {path}: Eth.SyncMode: unknown sync mode {json.dumps(value)}")
+            if value != "full":
+                settings.notes.append(f"Eth.SyncMode={value} runs as full sync (ethnode has no snap sync)")
         elif isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**64:
             raise _Fatal(f"config file {path}: Eth.{key}: expected a positive integer")
         else:
@@ -232,17 +249,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         apply_flags(args, settings)
         _check_key(args)
         _check_identity(settings.identity)
-        unused = flags_without_their_mode(args) or check_ipc_flags(args)
-        if unused is not None:
-            raise _Fatal(unused)
+        ipc_error = check_ipc_flags(args)
+        if ipc_error is not None:
+            raise _Fatal(ipc_error)
         if Path(settings.datadir).expanduser().exists() and not Path(settings.datadir).expanduser().is_dir():
             raise _Fatal(f"datadir {settings.datadir}: not a directory")
     except _Fatal as exc:
         return _fatal(str(exc))
     warn_if_slow()
+    for line in flags_without_their_mode(args):
+        logging.getLogger("ethnode.cli").warning(line)
     if settings.ignored:
-        logging.getLogger("ethnode.cli").warning("Config file fields ethnode does not use were ignored fields=%s",
-                                                 ",".join(settings.ignored))
+        logging.getLogger("ethnode.cli").warning("Config file fields ethnode does not use were ignored",
+                                                 extra=kv(fields=settings.ignored))
+    for note in settings.notes:
+        logging.getLogger("ethnode.cli").warning(note)
     from ethnode.p2p import loop as p2p_loop
 
     return p2p_loop.run(_serve(args, settings))

@@ -54,18 +54,20 @@ _MINING_ONLY = (("miner_key", "--miner.key", None), ("miner_gaslimit", "--miner.
                 ("miner_gasprice", "--miner.gasprice", DEFAULT_MIN_TIP), ("miner_extradata", "--miner.extradata", None))
 
 
-def flags_without_their_mode(args: argparse.Namespace) -> str | None:
-    """Why flags given would be ignored (``--dev.*`` without ``--dev``, ``--miner.*`` without
-    ``--mine``/``--dev``), or None: a flag that silently does nothing misleads more than a refusal."""
+def flags_without_their_mode(args: argparse.Namespace) -> list[str]:
+    """WARN lines for flags given without the mode they belong to (``--dev.*`` without ``--dev``,
+    ``--miner.*`` without ``--mine``/``--dev``): a flag that silently does nothing misleads, and geth
+    says so the same way ("--metrics.port specified without --metrics.addr, ...")."""
+    lines = []
     if not args.dev:
         given = [flag for dest, flag, default in _DEV_ONLY if getattr(args, dest) != default]
         if given:
-            return f"{', '.join(given)} only {'applies' if len(given) == 1 else 'apply'} with --dev"
+            lines.append(f"{', '.join(given)} specified without --dev, developer chain settings are ignored")
     if not (args.dev or args.mine):
         given = [flag for dest, flag, default in _MINING_ONLY if getattr(args, dest) != default]
         if given:
-            return f"{', '.join(given)} only {'applies' if len(given) == 1 else 'apply'} with --mine or --dev"
-    return None
+            lines.append(f"{', '.join(given)} specified without --mine or --dev, miner settings are ignored")
+    return lines
 
 
 def add_miner_flags(parser: argparse.ArgumentParser) -> None:
