@@ -168,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ethnode-fast discover", description=DESCRIPTION)
     _add_arguments(parser)
     args = parser.parse_args(argv)
+    error = logformat.setup_from_args(args)  # what ethnode.cli.main does before every command
+    if error is not None:
+        return _fatal(error)
     return run(args)
 
 

@@ -116,14 +116,18 @@ def terminal_value(value: Any) -> str:
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
         return escape_value(",".join(_plain(v) for v in items))
-    return escape_value(str(value))
+    return escape_value(_plain(value))
 
 
 def _plain(value: Any) -> str:
+    """A scalar as text: geth's TerminalStringer (``terminal_string``) first, then bytes as 0x-hex."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return "0x" + bytes(value).hex()
     if isinstance(value, bool):
         return "true" if value else "false"
+    terminal = getattr(value, "terminal_string", None)
+    if callable(terminal):
+        return str(terminal())
     return str(value)
 
 
@@ -135,7 +139,7 @@ def json_value(value: Any) -> Any:
         return "0x" + bytes(value).hex()
     if isinstance(value, (list, tuple, set, frozenset)):
         return [json_value(v) for v in value]
-    return str(value)
+    return _plain(value)
 
 
 def _logfmt_text(s: str) -> str:
@@ -158,6 +162,12 @@ def record_fields(record: logging.LogRecord) -> tuple[str, list[tuple[str, Any]]
     for word in re.finditer(r'([A-Za-z_][\w./-]*)=("(?:[^"\\]|\\.)*"|\S*)', match.group(0)):
         found.append((word.group(1), _Raw(word.group(2))))
     return message[: match.start()], found
+
+
+def plain_text(record: logging.LogRecord) -> str:
+    """``message key=value ...`` with geth's value formatting, no padding, level or time (for tests and tools)."""
+    message, pairs = record_fields(record)
+    return " ".join([message, *(f"{k}={v if isinstance(v, _Raw) else terminal_value(v)}" for k, v in pairs)])
 
 
 class _Raw(str):
@@ -323,14 +333,6 @@ def setup(verbosity: int = DEFAULT_VERBOSITY, fmt: str | None = None, file: str 
     logger.setLevel(level_for(verbosity))
 
 
-def install(level: int, logger_name: str = "") -> None:
-    """The terminal format at a ``logging`` level, for callers that have no log flags."""
-    logger = logging.getLogger(logger_name)
-    if not any(isinstance(h, _Stderr) for h in logger.handlers):
-        setup(DEFAULT_VERBOSITY, logger_name=logger_name)
-    logger.setLevel(level)
-
-
 def add_log_flags(parser: argparse.ArgumentParser, *, verbosity: bool = True) -> None:
     """geth's logging flags (``internal/debug/flags.go``), on a subcommand."""
     if verbosity:
@@ -354,6 +356,6 @@ def setup_from_args(args: argparse.Namespace) -> str | None:
 
 __all__: Sequence[str] = [
     "TRACE", "ALIGNED_LEVELS", "LEVEL_WORDS", "FORMATS", "LogSetupError", "TerminalFormatter", "LogfmtFormatter",
-    "JSONFormatter", "setup", "setup_from_args", "install", "add_log_flags", "level_for", "record_fields",
-    "escape_value", "terminal_value",
+    "JSONFormatter", "setup", "setup_from_args", "add_log_flags", "level_for", "record_fields",
+    "escape_value", "terminal_value", "plain_text",
 ]

@@ -61,6 +61,7 @@ from ethnode.eth.protocols.eth.protocol import (
 )
 from ethnode.eth.sync import SyncDownloader, Syncer
 from ethnode.event import EventBus
+from ethnode.logctx import kv
 from ethnode.p2p.disconnect import DisconnectRequested, DiscReason
 from ethnode.p2p.protocol import Protocol as P2PProtocol
 from ethnode.p2p.protocol import ProtocolChannel
@@ -246,7 +247,7 @@ class EthHandler:
         broadcast = peer.start_broadcast()  # already running: register started it
         self._peers_changed.set()
         try:
-            log.debug("Ethereum peer connected: %r", peer)
+            log.debug("Ethereum peer connected", extra=kv(peer=peer, version=peer.version))
             self.downloader.register_peer(peer)
             self.sync_transactions(peer)
             self.syncer.peer_event()
@@ -258,7 +259,7 @@ class EthHandler:
         if not self.peers.unregister(peer):
             return
         self._peers_changed.set()
-        log.debug("Removing Ethereum peer %r", peer)
+        log.debug("Removing Ethereum peer", extra=kv(peer=peer))
         self.tx_fetcher.drop(peer)
         self.block_fetcher.drop(peer)
         self.downloader.unregister_peer(peer)
