@@ -77,6 +77,7 @@ def test_incompatible_change_is_refused_naming_the_field(imported: tuple[Path, P
     datadir = _copy(imported[0], tmp_path / "d")
     obj = _genesis()
     obj["config"]["cancunTime"] = FAR_FUTURE  # the head is long past time 60
+    obj["config"]["pragueTime"] = FAR_FUTURE  # (kept in order after Cancun)
     obj["config"]["osakaTime"] = FAR_FUTURE + 1  # a compatible change beside it is not applied either
     capsys.readouterr()
     assert main(["init", str(_write(tmp_path, "moved.json", obj)), "--datadir", str(datadir)]) == 1
@@ -106,6 +107,25 @@ def test_check_compatible_finds_the_lowest_conflict() -> None:
     assert str(check_compatible(old, unset, 10, 1000)) == (
         "mismatching Prague fork timestamp in database (have timestamp 120, want timestamp nil, "
         "rewindto timestamp 119)")
+
+
+def test_misordered_schedule_is_refused_in_geth_words(imported: tuple[Path, Path], tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    datadir = _copy(imported[0], tmp_path / "d")
+    obj = _genesis()
+    obj["config"]["osakaTime"] = FAR_FUTURE
+    obj["config"]["pragueTime"] = FAR_FUTURE + 1  # later than Osaka: geth's CheckConfigForkOrder refuses
+    capsys.readouterr()
+    assert main(["init", str(_write(tmp_path, "order.json", obj)), "--datadir", str(datadir)]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"Fatal: failed to write genesis block: unsupported fork ordering: pragueTime enabled at timestamp "
+        f"{FAR_FUTURE + 1}, but osakaTime enabled at timestamp {FAR_FUTURE}"]
+    assert _stored(datadir).osaka_time is None
+    obj = _genesis()
+    obj["config"]["osakaTime"] = FAR_FUTURE  # no blobSchedule entry is needed for Osaka; for BPO1 it is
+    obj["config"]["bpo1Time"] = FAR_FUTURE
+    assert main(["init", str(_write(tmp_path, "bpo.json", obj)), "--datadir", str(datadir)]) == 1
+    assert 'missing entry for fork "bpo1" in blobSchedule' in capsys.readouterr().err
 
 
 def test_block_fork_error_in_geth_words() -> None:

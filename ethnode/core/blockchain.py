@@ -39,7 +39,7 @@ from typing import Any, BinaryIO, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 from ethnode.core.block_validator import validate_body, validate_transactions
 from ethnode.core.chainconfig import ChainConfig, ChainConfigError
-from ethnode.core.configcompat import check_compatible
+from ethnode.core.configcompat import check_compatible, check_fork_order
 from ethnode.core.consensus import ConsensusEngine, ConsensusError, UnknownAncestorError
 from ethnode.core.eip1559 import HeaderRuleError
 from ethnode.core.errors import (
@@ -128,6 +128,9 @@ def _update_chain_config(db: KeyValueStore, genesis_hash: bytes, genesis_json: M
     except ChainConfigError as exc:
         raise ChainError(f"stored chain config is invalid: {exc}") from None
     new_config = ChainConfig.from_json(new_json)
+    order = check_fork_order(new_config)  # geth sanity-checks the new schedule before comparing
+    if order is not None:
+        raise ChainError(order)
     head_hash = rawdb.read_head_header_hash(db)
     number = None if head_hash is None else rawdb.read_header_number(db, head_hash)
     head = None if number is None or head_hash is None else rawdb.read_header(db, head_hash, number)

@@ -144,4 +144,49 @@ def check_compatible(old: ChainConfig, new: ChainConfig, head_number: int, head_
     return last
 
 
-__all__ = ["ConfigCompatError", "check_compatible"]
+# geth CheckConfigForkOrder's list: (attribute, geth's name, by timestamp, optional)
+_FORK_ORDER = (
+    ("homestead_block", "homesteadBlock", False, False), ("dao_fork_block", "daoForkBlock", False, True),
+    ("eip150_block", "eip150Block", False, False), ("eip155_block", "eip155Block", False, False),
+    ("eip158_block", "eip158Block", False, False), ("byzantium_block", "byzantiumBlock", False, False),
+    ("constantinople_block", "constantinopleBlock", False, False),
+    ("petersburg_block", "petersburgBlock", False, False), ("istanbul_block", "istanbulBlock", False, False),
+    ("muir_glacier_block", "muirGlacierBlock", False, True), ("berlin_block", "berlinBlock", False, False),
+    ("london_block", "londonBlock", False, False), ("arrow_glacier_block", "arrowGlacierBlock", False, True),
+    ("gray_glacier_block", "grayGlacierBlock", False, True),
+    ("merge_netsplit_block", "mergeNetsplitBlock", False, True), ("shanghai_time", "shanghaiTime", True, False),
+    ("cancun_time", "cancunTime", True, True), ("prague_time", "pragueTime", True, True),
+    ("osaka_time", "osakaTime", True, True), ("bpo1_time", "bpo1", True, True), ("bpo2_time", "bpo2", True, True),
+    ("amsterdam_time", "amsterdam", True, True), ("bogota_time", "bogota", True, True),
+    ("bpo3_time", "bpo3", True, True), ("bpo4_time", "bpo4", True, True), ("bpo5_time", "bpo5", True, True),
+)
+_BLOB_FORKS = (("cancun", "cancun_time"), ("prague", "prague_time"), ("bpo1", "bpo1_time"), ("bpo2", "bpo2_time"),
+               ("bpo3", "bpo3_time"), ("bpo4", "bpo4_time"), ("bpo5", "bpo5_time"))
+
+
+def check_fork_order(config: ChainConfig) -> str | None:
+    """geth ``CheckConfigForkOrder``: no fork skipped or scheduled before its predecessor; its words, or None."""
+    last: tuple[str, int | None, bool] | None = None  # (name, activation, by timestamp)
+    for attr, name, by_time, optional in _FORK_ORDER:
+        at = getattr(config, attr)
+        unit = "timestamp" if by_time else "block"
+        if last is not None:
+            last_name, last_at, last_by_time = last
+            if last_at is None and at is not None:
+                return f"unsupported fork ordering: {last_name} not enabled, but {name} enabled at {unit} {at}"
+            if last_at is not None and at is not None:
+                if last_by_time == by_time and last_at > at:
+                    return (f"unsupported fork ordering: {last_name} enabled at {unit} {last_at}, "
+                            f"but {name} enabled at {unit} {at}")
+                if last_by_time and not by_time:
+                    return (f"unsupported fork ordering: {last_name} used timestamp ordering, "
+                            f"but {name} reverted to block ordering")
+        if not optional or at is not None:
+            last = (name, at, by_time)
+    for fork, attr in _BLOB_FORKS:
+        if getattr(config, attr) is not None and fork not in config.blob_schedule:
+            return f'invalid chain configuration: missing entry for fork "{fork}" in blobSchedule'
+    return None
+
+
+__all__ = ["ConfigCompatError", "check_compatible", "check_fork_order"]
