@@ -422,7 +422,7 @@ class Downloader:
             self._drop(master, f"invalid chain: {exc}")
             raise MasterPeerError(f"invalid chain: {exc}", drop=False) from None
         except ExecutionError as exc:  # our node cannot execute (fork unsupported, state missing): not the peer's fault
-            log.error("Sync stopped: blocks cannot be executed here: %s", exc)
+            log.error("Sync stopped: blocks cannot be executed here", extra=kv(err=exc))
             raise MasterPeerError(f"import: {exc}", drop=False) from None
         for end in [n for n in self._suspects if n <= results[-1].block.number]:
             for liar in self._suspects.pop(end):  # the master's chain imported: they lied about it
