@@ -2,7 +2,7 @@
 
     terminal  INFO [12-07|22:10:36.710] Started P2P networking                   self=enode://…
     logfmt    t=2026-12-07T22:10:36+0000 lvl=info msg="Started P2P networking" self=enode://…
-    json      {"t":"2026-12-07T22:10:36.710+00:00","lvl":"info","msg":"Started P2P networking","self":"enode://…"}
+    json      {"t":"2026-12-07T22:10:36.710372Z","lvl":"info","msg":"Started P2P networking","self":"enode://…"}
 
 Users who read geth logs, and the tools they grep or ship them with, expect geth's aligned
 level names, the message padded to 40 columns, values quoted only when they hold a space
@@ -241,14 +241,15 @@ class LogfmtFormatter(logging.Formatter):
 
 
 class JSONFormatter(logging.Formatter):
-    """geth ``JSONHandler`` (slog's JSONHandler): one object a line, ``t`` with milliseconds, ``lvl``, ``msg``."""
+    """geth ``JSONHandler`` (slog's): one object a line, ``t`` (RFC 3339, fraction trimmed), ``lvl``, ``msg``."""
 
     def format(self, record: logging.LogRecord) -> str:
         message, pairs = record_fields(record)
         local = time.localtime(record.created)
         offset = time.strftime("%z", local)
         zone = "Z" if offset in ("+0000", "-0000") else f"{offset[:3]}:{offset[3:]}"
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", local) + f".{int(record.msecs):03d}{zone}"
+        fraction = f"{record.created % 1:.6f}"[2:].rstrip("0")  # Go's RFC3339Nano: trailing zeros trimmed
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", local) + (f".{fraction}" if fraction else "") + zone
         obj: dict[str, Any] = {"t": stamp, "lvl": LEVEL_WORDS.get(record.levelno, record.levelname.lower()),
                                "msg": message.rstrip()}
         for key, value in pairs:
