@@ -39,7 +39,7 @@ from typing import Any, BinaryIO, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 from ethnode.core.block_validator import validate_body, validate_transactions
 from ethnode.core.chainconfig import ChainConfig, ChainConfigError
-from ethnode.core.configcompat import check_compatible, check_fork_order
+from ethnode.core.configcompat import update_stored_config
 from ethnode.core.consensus import ConsensusEngine, ConsensusError, UnknownAncestorError
 from ethnode.core.eip1559 import HeaderRuleError
 from ethnode.core.errors import (
@@ -95,7 +95,7 @@ def setup_genesis(db: KeyValueStore, genesis: Genesis, genesis_json: Mapping[str
     if stored is not None:
         if stored != block_hash:
             raise GenesisMismatchError(stored, block_hash)
-        _update_chain_config(db, block_hash, genesis_json)
+        update_stored_config(db, block_hash, genesis_json)
         return block_hash
     header = genesis.header
     body = Body([], [], [] if header.withdrawals_root is not None else None)
@@ -110,40 +110,6 @@ def setup_genesis(db: KeyValueStore, genesis: Genesis, genesis_json: Mapping[str
     rawdb.write_genesis_json(batch, block_hash, dict(genesis_json))
     batch.write()
     return block_hash
-
-
-def _update_chain_config(db: KeyValueStore, genesis_hash: bytes, genesis_json: Mapping[str, Any]) -> None:
-    """Store the genesis file's config over the stored one when the stored head allows it.
-
-    geth ``SetupGenesisBlockWithOverride``: a fork the head has not reached may move; one it
-    passed raises ``ConfigCompatError`` (only while the head is past block 0 / time 0: a
-    chain still at genesis may take any schedule).
-    """
-    stored_json = rawdb.read_chain_config_json(db, genesis_hash)
-    new_json = genesis_json.get("config")
-    if stored_json is None or not isinstance(new_json, Mapping) or stored_json == new_json:
-        return
-    try:
-        stored_config = ChainConfig.from_json(stored_json)
-    except ChainConfigError as exc:
-        raise ChainError(f"stored chain config is invalid: {exc}") from None
-    new_config = ChainConfig.from_json(new_json)
-    order = check_fork_order(new_config)  # geth sanity-checks the new schedule before comparing
-    if order is not None:
-        raise ChainError(order)
-    head_hash = rawdb.read_head_header_hash(db)
-    number = None if head_hash is None else rawdb.read_header_number(db, head_hash)
-    head = None if number is None or head_hash is None else rawdb.read_header(db, head_hash, number)
-    if head is None:
-        raise ChainError("missing head header")
-    err = check_compatible(stored_config, new_config, head.number, head.time)
-    if err is not None and ((head.number != 0 and err.rewind_to_block != 0)
-                            or (head.time != 0 and err.rewind_to_time != 0)):
-        raise err
-    batch = db.new_batch()
-    rawdb.write_genesis_json(batch, genesis_hash, dict(genesis_json))
-    batch.write()
-    log.info("Stored chain config updated genesis=0x%s", genesis_hash.hex())
 
 
 def read_chain_config(db: KeyValueStore) -> ChainConfig:

@@ -9,10 +9,18 @@ so operators can search for them.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from ethnode.core.chainconfig import ChainConfig
+from ethnode.core.chainconfig import ChainConfig, ChainConfigError
 from ethnode.core.errors import ChainError
+from ethnode.core.rawdb import accessors as rawdb
+from ethnode.core.rawdb.store import KeyValueStore
+from ethnode.logctx import kv
+
+log = logging.getLogger("ethnode.core.blockchain")
 
 # (attribute, geth's name in the error) in geth's checkCompatible order.
 _BLOCK_CHECKS = (
@@ -189,4 +197,38 @@ def check_fork_order(config: ChainConfig) -> str | None:
     return None
 
 
-__all__ = ["ConfigCompatError", "check_compatible", "check_fork_order"]
+def update_stored_config(db: KeyValueStore, genesis_hash: bytes, genesis_json: Mapping[str, Any]) -> None:
+    """Store the genesis file's config over the stored one when the stored head allows it.
+
+    geth ``SetupGenesisBlockWithOverride``: a fork the head has not reached may move; one it
+    passed raises ``ConfigCompatError`` (only while the head is past block 0 / time 0: a
+    chain still at genesis may take any schedule).
+    """
+    stored_json = rawdb.read_chain_config_json(db, genesis_hash)
+    new_json = genesis_json.get("config")
+    if stored_json is None or not isinstance(new_json, Mapping) or stored_json == new_json:
+        return
+    try:
+        stored_config = ChainConfig.from_json(stored_json)
+    except ChainConfigError as exc:
+        raise ChainError(f"stored chain config is invalid: {exc}") from None
+    new_config = ChainConfig.from_json(new_json)
+    order = check_fork_order(new_config)  # geth sanity-checks the new schedule before comparing
+    if order is not None:
+        raise ChainError(order)
+    head_hash = rawdb.read_head_header_hash(db)
+    number = None if head_hash is None else rawdb.read_header_number(db, head_hash)
+    head = None if number is None or head_hash is None else rawdb.read_header(db, head_hash, number)
+    if head is None:
+        raise ChainError("missing head header")
+    err = check_compatible(stored_config, new_config, head.number, head.time)
+    if err is not None and ((head.number != 0 and err.rewind_to_block != 0)
+                            or (head.time != 0 and err.rewind_to_time != 0)):
+        raise err
+    batch = db.new_batch()
+    rawdb.write_genesis_json(batch, genesis_hash, dict(genesis_json))
+    batch.write()
+    log.info("Stored chain config updated", extra=kv(genesis=genesis_hash))
+
+
+__all__ = ["ConfigCompatError", "check_compatible", "check_fork_order", "update_stored_config"]
