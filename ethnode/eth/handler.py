@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import random
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol, TypedDict
 
@@ -41,6 +42,7 @@ from ethnode.eth.fetcher.block_fetcher import BlockFetcher
 from ethnode.eth.fetcher.tx_fetcher import TxFetcher
 from ethnode.eth.peerset import PeerSet, PeerSetError
 from ethnode.eth.protocols.eth.backend import WireTx
+from ethnode.eth.protocols.eth.events import EthPeerRegistered
 from ethnode.eth.protocols.eth.handshake import (
     HANDSHAKE_TIMEOUT,
     AnyStatus,
@@ -194,7 +196,7 @@ class EthHandler:
         return [P2PProtocol(PROTOCOL_NAME, v, PROTOCOL_LENGTHS[v], self.new_peer) for v in self.versions]
 
     def new_peer(self, channel: ProtocolChannel) -> EthPeer:
-        return EthPeer(channel, self)
+        return EthPeer(channel, self, self.bus)
 
     def local_status(self) -> ChainStatus:
         chain = self.chain
@@ -246,6 +248,9 @@ class EthHandler:
             raise ProtocolViolation(str(exc)) from None
         broadcast = peer.start_broadcast()  # already running: register started it
         self._peers_changed.set()
+        if self.bus is not None and self.bus.subscribed(EthPeerRegistered):
+            assert peer.status is not None
+            self.bus.post(EthPeerRegistered(peer, peer.status, time.time_ns()))
         try:
             log.debug("Ethereum peer connected", extra=kv(peer=peer, version=peer.version))
             self.downloader.register_peer(peer)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ethnode.core.types.header import HeaderError
 from ethnode.core.types.receipt import Receipt, ReceiptError
 from ethnode.core.types.transaction import BLOB_TX_TYPE, BlobTxWithSidecar, TransactionError, decode_tx_item
+from ethnode.eth.protocols.eth.events import BlockRangeUpdated, BlocksAnnounced, TxsAnnounced, TxsReceived
 from ethnode.eth.protocols.eth.handshake import MAX_TD_BITS
 from ethnode.eth.protocols.eth.protocol import (
     BLOCK_ACCESS_LISTS,
@@ -42,6 +43,7 @@ from ethnode.eth.protocols.eth.protocol import (
     RECEIPTS,
     STATUS,
     TRANSACTIONS,
+    BlockAnnouncement,
     ProtocolViolation,
     message,
     origin_of,
@@ -123,6 +125,8 @@ def _transactions(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
         if tx.type == BLOB_TX_TYPE:
             raise ProtocolViolation("Transactions: disallowed broadcast blob transaction")
     peer.mark_transactions(packed)
+    if txs and peer.wants(TxsReceived):
+        peer.emit(TxsReceived(peer, txs, False, peer.received_ns))
     if txs:
         backend.on_transactions(peer, txs)
 
@@ -137,6 +141,8 @@ def _pooled_hashes(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
             f"{len(ann.sizes)}"
         )
     peer.mark_transactions(b"".join(ann.hashes))
+    if peer.wants(TxsAnnounced):
+        peer.emit(TxsAnnounced(peer, ann.hashes, ann.types, ann.sizes, peer.received_ns))
     backend.on_pooled_hashes(peer, ann)
 
 
@@ -165,6 +171,8 @@ def _pooled_txs(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
     # its caller gets PeerDroppedError when the connection ends.
     waiter = peer.fulfil(POOLED_TRANSACTIONS, rid, len(items))
     peer.mark_transactions(packed)
+    if txs and peer.wants(TxsReceived):
+        peer.emit(TxsReceived(peer, txs, True, peer.received_ns))
     if waiter is not None:
         waiter.set_result(txs)
     elif txs:
@@ -248,6 +256,8 @@ def _new_block_hashes(backend: EthBackend, peer: EthPeer, payload: bytes) -> Non
     announcements = decode(peer.version, NEW_BLOCK_HASHES, payload)
     for ann in announcements:
         peer.mark_block(ann.hash)
+    if announcements and peer.wants(BlocksAnnounced):
+        peer.emit(BlocksAnnounced(peer, announcements, None, None, peer.received_ns))
     if announcements:
         backend.on_new_block_hashes(peer, announcements)
 
@@ -268,6 +278,9 @@ def _new_block(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
         log.debug("Propagated block has invalid body", extra=kv(number=block.number, peer=peer))
         return  # geth ignores it without dropping the peer
     peer.mark_block(block.hash)
+    if peer.wants(BlocksAnnounced):
+        announced = [BlockAnnouncement(block.hash, block.number)]
+        peer.emit(BlocksAnnounced(peer, announced, block, td, peer.received_ns))
     backend.on_new_block(peer, block, td)
 
 
@@ -277,6 +290,8 @@ def _block_range(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
     if problem is not None:
         raise ProtocolViolation(f"BlockRangeUpdate: {problem}")
     peer.set_block_range(rng)
+    if peer.wants(BlockRangeUpdated):
+        peer.emit(BlockRangeUpdated(peer, rng, peer.received_ns))
     backend.on_block_range(peer, rng)
 
 

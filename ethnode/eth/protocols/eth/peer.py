@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from ethnode.core.types.block import Block, Body
 from ethnode.core.types.header import Header
 from ethnode.crypto.keccak import keccak256
 from ethnode.errors import EthnodeError
+from ethnode.eth.protocols.eth.events import OBSERVER_KINDS, EthMessageReceived
 from ethnode.eth.protocols.eth.handlers import decode, handle_message
 from ethnode.eth.protocols.eth.handshake import AnyStatus, NoStatusError
 from ethnode.eth.protocols.eth.knowncache import MAX_KNOWN_BLOCKS, MAX_KNOWN_TXS, KnownCache
@@ -82,6 +84,7 @@ from ethnode.rlp.sedes import List
 
 if TYPE_CHECKING:
     from ethnode.eth.protocols.eth.backend import EthBackend
+    from ethnode.event import EventBus
     from ethnode.p2p.protocol import ProtocolChannel
 
 log = logging.getLogger("ethnode.eth.protocols.eth.peer")
@@ -100,11 +103,16 @@ class EthPeer:
     """The eth side of one connected peer; built by the p2p Peer after Hello (``new_handler``).
 
     ``backend`` judges the Status, runs the peer's life (``run_peer``) and receives the
-    typed packets ``handlers`` decode from its messages.
+    typed packets ``handlers`` decode from its messages. ``bus``, when given, receives the
+    observer events of ``events`` (built only for kinds someone subscribed to).
     """
 
-    def __init__(self, channel: ProtocolChannel, backend: EthBackend) -> None:
+    def __init__(self, channel: ProtocolChannel, backend: EthBackend, bus: EventBus | None = None) -> None:
         self.channel = channel
+        self.bus = bus
+        self.received_ns = 0  # time.time_ns() of the message being handled, while observers watch
+        self._watched_gen = -1  # the bus generation ``_watched`` was derived at
+        self._watched = False
         self.version = channel.version
         self._backend = backend
         self.txpool = backend.txpool
@@ -174,7 +182,27 @@ class EthPeer:
             self._backend.accept_status(self, status)  # raises HandshakeError
             self._set_status(status)
             return
+        bus = self.bus
+        if bus is not None:
+            if bus.generation != self._watched_gen:  # someone (un)subscribed: recheck, else one compare
+                self._watched_gen = bus.generation
+                self._watched = any(bus.subscribed(kind) for kind in OBSERVER_KINDS)
+            if self._watched:
+                self.received_ns = time.time_ns()
+                msg = message(self.version, code)
+                if msg is not None and bus.subscribed(EthMessageReceived):  # an unknown code: handle_message's
+                    value = decode(self.version, code, payload)
+                    bus.post(EthMessageReceived(self, code, msg.name, value, len(payload), self.received_ns))
         await handle_message(self._backend, self, code, payload)
+
+    def wants(self, kind: type) -> bool:
+        """Whether an observer subscribed to ``kind`` (``handlers`` ask before building an event)."""
+        bus = self.bus
+        return bus is not None and bus.subscribed(kind)
+
+    def emit(self, event: object) -> None:
+        if self.bus is not None:
+            self.bus.post(event)
 
     async def run(self) -> None:
         try:
