@@ -21,7 +21,7 @@ ROOT = Path(ethnode.__file__).resolve().parent
 LAYERS: dict[str, float] = {
     # leaves: no ethnode imports but each other's errors
     "ethnode.errors": 0, "ethnode.version": 0, "ethnode.event": 0, "ethnode.strictjson": 0,
-    "ethnode.recursionlimit": 0, "ethnode.privatefs": 0, "ethnode._native": 0,
+    "ethnode.recursionlimit": 0, "ethnode.privatefs": 0, "ethnode._native": 0, "ethnode.logctx": 0,
     # foundation
     "ethnode.rlp": 1, "ethnode.crypto": 1, "ethnode.trie": 2,
     "ethnode.metrics": 3,  # the registry and meters, usable from p2p

@@ -108,7 +108,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
                            "--nat", "none", "--eth.versions", "69,70,71", "--ipcdisable", "--verbosity", "4"])
         enode = node.wait_for_line(ENODE_LINE).group(1)
         assert _rpc(http, "admin_addPeer", enode) is True
-        node.wait_for_line(r"Adding p2p peer .*name='Geth/", TIMEOUT)
+        node.wait_for_line(r'Adding p2p peer .*name="?Geth/', TIMEOUT)
         yield Net(genesis, geth, http, enode)
     finally:
         if node is not None:

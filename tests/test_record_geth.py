@@ -64,10 +64,10 @@ def test_record_captures_every_tx_geth_sends(tmp_path: Path) -> None:
             "record", "--genesis", str(genesis), "--peers", f"{geth.enode},{node_enode}", "--nodiscover",
             "--listenaddr", HOST, "--port", "0", "--out", str(out)))
         procs.append(rec)
-        rec.wait_for_line(rf"Recorder peer added .*name='Geth/{GETH_VERSION}", TIMEOUT)
-        rec.wait_for_line(r"Recorder peer added .*name='ethnode/", TIMEOUT)
+        rec.wait_for_line(rf'Recorder peer added .*name="?Geth/{GETH_VERSION}', TIMEOUT)
+        rec.wait_for_line(r'Recorder peer added .*name="?ethnode/', TIMEOUT)
         assert _rpc(http, "admin_addPeer", node_enode) is True
-        node.wait_for_line(r"Adding p2p peer .*name='Geth/", TIMEOUT)
+        node.wait_for_line(r'Adding p2p peer .*name="?Geth/', TIMEOUT)
 
         txs = [dyn(k, n) for k in range(4) for n in range(N_TXS // 4)]
         for tx in txs:

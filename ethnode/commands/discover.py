@@ -35,7 +35,6 @@ DEFAULT_PORT = 30303  # geth's default listening port, UDP and TCP alike
 DEFAULT_LOG_INTERVAL = 10.0  # seconds between table-size log lines
 NODEKEY_FILE = "nodekey"
 NODEDB_FILE = "nodes.sqlite3"
-_LEVELS = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG}
 
 
 def register(subparsers: Any) -> None:
@@ -54,7 +53,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datadir", metavar="DIR", help="data directory for the node key and node database")
     p.add_argument("--nodekey", metavar="FILE", help="P2P node key file (64 hex digits)")
     p.add_argument("--nodekeyhex", metavar="HEX", help="P2P node key as hex (for testing)")
-    p.add_argument("--verbosity", type=int, default=3, help="log level 0-5 (geth's: 3 is info)")
+    logformat.add_log_flags(p)
     p.add_argument("--log-interval", type=float, default=DEFAULT_LOG_INTERVAL, metavar="SECONDS",
                    help="how often to log the table size (0: never)")
     for version in ("v4", "v5"):
@@ -95,7 +94,6 @@ def run(args: argparse.Namespace) -> int:
     from ethnode.p2p.discover.v5_udp import UDPv5
     from ethnode.p2p.enode import NodeURLError, parse_node
 
-    logformat.install(_LEVELS.get(args.verbosity, logging.DEBUG if args.verbosity > 4 else logging.CRITICAL))
     if not 0 <= args.port <= 0xFFFF:
         return _fatal(f"invalid --port {args.port}")
     if args.nodekey and args.nodekeyhex:
@@ -191,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ethnode-fast discover", description=DESCRIPTION)
     _add_arguments(parser)
     args = parser.parse_args(argv)
+    error = logformat.setup_from_args(args)  # what ethnode.cli.main does before every command
+    if error is not None:
+        return _fatal(error)
     return run(args)
 
 

@@ -24,11 +24,13 @@ import sqlite3
 import sys
 from typing import Any
 
+from ethnode.commands import logformat
 from ethnode.commands.flags.eth import parse_versions
 from ethnode.commands.flags.network import add_network_flags
 from ethnode.commands.flags.validators import non_negative_int, split_and_trim
-from ethnode.commands.node import DEFAULT_VERBOSITY, setup_logging, warn_if_slow
+from ethnode.commands.node import warn_if_slow
 from ethnode.errors import EthnodeError
+from ethnode.logctx import kv
 
 DESCRIPTION = "Join a network as an observer and record what it sees (peers, tx and block announcements, txs)."
 DEFAULT_OUT = "record.sqlite3"
@@ -69,7 +71,7 @@ def register(subparsers: Any) -> None:
                    help="eth versions to offer (default: all ethnode speaks)")
     p.add_argument("--nodekeyhex", metavar="HEX", help="P2P node key as hex")
     p.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this long")
-    p.add_argument("--verbosity", type=int, default=DEFAULT_VERBOSITY, metavar="N", help="log level 0-5 (default 3)")
+    logformat.add_log_flags(p)
     add_network_flags(p)
     p.set_defaults(func=cmd_record)
 
@@ -105,7 +107,6 @@ def cmd_record(args: argparse.Namespace) -> int:
         sink = open_sink(args.out, args.format)
     except (ConfigError, RecordError) as exc:
         return _fatal(str(exc))
-    setup_logging(args.verbosity)
     warn_if_slow()
     from ethnode.p2p import loop as p2p_loop
 
@@ -129,10 +130,10 @@ async def _record(config: Any, sink: Any, duration: float | None) -> int:
         except (EthnodeError, OSError, sqlite3.Error) as exc:
             await asyncio.to_thread(sink.close)
             return _fatal(str(exc) or type(exc).__name__)
-        node.on(PeerAdded, lambda ev: log.info("Recorder peer added id=%s name=%r caps=%s", ev.peer.id_hex[:16],
-                                               ev.peer.client_id, ",".join(ev.peer.caps)))
-        node.on(PeerDropped, lambda ev: log.info("Recorder peer dropped id=%s reason=%r", ev.peer.id_hex[:16],
-                                                 ev.reason))
+        node.on(PeerAdded, lambda ev: log.info("Recorder peer added", extra=kv(
+            id=ev.peer.id_hex[:16], name=ev.peer.client_id, caps=list(ev.peer.caps))))
+        node.on(PeerDropped, lambda ev: log.info("Recorder peer dropped", extra=kv(id=ev.peer.id_hex[:16],
+                                                                                   reason=ev.reason)))
         recorder = Recorder(node, sink)
         await recorder.start()
         log.info("Recording self=%s out=%s", node.enode, sink.path)

@@ -68,6 +68,7 @@ from ethnode.eth.protocols.eth.protocol import (
 )
 from ethnode.eth.sync import SyncDownloader, Syncer
 from ethnode.event import EventBus
+from ethnode.logctx import kv
 from ethnode.p2p.disconnect import DisconnectRequested, DiscReason
 from ethnode.p2p.protocol import Protocol as P2PProtocol
 from ethnode.p2p.protocol import ProtocolChannel
@@ -262,7 +263,7 @@ class EthHandler:
             assert peer.status is not None
             self.bus.post(EthPeerRegistered(peer, peer.status, time.time_ns()))
         try:
-            log.debug("Ethereum peer connected: %r", peer)
+            log.debug("Ethereum peer connected", extra=kv(peer=peer, version=peer.version))
             self.downloader.register_peer(peer)
             self.sync_transactions(peer)
             self.syncer.peer_event()
@@ -274,7 +275,7 @@ class EthHandler:
         if not self.peers.unregister(peer):
             return
         self._peers_changed.set()
-        log.debug("Removing Ethereum peer %r", peer)
+        log.debug("Removing Ethereum peer", extra=kv(peer=peer))
         self.tx_fetcher.drop(peer)
         self.blob_fetcher.drop(peer)
         self.block_fetcher.drop(peer)

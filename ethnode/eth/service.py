@@ -28,6 +28,7 @@ from ethnode.crypto.keccak import keccak256
 from ethnode.errors import EthnodeError
 from ethnode.eth.handler import CHAIN_HEAD_CHAN_SIZE, EthHandler
 from ethnode.eth.protocols.eth.protocol import SUPPORTED_VERSIONS
+from ethnode.logctx import kv
 from ethnode.node.lifecycle import ServiceContext
 
 log = logging.getLogger("ethnode.eth")
@@ -117,9 +118,9 @@ class EthereumService:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         head = self.chain.current_block
-        log.info("Initialised chain configuration chain_id=%d network_id=%d genesis=0x%s head=#%d 0x%s",
-                 self.chain.config.chain_id, self.network_id, self.chain.genesis_hash.hex(), head.number,
-                 head.hash.hex())
+        log.info("Initialised chain configuration", extra=kv(
+            chain_id=self.chain.config.chain_id, network_id=self.network_id, genesis=self.chain.genesis_hash,
+            number=head.number, hash=head.hash))
         if self.config.noexec and self.config.observer:
             log.info("Observer node: blocks are not executed, the tx pool has no account state")
         elif self.config.noexec:

@@ -17,6 +17,7 @@ import logging
 from typing import TYPE_CHECKING, Protocol
 
 from ethnode.errors import EthnodeError
+from ethnode.logctx import kv
 
 if TYPE_CHECKING:
     from ethnode.eth.peerset import PeerSet
@@ -130,7 +131,7 @@ class Syncer:
         try:
             await self.downloader.synchronise(peer)
         except EthnodeError as exc:
-            log.warning("Synchronisation with %r failed: %s", peer, exc)
+            log.warning("Synchronisation failed", extra=kv(peer=peer.id.hex()[:16], err=exc))
 
 
 __all__ = ["Syncer", "SyncDownloader", "SyncHost", "FORCE_SYNC_CYCLE", "MIN_DESIRED_PEER_COUNT"]

@@ -38,6 +38,7 @@ from ethnode.crypto import keccak256
 from ethnode.crypto.keys import PrivateKey
 from ethnode.errors import EthnodeError
 from ethnode.event import EventBus
+from ethnode.logctx import kv
 from ethnode.metrics import p2p as p2p_metrics
 from ethnode.p2p.candidates import FairLookups, LookupCandidates
 from ethnode.p2p.config import ServerConfig, join_host_port, parse_static_node, split_host_port
@@ -552,8 +553,8 @@ class Server:
 
     async def _refuse(self, conn: Connection, reason: DiscReason) -> None:
         """Tell the remote why before closing, as geth's transport close(err) does."""
-        log.debug("Rejected peer addr=%s id=%s reason=%r", conn.remote_address,
-                  conn.remote_id.hex()[:16] if conn.remote_id else "?", reason.description)
+        log.debug("Rejected peer", extra=kv(addr=conn.remote_address, id=conn.remote_id.hex()[:16] if conn.remote_id
+                                            else "?", reason=reason.description))
         try:
             await conn.write_message(DISCONNECT, reason.encode_payload(), timeout=DISC_WRITE_TIMEOUT)
         except EthnodeError:
@@ -591,8 +592,9 @@ class Server:
                 self._sched.inbound_completed(node_id)
             self._sched.peer_added(node_id, entry.flags)
         peer = entry.peer
-        log.debug("Adding p2p peer peercount=%d id=%s conn=%s addr=%s name=%r", self.peer_count(),
-                  peer.remote_id.hex()[:16], entry.flags.describe(), peer.conn.remote_address, peer.client_id)
+        log.debug("Adding p2p peer", extra=kv(peercount=self.peer_count(), id=peer.remote_id.hex()[:16],
+                                              conn=entry.flags.describe(), addr=peer.conn.remote_address,
+                                              name=peer.client_id))
         self._post(PeerEvent(PeerEventType.ADD, peer.remote_id, peer.conn.remote_address, peer.inbound,
                              client_id=peer.client_id, caps=_caps(peer)))
         if entry.outcome is not None and not entry.outcome.done():

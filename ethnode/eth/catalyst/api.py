@@ -29,6 +29,7 @@ from ethnode.core.types.header import Header
 from ethnode.eth.catalyst.forks import latest_fork
 from ethnode.eth.catalyst.getpayload import GetPayloadMixin, required
 from ethnode.eth.catalyst.payload import ExecutionPayload, PayloadError, decode_withdrawals, payload_to_block
+from ethnode.logctx import kv
 from ethnode.miner.payload_building import BuildPayloadArgs, PayloadBuilder, PayloadBuildError
 from ethnode.rpc.hexutil import HexError, data, decode_data, decode_fixed, decode_quantity
 from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError
@@ -288,8 +289,8 @@ class EngineAPI(GetPayloadMixin):
         try:
             block = payload_to_block(payload, hashes, beacon_root, requests)
         except PayloadError as exc:
-            log.warning("Invalid NewPayload params number=%d hash=0x%s error=%s",
-                        payload.number, payload.block_hash.hex(), exc)
+            log.warning("Invalid NewPayload params", extra=kv(number=payload.number, hash=payload.block_hash,
+                                                              error=exc))
             return payload_status(INVALID, None, str(exc))
         known = chain.get_block_by_hash(block.hash)
         if known is not None:
@@ -314,13 +315,13 @@ class EngineAPI(GetPayloadMixin):
             chain.insert_chain([block], set_head=False)
         except InvalidBlockError as exc:
             reason = str(exc.cause)
-            log.warning("NewPayload: inserting block failed error=%s", reason)
+            log.warning("NewPayload: inserting block failed", extra=kv(error=reason))
             self._invalid_hits[block.hash] = 1
             self._invalid_tipsets[block.hash] = block.header
             return payload_status(INVALID, self._latest_valid(parent.header), _validation_error(exc))
         except ExecutionError as exc:  # our state is incomplete: not the payload's fault
             self._remote[block.hash] = block.header
-            log.warning("NewPayload: cannot execute error=%s", exc)
+            log.warning("NewPayload: cannot execute", extra=kv(error=exc))
             return payload_status(ACCEPTED)
         return payload_status(VALID, block.hash)
 
@@ -467,7 +468,7 @@ class EngineAPI(GetPayloadMixin):
         try:
             payload = self.builder.build(args)
         except (PayloadBuildError, ExecutionError, ChainError) as exc:
-            log.error("Failed to build payload err=%s", exc)
+            log.error("Failed to build payload", extra=kv(err=exc))
             raise attributes_error(str(exc)) from None
         return _fcu_response(valid, payload.id)
 

@@ -37,6 +37,7 @@ from ethnode.eth.fetcher.tx_scheduler import DropPeer, Fetch, FetchTimings, TxFe
 from ethnode.eth.protocols.eth.knowncache import KnownCache
 from ethnode.eth.protocols.eth.peer import TRACKER_TIMEOUT, EthPeer, RequestError, RequestTimeoutError
 from ethnode.eth.protocols.eth.protocol import ETH72
+from ethnode.logctx import kv
 from ethnode.p2p.disconnect import DiscReason
 
 log = logging.getLogger("ethnode.eth.fetcher.tx_scheduler")
@@ -228,7 +229,7 @@ class TxFetcher:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             else:
-                log.debug("Dropping %r: %s", action.peer, action.reason)
+                log.debug("Dropping tx announcer", extra=kv(peer=action.peer, reason=action.reason))
                 self.counts["dropped_peers"] += 1
                 self._remove_peer(action.peer)  # type: ignore[arg-type]
         self._arm()
@@ -263,7 +264,7 @@ class TxFetcher:
             txs = []  # as an empty reply: the peer has none of them, and is free again
         except RequestError as exc:  # PeerDroppedError, or the request could not be sent
             # geth: a failed request drops the peer from the fetcher (not from the node).
-            log.debug("Tx request to %r failed: %s", peer, exc)
+            log.debug("Tx request failed", extra=kv(peer=peer, err=exc))
             if not self.closed:
                 self._apply(self.scheduler.drop(peer, self._now()))
             return

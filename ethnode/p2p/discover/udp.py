@@ -36,6 +36,7 @@ from ethnode.crypto import keccak256
 from ethnode.crypto.errors import InvalidKeyError
 from ethnode.crypto.keys import PrivateKey, PublicKey
 from ethnode.errors import EthnodeError
+from ethnode.logctx import kv
 from ethnode.p2p.discover import v4wire
 from ethnode.p2p.discover.lookup import Lookup
 from ethnode.p2p.discover.netutil import check_relay_ip
@@ -528,7 +529,7 @@ class UDPv4:
         try:
             found = await self.findnode(node, target)
         except DiscoveryError as exc:
-            log.debug("FINDNODE to %r failed: %s", node, exc)
+            log.debug("FINDNODE failed", extra=kv(id=node, addr=f"{node.ip}:{node.udp}", err=exc))
             found = []
         if self._closing:
             return found
@@ -630,7 +631,7 @@ class UDPv4:
             try:
                 new_node = await self.request_enr(node)
             except DiscoveryError as exc:
-                log.debug("ENR request to %r failed: %s", node, exc)
+                log.debug("ENR request failed", extra=kv(id=node, addr=f"{node.ip}:{node.udp}", err=exc))
         if self.table.revalidation_result(tn, responded, new_node):
             self.db.update_node(tn.node)
 

@@ -69,6 +69,7 @@ from ethnode.eth.protocols.eth.serve import (
     iter_receipts,
     serve_pooled_txs,
 )
+from ethnode.logctx import kv
 from ethnode.rlp.errors import DecodingError
 
 if TYPE_CHECKING:
@@ -348,7 +349,7 @@ def _new_block(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
         raise ProtocolViolation(f"NewBlock: too large block TD: bitlen {td.bit_length()}")
     header = block.header
     if block.uncle_hash() != header.uncle_hash or block.tx_root() != header.tx_root:
-        log.debug("Propagated block #%d from %r has invalid body", block.number, peer)
+        log.debug("Propagated block has invalid body", extra=kv(number=block.number, peer=peer))
         return  # geth ignores it without dropping the peer
     peer.mark_block(block.hash)
     if peer.wants(BlocksAnnounced):

@@ -82,6 +82,7 @@ from ethnode.eth.protocols.eth.tracker import (
     RequestTimeoutError,
     RequestTracker,
 )
+from ethnode.logctx import kv
 from ethnode.p2p.disconnect import DiscReason
 from ethnode.rlp import encode as rlp_encode
 from ethnode.rlp.framing import wrap_list
@@ -155,6 +156,10 @@ class EthPeer:
 
     def __repr__(self) -> str:
         return f"EthPeer({self.id.hex()[:8]} eth/{self.version})"
+
+    def terminal_string(self) -> str:
+        """In a log line (geth's peer id TerminalString): the first 8 bytes of the id."""
+        return self.id.hex()[:16]
 
     def info(self) -> dict[str, Any]:
         """What admin_peers shows under protocols.eth (geth ethPeerInfo)."""
@@ -335,7 +340,7 @@ class EthPeer:
             self._send_failed = True
             for q in (self._txs, self._tx_anns, self._blocks, self._block_anns):
                 q.clear()
-            log.debug("Broadcast to %r stopped: %s", self, exc)
+            log.debug("Broadcast stopped", extra=kv(peer=self, err=exc))
             await asyncio.Event().wait()
 
     async def _send_round(self) -> None:
