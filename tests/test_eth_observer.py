@@ -143,7 +143,7 @@ def test_eth_syncing_reports_the_observed_head_and_block_number_the_held_one() -
 
     async def main() -> None:
         a = await start_node(ethtest_chain(100))
-        b = await RPCNode(ethtest_chain(0), eth_config=EthConfig(observer=True)).start()
+        b = await RPCNode(ethtest_chain(0), eth_config=EthConfig(follow_head=True)).start()
         try:
             assert await b.call("eth_syncing") is False  # nothing observed yet
             await b.node.server.dial(a.server.enode)

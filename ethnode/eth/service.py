@@ -29,6 +29,7 @@ from ethnode.errors import EthnodeError
 from ethnode.eth.handler import CHAIN_HEAD_CHAN_SIZE, EthHandler
 from ethnode.eth.observer import HeadObserver
 from ethnode.eth.protocols.eth.protocol import SUPPORTED_VERSIONS
+from ethnode.logctx import kv
 from ethnode.node.lifecycle import ServiceContext
 
 log = logging.getLogger("ethnode.eth")
@@ -47,9 +48,11 @@ class EthConfig:
     max_peers: int | None = None
     txpool: TxPoolConfig = field(default_factory=TxPoolConfig)
     noexec: bool = False  # --noexec: blocks are not executed (no state, no receipts, stateless tx pool)
-    # --observer: follow the network's head by headers, admit txs statelessly, relay none.
-    # None: on for a public network (mainnet, sepolia, hoodi) whose datadir holds only its genesis.
-    observer: bool | None = None
+    observer: bool = False  # an ethnode.api observer: noexec by design, said at INFO rather than warned
+    # --observer (observer mode, ``ethnode.eth.observer``): follow the network's head by headers, admit
+    # txs statelessly, relay none. None: on for a public network (mainnet, sepolia, hoodi) whose
+    # datadir holds only its genesis.
+    follow_head: bool | None = None
 
 
 class EthereumService:
@@ -68,7 +71,8 @@ class EthereumService:
         try:
             # With execution the pool checks nonces and balances against the head state; an
             # observer's state is the genesis one, far behind the txs it sees: it checks none.
-            observing = self.config.observer if self.config.observer is not None else self._cannot_follow()
+            follow = self.config.follow_head
+            observing = follow if follow is not None else self._cannot_follow()
             self.state = self.chain.head_state_reader() if self.chain.executor is not None else None
             self.txpool = TxPool(self.chain, self.config.txpool, bus=ctx.bus, state=None if observing else self.state)
             network_id = self.config.network_id or self.chain.config.chain_id
@@ -134,13 +138,15 @@ class EthereumService:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         head = self.chain.current_block
-        log.info("Initialised chain configuration chain_id=%d network_id=%d genesis=0x%s head=#%d 0x%s",
-                 self.chain.config.chain_id, self.network_id, self.chain.genesis_hash.hex(), head.number,
-                 head.hash.hex())
+        log.info("Initialised chain configuration", extra=kv(
+            chain_id=self.chain.config.chain_id, network_id=self.network_id, genesis=self.chain.genesis_hash,
+            number=head.number, hash=head.hash))
         if self.observer is not None:
             log.info("Observer mode: following the network's head by headers (not executed); txs are checked "
                      "without state and not relayed (--no-observer to turn it off)")
-        if self.config.noexec:
+        if self.config.noexec and self.config.observer:
+            log.info("Observer node: blocks are not executed, the tx pool has no account state")
+        elif self.config.noexec:
             log.warning("Block execution disabled (--noexec): state roots and receipts are not verified, "
                         "the tx pool has no account state")
         elif self.chain.executor is not None and not self.chain.state_db.has_state(head.state_root):

@@ -82,7 +82,7 @@ def eth_config_from_args(args: argparse.Namespace, max_peers: int | None = None)
         versions=SUPPORTED_VERSIONS if args.eth_versions is None else args.eth_versions,
         max_peers=max_peers,
         noexec=args.noexec,
-        observer=getattr(args, "observer", None),
+        follow_head=getattr(args, "observer", None),
     )
 
 
