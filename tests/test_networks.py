@@ -81,7 +81,7 @@ def test_run_sepolia_writes_its_genesis_and_refuses_another_chain(tmp_path: Path
         assert line.groups() == ("11,155,111", "11,155,111", GENESIS_HASHES["sepolia"])  # geth's thousands
         assert "Writing default sepolia genesis block" in run.output
         # genesis alone on a public network: observer mode unless asked otherwise
-        run.wait_for_line(r"Ethereum protocol started versions=eth/71,eth/70,eth/69,eth/68 network=11155111 "
+        run.wait_for_line(r"Ethereum protocol started +versions=eth/71,eth/70,eth/69,eth/68 network=11155111 "
                           r"mode=observer")
         assert "Observer mode: following the network's head by headers" in run.output
     finally:
@@ -91,7 +91,7 @@ def test_run_sepolia_writes_its_genesis_and_refuses_another_chain(tmp_path: Path
                       "--nat", "none",
                       "--port", "0", "--listenaddr", "127.0.0.1", "--authrpc.port", "0"], env=child_env())
     try:
-        line = run.wait_for_line(r"Ethereum protocol started versions=\S+ network=11155111(.*)")
+        line = run.wait_for_line(r"Ethereum protocol started +versions=\S+ network=11155111(.*)")
         assert line.group(1) == "", run.output
     finally:
         code, _ = run.stop(signal.SIGTERM)

@@ -32,7 +32,7 @@ PREFIX = "v/bin/ethnode-fast "
 READY = {  # what a long-running command prints once it is up
     "run": r"HTTP server started +endpoint=|Started P2P networking +self=",
     "discover": r"UDP listener up|discovery|Discovery|self=",
-    "crawl": r"Crawling self=",
+    "crawl": r"Crawling\s+self=",
 }
 NETWORK_FLAGS = ("--mainnet", "--sepolia", "--hoodi")
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from ethnode.commands import logformat
 from ethnode.commands.flags.validators import non_negative_int, split_and_trim
+from ethnode.logctx import kv
 
 log = logging.getLogger("ethnode.crawl")
 
@@ -35,7 +36,6 @@ DESCRIPTION = ("Crawl the discovery DHT: update a nodes.json file (geth's layout
                "dial each live one for Hello and eth Status, and write a census of what they said.")
 DEFAULT_TIMEOUT = "30m"  # geth crawlTimeoutFlag
 DEFAULT_RATE = 10.0  # TCP dials a second
-_LEVELS = {0: logging.CRITICAL + 10, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG}
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -95,7 +95,7 @@ def register(subparsers: Any) -> None:
                    help="skip nodes checked less than this long ago (default 10m, as geth)")
     p.add_argument("--log-interval", type=duration, default=duration("8s"), metavar="DURATION",
                    help="one progress line this often (default 8s; 0: none)")
-    p.add_argument("--verbosity", type=int, default=3, metavar="N", help="log level 0-5 (default 3: info)")
+    logformat.add_log_flags(p)
     p.set_defaults(func=run)
 
 
@@ -114,7 +114,6 @@ def run(args: argparse.Namespace) -> int:
     from ethnode.p2p.config import parse_bootnode, split_host_port
     from ethnode.p2p.enode import NodeURLError
 
-    logformat.install(_LEVELS.get(args.verbosity, logging.DEBUG if args.verbosity > 4 else _LEVELS[0]))
     if args.nodekey and args.nodekeyhex:
         return _fatal("Options --nodekey and --nodekeyhex are mutually exclusive")
     try:
@@ -177,7 +176,7 @@ async def _crawl(args: argparse.Namespace, key: Any, host: str, port: int, input
             write_json(nodes_path, output.to_json())
             census_now.save(census_path)
         except OSError as exc:
-            log.error("Could not write the crawl output: %s", exc.strerror or exc)
+            log.error("Could not write the crawl output", extra=kv(err=str(exc.strerror or exc)))
 
     # Sources: the discv4 random walk. A discv5 walk (its own UDP service on the same port) is
     # one more NodeSource here, its nodes resolved by that service.
@@ -198,8 +197,8 @@ async def _crawl(args: argparse.Namespace, key: Any, host: str, port: int, input
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    log.info("Crawling self=%s input=%d bootnodes=%d timeout=%ss", disc.self_node.enode_url(), len(input_set),
-             len(bootnodes), f"{args.timeout:g}")
+    log.info("Crawling", extra=kv(self=disc.self_node.enode_url(), input=len(input_set), bootnodes=len(bootnodes),
+                                  timeout=f"{args.timeout:g}s"))
     run = loop.create_task(crawler.run(args.timeout, idle=args.idle, log_interval=args.log_interval))
     stop = loop.create_task(interrupted.wait())
     try:
@@ -219,9 +218,10 @@ async def _crawl(args: argparse.Namespace, key: Any, host: str, port: int, input
             loop.remove_signal_handler(sig)
         await disc.close()
     summary = crawler.census.summary()
-    log.info("Crawl done nodes=%d dialed_ok=%d failed=%d clients=%s networks=%s", len(crawler.output),
-             summary["ok"], summary["failed"], ",".join(f"{k}:{v}" for k, v in summary["clients"].items()) or "-",
-             ",".join(f"{k}:{v}" for k, v in summary["networkIds"].items()) or "-")
+    log.info("Crawl done", extra=kv(
+        nodes=len(crawler.output), dialed_ok=summary["ok"], failed=summary["failed"],
+        clients=",".join(f"{k}:{v}" for k, v in summary["clients"].items()) or "-",
+        networks=",".join(f"{k}:{v}" for k, v in summary["networkIds"].items()) or "-"))
     return 0
 
 

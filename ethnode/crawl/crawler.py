@@ -30,6 +30,7 @@ from ethnode.crawl.census import Census
 from ethnode.crawl.nodeset import NodeEntry, NodeSet, now
 from ethnode.crawl.probe import ProbeResult
 from ethnode.errors import EthnodeError
+from ethnode.logctx import kv
 from ethnode.p2p.enode import Node
 
 log = logging.getLogger("ethnode.crawl")
@@ -231,7 +232,7 @@ class Crawler:
                     self._save()
                     next_log = t + log_interval
                 if idle > 0 and t - last_added >= idle and self._drained():
-                    log.info("No new nodes for %ss, stopping", f"{idle:g}")
+                    log.info("No new nodes, stopping", extra=kv(idle=f"{idle:g}s"))
                     break
         finally:
             for task in (*feeders, *workers):
@@ -252,9 +253,10 @@ class Crawler:
 
     def _log_progress(self) -> None:
         s = self.stats
-        log.info("Crawling in progress nodes=%d added=%d updated=%d removed=%d ignored(recent)=%d "
-                 "ignored(incompatible)=%d dialed=%d dial_ok=%d dial_failed=%d", len(self.output), s.added,
-                 s.updated, s.removed, s.recent, s.incompatible, s.dialed, s.dial_ok, s.dial_failed)
+        log.info("Crawling in progress", extra=kv(
+            ("nodes", len(self.output)), ("added", s.added), ("updated", s.updated), ("removed", s.removed),
+            ("ignored(recent)", s.recent), ("ignored(incompatible)", s.incompatible), ("dialed", s.dialed),
+            ("dial_ok", s.dial_ok), ("dial_failed", s.dial_failed)))
 
     def _save(self) -> None:
         if self.on_save is not None:
@@ -268,7 +270,7 @@ class Crawler:
                     self._yielded = True
                     self._added.set()
         except EthnodeError as exc:
-            log.warning("Crawl source failed: %s", exc)
+            log.warning("Crawl source failed", extra=kv(err=str(exc)))
         except Exception:
             log.exception("Crawl source broke")
         finally:
@@ -277,7 +279,7 @@ class Crawler:
                 await aclose()
             if is_input:
                 self._input_done = True
-                log.info("Revalidation of input set is done len=%d", len(self.input))
+                log.info("Revalidation of input set is done", extra=kv(len=len(self.input)))
 
     async def _work(self) -> None:
         while True:

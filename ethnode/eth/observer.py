@@ -24,6 +24,7 @@ from typing import Any
 from ethnode.core.types.header import Header
 from ethnode.errors import EthnodeError
 from ethnode.eth.downloader.downloader import SyncProgress
+from ethnode.logctx import kv
 
 log = logging.getLogger("ethnode.eth.observer")
 
@@ -148,8 +149,8 @@ class HeadObserver:
             # Walk back until a header we hold: the gap to our head, more if the new head forks
             # below it (a reorg), never more than LINK_DEPTH.
             if header.number - head.number > LINK_DEPTH or len(chain) > LINK_DEPTH:
-                log.info("Observed head jumped, re-anchoring number=%d hash=0x%s previous=%d", header.number,
-                         header.hash.hex(), head.number)
+                log.info("Observed head jumped, re-anchoring", extra=kv(
+                    number=header.number, hash=header.hash, previous=head.number))
                 self.reanchors += 1
                 self.headers.clear()
                 self._anchor(header)
@@ -187,7 +188,7 @@ class HeadObserver:
     def _set_head(self, header: Header) -> None:
         self.head = header
         self._head_moved.set()
-        log.info("Observed chain head number=%d hash=0x%s", header.number, header.hash.hex())
+        log.info("Observed chain head", extra=kv(number=header.number, hash=header.hash))
         if self.on_head is not None:
             self.on_head(header)
 
