@@ -1,6 +1,6 @@
-"""A small discv4 network on loopback for the crawler: one process, real sockets.
+"""A small discovery network on loopback for the crawler: one process, real sockets.
 
-A discovery-only bootnode (``UDPv4``, no TCP listener) and N ethnode nodes, each a p2p
+A discovery-only bootnode (discv4 and discv5 on one socket, no TCP listener) and N ethnode nodes, each a p2p
 Server with discovery on (bootstrapping from it) and an ``EthHandler`` over one shared
 in-memory chain. The nodes do not dial each other (``no_dial``): they only need to be
 findable and to answer a dial with Hello and Status, which keeps 30 of them cheap.
@@ -22,6 +22,8 @@ from ethnode.eth.protocols.eth.protocol import SUPPORTED_VERSIONS
 from ethnode.p2p.config import ServerConfig
 from ethnode.p2p.discover.udp import Config as DiscoveryConfig
 from ethnode.p2p.discover.udp import UDPv4
+from ethnode.p2p.discover.v5_udp import Config as DiscoveryV5Config
+from ethnode.p2p.discover.v5_udp import UDPv5
 from ethnode.p2p.nat import parse_nat
 from ethnode.p2p.server import Server
 
@@ -30,6 +32,7 @@ HOST = "127.0.0.1"
 # networks set): by default only entries a revalidation ping proved alive are named, one
 # ping per interval, so a fresh 30-node network would take tens of seconds to show whole.
 DISCOVERY = DiscoveryConfig(no_findnode_liveness_check=True)
+DISCOVERY_V5 = DiscoveryV5Config(no_findnode_liveness_check=True)
 
 
 @dataclass(frozen=True)
@@ -37,11 +40,13 @@ class NodeSpec:
     network_id: int
     versions: tuple[int, ...] = SUPPORTED_VERSIONS
     name: str | None = None  # Hello client id; None: ethnode's default
+    v4: bool = True  # False: discv5 only (found only by a crawl that walks discv5)
 
 
 @dataclass
 class LoopbackNetwork:
     bootnode: UDPv4
+    bootnode_v5: UDPv5
     servers: list[Server] = field(default_factory=list)
     handlers: list[EthHandler] = field(default_factory=list)
     specs: list[NodeSpec] = field(default_factory=list)
@@ -54,14 +59,17 @@ class LoopbackNetwork:
         for h in self.handlers:
             await h.stop()
         await asyncio.gather(*(s.stop() for s in self.servers), return_exceptions=True)
+        await self.bootnode_v5.close()
         await self.bootnode.close()
 
 
 async def start_network(specs: list[NodeSpec]) -> LoopbackNetwork:
     """The bootnode, then every node bootstrapping from it (all on 127.0.0.1, NAT none)."""
-    boot = UDPv4(PrivateKey.generate(), config=DISCOVERY)
+    key = PrivateKey.generate()
+    boot = UDPv4(key, config=DISCOVERY)
     await boot.start(HOST, 0)
-    net = LoopbackNetwork(boot)
+    boot_v5 = UDPv5(key, local=boot.local, db=boot.db, config=DISCOVERY_V5).attach(boot)  # one socket, as geth
+    net = LoopbackNetwork(boot, boot_v5)
     chain = make_chain()
     pool = TxPool(chain, kzg=None)
     try:
@@ -70,7 +78,8 @@ async def start_network(specs: list[NodeSpec]) -> LoopbackNetwork:
             handler = EthHandler(chain, pool, network_id=spec.network_id, node_id=keccak256(key.node_id),
                                  versions=spec.versions)
             cfg = ServerConfig(name=spec.name, listen_addr=f"{HOST}:0", bootnodes=[boot.self_node], no_dial=True,
-                               max_peers=5, nat=parse_nat("none"), discovery=DISCOVERY)
+                               max_peers=5, nat=parse_nat("none"), discovery=DISCOVERY,
+                               discovery_v4=spec.v4, discovery_v5_config=DISCOVERY_V5)
             server = Server(key, cfg, protocols=handler.protocols())
             await server.start()
             await handler.start()

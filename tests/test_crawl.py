@@ -20,6 +20,7 @@ from ethnode.crawl.census import Census, client_name_version
 from ethnode.crawl.crawler import Crawler
 from ethnode.crawl.nodeset import GO_ZERO_TIME, NodeSet, NodeSetError
 from ethnode.crawl.probe import ProbeResult
+from ethnode.crypto.keccak import keccak256
 from ethnode.crypto.keys import PrivateKey
 from ethnode.p2p.discover.udp import DiscoveryTimeout
 from ethnode.p2p.enode import Node
@@ -274,6 +275,34 @@ def test_crawl_finds_every_node_of_a_30_node_loopback_network(tmp_path: Path) ->
     # the resumed run kept every node and re-checked none of them
     assert json.loads(nodes_file.read_text()) == nodes
     assert "ignored(recent)=0 " not in log2.splitlines()[-2], log2
+
+
+@pytest.mark.slow
+@pytest.mark.subprocess
+def test_crawl_walks_discv5_with_v5(tmp_path: Path) -> None:
+    """Nodes that run discv5 alone are found only when the crawl walks discv5 too (``--v5``)."""
+    specs = [NodeSpec(1337) for _ in range(4)] + [NodeSpec(1337, v4=False) for _ in range(4)]
+
+    async def main() -> tuple[dict, dict, set[str], set[str], str]:  # type: ignore[type-arg]
+        net = await start_network(specs)
+        try:
+            v4_only = tmp_path / "v4.json"
+            rc, log = await _run_crawl(v4_only, "--bootnodes", net.bootnode_url, "--timeout", "40s", "--idle", "3s")
+            assert rc == 0, log
+            both = tmp_path / "v5.json"
+            rc, log = await _run_crawl(both, "--v5", "--bootnodes", net.bootnode_url, "--timeout", "40s",
+                                       "--idle", "3s")
+            assert rc == 0, log
+            v5_ids = {keccak256(s.node_id).hex() for s, spec in zip(net.servers, net.specs, strict=True) if not spec.v4}
+            return (json.loads(v4_only.read_text()), json.loads(both.read_text()), node_ids(net), v5_ids, log)
+        finally:
+            await net.stop()
+
+    found_v4, found_both, ids, v5_ids, log = run_checked(main, timeout=2 * CRAWL_BOUND + 20)
+    assert not v5_ids & set(found_v4) and set(found_v4) >= ids - v5_ids
+    assert set(found_both) >= ids, log
+    census = json.loads((tmp_path / "v5.census.json").read_text())["summary"]
+    assert census["ok"] == 8, census
 
 
 def expected_networks(specs: list[NodeSpec]) -> dict[str, int]:

@@ -8,7 +8,8 @@ and what they said is tallied in ``--census`` (default ``NODES.census.json``). T
 resumes from the files it finds, logs one progress line every ``--log-interval`` seconds,
 writes both files at every such line and at the end, and stops at ``--timeout`` (or after
 ``--idle`` seconds without a new node). Without ``--bootnodes`` or a network flag only the
-nodes already in the file are used: no public address is contacted unasked.
+nodes already in the file are used: no public address is contacted unasked. ``--v5`` also
+walks discv5 on the same socket (as geth's node runs both).
 
 Differences from geth: the timeout counts from the start (geth's starts once the input set
 is revalidated), the walk also starts from the file's nodes (so a resumed crawl needs no
@@ -90,6 +91,8 @@ def register(subparsers: Any) -> None:
                    help="how many nodes are checked at once (default 16)")
     p.add_argument("--rate", type=positive_float, default=DEFAULT_RATE, metavar="N",
                    help=f"at most N TCP dials a second (default {DEFAULT_RATE:g}; 0: no limit)")
+    p.add_argument("--v5", "--discovery.v5", dest="v5", action="store_true",
+                   help="also walk discv5 (on the same UDP socket), and ask its nodes for records over it")
     p.add_argument("--nodial", action="store_true", help="only discovery, as geth's crawl: no Hello/Status dials")
     p.add_argument("--revalidate", type=duration, default=duration("10m"), metavar="DURATION",
                    help="skip nodes checked less than this long ago (default 10m, as geth)")
@@ -155,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _crawl(args: argparse.Namespace, key: Any, host: str, port: int, input_set: Any, bootnodes: list[Any],
                  census: Any, nodes_path: Path, census_path: Path) -> int:
-    from ethnode.crawl.crawler import Crawler, V4Source
+    from ethnode.crawl.crawler import Crawler, FirstAnswer, V4Source, V5Source
     from ethnode.crawl.nodeset import write_json
     from ethnode.crawl.probe import probe
     from ethnode.p2p.discover.udp import Config, UDPv4
@@ -181,11 +184,20 @@ async def _crawl(args: argparse.Namespace, key: Any, host: str, port: int, input
     # Sources: the discv4 random walk. A discv5 walk (its own UDP service on the same port) is
     # one more NodeSource here, its nodes resolved by that service.
     v4 = V4Source(disc)
-    sources = [v4]
+    sources: list[Any] = [v4]
+    resolver: Any = disc
+    v5 = None
+    if args.v5:  # geth setupDiscovery: discv5 reads what discv4 cannot parse on the one socket
+        from ethnode.p2p.discover.v5_udp import Config as ConfigV5
+        from ethnode.p2p.discover.v5_udp import UDPv5
+
+        v5 = UDPv5(key, local=disc.local, db=disc.db, config=ConfigV5(bootnodes=list(seeds.values()))).attach(disc)
+        sources.append(V5Source(v5))
+        resolver = FirstAnswer(disc, v5)
     crawler = Crawler(
-        input_set, disc, None if args.nodial else (lambda n: probe(n, key, client_id)), bootnodes=bootnodes,
+        input_set, resolver, None if args.nodial else (lambda n: probe(n, key, client_id)), bootnodes=bootnodes,
         sources=sources, census=census, revalidate_interval=args.revalidate, parallel=args.parallel,
-        dials_per_second=args.rate, on_save=save, on_live=[v4.on_live],
+        dials_per_second=args.rate, on_save=save, on_live=[s.on_live for s in sources],
     )
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -216,6 +228,8 @@ async def _crawl(args: argparse.Namespace, key: Any, host: str, port: int, input
         await asyncio.gather(stop, return_exceptions=True)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        if v5 is not None:
+            await v5.close()
         await disc.close()
     summary = crawler.census.summary()
     log.info("Crawl done", extra=kv(

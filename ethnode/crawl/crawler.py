@@ -11,8 +11,8 @@ It ends at ``timeout``, or once ``idle`` seconds and ``IDLE_ROUNDS`` walks pass 
 added while nothing is left to check (0: never; a random walk never runs dry, so geth has
 only the timeout).
 
-Sources are ``NodeSource``s: an async iterator of nodes. discv4 is ``V4Source``; a discv5
-walk plugs in beside it as one more source, the records it finds already signed.
+Sources are ``NodeSource``s: an async iterator of nodes. discv4 is ``V4Source``, discv5
+``V5Source`` (on the same socket); records are asked of either (``FirstAnswer``).
 """
 
 from __future__ import annotations
@@ -95,12 +95,15 @@ class V4Source:
                 break
         return found
 
+    async def _lookup(self, out: asyncio.Queue[list[Node] | None]) -> list[Node]:
+        return await self.disc.lookup_random(out.put_nowait)  # type: ignore[no-any-return]
+
     async def _walk(self, out: asyncio.Queue[list[Node] | None]) -> None:
         """Lookups forever; each reply goes to ``out`` as it arrives, then a round marker."""
         loop = asyncio.get_running_loop()
         while True:
             started = loop.time()
-            found = await self.disc.lookup_random(out.put_nowait)
+            found = await self._lookup(out)
             out.put_nowait([*found, *self.disc.table.nodes()])
             live = [self._live.get_nowait() for _ in range(min(self._live.qsize(), self.EXPLORE_PER_ROUND))]
             for more in await asyncio.gather(*(self._explore(n) for n in live)):
@@ -133,6 +136,40 @@ class V4Source:
         finally:
             walker.cancel()
             await asyncio.gather(walker, return_exceptions=True)
+
+
+class V5Source(V4Source):
+    """The same walk over discv5 (``UDPv5``): its lookups, and a live node's table read by
+    FINDNODE at the three farthest distances (where most of a table is)."""
+
+    EXPLORE_DISTANCES = (256, 255, 254)
+
+    async def _explore(self, node: Node) -> list[Node]:
+        try:
+            return await self.disc.findnode(node, list(self.EXPLORE_DISTANCES))  # type: ignore[no-any-return]
+        except (EthnodeError, TimeoutError, OSError):
+            return []
+
+    async def _lookup(self, out: asyncio.Queue[list[Node] | None]) -> list[Node]:
+        return await self.disc.lookup_random()  # type: ignore[no-any-return]
+
+
+class FirstAnswer:
+    """A resolver over several discovery services: the first record one of them gets (discv4's
+    ENRRequest, then discv5's FINDNODE at distance 0), or the last one's error."""
+
+    def __init__(self, *resolvers: Resolver) -> None:
+        self.resolvers = resolvers
+
+    async def request_enr(self, node: Node) -> Node:
+        error: BaseException | None = None
+        for r in self.resolvers:
+            try:
+                return await r.request_enr(node)
+            except (EthnodeError, TimeoutError, OSError) as exc:
+                error = exc
+        assert error is not None, "FirstAnswer needs a resolver"
+        raise error
 
 
 class RateLimiter:
@@ -349,5 +386,6 @@ class Crawler:
         return status
 
 
-__all__ = ["Crawler", "CrawlError", "CrawlStats", "V4Source", "RateLimiter", "Resolver", "NodeSource", "iterate",
+__all__ = ["Crawler", "CrawlError", "CrawlStats", "V4Source", "V5Source", "FirstAnswer",
+           "RateLimiter", "Resolver", "NodeSource", "iterate",
            "REVALIDATE_INTERVAL", "DEFAULT_PARALLEL", "DEFAULT_LOG_INTERVAL"]
