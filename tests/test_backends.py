@@ -132,7 +132,7 @@ def test_run_warns_once_at_start_when_the_rust_module_is_missing(tmp_path: Path)
         run.stop()
     warns = [line for line in run.lines if line.startswith("WARN") and "pure Python" in line]
     assert len(warns) == 1, run.output
-    assert "rlpx_frame" in warns[0] and "no cargo here" in warns[0], warns[0]
+    assert "execution" in warns[0] and "rlpx_frame" in warns[0] and "no cargo here" in warns[0], warns[0]
     assert run.lines.index(warns[0]) < next(i for i, line in enumerate(run.lines) if ENODE_LINE.search(line))
 
 
