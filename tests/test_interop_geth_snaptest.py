@@ -28,8 +28,15 @@ from cli_support import ENODE_LINE, RunProcess
 from geth_support import ethtest_testdata
 from gethtools import BUILD_TIMEOUT, ETHTEST_VERSION, GETH_VERSION, require_geth_tools
 from shared_support import subprocess_env
-from test_interop_geth_ethtest import AUTHRPC_LINE, SUMMARY_LINE, _kill, _LineReader, _prepare_datadir
-from test_interop_geth_ethtest import format_table, parse_suite_output
+from test_interop_geth_ethtest import (
+    AUTHRPC_LINE,
+    SUMMARY_LINE,
+    _kill,
+    _LineReader,
+    _prepare_datadir,
+    format_table,
+    parse_suite_output,
+)
 
 from ethnode.eth.protocols.eth.protocol import PROTOCOL_LENGTHS
 
