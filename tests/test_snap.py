@@ -394,6 +394,8 @@ def test_wire_serves_and_keeps_a_peer_asking_for_unknown_state(model: dict[bytes
             assert [rlp.encode(a) for a in accounts] == direct.accounts and proof == direct.proof
             await s.send(snap.GET_TRIE_NODES, _request(9, root, [[b""]], 4000))
             assert rlp.decode(await s.expect(snap.TRIE_NODES)) == [b"\x09", [node.chain.state_db.get(root)]]
+            (ours,) = node.server.peers()
+            assert ours.handlers["snap"].info() == {"version": snap.SNAP1}  # admin_peers' protocols.snap
         finally:
             await server.stop()
             await node.stop()

@@ -55,6 +55,10 @@ class SnapPeer:
     def __repr__(self) -> str:
         return f"SnapPeer({self.channel.peer.remote_id.hex()[:8]} snap/{self.version})"
 
+    def info(self) -> dict[str, int]:
+        """What admin_peers shows under protocols.snap (geth snapPeerInfo)."""
+        return {"version": self.version}
+
     async def run(self) -> None:
         """Refuse a peer without eth, then stay for the connection's life (the reader serves)."""
         if not any(m.protocol.name == ETH_PROTOCOL_NAME for m in self.channel.peer.matched):
