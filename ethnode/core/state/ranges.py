@@ -51,12 +51,19 @@ def iter_leaves(get_node: GetNode, root: bytes, start: bytes = bytes(32)) -> Ite
     if root == EMPTY_ROOT:
         return
     bound = start.hex()
+    decode, fromhex = rlp.decode, bytes.fromhex  # hot loop: one attribute lookup, not one per node
     # (reference, path so far, still bounded by ``start``); a reference is a hash or an embedded node
     stack: list[tuple[Any, str, bool]] = [(root, "", True)]
     pop, push = stack.pop, stack.append
     while stack:
         ref, prefix, bounded = pop()
-        node = _load(get_node, ref) if isinstance(ref, bytes) else ref
+        if isinstance(ref, bytes):
+            data = get_node(ref)
+            if data is None:
+                raise MissingNodeError(ref)
+            node = decode(data)
+        else:
+            node = ref
         if len(node) == _BRANCH_WIDTH:
             depth = len(prefix)
             low = int(bound[depth], 16) if bounded and depth < len(bound) else 0
@@ -65,15 +72,16 @@ def iter_leaves(get_node: GetNode, root: bytes, start: bytes = bytes(32)) -> Ite
                 if child != b"":
                     push((child, prefix + _HEX[i], bounded and i == low))
             continue
-        rest, leaf = _short_path(node[0])
-        path = prefix + rest
+        encoded = node[0]
+        flag = encoded[0] >> 4
+        path = prefix + (encoded.hex()[1:] if flag & 1 else encoded.hex()[2:])
         if bounded:
             edge = bound[: len(path)]
             if path < edge:
                 continue  # the whole subtree sorts before ``start``
             bounded = path == edge
-        if leaf:
-            yield bytes.fromhex(path), node[1]
+        if flag & _LEAF_FLAG:
+            yield fromhex(path), node[1]
         else:
             push((node[1], path, bounded))
 
