@@ -35,6 +35,7 @@ from ethnode.eth.protocols.snap.serve import (
     MAX_CODE_LOOKUPS,
     STATE_HISTORY,
     SnapServer,
+    drive,
     run,
     slim_account,
 )
@@ -449,5 +450,31 @@ def test_snap2_serves_access_lists_on_the_wire() -> None:
         finally:
             await server.stop()
             await node.stop()
+
+    run_checked(scenario)
+
+
+def test_long_queries_are_served_in_slices(chain: BlockChain, server: SnapServer) -> None:
+    """A whole-state reply lets other peers' tasks run between slices (one loop serves all)."""
+    root = chain.current_block.state_root
+
+    async def scenario() -> None:
+        turns = 0
+        stop = asyncio.Event()
+
+        async def other_peer() -> None:
+            nonlocal turns
+            while not stop.is_set():
+                turns += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(other_peer())
+        await asyncio.sleep(0)
+        before = turns
+        reply = await drive(server.account_range(root, ZERO, MAX, MiB2), slice_seconds=0.0)
+        stop.set()
+        await task
+        assert len(reply.accounts) == N_ACCOUNTS + 1
+        assert turns - before >= N_ACCOUNTS // 2  # a turn after (nearly) every account at a zero slice
 
     run_checked(scenario)
