@@ -7,10 +7,11 @@ storage, written to an in-memory store the way ``init`` writes it). Two query sh
   here that covers all 10k accounts), with its two edge proofs;
 - a small reply: 4 KiB (~80 accounts) from a random origin, what one slice of a sync asks.
 
-The walk is pure Python over the RLP codec, so the backends differ only in the codec the
-walk decodes nodes with: ``compiled`` (Cython) vs ``pure``. ``extra_info["items"]``
-carries accounts per reply, so the report prints the time per account; responses per
-second is 1 / the median.
+Backends: ``compiled`` (the Rust walk, ``snapwalk.rs``, with the Cython RLP codec for the
+proofs), ``pure`` (what an install without extensions runs: the Python walk on the pure RLP
+codec) and ``python-walk`` (the Python walk on the Cython codec: what Rust buys over it).
+``extra_info["items"]`` carries accounts per reply, so the report prints the time per
+account; responses per second is 1 / the median.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from typing import Any
 import pytest
 
 import ethnode.core.state.ranges as ranges_module
+import ethnode.eth.protocols.snap._walk_pure as walk_pure_module
 import ethnode.eth.protocols.snap.serve as serve_module
 from ethnode import rlp
 from ethnode.core.blockchain import BlockChain, read_chain_config, setup_genesis
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import MemoryDB
 from ethnode.crypto.keccak import keccak256
+from ethnode.eth.protocols.snap import walk
 from ethnode.eth.protocols.snap.serve import SnapServer, run
 
 N_ACCOUNTS = 10_000
@@ -68,21 +71,28 @@ def _state() -> tuple[SnapServer, bytes]:
     return _STATE[0]
 
 
+KINDS = ["compiled", "pure", "python-walk"]
+
+
 @pytest.fixture
 def codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Point the walk and the server at the ``compiled`` or ``pure`` RLP codec."""
+    """Point the server at the ``compiled`` or ``pure`` walk, and the walk at that RLP codec."""
     kind: str = request.param
+    walk_kind, codec_kind = {"compiled": ("compiled", "compiled"), "pure": ("pure", "pure"),
+                             "python-walk": ("pure", "compiled")}[kind]
     try:
-        impl = rlp.implementation(kind)
-    except ImportError as exc:
-        pytest.skip(f"{kind} RLP codec unavailable: {exc}")
-    shim = SimpleNamespace(encode=impl.encode, decode=impl.decode)
-    monkeypatch.setattr(ranges_module, "rlp", shim)
-    monkeypatch.setattr(serve_module, "rlp", shim)
+        codec = rlp.implementation(codec_kind)
+        chunk = walk.implementation(walk_kind).snap_account_chunk
+    except (ImportError, AttributeError) as exc:
+        pytest.skip(f"{kind} backend unavailable: {exc}")
+    shim = SimpleNamespace(encode=codec.encode, decode=codec.decode)
+    for module in (ranges_module, serve_module, walk_pure_module):
+        monkeypatch.setattr(module, "rlp", shim)
+    monkeypatch.setattr(serve_module, "account_chunk", chunk)
     return kind
 
 
-@pytest.mark.parametrize("codec", ["compiled", "pure"], indirect=True)
+@pytest.mark.parametrize("codec", KINDS, indirect=True)
 def test_account_range_whole_state(benchmark: Any, codec: str) -> None:
     server, root = _state()
     benchmark.group = "snap AccountRange whole 10k-account state (512 KiB)"
@@ -92,7 +102,7 @@ def test_account_range_whole_state(benchmark: Any, codec: str) -> None:
     benchmark(lambda: run(server.account_range(root, bytes(32), b"\xff" * 32, WHOLE_BYTES)))
 
 
-@pytest.mark.parametrize("codec", ["compiled", "pure"], indirect=True)
+@pytest.mark.parametrize("codec", KINDS, indirect=True)
 def test_account_range_small_from_random_origin(benchmark: Any, codec: str) -> None:
     server, root = _state()
     benchmark.group = "snap AccountRange 4 KiB from a random origin"

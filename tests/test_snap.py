@@ -16,19 +16,24 @@ from typing import Any
 import pytest
 from chain_support import open_chain
 from eth_support import STEP, ScriptedEth, ethtest_chain, local_server, start_node
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from p2p_support import run_checked
 from trie import HexaryTrie
 
+import ethnode.eth.protocols.snap.serve as serve_module
 from ethnode import rlp
 from ethnode.core.blockchain import BlockChain, setup_genesis
 from ethnode.core.genesis import EMPTY_CODE_HASH, Genesis
 from ethnode.core.rawdb import MemoryDB
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.state.ranges import compact_to_nibbles, iter_leaves, node_at_path, prove
+from ethnode.core.state.trie import MissingNodeError
 from ethnode.crypto.keccak import keccak256
 from ethnode.eth.protocols.eth.handshake import make_status
 from ethnode.eth.protocols.eth.protocol import ETH69, PROTOCOL_LENGTHS, STATUS
 from ethnode.eth.protocols.snap import protocol as snap
+from ethnode.eth.protocols.snap import walk
 from ethnode.eth.protocols.snap.protocol import SnapViolation
 from ethnode.eth.protocols.snap.serve import (
     MAX_ACCESS_LIST_LOOKUPS,
@@ -41,7 +46,7 @@ from ethnode.eth.protocols.snap.serve import (
 )
 from ethnode.p2p.disconnect import DiscReason
 from ethnode.p2p.protocol import Protocol
-from ethnode.trie import EMPTY_ROOT
+from ethnode.trie import EMPTY_ROOT, trie_root
 
 N_ACCOUNTS = 300
 BIG = bytes.fromhex("bb" * 20)  # a contract with many slots, for storage replies cut by bytes
@@ -454,9 +459,11 @@ def test_snap2_serves_access_lists_on_the_wire() -> None:
     run_checked(scenario)
 
 
-def test_long_queries_are_served_in_slices(chain: BlockChain, server: SnapServer) -> None:
+def test_long_queries_are_served_in_slices(chain: BlockChain, server: SnapServer,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """A whole-state reply lets other peers' tasks run between slices (one loop serves all)."""
     root = chain.current_block.state_root
+    monkeypatch.setattr(serve_module, "WALK_CHUNK", 10)  # accounts per walk call: a slice at each
 
     async def scenario() -> None:
         turns = 0
@@ -475,6 +482,69 @@ def test_long_queries_are_served_in_slices(chain: BlockChain, server: SnapServer
         stop.set()
         await task
         assert len(reply.accounts) == N_ACCOUNTS + 1
-        assert turns - before >= N_ACCOUNTS // 2  # a turn after (nearly) every account at a zero slice
+        assert turns - before >= N_ACCOUNTS // 10 - 1  # a turn after every chunk at a zero slice
 
     run_checked(scenario)
+
+
+# --- the compiled walk and its pure twin ---------------------------------------------------------------
+
+
+def _twins() -> tuple[Any, Any]:
+    try:
+        compiled = walk.implementation("compiled").snap_account_chunk
+    except (ImportError, AttributeError) as exc:
+        pytest.skip(f"compiled snap walk unavailable: {exc}")
+    return compiled, walk.implementation("pure").snap_account_chunk
+
+
+def test_compiled_walk_agrees_with_its_twin(chain: BlockChain, model: dict[bytes, bytes]) -> None:
+    compiled, pure = _twins()
+    get, root = chain.state_db.get, chain.current_block.state_root
+    keys = list(model)
+    cases = [(ZERO, MAX, 0, 10**9, 1000), (ZERO, MAX, 0, 3000, 1000), (keys[7], keys[40], 0, 10**9, 1000),
+             (_plus(keys[7], 1), MAX, 500, 900, 1000), (ZERO, MAX, 0, 10**9, 17), (MAX, ZERO, 0, 10, 5),
+             (_plus(keys[-1], 1), MAX, 0, 100, 5), (keys[100], ZERO, 0, 0, 1)]
+    for start, limit, size, nbytes, max_items in cases:
+        want = pure(get, root, start, limit, size, nbytes, max_items)
+        assert compiled(get, root, start, limit, size, nbytes, max_items) == want, (start.hex(), limit.hex())
+    items, size, done, last = compiled(get, root, ZERO, MAX, 0, 10**9, 10**6)
+    assert done and last == keys[-1] and [rlp.decode(i)[0] for i in items] == keys
+    assert [rlp.encode(rlp.decode(i)[1]) for i in items] == [slim_account(v) for v in model.values()]
+    assert compiled(get, EMPTY_ROOT, ZERO, MAX, 0, 10, 10) == pure(get, EMPTY_ROOT, ZERO, MAX, 0, 10, 10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dictionaries(st.binary(min_size=32, max_size=32),
+                       st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**256 - 1), st.booleans()),
+                       min_size=1, max_size=60),
+       st.binary(min_size=32, max_size=32), st.integers(0, 3000), st.integers(1, 70))
+def test_twins_agree_on_random_tries(accounts: dict[bytes, tuple[int, int, bool]], start: bytes, nbytes: int,
+                                     max_items: int) -> None:
+    compiled, pure = _twins()
+    nodes: dict[bytes, bytes] = {}
+    items = [(k, rlp.encode([n, b, keccak256(k) if c else EMPTY_ROOT, keccak256(k[::-1]) if c else EMPTY_CODE_HASH]))
+             for k, (n, b, c) in accounts.items()]
+    root = trie_root(items, nodes)
+    for limit in (MAX, start):
+        assert compiled(nodes.get, root, start, limit, 0, nbytes, max_items) == \
+            pure(nodes.get, root, start, limit, 0, nbytes, max_items)
+
+
+def test_twins_fail_alike(chain: BlockChain) -> None:
+    compiled, pure = _twins()
+    root = chain.current_block.state_root
+    store = chain.state_db.get
+    first_child = rlp.decode(store(root))[0]
+
+    def pruned(key: bytes) -> bytes | None:  # a store that lost one node below the root
+        return None if key == first_child else store(key)
+
+    for twin in (compiled, pure):
+        with pytest.raises(MissingNodeError) as missing:
+            twin(pruned, root, ZERO, MAX, 0, 10**9, 10**6)
+        assert missing.value.node_hash == first_child
+        with pytest.raises(ValueError, match="malformed trie node"):
+            twin(lambda key: b"\xc3\x01\x02\x03", root, ZERO, MAX, 0, 10**9, 10)
+        with pytest.raises(ValueError, match="32 bytes"):
+            twin(store, root[:31], ZERO, MAX, 0, 10**9, 10)

@@ -46,7 +46,8 @@ def iter_leaves(get_node: GetNode, root: bytes, start: bytes = bytes(32)) -> Ite
 
     Keys are the trie's own (hashed) keys; values are the leaf payloads as stored (an
     account's full RLP, a slot's RLP). Raises ``MissingNodeError`` if a node on the way
-    is not stored. Lazy: the caller stops it when its reply is full.
+    is not stored, ``ValueError`` if one is not a trie node. Lazy: the caller stops it when
+    its reply is full.
     """
     if root == EMPTY_ROOT:
         return
@@ -72,6 +73,8 @@ def iter_leaves(get_node: GetNode, root: bytes, start: bytes = bytes(32)) -> Ite
                 if child != b"":
                     push((child, prefix + _HEX[i], bounded and i == low))
             continue
+        if len(node) != 2 or not isinstance(node[0], bytes) or not node[0]:
+            raise ValueError(f"malformed trie node: {len(node)} items")
         encoded = node[0]
         flag = encoded[0] >> 4
         path = prefix + (encoded.hex()[1:] if flag & 1 else encoded.hex()[2:])

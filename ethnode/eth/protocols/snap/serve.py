@@ -32,7 +32,9 @@ from ethnode.core.state.ranges import NonConsensusNode, compact_to_nibbles, iter
 from ethnode.core.state.trie import MissingNodeError, trie_get
 from ethnode.core.types.header import Header
 from ethnode.eth.protocols.eth.serve import SERVE_SLICE
+from ethnode.eth.protocols.snap._walk_pure import slim_account
 from ethnode.eth.protocols.snap.protocol import SnapViolation
+from ethnode.eth.protocols.snap.walk import account_chunk
 from ethnode.rlp.errors import DecodingError
 from ethnode.rlp.framing import wrap_bytes, wrap_list
 from ethnode.trie import EMPTY_ROOT
@@ -48,6 +50,7 @@ MAX_ACCESS_LIST_LOOKUPS = 1024  # access lists per query; geth maxAccessListLook
 STATE_HISTORY = 128
 # A trie node lookup of an account without a flat snapshot costs a path of loads; geth charges 8.
 ACCOUNT_LOOKUP_LOADS = 8
+WALK_CHUNK = 256  # accounts per call into the walk; the handler may yield to other peers between calls
 UNAVAILABLE_BAL = b"\x80"  # EIP-8189: the empty string in place of a list we do not have
 
 _MAX_HASH = b"\xff" * 32
@@ -83,14 +86,6 @@ class AccountRange:
 class StorageRanges:
     slots: list[list[bytes]]  # per account, encoded [hash, value] items
     proof: list[bytes]
-
-
-def slim_account(full: bytes) -> bytes:
-    """An account's snap body (geth ``SlimAccountRLP``): the empty storage root and empty code
-    hash are sent as empty strings."""
-    nonce, balance, root, code_hash = rlp.decode(full)
-    return rlp.encode([nonce, balance, b"" if root == EMPTY_ROOT else root,
-                       b"" if code_hash == EMPTY_CODE_HASH else code_hash])
 
 
 def _to_hash(data: bytes) -> bytes:
@@ -145,14 +140,15 @@ class SnapServer:
         accounts: list[bytes] = []
         size = 0
         last: bytes | None = None
+        start = origin
         try:
-            for key, value in iter_leaves(get, root, origin):
-                body = slim_account(value)
-                accounts.append(wrap_list(_HASH_PREFIX + key + body))
-                last = key
-                size += 32 + len(body)
-                if key >= limit or size > nbytes:
+            while True:
+                chunk, size, done, chunk_last = account_chunk(get, root, start, limit, size, nbytes, WALK_CHUNK)
+                accounts += chunk
+                last = chunk_last or last
+                if done or last is None or last == _MAX_HASH:
                     break
+                start = (int.from_bytes(last, "big") + 1).to_bytes(32, "big")
                 yield
             proof: dict[bytes, None] = {}
             prove(get, root, origin, proof)
