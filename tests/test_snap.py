@@ -544,7 +544,9 @@ def test_twins_fail_alike(chain: BlockChain) -> None:
         with pytest.raises(MissingNodeError) as missing:
             twin(pruned, root, ZERO, MAX, 0, 10**9, 10**6)
         assert missing.value.node_hash == first_child
-        with pytest.raises(ValueError, match="malformed trie node"):
-            twin(lambda key: b"\xc3\x01\x02\x03", root, ZERO, MAX, 0, 10**9, 10)
+        # three items, trailing bytes, a non-canonical byte string, a truncated list
+        for blob in (b"\xc3\x01\x02\x03", b"\xc2\x10\x80\x00", b"\xc3\x81\x05\x80", b"\xc5\x10"):
+            with pytest.raises(ValueError, match="malformed trie node"):
+                twin(lambda key, blob=blob: blob, root, ZERO, MAX, 0, 10**9, 10)
         with pytest.raises(ValueError, match="32 bytes"):
             twin(store, root[:31], ZERO, MAX, 0, 10**9, 10)

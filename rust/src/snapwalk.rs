@@ -24,7 +24,8 @@ fn bad(what: &str) -> PyErr {
     PyValueError::new_err(format!("malformed trie node: {what}"))
 }
 
-/// (is list, payload start, payload end) of the RLP item at `data[pos..]`.
+/// (is list, payload start, payload end) of the RLP item at `data[pos..]`; only the canonical
+/// encoding is accepted, as ethnode's RLP decoder (the pure twin's) accepts only that.
 fn item(data: &[u8], pos: usize) -> PyResult<(bool, usize, usize)> {
     let b = *data.get(pos).ok_or_else(|| bad("truncated"))?;
     let (list, start, len) = match b {
@@ -33,12 +34,21 @@ fn item(data: &[u8], pos: usize) -> PyResult<(bool, usize, usize)> {
         0xb8..=0xbf | 0xf8..=0xff => {
             let n = (b - if b >= 0xf8 { 0xf7 } else { 0xb7 }) as usize;
             let bytes = data.get(pos + 1..pos + 1 + n).ok_or_else(|| bad("truncated length"))?;
+            if bytes[0] == 0 {
+                return Err(bad("non-canonical length"));
+            }
             let len = bytes.iter().fold(0usize, |acc, &x| acc.saturating_mul(256).saturating_add(x as usize));
+            if len < 56 {
+                return Err(bad("non-canonical length"));
+            }
             (b >= 0xf8, pos + 1 + n, len)
         }
         _ => (true, pos + 1, (b - 0xc0) as usize),
     };
     let end = start.checked_add(len).filter(|&e| e <= data.len()).ok_or_else(|| bad("item past its end"))?;
+    if b == 0x81 && data[start] < 0x80 {
+        return Err(bad("non-canonical single byte"));
+    }
     Ok((list, start, end))
 }
 
@@ -47,6 +57,9 @@ fn items(data: &[u8]) -> PyResult<Vec<(bool, usize, usize, usize)>> {
     let (list, mut pos, end) = item(data, 0)?;
     if !list {
         return Err(bad("not a list"));
+    }
+    if end != data.len() {
+        return Err(bad("trailing bytes"));
     }
     let mut out = Vec::with_capacity(17);
     while pos < end {
