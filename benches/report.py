@@ -270,6 +270,20 @@ def print_execute_targets(data: dict) -> None:
             print(f"  n/a   execute {workload}: no geth figure in this run (quick mode, or geth not built)")
 
 
+OBSERVER_GROUP = "eth observer NewPooledTransactionHashes 64"
+OBSERVER_UNWATCHED_MAX = 1.10  # an unwatched bus costs the wire layer at most 10% (one lookup per message)
+
+
+def print_observer(groups: dict[str, dict[str, float]]) -> None:
+    g = groups.get(OBSERVER_GROUP, {})
+    if "no-bus" not in g:
+        return
+    print(f"\n{OBSERVER_GROUP}, against no bus:")
+    for impl in ("unwatched", "watched-announcements", "watched-all-messages"):
+        if impl in g:
+            print(f"  {impl}: {g[impl] / g['no-bus']:.2f}×")
+
+
 def print_targets(groups: dict[str, dict[str, float]], data: dict | None = None) -> None:
     print("\ntargets:")
     for group, impl, items, limit in RLP_TARGETS:
@@ -289,8 +303,25 @@ def print_targets(groups: dict[str, dict[str, float]], data: dict | None = None)
         if name.startswith("rlp ") and name.endswith(" typed") and "compiled" in g and "rusty" in g:
             ratio = g["rusty"] / g["compiled"]
             print(f"  {'PASS' if ratio >= 3 else 'MISS'}  {name}: rusty-rlp/compiled {ratio:.1f}× (≥ 3×)")
+    obs = groups.get(OBSERVER_GROUP, {})
+    if "no-bus" in obs and "unwatched" in obs:
+        ratio = obs["unwatched"] / obs["no-bus"]
+        verdict = "PASS" if ratio <= OBSERVER_UNWATCHED_MAX else "MISS"
+        print(f"  {verdict}  eth observer events unwatched: {ratio:.2f}× no bus (≤ {OBSERVER_UNWATCHED_MAX}×)")
     print_rlpx_targets(groups, data or {})
+    print_discv5(groups)
     print_execute_targets(data or {})
+
+
+DISCV5_PING_GROUP = "discv5 handle ping in a session (unmask, decrypt, decode, seal+send pong)"
+
+
+def print_discv5(groups: dict[str, dict[str, float]]) -> None:
+    """discv5 PINGs answered per second in a session, compiled crypto against its pure twin."""
+    g = groups.get(DISCV5_PING_GROUP, {})
+    if "compiled" in g and "pure" in g:
+        print(f"  info  discv5 pings answered/s: compiled {1e9 / g['compiled']:,.0f}, pure {1e9 / g['pure']:,.0f} "
+              f"({g['pure'] / g['compiled']:.2f}× faster compiled)")
 
 
 def main() -> int:
@@ -312,6 +343,7 @@ def main() -> int:
         print("\nper item / memory:")
         print("\n".join(extra))
     print_execute(data)
+    print_observer(groups)
     print_targets(groups, data)
     if code != 0:
         print(f"benchmark run failed (pytest exit {code})", file=sys.stderr)

@@ -18,7 +18,9 @@ from ethnode._native import rust_module
 
 EXIT_USAGE = 2
 # Command modules, in help order; one that is absent (not yet written) is skipped.
-COMMAND_MODULES = ("ethnode.commands.node", "ethnode.commands.chain", "ethnode.commands.discover")
+COMMAND_MODULES = (
+    "ethnode.commands.node", "ethnode.commands.chain", "ethnode.commands.discover", "ethnode.commands.record",
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -269,6 +269,9 @@ def test_flag_validators_are_shared() -> None:
         (["--nat", "upnp:x"], "invalid --nat"),
         (["--nat", "upnp"], "upnp port mapping is not implemented"),  # once parsed and silently inert
         (["--nat", "teleport"], "unknown mechanism"),
+        (["--nodiscover", "--discovery.v5"], "Flags --discovery.v5, --nodiscover can't be used at the same time"),
+        (["--discovery.v4=false", "--nodiscover"], "Flags --discovery.v4, --nodiscover can't be used"),
+        (["--discovery.v4=maybe"], "invalid boolean value 'maybe'"),
         (["--listenaddr", "not-an-ip"], "invalid ListenAddr"),
         (["--config", "/nonexistent.toml"], "config file /nonexistent.toml"),
         (["--datadir", "/etc/hostname"], "not a directory"),  # once a warning, then a failure
@@ -369,6 +372,19 @@ def test_geth_defaults() -> None:
     assert p2p.listen_addr == ":30303" and p2p.disc_addr == ""
     assert (p2p.max_peers, p2p.pending_limit(), p2p.max_dialed_conns(), p2p.max_inbound_conns()) == (50, 50, 16, 34)
     assert not p2p.no_discovery and str(p2p.nat) == "any" and args.verbosity == 3
+    assert p2p.discovery_v4 and p2p.discovery_v5  # geth: both on by default, one UDP socket
+
+
+@pytest.mark.parametrize(("argv", "v4", "v5"), [
+    (["--discovery.v4=false"], False, True),
+    (["--discv4=false", "--discovery.v5"], False, True),
+    (["--discovery.v5=0"], True, False),
+    (["--discovery.v4", "--discovery.v5=false"], True, False),
+])
+def test_discovery_version_flags(argv: list[str], v4: bool, v5: bool) -> None:
+    settings = RunSettings()
+    apply_flags(_run_args(*argv), settings)
+    assert (settings.p2p.discovery_v4, settings.p2p.discovery_v5, settings.p2p.no_discovery) == (v4, v5, False)
 
 
 # ---------------------------------------------------------------------------------------

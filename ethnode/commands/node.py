@@ -182,6 +182,12 @@ def apply_flags(args: argparse.Namespace, settings: RunSettings) -> None:
         p2p.max_peers = args.maxpeers
     if args.maxpendpeers is not None:
         p2p.max_pending_peers = args.maxpendpeers
+    for flag in ("v4", "v5"):  # geth CheckExclusive(DiscoveryV4Flag, NoDiscoverFlag), and v5 likewise
+        value = getattr(args, f"discovery_{flag}", None)
+        if value is not None and args.nodiscover:
+            raise _Fatal(f"Flags --discovery.{flag}, --nodiscover can't be used at the same time")
+        if value is not None:
+            setattr(p2p, f"discovery_{flag}", value)
     if args.nodiscover:
         p2p.no_discovery = True
     if args.bootnodes is not None:

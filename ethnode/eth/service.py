@@ -46,6 +46,7 @@ class EthConfig:
     max_peers: int | None = None
     txpool: TxPoolConfig = field(default_factory=TxPoolConfig)
     noexec: bool = False  # --noexec: blocks are not executed (no state, no receipts, stateless tx pool)
+    observer: bool = False  # an ethnode.api observer: noexec by design, said at INFO rather than warned
 
 
 class EthereumService:
@@ -119,7 +120,9 @@ class EthereumService:
         log.info("Initialised chain configuration chain_id=%d network_id=%d genesis=0x%s head=#%d 0x%s",
                  self.chain.config.chain_id, self.network_id, self.chain.genesis_hash.hex(), head.number,
                  head.hash.hex())
-        if self.config.noexec:
+        if self.config.noexec and self.config.observer:
+            log.info("Observer node: blocks are not executed, the tx pool has no account state")
+        elif self.config.noexec:
             log.warning("Block execution disabled (--noexec): state roots and receipts are not verified, "
                         "the tx pool has no account state")
         elif self.chain.executor is not None and not self.chain.state_db.has_state(head.state_root):

@@ -6,6 +6,7 @@
 use pyo3::prelude::*;
 
 mod buffers;
+mod discv5;
 mod ecies;
 mod evm;
 mod frame;
@@ -25,6 +26,7 @@ fn version() -> &'static str {
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
     ecies::register(m)?;
+    discv5::register(m)?;
     evm::register(m)?;
     frame::register(m)?;
     handshake::register(m)?;

@@ -24,6 +24,7 @@ from ethnode.core.errors import ChainError, InvalidBlockError, UnknownBlockError
 from ethnode.core.execution import ExecutionError
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.types.block import Block
+from ethnode.core.types.custody import CUSTODY_BITMAP_SIZE, custody_from_bytes
 from ethnode.core.types.header import Header
 from ethnode.eth.catalyst.forks import latest_fork
 from ethnode.eth.catalyst.getpayload import GetPayloadMixin, required
@@ -132,6 +133,15 @@ class PayloadAttributes:
         self.target_gas_limit: int | None = None if target is None else _arg(1, decode_quantity, target, 64)
 
 
+def _custody_arg(value: Any) -> int:
+    """fcuV4's third argument, a 16-byte custody bitmap as hex (geth CustodyBitmap.UnmarshalText)."""
+    raw = _arg(2, decode_data, value)
+    if len(raw) != CUSTODY_BITMAP_SIZE:
+        raise RPCError(INVALID_PARAMS, f"invalid argument 2: custody bitmap: invalid length {len(raw)}, "
+                                       f"want {CUSTODY_BITMAP_SIZE}")
+    return custody_from_bytes(raw)
+
+
 class EngineAPI(GetPayloadMixin):
     """The methods, over a ``BlockChain`` (and a pool for payload building and getBlobs)."""
 
@@ -140,6 +150,7 @@ class EngineAPI(GetPayloadMixin):
         self.txpool = txpool
         self.builder = builder or PayloadBuilder(chain, txpool)
         self.on_unknown_head: Callable[[bytes], None] | None = None  # the downloader's sync_to
+        self.on_custody: Callable[[int], None] | None = None  # the eth handler's update_custody
         self._remote: dict[bytes, Header] = {}  # payloads seen but not imported (parent or state missing)
         self._invalid_tipsets: dict[bytes, Header] = {}  # descendant hash -> first bad ancestor
         self._invalid_hits: dict[bytes, int] = {}
@@ -399,6 +410,10 @@ class EngineAPI(GetPayloadMixin):
                 raise attributes_error("missing slot number")
             if not self.check_fork(attrs.timestamp, "amsterdam", "bpo3", "bpo4", "bpo5", "bogota"):
                 raise unsupported_fork("fcuV4 must only be called for amsterdam payloads")
+        if custody_columns is not None:
+            custody = _custody_arg(custody_columns)
+            if self.on_custody is not None:
+                self.on_custody(custody)  # the cells eth/72 fetches of blob txs (geth BlobFetcher.UpdateCustody)
         return self._forkchoice_updated(state, attrs, 4)
 
     def _forkchoice_updated(self, state: Any, attrs: PayloadAttributes | None, version: int) -> dict[str, Any]:
