@@ -8,7 +8,7 @@ that give that layout:
 
 - **v1.17.5** (``ETHTEST_VERSION``, Prague chain): 18 eth codes, i.e. eth/70 and eth/69;
 - **v1.17.10** (``GETH_VERSION``, Osaka/Amsterdam chain, executed by revm): 22 eth codes,
-  i.e. eth/72; it runs once ethnode speaks eth/72 and skips, saying why, until then.
+  i.e. eth/72 (skipped, saying why, on an install without revm or without eth/72).
 
 Every test of both suites must pass: account ranges with their edge proofs (checked by
 geth's ``VerifyRangeProof``), storage ranges, bytecodes, snap/1 trie nodes by path, the
