@@ -1,7 +1,8 @@
 """Answers to snap queries from the node's tries (geth ``eth/protocols/snap/handlers.go``).
 
 geth serves ranges from its flat snapshot; ethnode has none and walks the stored tries
-(``core.state.ranges``), touching only the paths a reply needs. The rules are geth's:
+(``core.state.ranges``; account ranges through the compiled walk, ``snap.walk``), touching
+only the paths a reply needs. The rules are geth's:
 
 - only the states of the last ``STATE_HISTORY`` canonical blocks are served (what geth's
   snapshot and path database keep); a query for any other root, a storage root or
@@ -12,8 +13,13 @@ geth serves ranges from its flat snapshot; ethnode has none and walks the stored
 - bytecodes, trie nodes and access lists are capped by lookups, bytes and (trie nodes)
   time, and an item we lack is left out (trie nodes and access lists keep its place).
 
-Each query is a generator that yields between items, so the peer's handler can serve it
-in time slices on the shared loop (``drive``); ``run`` drains one at once.
+Each query is a generator that yields between items (account ranges: between chunks of
+``WALK_CHUNK`` accounts), so the peer's handler can serve it in time slices on the shared
+loop (``drive``); ``run`` drains one at once.
+
+GetByteCodes must tell code from trie nodes, which share our store's namespace: a blob that
+is an encoded 2- or 17-item list is taken for a node and not served as code (contract code
+crafted to look like one would not be served either; geth keeps code under its own prefix).
 """
 
 from __future__ import annotations
