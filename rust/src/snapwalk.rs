@@ -152,7 +152,7 @@ fn snap_account_chunk<'py>(
                     let missing = py.import("ethnode.core.state.trie")?.getattr("MissingNodeError")?;
                     return Err(PyErr::from_value(missing.call1((PyBytes::new(py, &hash),))?));
                 }
-                value.downcast::<PyBytes>()?.as_bytes().to_vec()
+                value.cast::<PyBytes>()?.as_bytes().to_vec()
             }
         };
         let fields = items(&data)?;
