@@ -9,6 +9,7 @@ from ethnode.version import __version__
 # ``backends()`` is complete as soon as ``ethnode`` is imported.
 from ethnode import rlp  # noqa: E402,F401
 from ethnode.eth.protocols.eth import knowncache  # noqa: E402,F401
+from ethnode.eth.protocols.snap import walk  # noqa: E402,F401
 from ethnode.p2p.discover.v5wire import crypto as _discv5_crypto  # noqa: E402,F401
 from ethnode.p2p.rlpx import frame, handshake  # noqa: E402,F401
 

@@ -72,7 +72,9 @@ def _fatal(message: str) -> int:
 def warn_if_slow() -> None:
     """The one start-up WARN line of ``run`` and ``import`` when compiled hot paths are missing."""
     from ethnode._native import slow_paths_warning
+    from ethnode.core.execution import default_engine
 
+    default_engine()  # records the execution backend (py-evm without revm), the slowest pure path
     message = slow_paths_warning()
     if message is not None:
         logging.getLogger("ethnode.cli").warning(message)

@@ -67,6 +67,9 @@ from ethnode.eth.protocols.eth.protocol import (
     PooledHashes72,
     ProtocolViolation,
 )
+from ethnode.eth.protocols.snap import protocol as snap
+from ethnode.eth.protocols.snap.peer import SnapPeer
+from ethnode.eth.protocols.snap.serve import SnapServer
 from ethnode.eth.sync import SyncDownloader, Syncer
 from ethnode.event import EventBus
 from ethnode.logctx import kv
@@ -165,6 +168,7 @@ class EthHandler:
         downloader: SyncDownloader | None = None,
         downloader_options: DownloaderOptions | None = None,
         fetch_probability: int = DEFAULT_FETCH_PROBABILITY,
+        serve_snap: bool = True,
         observer: HeadObserver | None = None,
     ) -> None:
         """The fetchers and the downloader are built here, as geth's newHandler does; a test
@@ -178,6 +182,9 @@ class EthHandler:
                 raise ValueError(f"unsupported eth version {v} (supported: {sorted(PROTOCOL_LENGTHS)})")
         self.chain = chain
         self.txpool = txpool
+        # snap serving reads the executed state; a chain imported without execution has none
+        self.snap = (SnapServer(chain, chain.state_db)
+                     if serve_snap and getattr(chain, "executor", None) is not None else None)
         self.network_id = network_id
         self.node_id = node_id  # our enode ID (keccak of the public key), for the broadcast choice
         self.bus = bus
@@ -210,8 +217,18 @@ class EthHandler:
     # --- protocols and status --------------------------------------------------------------
 
     def protocols(self) -> list[P2PProtocol]:
-        """One devp2p Protocol per offered eth version (the highest common one is run)."""
-        return [P2PProtocol(PROTOCOL_NAME, v, PROTOCOL_LENGTHS[v], self.new_peer) for v in self.versions]
+        """One devp2p Protocol per offered eth version (the highest common one is run), and
+        snap/2 and snap/1 beside them when the chain keeps state to serve (geth offers snap
+        with its snapshot; a --noexec chain has no state)."""
+        offered = [P2PProtocol(PROTOCOL_NAME, v, PROTOCOL_LENGTHS[v], self.new_peer) for v in self.versions]
+        if self.snap is not None:
+            offered += [P2PProtocol(snap.PROTOCOL_NAME, v, snap.PROTOCOL_LENGTHS[v], self.new_snap_peer)
+                        for v in snap.SUPPORTED_VERSIONS]
+        return offered
+
+    def new_snap_peer(self, channel: ProtocolChannel) -> SnapPeer:
+        assert self.snap is not None
+        return SnapPeer(channel, self.snap)
 
     def new_peer(self, channel: ProtocolChannel) -> EthPeer:
         return EthPeer(channel, self, self.bus)

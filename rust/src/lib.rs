@@ -14,6 +14,7 @@ mod handshake;
 mod keccak;
 mod knowncache;
 mod secp;
+mod snapwalk;
 
 /// The crate version, so `ethnode-fast version` can tell a stale build from a fresh one.
 #[pyfunction]
@@ -31,5 +32,6 @@ fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     handshake::register(m)?;
     keccak::register(m)?;
     knowncache::register(m)?;
+    snapwalk::register(m)?;
     Ok(())
 }
