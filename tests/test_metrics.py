@@ -20,12 +20,15 @@ from rpc_support import CHAIN_ID, DEV_ADDR, DEV_BALANCE, RPCNode, dev_chain, dev
 
 from ethnode.core.events import ChainHeadEvent
 from ethnode.eth.downloader.downloader import SyncProgress
+from ethnode.eth.protocols.eth.protocol import SUPPORTED_VERSIONS
 from ethnode.event import EventBus
 from ethnode.metrics import p2p as p2p_metrics
 from ethnode.metrics.lag import LoopLagProbe
 from ethnode.metrics.registry import Registry
 from ethnode.monitoring.events import EventLogger, pretty_age
 from ethnode.monitoring.syncdisplay import SyncDisplay
+
+NEWEST = SUPPORTED_VERSIONS[0]  # two ethnode nodes agree on the newest eth version both offer
 
 
 def samples(text: str) -> dict[str, float]:
@@ -66,8 +69,8 @@ def test_p2p_traffic_peers_dials_and_node_gauges() -> None:
     async def scenario() -> None:
         before = {name: getattr(p2p_metrics, name).value for name in
                   ("DIALS", "DIALS_SUCCESS", "SERVES", "SERVES_SUCCESS", "INGRESS_BYTES", "EGRESS_BYTES")}
-        status_in = p2p_metrics.INGRESS_MESSAGES.get("eth", 71, 0)
-        status_out = p2p_metrics.EGRESS_MESSAGES.get("eth", 71, 0)
+        status_in = p2p_metrics.INGRESS_MESSAGES.get("eth", NEWEST, 0)
+        status_out = p2p_metrics.EGRESS_MESSAGES.get("eth", NEWEST, 0)
         a = await RPCNode(dev_chain([[transfer(0)]]), metrics=True).start()
         b = await RPCNode(dev_chain(), metrics=True).start()
         try:
@@ -80,8 +83,8 @@ def test_p2p_traffic_peers_dials_and_node_gauges() -> None:
             assert after["SERVES"] - before["SERVES"] == 1 and after["SERVES_SUCCESS"] - before["SERVES_SUCCESS"] == 1
             assert after["INGRESS_BYTES"] - before["INGRESS_BYTES"] > 400  # two handshakes, Hellos, Statuses
             assert after["EGRESS_BYTES"] - before["EGRESS_BYTES"] == after["INGRESS_BYTES"] - before["INGRESS_BYTES"]
-            n_in, size_in = p2p_metrics.INGRESS_MESSAGES.get("eth", 71, 0)
-            n_out, size_out = p2p_metrics.EGRESS_MESSAGES.get("eth", 71, 0)
+            n_in, size_in = p2p_metrics.INGRESS_MESSAGES.get("eth", NEWEST, 0)
+            n_out, size_out = p2p_metrics.EGRESS_MESSAGES.get("eth", NEWEST, 0)
             assert n_in - status_in[0] == 2 and n_out - status_out[0] == 2  # one Status each way
             assert size_in - status_in[1] == size_out - status_out[1] > 0
 
@@ -92,7 +95,7 @@ def test_p2p_traffic_peers_dials_and_node_gauges() -> None:
             assert got["chain_head_block"] == 1 and got["eth_peers"] == 1
             assert got["txpool_pending"] == 1 and got["txpool_queued"] == 0
             assert got["eth_known_blocks"] >= 0 and "eth_known_txs" in got
-            assert got['p2p_ingress_messages_total{protocol="eth",version="71",code="0x00"}'] >= 2
+            assert got[f'p2p_ingress_messages_total{{protocol="eth",version="{NEWEST}",code="0x00"}}'] >= 2
             assert got["eth_downloader_syncing"] == 0 and "event_loop_lag_seconds" in got
             status, _, geth_path = await http_post(a.metrics_port, None, method="GET",
                                                    path="/debug/metrics/prometheus")
