@@ -15,7 +15,7 @@ from ethnode.core.types.header import Header
 from ethnode.core.types.transaction import BlobTxWithSidecar
 from ethnode.ethapi.eth import Backend, EthAPI, _block_number
 from ethnode.ethapi.marshal import header_fields, receipt_fields, tx_fields
-from ethnode.rpc.hexutil import arg, data, decode_quantity, hash_arg, quantity
+from ethnode.rpc.hexutil import data, hash_arg, quantity, uint_arg
 from ethnode.rpc.jsonrpc import RPCError
 
 NOT_FOUND = ("header not found", "header for hash not found")
@@ -23,7 +23,7 @@ NOT_FOUND = ("header not found", "header for hash not found")
 
 def _index(index: int, value: Any) -> int:
     """geth hexutil.Uint: a quantity."""
-    return arg(index, decode_quantity, value, 64)  # type: ignore[no-any-return]
+    return uint_arg(index, value)
 
 
 class BlockAPI:
@@ -124,6 +124,8 @@ class BlockAPI:
                 return None
             raise
         found = self.chain.get_block(header.hash, header.number)
+        if found is not None and not found.tx_items:
+            return []  # geth: an empty list, the genesis block's too (it has no stored receipts)
         receipts = self.chain.get_receipts(header.hash, header.number)
         if found is None or receipts is None or len(receipts) != len(found.tx_items):
             return None
