@@ -54,9 +54,10 @@ class Case:
         return {"jsonrpc": "2.0", "id": rid, "method": self.method, "params": self.params}
 
 
-def prepare_geth(geth: Path, testdata: Path, datadir: Path) -> None:
-    for args in (["init", "--datadir", str(datadir), str(testdata / "genesis.json")],
-                 ["import", "--datadir", str(datadir), str(testdata / "chain.rlp")]):
+def prepare_geth(geth: Path, testdata: Path, datadir: Path, *, init_flags: tuple[str, ...] = (),
+                 import_flags: tuple[str, ...] = ()) -> None:
+    for args in (["init", *init_flags, "--datadir", str(datadir), str(testdata / "genesis.json")],
+                 ["import", *import_flags, "--datadir", str(datadir), str(testdata / "chain.rlp")]):
         done = subprocess.run([str(geth), *args], capture_output=True, text=True, timeout=PREPARE_TIMEOUT)
         assert done.returncode == 0, f"geth {args[0]} failed:\n{done.stderr[-3000:]}"
 

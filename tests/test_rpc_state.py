@@ -65,9 +65,9 @@ def test_state_rpc_reads_executed_state_at_head_history_and_side_blocks() -> Non
             assert await call("eth_getStorageAt", hx(HISTORY_CONTRACT), word(11), hx(chain.get_canonical_hash(12))) \
                 == word(b11)
             assert await call("eth_getStorageAt", hx(HISTORY_CONTRACT), "0x" + "00" * 33) == {
-                "code": -32000, "message": "unable to decode storage key: hex string too long, want at most 32 bytes"}
+                "code": -32602, "message": 'storage key too long (want at most 32 bytes): "0x' + "00" * 33 + '"'}
             assert await call("eth_getStorageAt", hx(HISTORY_CONTRACT), "0xzz") == {
-                "code": -32000, "message": "unable to decode storage key: hex string invalid"}
+                "code": -32602, "message": 'invalid hex in storage key: "0xzz"'}
             code = chain.state().code(HISTORY_CONTRACT)
             assert code and await call("eth_getCode", hx(HISTORY_CONTRACT), "latest") == hx(code)
 
