@@ -337,6 +337,43 @@ def cases(testdata: Path, geth_url: str) -> list[Case]:
         Case("txpool inspect", "txpool_inspect", []),
         Case("txpool contentFrom", "txpool_contentFrom", [sender]),
     ]
+    # EIP-7910, EIP-1186 and the raw debug methods.
+    history = system[2] if len(system) > 2 else system[-1]
+    out.append(Case("config", "eth_config", []))
+    for addr in (sender, callme, history, NOBODY):
+        for at in ("latest", "0x1", hex(head // 2), {"blockHash": block_hash(head // 3)}):
+            out.append(Case(f"proof {addr[:8]} at {json.dumps(at)}", "eth_getProof",
+                            [addr, ["0x0", "0x1", "0x" + "0" * 63 + "2", "0xab", "0x" + "ff" * 32], at]))
+    out += [
+        Case("proof no keys", "eth_getProof", [history, []]),
+        Case("proof null keys", "eth_getProof", [sender, None, "latest"]),
+        Case("proof keys missing", "eth_getProof", [sender]),
+        Case("proof many slots", "eth_getProof", [history, [hex(i) for i in range(40)], "latest"]),
+        Case("proof too many keys", "eth_getProof", [sender, ["0x0"] * 1025, "latest"]),
+        Case("proof bad key", "eth_getProof", [sender, ["0xzz"], "latest"]),
+        Case("proof long key", "eth_getProof", [sender, ["0x" + "1" * 65], "latest"]),
+        Case("proof key not string", "eth_getProof", [sender, [1], "latest"]),
+        Case("proof keys not list", "eth_getProof", [sender, "0x0", "latest"]),
+        Case("proof beyond head", "eth_getProof", [sender, [], hex(head + 1)]),
+        Case("proof unknown hash", "eth_getProof", [sender, [], {"blockHash": UNKNOWN_HASH}]),
+    ]
+    for tag in ("0x0", "0x1", emit["block"], blob["block"], "latest", "earliest", hex(head + 1)):
+        out += [Case(f"raw header {tag}", "debug_getRawHeader", [tag]),
+                Case(f"raw block {tag}", "debug_getRawBlock", [tag]),
+                Case(f"raw receipts {tag}", "debug_getRawReceipts", [tag])]
+    for label, ref in (("hash", block_hash(int(emit["block"], 16))), ("unknown hash", UNKNOWN_HASH),
+                       ("hash object", {"blockHash": block_hash(5)})):
+        out += [Case(f"raw header {label}", "debug_getRawHeader", [ref]),
+                Case(f"raw block {label}", "debug_getRawBlock", [ref]),
+                Case(f"raw receipts {label}", "debug_getRawReceipts", [ref])]
+    for kind, tx in sorted(txs.items()):
+        out.append(Case(f"raw tx debug {kind}", "debug_getRawTransaction", [tx["txhash"]]))
+    out += [
+        Case("raw tx debug unknown", "debug_getRawTransaction", [UNKNOWN_HASH]),
+        Case("raw tx debug bad", "debug_getRawTransaction", ["0x12"]),
+        Case("raw header no params", "debug_getRawHeader", []),
+        Case("raw block bad", "debug_getRawBlock", ["0xzz"]),
+    ]
     # Errors: bad params, wrong types, missing params, unknown methods.
     out += [
         Case("unknown method", "eth_noSuchMethod", []),
