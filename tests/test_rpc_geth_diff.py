@@ -24,7 +24,16 @@ from pathlib import Path
 import pytest
 from geth_support import ethtest_testdata
 from gethtools import GETH_VERSION, require_geth_tools
-from rpcdiff_support import EthnodeHTTP, GethHTTP, ask_all, cases, differences, prepare_ethnode, prepare_geth
+from rpcdiff_support import (
+    Case,
+    EthnodeHTTP,
+    GethHTTP,
+    ask_all,
+    cases,
+    differences,
+    prepare_ethnode,
+    prepare_geth,
+)
 from shared_support import shared_path
 
 pytestmark = [pytest.mark.interop, pytest.mark.subprocess, pytest.mark.timeout(600)]
@@ -113,3 +122,39 @@ def test_uncomparable_cases_still_answer(nodes: tuple[Chain, GethHTTP, EthnodeHT
     assert len(pending) == len(UNCOMPARABLE)
     for reply in ask_all(geth.url, pending) + ask_all(ours.url, pending):
         assert "result" in reply and reply["result"], json.dumps(reply)[:300]
+
+
+def test_eth_config_with_forks_ahead(tmp_path: Path) -> None:
+    """eth_config's ``next`` and ``last`` need forks still ahead of the head: the v1.17.5 chain's
+    genesis alone (head time 0: Shanghai now, Cancun at 60, Prague at 120) with Osaka, BPO1 and
+    Amsterdam scheduled far ahead, on both nodes after ``init`` only."""
+    genesis = json.loads(shared_path("chains", "ethtest", "genesis.json").read_text())
+    genesis["config"].update(osakaTime=4_000_000_000, bpo1Time=4_100_000_000, amsterdamTime=4_200_000_000)
+    genesis["config"]["blobSchedule"].update(osaka={"target": 6, "max": 9, "baseFeeUpdateFraction": 5007716},
+                                             bpo1={"target": 10, "max": 15, "baseFeeUpdateFraction": 8346193})
+    testdata = tmp_path / "testdata"
+    testdata.mkdir()
+    (testdata / "genesis.json").write_text(json.dumps(genesis))
+    geth_bin = require_geth_tools() / "geth"
+    prepare_geth(geth_bin, testdata, tmp_path / "geth", init_flags=ARCHIVE_INIT, import_flags=None)
+    prepare_ethnode(testdata, tmp_path / "ethnode", import_chain=False)
+    geth = GethHTTP(geth_bin, tmp_path / "geth", *ARCHIVE)
+    try:
+        ours = EthnodeHTTP(tmp_path / "ethnode")
+        try:
+            asked = [Case("config", "eth_config", []), Case("genesis", "eth_getBlockByNumber", ["latest", True]),
+                     Case("proof", "eth_getProof", [json_address(genesis), ["0x0"], "latest"])]
+            want, got = ask_all(geth.url, asked), ask_all(ours.url, asked)
+            assert differences(asked, want, got) == [], differences(asked, want, got)
+            config = want[0]["result"]
+            assert config["current"]["activationTime"] == 0 and config["next"]["activationTime"] == 60
+            assert config["last"]["activationTime"] == 4_200_000_000, config["last"]
+        finally:
+            ours.stop()
+    finally:
+        geth.stop()
+
+
+def json_address(genesis: dict) -> str:  # type: ignore[type-arg]
+    """A funded account of the genesis (any will do for a proof)."""
+    return "0x" + sorted(genesis["alloc"])[-1].removeprefix("0x")
