@@ -50,6 +50,9 @@ REFERENCE_FIGURES = HERE / "reference_figures.json"
 EXECUTE_VS_GETH_MIN = 0.5
 EXECUTE_ENGINES = ("revm", "py-evm", "geth")
 
+# JSON-RPC over HTTP under wrk (bench_rpc_wrk.py): ethnode at least 0.75x geth's requests/s per case.
+RPC_VS_GETH_MIN = 0.75
+
 
 def _fmt(ns: float) -> str:
     if ns >= 1e6:
@@ -293,6 +296,27 @@ def print_targets(groups: dict[str, dict[str, float]], data: dict | None = None)
     print_execute_targets(data or {})
 
 
+def print_rpc_wrk(data: dict) -> None:
+    """wrk's requests/s per JSON-RPC case, ethnode against geth in this run."""
+    rates: dict[str, dict[str, dict]] = defaultdict(dict)
+    for b in data.get("benchmarks", []):
+        info = b.get("extra_info", {})
+        if "case" in info and "req_per_s" in info:
+            rates[info["case"]][info["client"]] = info
+    if not rates:
+        return
+    print("\n  JSON-RPC over HTTP under wrk (keep-alive, same run):")
+    for case in sorted(rates):
+        ours, geth = rates[case].get("ethnode"), rates[case].get("geth")
+        if ours is None or geth is None:
+            continue
+        ratio = ours["req_per_s"] / geth["req_per_s"]
+        print(f"  {_verdict(ratio >= RPC_VS_GETH_MIN)}  {case}: ethnode {ours['req_per_s']:.0f} req/s "
+              f"(p50 {ours['p50_ms']:.2f} ms, CPU {ours['node_cpu_share']:.2f}) = {ratio:.2f}× geth's "
+              f"{geth['req_per_s']:.0f} (p50 {geth['p50_ms']:.2f} ms, CPU {geth['node_cpu_share']:.2f}) "
+              f"(≥ {RPC_VS_GETH_MIN:g}×)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="*", help="bench files (default: every benches/bench_*.py)")
@@ -312,6 +336,7 @@ def main() -> int:
         print("\nper item / memory:")
         print("\n".join(extra))
     print_execute(data)
+    print_rpc_wrk(data)
     print_targets(groups, data)
     if code != 0:
         print(f"benchmark run failed (pytest exit {code})", file=sys.stderr)
