@@ -281,6 +281,7 @@ def cases(testdata: Path, geth_url: str) -> list[Case]:
         Case("balance default block", "eth_getBalance", [sender]),
     ]
     # Execution.
+    history = next(a for a in system if a.startswith("0x0000f908"))  # EIP-2935's contract
     calls: list[tuple[str, dict[str, Any], Any]] = [
         ("call callme", {"to": callme, "data": "0x"}, "latest"),
         ("call callme from", {"from": sender, "to": callme, "data": "0x12345678"}, "latest"),
@@ -297,9 +298,17 @@ def cases(testdata: Path, geth_url: str) -> list[Case]:
         ("call both fee kinds", {"from": sender, "to": NOBODY, "gasPrice": "0x1", "maxFeePerGas": "0x1"}, "latest"),
         ("call input and data differ", {"to": callme, "data": "0x01", "input": "0x02"}, "latest"),
     ]
+    history_input = "0x" + (head - 2).to_bytes(32, "big").hex()  # EIP-2935: a recent block's hash, by SLOAD
+    calls += [
+        ("call history contract", {"from": sender, "to": history, "data": history_input}, "latest"),
+        ("call with access list", {"from": sender, "to": history, "data": history_input,
+                                   "accessList": [{"address": callme, "storageKeys": ["0x" + "00" * 31 + "07"]},
+                                                  {"address": sender, "storageKeys": []}]}, "latest"),
+    ]
     for name, args, at in calls:
         out.append(Case(name, "eth_call", [args, at]))
         out.append(Case(name.replace("call", "estimate", 1), "eth_estimateGas", [args, at]))
+        out.append(Case(name.replace("call", "access list", 1), "eth_createAccessList", [args, at]))
     out += [
         Case("call default block", "eth_call", [{"to": callme}]),
         Case("estimate default block", "eth_estimateGas", [{"from": sender, "to": NOBODY}]),
@@ -345,7 +354,6 @@ def cases(testdata: Path, geth_url: str) -> list[Case]:
         Case("txpool contentFrom", "txpool_contentFrom", [sender]),
     ]
     # EIP-7910, EIP-1186 and the raw debug methods.
-    history = system[2] if len(system) > 2 else system[-1]
     out.append(Case("config", "eth_config", []))
     for addr in (sender, callme, history, NOBODY):
         for at in ("latest", "0x1", hex(head // 2), {"blockHash": block_hash(head // 3)}):

@@ -55,6 +55,14 @@ KNOWN = {
                                      "ethnode's pre-call checks (core/execution/precheck.py)",
     ("v1.17.10", "estimate callenv"): "Amsterdam EIP-2780 intrinsic gas in revm 43's call path",
     ("v1.17.10", "estimate no to"): "Amsterdam state-creation gas (EIP-8037) in revm 43's call path",
+    ("v1.17.10", "estimate history contract"): "Amsterdam intrinsic and calldata-floor gas (EIP-2780 and its "
+                                                "floor) in ethnode's estimator checks: geth 17539, ethnode refuses "
+                                                "below the Prague floor of 21380",
+    ("v1.17.10", "access list no to"): "as 'estimate no to' (EIP-8037 state-creation gas)",
+    ("v1.17.10", "access list gas too low"): "as 'call gas too low' (EIP-2780 intrinsic gas)",
+    ("v1.17.10", "access list invalid opcode"): "Amsterdam EIP-8037: geth caps a tx's execution gas at 2^24 "
+                                                "(the rest is the state-gas reservoir), eth_call excepted; "
+                                                "revm 43 spends the whole gas limit",
 }
 
 

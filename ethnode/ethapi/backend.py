@@ -14,6 +14,7 @@ from ethnode.consensus.beacon import Beacon
 from ethnode.consensus.clique import Clique
 from ethnode.consensus.engine import Engine
 from ethnode.eth.service import EthereumService
+from ethnode.ethapi.accesslist import AccessListAPI
 from ethnode.ethapi.accounts import AccountAPI, DevAccounts
 from ethnode.ethapi.admin import AdminAPI
 from ethnode.ethapi.blocks import BlockAPI
@@ -49,6 +50,7 @@ def eth_apis(eth: EthereumService, accounts: DevAccounts | None = None) -> list[
         API("eth", SubscriptionAPI(eth.chain, eth.ctx.bus, eth.downloader)),  # eth_subscribe (WebSocket, IPC)
         API("eth", BlockAPI(eth, api)),
         API("eth", ProofAPI(api)),  # eth_getProof
+        API("eth", AccessListAPI(api)),  # eth_createAccessList
         API("eth", ConfigAPI(eth.chain)),  # eth_config
         API("debug", DebugAPI(api)),  # debug_getRaw*
         API("txpool", TxPoolAPI(eth.txpool, eth.chain)),
