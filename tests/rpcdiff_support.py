@@ -345,6 +345,7 @@ def cases(testdata: Path, geth_url: str) -> list[Case]:
         Case("gas price", "eth_gasPrice", []),
         Case("max priority fee", "eth_maxPriorityFeePerGas", []),
         Case("blob base fee", "eth_blobBaseFee", []),
+        Case("base fee", "eth_baseFee", []),
     ]
     # The pool is empty on both.
     out += [
@@ -371,6 +372,15 @@ def cases(testdata: Path, geth_url: str) -> list[Case]:
         Case("proof keys not list", "eth_getProof", [sender, "0x0", "latest"]),
         Case("proof beyond head", "eth_getProof", [sender, [], hex(head + 1)]),
         Case("proof unknown hash", "eth_getProof", [sender, [], {"blockHash": UNKNOWN_HASH}]),
+        Case("storage values", "eth_getStorageValues",
+             [{history: ["0x" + (head - 3).to_bytes(32, "big").hex(), "0x" + "00" * 32], NOBODY: ["0x" + "11" * 32],
+               callme: []}, "latest"]),
+        Case("storage values old", "eth_getStorageValues", [{history: ["0x" + "00" * 31 + "05"]}, hex(head // 2)]),
+        Case("storage values default block", "eth_getStorageValues", [{history: ["0x" + "00" * 31 + "05"]}]),
+        Case("storage values empty", "eth_getStorageValues", [{callme: []}, "latest"]),
+        Case("storage values too many", "eth_getStorageValues", [{callme: ["0x" + "00" * 32] * 1025}, "latest"]),
+        Case("storage values not object", "eth_getStorageValues", [[history], "latest"]),
+        Case("storage values beyond", "eth_getStorageValues", [{history: ["0x" + "00" * 32]}, hex(head + 1)]),
     ]
     for tag in ("0x0", "0x1", emit["block"], blob["block"], "latest", "earliest", hex(head + 1)):
         out += [Case(f"raw header {tag}", "debug_getRawHeader", [tag]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ethnode.core.eip1559 import calc_base_fee
 from ethnode.core.eip4844 import calc_blob_fee
 from ethnode.core.types.block import Block
 from ethnode.core.types.header import Header
@@ -138,6 +139,13 @@ class BlockAPI:
     def get_header_by_hash(self, block_hash: Any) -> dict[str, Any] | None:
         header = self.chain.get_header_by_hash(hash_arg(0, block_hash))
         return None if header is None else header_fields(header)
+
+    def base_fee(self) -> str | None:
+        """The next block's base fee (geth EthereumAPI.BaseFee); null when it is not a London block."""
+        head = self.chain.current_block
+        if not self.chain.config.is_london(head.number + 1):
+            return None
+        return quantity(calc_base_fee(self.chain.config, head))
 
     def blob_base_fee(self) -> str | None:
         """The head block's blob base fee (geth EthereumAPI.BlobBaseFee); null before Cancun."""

@@ -14,11 +14,13 @@ from typing import Any
 
 from ethnode.core.state import MissingNodeError, MissingStateError
 from ethnode.ethapi.eth import EthAPI, go_quote
-from ethnode.rpc.hexutil import address_arg, data, json_type, quantity
+from ethnode.rpc.hexutil import address_arg, data, hash_arg, json_type, quantity
 from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError, server_error
 from ethnode.trie import EMPTY_ROOT
 
 MAX_PROOF_KEYS = 1024  # geth maxGetProofKeys
+MAX_STORAGE_SLOTS = 1024  # slots per eth_getStorageValues call; geth maxGetStorageSlots
+CLIENT_LIMIT_EXCEEDED = -38026  # geth errCodeClientLimitExceeded
 ZERO_HASH = bytes(32)
 
 
@@ -52,7 +54,8 @@ def _keys_arg(keys: Any) -> list[str]:
 
 
 class ProofAPI:
-    """``eth_getProof`` over the EthAPI's block resolution and the chain's stored tries."""
+    """``eth_getProof`` and ``eth_getStorageValues`` over the EthAPI's block resolution and the
+    chain's stored tries."""
 
     def __init__(self, eth: EthAPI) -> None:
         self._eth = eth
@@ -90,5 +93,34 @@ class ProofAPI:
             "storageProof": storage,
         }
 
+    def get_storage_values(self, requests: Any, block: Any = None) -> dict[str, list[str]]:
+        """geth GetStorageValues (v1.17.10): many accounts' slots in one call, at one block."""
+        if not isinstance(requests, dict):
+            raise RPCError(INVALID_PARAMS, f"invalid argument 0: json: cannot unmarshal {json_type(requests)} into "
+                                           "Go value of type map[common.Address][]common.Hash")
+        wanted: list[tuple[str, bytes, list[bytes]]] = []
+        total = 0
+        for key, slots in requests.items():
+            addr = address_arg(0, key)
+            if slots is None:
+                slots = []
+            if not isinstance(slots, list):
+                raise RPCError(INVALID_PARAMS, f"invalid argument 0: json: cannot unmarshal {json_type(slots)} "
+                                               "into Go value of type []common.Hash")
+            decoded = [hash_arg(0, s) for s in slots]
+            total += len(decoded)
+            if total > MAX_STORAGE_SLOTS:
+                raise RPCError(CLIENT_LIMIT_EXCEEDED, f"too many slots (max {MAX_STORAGE_SLOTS})")
+            wanted.append((data(addr), addr, decoded))
+        if total == 0:
+            raise RPCError(INVALID_PARAMS, "empty request")
+        header = self._eth._header_for_state(1, block)
+        try:
+            view = self._eth.chain.state_at(header)
+            return {key: [data(view.storage(addr, slot).to_bytes(32, "big")) for slot in slots]
+                    for key, addr, slots in wanted}
+        except (MissingStateError, MissingNodeError):
+            raise server_error(f"state 0x{header.state_root.hex()} is not available") from None
 
-__all__ = ["ProofAPI", "MAX_PROOF_KEYS", "decode_storage_key"]
+
+__all__ = ["ProofAPI", "MAX_PROOF_KEYS", "MAX_STORAGE_SLOTS", "decode_storage_key"]
