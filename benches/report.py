@@ -317,6 +317,19 @@ def print_rpc_wrk(data: dict) -> None:
               f"(≥ {RPC_VS_GETH_MIN:g}×)")
 
 
+def print_rpc_fanout(data: dict) -> None:
+    """newHeads to 100 WebSockets after a tx: ethnode's times against geth's, same run."""
+    rows = {b["extra_info"]["client"]: b["extra_info"] for b in data.get("benchmarks", [])
+            if "fanout_clients" in b.get("extra_info", {})}
+    if "ethnode" not in rows or "geth" not in rows:
+        return
+    ours, geth = rows["ethnode"], rows["geth"]
+    print(f"\n  newHeads fan-out to {ours['fanout_clients']} WebSockets, tx sent -> block heard (median of rounds):")
+    for key in ("first_ms", "median_ms", "last_ms"):
+        print(f"  info  {key[:-3]}: ethnode {ours[key]:.1f} ms, geth {geth[key]:.1f} ms "
+              f"(ethnode/geth {ours[key] / geth[key]:.2f}×)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="*", help="bench files (default: every benches/bench_*.py)")
@@ -337,6 +350,7 @@ def main() -> int:
         print("\n".join(extra))
     print_execute(data)
     print_rpc_wrk(data)
+    print_rpc_fanout(data)
     print_targets(groups, data)
     if code != 0:
         print(f"benchmark run failed (pytest exit {code})", file=sys.stderr)
