@@ -216,13 +216,17 @@ class HTTPServer:
             return _too_large(f"content length too large ({length}>{self.body_limit})")
         if request.headers.get(hdrs.EXPECT, "").lower() == "100-continue" and request.version == HttpVersion11:
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # aiohttp's default expect handler
-        body = bytearray()
+        content = request.content
+        body = bytearray(content.read_nowait())  # usually the whole body came with the headers
+        if len(body) > self.body_limit:
+            return _too_large(f"request body too large (>{self.body_limit})")
         try:
-            async with asyncio.timeout(self.read_timeout):
-                while chunk := await request.content.readany():
-                    body += chunk
-                    if len(body) > self.body_limit:
-                        return _too_large(f"request body too large (>{self.body_limit})")
+            if not content.at_eof():
+                async with asyncio.timeout(self.read_timeout):
+                    while chunk := await content.readany():
+                        body += chunk
+                        if len(body) > self.body_limit:
+                            return _too_large(f"request body too large (>{self.body_limit})")
         except TimeoutError:  # geth ReadTimeout: the body came too slowly
             response = web.Response(status=408, text="request timeout\n")
             response.force_close()

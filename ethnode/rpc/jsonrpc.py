@@ -78,19 +78,17 @@ class Dispatcher:
                               for k, v in methods.items() if KEY_SEPARATOR in k}
         self.batch_items = batch_items
         self.batch_response_size = batch_response_size
-        # inspect.signature costs ~13 µs: each method's, with its count of required arguments
-        self._signatures: dict[Callable[..., Any], tuple[inspect.Signature, int]] = {}
+        # inspect.signature costs ~13 µs: each method's, with its least and most positional arguments
+        self._signatures: dict[Callable[..., Any], tuple[inspect.Signature, int, float]] = {}
 
     def _bind(self, method: Callable[..., Any], params: list[Any], offset: int = 0) -> None:
         cached = self._signatures.get(method)
         if cached is None:
             signature = inspect.signature(method)
-            cached = self._signatures[method] = (signature, _required_count(signature))
-        signature, required = cached
-        try:
-            signature.bind(*params)
-        except TypeError:
-            raise RPCError(INVALID_PARAMS, _arity_error(signature, len(params), offset)) from None
+            cached = self._signatures[method] = (signature, _required_count(signature), _most_positional(signature))
+        signature, required, most = cached
+        if not required <= len(params) <= most:  # what Signature.bind would say, at a tenth of its cost
+            raise RPCError(INVALID_PARAMS, _arity_error(signature, len(params), offset))
         if required and None in params[:required]:
             # geth parseArgumentArray: null for a required (non-pointer) argument is a missing one.
             raise RPCError(INVALID_PARAMS, f"missing value for required argument {params.index(None) + offset}")
@@ -207,6 +205,14 @@ def _required_count(signature: inspect.Signature) -> int:
             break
         count += 1
     return count
+
+
+def _most_positional(signature: inspect.Signature) -> float:
+    """How many positional arguments the method takes at most (infinite with ``*args``)."""
+    params = signature.parameters.values()
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return float("inf")
+    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
 def _arity_error(signature: inspect.Signature, given: int, offset: int = 0) -> str:
