@@ -63,7 +63,7 @@ def _node(client: str, extra: tuple[str, ...] = ()) -> Iterator[tuple[int, int]]
             line = re.compile(r"HTTP server started\s+endpoint=127\.0\.0\.1:(\d+)")
         else:
             argv = [sys.executable, "-m", "ethnode", "run", "--dev", "--http.port", "0", "--verbosity", "3", *extra]
-            line = re.compile(r"HTTP server started endpoint=127\.0\.0\.1:(\d+)")
+            line = re.compile(r"HTTP server started +endpoint=127\.0\.0\.1:(\d+)")
         import ethnode
 
         here = str(Path(ethnode.__file__).resolve().parent.parent)  # the ethnode this run imported

@@ -37,13 +37,13 @@ RLP_TARGETS = [
 
 # RLPx targets: compiled frame codec >= 2x pure at <= 1 KiB and within 1.3x
 # of the native keccak limit; >= 3000 handshakes/s/core; loopback stream >= 0.5x geth's
-# BenchmarkThroughput measured on this machine (benches/reference_figures.json).
+# BenchmarkThroughput at every core, measured in the same run (geth_throughput.py).
 FRAME_SIZES = {"100B": 100, "1KiB": 1024, "16KiB": 16 * 1024, "1MiB": 1024 * 1024}
 FRAME_VS_PURE_MIN, FRAME_VS_PURE_UP_TO = 2.0, 1024
 FRAME_VS_LIMIT_MAX = 1.3
 HANDSHAKES_PER_S_MIN = 3000
 STREAM_VS_GETH_MIN = 0.5
-REFERENCE_FIGURES = HERE / "reference_figures.json"
+STREAM_GROUP = "loopback stream"
 
 # Import with execution (bench_execute.py): ethnode on revm at least half geth's Mgas/s on each
 # workload, both measured in this run on the same chain file.
@@ -139,7 +139,7 @@ def _verdict(ok: bool) -> str:
 
 
 def print_rlpx_targets(groups: dict[str, dict[str, float]], data: dict) -> None:
-    """Frame codec vs pure and vs the native keccak limit; handshakes/s; stream vs geth."""
+    """Frame codec vs pure and vs the native keccak limit; handshakes/s; stream vs geth (this run's)."""
     perm_group = "keccak-f1600 permutation (native)"
     perm_ns = None
     if "native" in groups.get(perm_group, {}):
@@ -179,11 +179,11 @@ def print_rlpx_targets(groups: dict[str, dict[str, float]], data: dict) -> None:
         elif name.startswith("rlpx handshake loopback"):
             for impl, ns in g.items():
                 print(f"  info  {name} [{impl}]: {1e9 * _items(data, name, impl) / ns:.0f} handshakes/s")
-    geth = None
-    if REFERENCE_FIGURES.exists():
-        geth = json.loads(REFERENCE_FIGURES.read_text()).get("geth_rlpx_throughput")
+    geth = data.get("geth_throughput", {})
+    figures = {f["cpus"]: f for f in geth.get("figures", [])}
+    best = figures[max(figures)] if figures else None  # every core: how geth runs
     for name, g in sorted(groups.items()):
-        if not name.startswith("loopback stream"):
+        if not name.startswith(STREAM_GROUP):
             continue
         for impl in ("compiled", "pure"):
             if impl not in g:
@@ -192,13 +192,15 @@ def print_rlpx_targets(groups: dict[str, dict[str, float]], data: dict) -> None:
             seconds = g[impl] / 1e9
             mb_s, msgs_s = messages * 1024 / seconds / 1e6, messages / seconds
             line = f"{name} [{impl}]: {mb_s:.1f} MB/s, {msgs_s:,.0f} msgs/s"
-            if geth and "snappy" in name:
-                ratio = mb_s / geth["mb_per_s"]
+            if best and "snappy" in name:
+                ratio = mb_s / best["mb_per_s"]
                 verdict = _verdict(ratio >= STREAM_VS_GETH_MIN) if impl == "compiled" else "info"
-                print(f"  {verdict}  {line} = {ratio:.2f}× geth's "
-                      f"{geth['mb_per_s']:.0f} MB/s (≥ {STREAM_VS_GETH_MIN:g}×; {geth['measured']})")
+                others = "".join(f", {mb_s / f['mb_per_s']:.2f}× at -cpu {n}"
+                                 for n, f in figures.items() if f is not best)
+                print(f"  {verdict}  {line} = {ratio:.2f}× geth's {best['mb_per_s']:.1f} MB/s at -cpu {best['cpus']} "
+                      f"(≥ {STREAM_VS_GETH_MIN:g}×{others}; both in this run)")
             else:
-                print(f"  info  {line}" + ("" if geth else " (no geth figure: benches/reference_figures.json)"))
+                print(f"  info  {line}" + ("" if best else f" (no geth here: {geth.get('reason', 'not measured')})"))
 
 
 def _execute_cases(data: dict) -> dict[str, dict[str, dict]]:
@@ -209,6 +211,23 @@ def _execute_cases(data: dict) -> dict[str, dict[str, dict]]:
         if (b.get("group") or "").startswith("execute ") and "mgas_per_s" in info:
             cases[info["workload"]][info["impl"]] = info
     return cases
+
+
+def measure_geth(quick: bool) -> dict:
+    """geth's BenchmarkThroughput now, right after ethnode's stream ran: its figures, or why there are none."""
+    import geth_throughput
+
+    figures, reason = geth_throughput.measure(quick)
+    if reason is not None:
+        print(f"\nno geth here: {reason}")
+        return {"figures": [], "reason": reason}
+    print(f"\ngeth {geth_throughput.GETH_VERSION} BenchmarkThroughput, measured in this run:")
+    for f in figures:
+        runs = ", ".join(f"{r:.1f}" for r in f.runs_mb_per_s)
+        print(f"  -cpu {f.cpus}: {f.mb_per_s:.1f} MB/s (median of {len(f.runs_mb_per_s)}: {runs})")
+    print(f"  {figures[0].command}")
+    return {"figures": [{"cpus": f.cpus, "mb_per_s": f.mb_per_s, "runs_mb_per_s": f.runs_mb_per_s,
+                         "version": f.version} for f in figures]}
 
 
 def print_execute(data: dict) -> None:
@@ -273,6 +292,20 @@ def print_execute_targets(data: dict) -> None:
             print(f"  n/a   execute {workload}: no geth figure in this run (quick mode, or geth not built)")
 
 
+OBSERVER_GROUP = "eth observer NewPooledTransactionHashes 64"
+OBSERVER_UNWATCHED_MAX = 1.10  # an unwatched bus costs the wire layer at most 10% (one lookup per message)
+
+
+def print_observer(groups: dict[str, dict[str, float]]) -> None:
+    g = groups.get(OBSERVER_GROUP, {})
+    if "no-bus" not in g:
+        return
+    print(f"\n{OBSERVER_GROUP}, against no bus:")
+    for impl in ("unwatched", "watched-announcements", "watched-all-messages"):
+        if impl in g:
+            print(f"  {impl}: {g[impl] / g['no-bus']:.2f}×")
+
+
 def print_targets(groups: dict[str, dict[str, float]], data: dict | None = None) -> None:
     print("\ntargets:")
     for group, impl, items, limit in RLP_TARGETS:
@@ -292,7 +325,13 @@ def print_targets(groups: dict[str, dict[str, float]], data: dict | None = None)
         if name.startswith("rlp ") and name.endswith(" typed") and "compiled" in g and "rusty" in g:
             ratio = g["rusty"] / g["compiled"]
             print(f"  {'PASS' if ratio >= 3 else 'MISS'}  {name}: rusty-rlp/compiled {ratio:.1f}× (≥ 3×)")
+    obs = groups.get(OBSERVER_GROUP, {})
+    if "no-bus" in obs and "unwatched" in obs:
+        ratio = obs["unwatched"] / obs["no-bus"]
+        verdict = "PASS" if ratio <= OBSERVER_UNWATCHED_MAX else "MISS"
+        print(f"  {verdict}  eth observer events unwatched: {ratio:.2f}× no bus (≤ {OBSERVER_UNWATCHED_MAX}×)")
     print_rlpx_targets(groups, data or {})
+    print_discv5(groups)
     print_execute_targets(data or {})
 
 
@@ -330,6 +369,17 @@ def print_rpc_fanout(data: dict) -> None:
               f"(ethnode/geth {ours[key] / geth[key]:.2f}×)")
 
 
+DISCV5_PING_GROUP = "discv5 handle ping in a session (unmask, decrypt, decode, seal+send pong)"
+
+
+def print_discv5(groups: dict[str, dict[str, float]]) -> None:
+    """discv5 PINGs answered per second in a session, compiled crypto against its pure twin."""
+    g = groups.get(DISCV5_PING_GROUP, {})
+    if "compiled" in g and "pure" in g:
+        print(f"  info  discv5 pings answered/s: compiled {1e9 / g['compiled']:,.0f}, pure {1e9 / g['pure']:,.0f} "
+              f"({g['pure'] / g['compiled']:.2f}× faster compiled)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="*", help="bench files (default: every benches/bench_*.py)")
@@ -340,6 +390,8 @@ def main() -> int:
     args, extra = ap.parse_known_args()
     files = [Path(f).name for f in args.files] or sorted(p.name for p in HERE.glob("bench_*.py"))
     code, data = run(files, args.quick, extra)
+    if any((b.get("group") or "").startswith(STREAM_GROUP) for b in data["benchmarks"]):
+        data["geth_throughput"] = measure_geth(args.quick)
     if args.json:
         args.json.write_text(json.dumps(data))
     groups = table(data)
@@ -351,6 +403,7 @@ def main() -> int:
     print_execute(data)
     print_rpc_wrk(data)
     print_rpc_fanout(data)
+    print_observer(groups)
     print_targets(groups, data)
     if code != 0:
         print(f"benchmark run failed (pytest exit {code})", file=sys.stderr)

@@ -17,8 +17,11 @@ import ethnode
 from ethnode._native import rust_module
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1  # geth's Fatalf
 # Command modules, in help order; one that is absent (not yet written) is skipped.
-COMMAND_MODULES = ("ethnode.commands.node", "ethnode.commands.chain", "ethnode.commands.discover")
+COMMAND_MODULES = (
+    "ethnode.commands.node", "ethnode.commands.chain", "ethnode.commands.discover", "ethnode.commands.record",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -90,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return EXIT_USAGE
+    setup_logging = getattr(args, "setup_logging", None)  # set by the commands' log flags (logformat)
+    if setup_logging is not None:  # one logging set-up for every command, before it logs anything
+        error = setup_logging(args)
+        if error is not None:
+            print(f"Fatal: {error}", file=sys.stderr)
+            return EXIT_FAILURE
     return int(args.func(args))
 
 

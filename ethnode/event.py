@@ -42,6 +42,7 @@ class Subscription:
 
     def unsubscribe(self) -> None:
         self._bus._subs[self.kind].discard(self)
+        self._bus.generation += 1
 
 
 class EventBus:
@@ -49,11 +50,20 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subs: defaultdict[type, set[Subscription]] = defaultdict(set)
+        # bumped by every subscribe and unsubscribe: a publisher may cache what it derived from
+        # ``subscribed`` and recheck only when this moved (one int compare on its hot path)
+        self.generation = 0
 
     def subscribe(self, kind: type, maxsize: int = DEFAULT_QUEUE_SIZE) -> Subscription:
         sub = Subscription(self, kind, maxsize)
         self._subs[kind].add(sub)
+        self.generation += 1
         return sub
+
+    def subscribed(self, kind: type) -> bool:
+        """Whether anyone listens for ``kind``: publishers test this before building an event
+        that costs something (a decode, a timestamp), so an unwatched event costs one lookup."""
+        return bool(self._subs.get(kind))
 
     def post(self, event: Any) -> int:
         """Deliver to every subscriber of ``type(event)``; returns how many got it."""

@@ -17,7 +17,7 @@ from shared_support import subprocess_env
 HOST = "127.0.0.1"
 START_TIMEOUT = 20.0  # a cold interpreter start on a busy 2-core machine
 EXIT_BOUND = 5.0  # shutdown after SIGTERM within 5 s, as geth
-ENODE_LINE = re.compile(r"Started P2P networking self=(enode://[0-9a-f]{128}@[\d.]+:\d+)")
+ENODE_LINE = re.compile(r'Started P2P networking +self="?(enode://[0-9a-f]{128}@[\d.]+:\d+)')
 
 
 def cli_command(*args: str) -> list[str]:

@@ -5,6 +5,7 @@ Helpers that test modules import live in ``*_support.py`` modules, never here.""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,11 +15,12 @@ def pytest_report_header(config: pytest.Config) -> str:
     import ethnode
 
     mapping = ", ".join(f"{k}={v.describe()}" for k, v in ethnode.backends().items())
-    return f"ethnode backends: {mapping}"
+    return [f"ethnode backends: {mapping}", f"ethnode imported from {os.path.dirname(ethnode.__file__)}"]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Run from a scratch directory; with ETHNODE_REQUIRE_COMPILED=1 (CI), fail without compiled backends.
+    """Run from a scratch directory; with ETHNODE_REQUIRE_COMPILED=1 (CI), fail without compiled backends;
+    with ETHNODE_REQUIRE_INSTALLED=1 (CI), fail unless ethnode is the installed wheel, not the checkout.
 
     The scratch cwd matters for child processes: ``python -m ethnode`` puts its cwd first on
     sys.path, and from the checkout that would import the source tree (no compiled
@@ -31,6 +33,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     scratch = tempfile.mkdtemp(prefix="ethnode-tests-")
     os.chdir(scratch)
     atexit.register(shutil.rmtree, scratch, True)
+    if os.environ.get("ETHNODE_REQUIRE_INSTALLED") == "1":
+        import ethnode
+
+        if "site-packages" not in Path(ethnode.__file__).parts:
+            raise pytest.UsageError(f"ETHNODE_REQUIRE_INSTALLED=1 but ethnode comes from {ethnode.__file__}")
     if os.environ.get("ETHNODE_REQUIRE_COMPILED") != "1":
         return
     import ethnode

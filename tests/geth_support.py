@@ -33,6 +33,7 @@ class GethNode:
     key: PrivateKey
     port: int
     log: list[str]
+    auth_port: int = 0  # the engine API (JWT) port
 
     @property
     def enode(self) -> str:
@@ -45,15 +46,16 @@ def start_geth(
     """geth on loopback; ``network_id`` None leaves it to a network flag in ``extra`` (``--sepolia``)."""
     key = PrivateKey.generate()
     port = free_port()
+    auth_port = free_port()
     args = [
         str(geth_bin / "geth"), "--datadir", str(datadir), *([] if discovery else ["--nodiscover"]), "--nat", "none",
         "--netrestrict", "127.0.0.0/8", "--port", str(port), "--maxpeers", "5", "--ipcdisable",
-        "--authrpc.addr", HOST, "--authrpc.port", str(free_port()),
+        "--authrpc.addr", HOST, "--authrpc.port", str(auth_port),
         *([] if network_id is None else ["--networkid", str(network_id)]),
         "--nodekeyhex", key.to_hex(), "--cache", "128", "--verbosity", "3", *extra,
     ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    node = GethNode(proc, key, port, [])
+    node = GethNode(proc, key, port, [], auth_port)
     started = threading.Event()
 
     def pump() -> None:  # keep reading so geth never blocks on a full pipe

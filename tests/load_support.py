@@ -55,8 +55,8 @@ HOST = "127.0.0.1"
 ETH_OFFSET = 0x10  # eth is the only capability: its codes follow the base protocol's 16
 STEP = 15.0  # bound on one handshake or one request
 START_TIMEOUT = 30.0
-ENODE_LINE = re.compile(r"Started P2P networking self=(enode://([0-9a-f]{128})@[\d.]+:(\d+))")
-METRICS_LINE = re.compile(r"Starting metrics server addr=http://[\d.]+:(\d+)/metrics")
+ENODE_LINE = re.compile(r'Started P2P networking +self="?(enode://([0-9a-f]{128})@[\d.]+:(\d+))')
+METRICS_LINE = re.compile(r"Starting metrics server +addr=http://[\d.]+:(\d+)/metrics")
 LAG_FAMILY = "event_loop_lag_seconds_distribution"
 _EMPTY_LIST = b"\xc0"
 _RESPONSES = frozenset((BLOCK_HEADERS, BLOCK_BODIES, RECEIPTS, POOLED_TRANSACTIONS))

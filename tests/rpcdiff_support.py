@@ -32,7 +32,7 @@ HOST = "127.0.0.1"
 PREPARE_TIMEOUT = 180.0  # init + import of a 600-block chain: a few seconds each, more on a busy machine
 START_TIMEOUT = 60.0
 API = "eth,net,web3,debug,txpool"
-HTTP_LINE = re.compile(r"HTTP server started endpoint=[\d.]+:(\d+) auth=false")
+HTTP_LINE = re.compile(r"HTTP server started +endpoint=[\d.]+:(\d+) +auth=false")
 UNKNOWN_HASH = "0x" + "ab" * 32
 NOBODY = "0x" + "00" * 19 + "99"
 

@@ -21,7 +21,7 @@ ROOT = Path(ethnode.__file__).resolve().parent
 LAYERS: dict[str, float] = {
     # leaves: no ethnode imports but each other's errors
     "ethnode.errors": 0, "ethnode.version": 0, "ethnode.event": 0, "ethnode.strictjson": 0,
-    "ethnode.recursionlimit": 0, "ethnode.privatefs": 0, "ethnode._native": 0,
+    "ethnode.recursionlimit": 0, "ethnode.privatefs": 0, "ethnode._native": 0, "ethnode.logctx": 0,
     # foundation
     "ethnode.rlp": 1, "ethnode.crypto": 1, "ethnode.trie": 2,
     "ethnode.metrics": 3,  # the registry and meters, usable from p2p
@@ -38,6 +38,8 @@ LAYERS: dict[str, float] = {
     "ethnode.eth.catalyst": 8.3,  # the Engine API, beside the chain it drives
     "ethnode.ethapi": 9,  # the public JSON-RPC namespaces
     "ethnode.monitoring": 10,  # the metrics service, event logger, sync display
+    "ethnode.api": 10.5,  # the public Python API: a node from one config, public events, sub-protocols
+    "ethnode.record": 10.7,  # ``record``: what the node sees, to SQLite or Parquet (built on ethnode.api)
     "ethnode.commands": 11,
     "ethnode.cli": 11,
     "ethnode.__main__": 12,

@@ -108,6 +108,34 @@ def test_import_warns_when_pure_was_not_asked_for(tmp_path: Path) -> None:
     assert "pure Python" not in forced.stderr  # asked for: no warning
 
 
+@pytest.mark.subprocess
+def test_run_warns_once_at_start_when_the_rust_module_is_missing(tmp_path: Path) -> None:
+    """``run`` as a user without cargo gets it: the WARN line names the Rust paths and why, once, before start-up."""
+    from cli_support import ENODE_LINE, HOST, RunProcess, child_env
+
+    code = (
+        "import sys, importlib.abc\n"
+        "class Refuse(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'ethnode._rust': raise ImportError('no cargo here')\n"
+        "sys.meta_path.insert(0, Refuse())\n"
+        "from ethnode.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    argv = [sys.executable, "-c", code, "run", "--datadir", str(tmp_path / "d"), "--port", "0", "--listenaddr", HOST,
+            "--nodiscover", "--nat", "none", "--ipcdisable", "--eth.versions", "none"]
+    env = {k: v for k, v in child_env().items() if k != "ETHNODE_NO_EXTENSIONS"}
+    run = RunProcess([], argv=argv, env=env, cwd=tmp_path)
+    try:
+        run.wait_for_line(ENODE_LINE)
+    finally:
+        run.stop()
+    warns = [line for line in run.lines if line.startswith("WARN") and "pure Python" in line]
+    assert len(warns) == 1, run.output
+    assert "execution" in warns[0] and "rlpx_frame" in warns[0] and "no cargo here" in warns[0], warns[0]
+    assert run.lines.index(warns[0]) < next(i for i, line in enumerate(run.lines) if ENODE_LINE.search(line))
+
+
 def test_version_command_forced_pure() -> None:
     out = run_cli("version", env={"ETHNODE_NO_EXTENSIONS": "1"})
     assert out.returncode == 0, out.stderr

@@ -73,7 +73,7 @@ def test_init_import_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["import", str(chain_file), "--datadir", str(datadir)]) == 0
     err = capsys.readouterr().err
     assert STATE_ROOT_WARNING not in err and "executed=yes" in err and "mgas/s=" in err
-    assert f"number=600 hash={HEAD_HASH}" in err and "roots=verified" in err and "blk/s=" in err
+    assert re.search(rf"number=600 +hash={HEAD_HASH}", err) and "roots=verified" in err and "blk/s=" in err
     chain = _open(datadir)
     assert chain.current_block.number == 600 and "0x" + chain.current_block.hash.hex() == HEAD_HASH
     head = chain.current_block
@@ -109,7 +109,7 @@ def test_noexec_import_checks_headers_and_bodies_only(tmp_path: Path, capsys: py
     capsys.readouterr()
     assert main(["import", str(first), "--noexec", "--datadir", str(datadir)]) == 0
     err = capsys.readouterr().err
-    assert err.count(STATE_ROOT_WARNING) == 1 and "executed=no" in err and "roots=unverified (--noexec)" in err
+    assert err.count(STATE_ROOT_WARNING) == 1 and "executed=no" in err and 'roots="unverified (--noexec)"' in err
     chain = _open(datadir)
     with_txs = next(b for b in blocks[:20] if b.tx_items)
     assert chain.get_receipts(with_txs.hash, with_txs.number) is None  # nothing executed, nothing stored

@@ -257,9 +257,6 @@ def test_flag_validators_are_shared() -> None:
         (["--maxpeers", "-3"], "must be >= 0"),
         (["--maxpeers", "many"], "not a number"),
         (["--dev.period", "-1"], "must be >= 0"),
-        (["--dev.period", "2"], "--dev.period only applies with --dev"),  # was silently ignored
-        (["--dev.key", "11" * 32, "--dev.gaslimit", "1"], "--dev.key, --dev.gaslimit only apply with --dev"),
-        (["--miner.gasprice", "7"], "--miner.gasprice only applies with --mine or --dev"),
         (["--http.port", "65536"], "port out of range"),
         (["--metrics.port", "x"], "not a port number"),
         (["--no-such-flag"], "unrecognized arguments"),
@@ -269,6 +266,9 @@ def test_flag_validators_are_shared() -> None:
         (["--nat", "upnp:x"], "invalid --nat"),
         (["--nat", "upnp"], "upnp port mapping is not implemented"),  # once parsed and silently inert
         (["--nat", "teleport"], "unknown mechanism"),
+        (["--nodiscover", "--discovery.v5"], "Flags --discovery.v5, --nodiscover can't be used at the same time"),
+        (["--discovery.v4=false", "--nodiscover"], "Flags --discovery.v4, --nodiscover can't be used"),
+        (["--discovery.v4=maybe"], "invalid boolean value 'maybe'"),
         (["--listenaddr", "not-an-ip"], "invalid ListenAddr"),
         (["--config", "/nonexistent.toml"], "config file /nonexistent.toml"),
         (["--datadir", "/etc/hostname"], "not a directory"),  # once a warning, then a failure
@@ -289,6 +289,7 @@ def test_bad_flags_give_one_line(args: list[str], message: str, capsys: Any, tmp
     ("text", "message"),
     [
         ("[Eth]\nNetworkId = 'one'\n", "Eth.NetworkId: expected a positive integer"),
+        ("[Eth]\nSyncMode = 'light'\n", 'Eth.SyncMode: unknown sync mode "light"'),
         ("[Metrics]\nEnabled = true\n", "field 'Metrics' is not defined"),
         ("[Node]\nHTTPHost = 'x'\n", "field 'Node.HTTPHost' is not defined"),
         ("[Node.P2P]\nMaxPeerz = 3\n", "field 'Node.P2P.MaxPeerz' is not defined"),
@@ -328,10 +329,14 @@ def test_config_file_then_flags_as_geth(tmp_path: Path) -> None:
         "[Eth]\n"  # geth's section: what ethnode has is applied, the rest named as ignored
         "NetworkId = 12345\n"
         "SyncMode = 'snap'\n"
+        "NoPruning = true\n"
+        "[Eth.Miner]\n"
+        "GasCeil = 60000000\n"
     )
     settings = RunSettings()
     load_toml(str(config), settings)
-    assert settings.network_id == 12345 and settings.ignored == ["Eth.SyncMode"]
+    assert settings.network_id == 12345 and settings.ignored == ["Eth.NoPruning", "Eth.Miner.GasCeil"]
+    assert settings.notes == ["Eth.SyncMode=snap runs as full sync (ethnode has no snap sync)"]
     p2p = settings.p2p
     assert settings.datadir == str(tmp_path / "dd") and settings.identity == "fromfile"
     assert (p2p.max_peers, p2p.max_pending_peers, p2p.no_discovery) == (7, 9, True)
@@ -369,6 +374,19 @@ def test_geth_defaults() -> None:
     assert p2p.listen_addr == ":30303" and p2p.disc_addr == ""
     assert (p2p.max_peers, p2p.pending_limit(), p2p.max_dialed_conns(), p2p.max_inbound_conns()) == (50, 50, 16, 34)
     assert not p2p.no_discovery and str(p2p.nat) == "any" and args.verbosity == 3
+    assert p2p.discovery_v4 and p2p.discovery_v5  # geth: both on by default, one UDP socket
+
+
+@pytest.mark.parametrize(("argv", "v4", "v5"), [
+    (["--discovery.v4=false"], False, True),
+    (["--discv4=false", "--discovery.v5"], False, True),
+    (["--discovery.v5=0"], True, False),
+    (["--discovery.v4", "--discovery.v5=false"], True, False),
+])
+def test_discovery_version_flags(argv: list[str], v4: bool, v5: bool) -> None:
+    settings = RunSettings()
+    apply_flags(_run_args(*argv), settings)
+    assert (settings.p2p.discovery_v4, settings.p2p.discovery_v5, settings.p2p.no_discovery) == (v4, v5, False)
 
 
 # ---------------------------------------------------------------------------------------

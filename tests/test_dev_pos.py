@@ -58,7 +58,7 @@ def test_web3_deploys_modern_bytecode_without_middleware(tmp_path: Path, pure: b
     run = RunProcess(["--dev", "--dev.key", KEY, "--datadir", str(tmp_path), "--http", "--http.port", "0",
                       "--authrpc.port", "0", "--http.api", "eth,net,web3,dev"], env=env)
     try:
-        port = int(run.wait_for_line(r"HTTP server started endpoint=127\.0\.0\.1:(\d+) auth=false").group(1))
+        port = int(run.wait_for_line(r"HTTP server started +endpoint=127\.0\.0\.1:(\d+) +auth=false").group(1))
         w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}", request_kwargs={"timeout": TIMEOUT}))
         fork = re.search(r"consensus=proof-of-stake fork=(\w+)", run.output)
         assert fork is not None and fork.group(1) == ("prague" if pure else "osaka"), run.output
@@ -95,7 +95,7 @@ def test_web3_deploys_modern_bytecode_without_middleware(tmp_path: Path, pure: b
         to = "0x" + "77" * 20
         w3.provider.make_request("dev_addWithdrawal", [{"index": "0x0", "validatorIndex": "0x1",
                                                         "address": to, "amount": "0x3b9aca00"}])
-        run.wait_for_line(rf"Sealed dev block number={head + 1} .* withdrawals=1", timeout=RECEIPT_WAIT)
+        run.wait_for_line(rf"Sealed dev block +number={head + 1} .* withdrawals=1", timeout=RECEIPT_WAIT)
         assert w3.eth.get_balance(Web3.to_checksum_address(to)) == 10**18
     finally:
         code, _ = run.stop(signal.SIGTERM)
@@ -123,7 +123,7 @@ def test_dev_account_sends_without_raw_signing(tmp_path: Path) -> None:
     run = RunProcess(["--dev", "--dev.key", KEY, "--datadir", str(tmp_path), "--http", "--http.port", "0",
                       "--authrpc.port", "0"], env=child_env())
     try:
-        port = int(run.wait_for_line(r"HTTP server started endpoint=127\.0\.0\.1:(\d+) auth=false").group(1))
+        port = int(run.wait_for_line(r"HTTP server started +endpoint=127\.0\.0\.1:(\d+) +auth=false").group(1))
         w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}", request_kwargs={"timeout": TIMEOUT}))
         dev = eth_account.Account.from_key(KEY).address
         assert w3.eth.accounts == [dev]

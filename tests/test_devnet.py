@@ -39,7 +39,7 @@ FOLLOW_BOUND = 2 * PERIOD  # followers have each block within two periods
 DEV_KEY = "b71c71a67e1177ad4e901695e1b4b9ee17ae16c6668d313eac2f96dbcda3f291"  # geth's DeveloperKey
 DEV_ADDR = "0x71562b71999873db5b286df957af199ec94617f7"
 RECIPIENT = "0x00000000000000000000000000000000000000aa"
-HTTP_LINE = r"HTTP server started endpoint=127\.0\.0\.1:(\d+) auth=false"
+HTTP_LINE = r"HTTP server started +endpoint=127\.0\.0\.1:(\d+) +auth=false"
 TIMEOUT = 20.0  # seconds for any one wait (a cold interpreter start included)
 MISSED = 3  # blocks node 2 misses while it is down
 POLL = 0.05

@@ -278,7 +278,7 @@ def _args(*argv: str) -> argparse.Namespace:
 def test_flags() -> None:
     args = _args()
     assert args.eth_versions is None and args.networkid is None  # not given: the defaults apply
-    assert eth_config_from_args(args).versions == (71, 70, 69, 68)
+    assert eth_config_from_args(args).versions == (72, 71, 70, 69, 68)
     assert (args.authrpc_addr, args.authrpc_port, args.authrpc_jwtsecret) == ("127.0.0.1", 8551, None)
     args = _args("--networkid", "5", "--eth.versions", "68", "--authrpc.port", "0", "--authrpc.jwtsecret", "/x")
     assert (args.networkid, args.eth_versions, args.authrpc_port) == (5, (68,), 0)
@@ -351,7 +351,7 @@ def test_ethereum_service_in_a_node(tmp_path: Path) -> None:
         try:
             svc, engine = node.services.values()
             assert isinstance(svc, EthereumService) and isinstance(engine, CatalystService)
-            assert svc.network_id == 77 and [p.version for p in svc.protocols()] == [71, 70, 69, 68]
+            assert svc.network_id == 77 and [p.version for p in svc.protocols()] == [72, 71, 70, 69, 68]
             secret = parse_secret((datadir / "ethnode" / "jwtsecret").read_text())  # generated like geth
             assert engine.server is not None
             h20 = svc.chain.get_canonical_hash(20)

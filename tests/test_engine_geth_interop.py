@@ -154,7 +154,7 @@ def _blob_material() -> tuple[tuple[BlobMaterial, ...], Path] | str:
         return "the ckzg package is not installed"
     setup = _trusted_setup()
     if setup is None:
-        return f"no KZG trusted setup (no go-ethereum module in the Go module cache; set {TRUSTED_SETUP_ENV})"
+        return f"no KZG trusted setup (the bundled one is missing and {TRUSTED_SETUP_ENV} is unset)"
     with tempfile.TemporaryDirectory() as tmp:  # ckzg reads its own text layout from a file
         text = Path(tmp) / "trusted_setup.txt"
         text.write_text(_json_setup_to_text(setup))

@@ -50,13 +50,14 @@ H2 = bytes.fromhex("00" * 28 + "feedbeef")
 
 
 def test_codes_and_lengths_per_version() -> None:
-    assert PROTOCOL_LENGTHS == {68: 17, 69: 18, 70: 18, 71: 20}  # geth protocolLengths
+    assert PROTOCOL_LENGTHS == {68: 17, 69: 18, 70: 18, 71: 20, 72: 22}  # geth protocolLengths
     common = {STATUS, TRANSACTIONS, GET_BLOCK_HEADERS, BLOCK_HEADERS, GET_BLOCK_BODIES, BLOCK_BODIES,
               NEW_POOLED_TRANSACTION_HASHES, GET_POOLED_TRANSACTIONS, POOLED_TRANSACTIONS, GET_RECEIPTS, RECEIPTS}
     assert set(MESSAGES[ETH68]) == common | {NEW_BLOCK_HASHES, NEW_BLOCK}
     assert set(MESSAGES[ETH69]) == common | {BLOCK_RANGE_UPDATE}
     assert set(MESSAGES[70]) == common | {BLOCK_RANGE_UPDATE}
     assert set(MESSAGES[71]) == common | {BLOCK_RANGE_UPDATE, 0x12, 0x13}
+    assert set(MESSAGES[72]) == common | {BLOCK_RANGE_UPDATE, 0x12, 0x13, 0x14, 0x15}
     for version, table in MESSAGES.items():
         assert all(code < PROTOCOL_LENGTHS[version] for code in table)
     assert message(ETH69, NEW_BLOCK) is None and message(ETH68, BLOCK_RANGE_UPDATE) is None

@@ -40,7 +40,6 @@ from ethnode.eth.protocols.eth.protocol import (
     GET_POOLED_TRANSACTIONS,
     NEW_POOLED_TRANSACTION_HASHES,
     TRANSACTIONS,
-    PooledHashes,
 )
 from ethnode.eth.service import EthereumService
 from ethnode.event import EventBus
@@ -109,7 +108,7 @@ def _tap(net: Net) -> Callable[[], None]:
             if code == TRANSACTIONS:
                 t.full[sender, receiver].update(_decode_full(payload))
             elif code == NEW_POOLED_TRANSACTION_HASHES:
-                t.ann[sender, receiver].update(PooledHashes.decode(payload).hashes)
+                t.ann[sender, receiver].update(eth_handlers.decode(peer.version, code, payload).hashes)
             else:
                 for x in rlp.decode(payload)[1]:
                     t.requests[bytes(x)] += 1

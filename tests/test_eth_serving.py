@@ -24,7 +24,7 @@ from ethnode.eth.protocols.eth.protocol import (
     BLOCK_HEADERS,
     ETH68,
     ETH69,
-    ETH71,
+    ETH72,
     GET_BLOCK_BODIES,
     GET_BLOCK_HEADERS,
     GET_POOLED_TRANSACTIONS,
@@ -321,7 +321,7 @@ class RangeWatcher:
 @pytest.mark.subprocess
 @pytest.mark.interop
 def test_geth_syncs_the_ethtest_chain_from_ethnode(tmp_path: Any) -> None:
-    """The pinned geth (eth/71 with ethnode) peers with ethnode, which holds the ethtest chain; a
+    """The pinned geth (eth/72 with ethnode) peers with ethnode, which holds the ethtest chain; a
     forkchoiceUpdated to geth makes it sync from ethnode: it fetches all 599 headers, then bodies, executes the blocks
     against their state roots and announces its new range back (BlockRangeUpdate every 32 blocks).
 
@@ -387,7 +387,7 @@ def test_geth_syncs_the_ethtest_chain_from_ethnode(tmp_path: Any) -> None:
         try:
             await asyncio.wait_for(node.handler.wait_for_peers(1), 60)
             (peer,) = node.handler.peers.all()
-            assert peer.version == ETH71 and peer.channel.peer.client_id.startswith(f"Geth/{GETH_VERSION}")
+            assert peer.version == ETH72 and peer.channel.peer.client_id.startswith(f"Geth/{GETH_VERSION}")
             assert peer.block_range.latest == 0  # type: ignore[union-attr]  # geth is at genesis
             for _ in range(50):  # geth may not have registered us in its downloader yet: then it says so
                 fcu_seen.clear()

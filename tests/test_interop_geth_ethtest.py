@@ -9,11 +9,11 @@ must be run against its own testdata):
   blob-sidecar tests included.
 - **newest** (``GETH_VERSION``, v1.17.10): its chain schedules Osaka (block 18) and Amsterdam
   (block 36); with the revm engine it is imported with execution (block access lists built
-  and stored) and every test must pass on eth/71, receipts (eth/70 partial lists) and
-  GetBlockAccessLists included. The three eth/72 tests (sparse blobpool: GetCells, cells
-  with blob txs) skip themselves until eth/72 is spoken, and only they may. On a pure
-  install (py-evm stops at Prague) the chain is served with ``--noexec`` and only the
-  header/body/status tests are required.
+  and stored) and every test must pass with eth/72 negotiated, receipts (eth/70 partial
+  lists), GetBlockAccessLists and the three eth/72 tests (sparse blobpool: availability,
+  GetCells, invalid cells) included; none may print "skipping". On a pure install (py-evm
+  stops at Prague) the chain is served with ``--noexec`` and only the header/body/status
+  tests are required.
 
 Each run prints its result table (``pytest -s`` shows it); a failure message includes it.
 """
@@ -45,9 +45,9 @@ from ethnode.p2p.disconnect import DiscReason
 pytestmark = [pytest.mark.interop, pytest.mark.subprocess, pytest.mark.timeout(BUILD_TIMEOUT + 300)]
 
 HOST = "127.0.0.1"
-SUITE_BUDGET = 70.0  # seconds for the whole suite: ~15-20 s when all pass, more when some wait out timeouts
+SUITE_BUDGET = 120.0  # s for the whole suite: ~40-60 s when all pass (eth/72 tests: ~20 s of devp2p's KZG work)
 PREPARE_TIMEOUT = 120.0  # init + import of the 600-block chain (~5 s executed, 1 s not, on this machine)
-AUTHRPC_LINE = re.compile(r"HTTP server started endpoint=[\d.]+:(\d+) auth=true")
+AUTHRPC_LINE = re.compile(r"HTTP server started +endpoint=[\d.]+:(\d+) +auth=true")
 
 # These must pass on the newest suite (the rest need protocols not yet spoken).
 REQUIRED = (
@@ -66,7 +66,7 @@ class SuiteRun:
     required: tuple[str, ...] | None  # tests that must pass; None: every test the suite runs
 
 
-ETH72_ONLY = ("BlobTxAvailabilityFailure", "BlobTxWithInvalidCells", "GetCells")  # skip below eth/72
+ETH72_ONLY = ("BlobTxAvailabilityFailure", "BlobTxWithInvalidCells", "GetCells")  # they skip below eth/72
 
 
 def _newest() -> SuiteRun:
@@ -164,8 +164,8 @@ def _prepare_datadir(testdata: Path, datadir: Path, execute: bool) -> None:
         done = subprocess.run([sys.executable, "-m", "ethnode", *args, "--datadir", str(datadir)],
                               capture_output=True, text=True, env=env, timeout=PREPARE_TIMEOUT)
         assert done.returncode == 0, f"ethnode-fast {args[0]} failed:\n{done.stdout}{done.stderr}"
-    head = f"number=600 hash=0x{suite_head_hash(testdata).hex()}"
-    assert head in done.stderr, f"import did not end at the suite's head ({head}):\n{done.stderr[-2000:]}"
+    head = rf"number=600 +hash=0x{suite_head_hash(testdata).hex()}"  # values padded as geth's terminal format
+    assert re.search(head, done.stderr), f"import did not end at the suite's head ({head}):\n{done.stderr[-2000:]}"
     if execute:
         assert "executed=yes" in done.stderr and "roots=verified" in done.stderr, done.stderr[-2000:]
 
@@ -229,7 +229,12 @@ def test_geth_eth_test_suite(ethnode_with_testdata: tuple[SuiteRun, Path, str, i
         assert not failed, f"eth-test cases failed: {failed}\n{table}\n{log_tail}"
         assert counts.group(1) == counts.group(2) == str(len(results)), f"{summary}\n{table}"
         skipped = sorted(name for name, r in results.items() if r.note.startswith("skipping"))
-        assert set(skipped) <= set(ETH72_ONLY), f"tests skipped themselves: {skipped}\n{table}"
+        if spec.version == GETH_VERSION:
+            # ethnode offers eth/72 by default: the sparse-blobpool tests must run, not skip.
+            assert set(ETH72_ONLY) <= set(results), f"eth/72 tests missing: {table}"
+            assert not any("skipping" in line for line in reader.lines), f"tests skipped: {skipped}\n{table}"
+        else:
+            assert set(skipped) <= set(ETH72_ONLY), f"tests skipped themselves: {skipped}\n{table}"
     else:
         failed = [name for name in spec.required if name not in results or not results[name].passed]
         assert not failed, f"required eth-test cases failed or did not run: {failed}\n{table}\n{log_tail}"

@@ -38,7 +38,7 @@ def test_geth_and_ethnode_join_the_same_public_network(geth_bin: Path, tmp_path:
         geth = start_geth(geth_bin, tmp_path / "geth", f"--{network}", "--config", str(config), network_id=None)
         try:
             # Status accepted both ways: geth would drop us at once on a genesis or fork ID mismatch.
-            connected = run.wait_for_line(r"Ethereum peer connected: EthPeer\(\w+ eth/(\d+)\)", timeout=STEP)
+            connected = run.wait_for_line(r"Ethereum peer connected +peer=\w+ +version=(\d+)", timeout=STEP)
             assert int(connected.group(1)) == 71  # geth v1.17.10 speaks 69-72; 71 is our highest
             assert "Removing Ethereum peer" not in run.output
         finally:

@@ -25,6 +25,7 @@ from gethtools import BUILD_TIMEOUT, GETH_VERSION, require_geth_tools
 from p2p_support import local_server, run_checked
 
 from ethnode import rlp
+from ethnode.commands.logformat import plain_text
 from ethnode.p2p.disconnect import DiscReason
 from ethnode.p2p.peer import Peer, default_client_id
 from ethnode.p2p.protocol import Capability, Protocol, ProtocolChannel
@@ -164,7 +165,7 @@ def test_devp2p_rlpx_ping_prints_our_hello(geth_bin: Path, caplog: Any) -> None:
     assert "ethnode/judge/v" in done.stdout, done.stdout
     assert "Version:5" in done.stdout.replace(" ", ""), done.stdout
     # devp2p reads our Hello and hangs up: one line on our side, a network error
-    ended = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Peer disconnected")]
+    ended = [plain_text(r) for r in caplog.records if r.getMessage().startswith("Peer disconnected")]
     assert len(ended) == 1 and "network error" in ended[0], ended
 
 

@@ -21,7 +21,7 @@ from gethtools import BUILD_TIMEOUT, GETH_VERSION, require_geth_tools
 pytestmark = [pytest.mark.interop, pytest.mark.subprocess, pytest.mark.timeout(BUILD_TIMEOUT + 300)]
 
 STEP = 30.0  # geth's start and first dial, on a busy 2-core machine
-GETH_HELLO = r"Adding p2p peer .*name='Geth/" + re.escape(GETH_VERSION)
+GETH_HELLO = r"Adding p2p peer .*name=\"?Geth/" + re.escape(GETH_VERSION)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_geth_reaches_ethnode_fast_run_as_a_static_peer(geth_bin: Path, tmp_path
             added = run.wait_for_line(GETH_HELLO, timeout=STEP).group(0)
             assert "conn=inbound" in added
             # geth then finds nothing to talk about (we offer no eth yet) and says so
-            run.wait_for_line(r"Peer disconnected .*name='Geth/.*'useless peer' \(remote\)", timeout=STEP)
+            run.wait_for_line(r'Peer disconnected .*name="?Geth/.*reason="useless peer" +side=remote', timeout=STEP)
         finally:
             stop_geth(geth.proc)
     finally:

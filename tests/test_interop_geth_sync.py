@@ -42,7 +42,8 @@ def _free_port() -> int:
 class Geth:
     """One geth process on loopback, its stderr pumped into ``log`` lines and watched for ``marks``."""
 
-    def __init__(self, binary: Path, datadir: Path, static_enode: str, chain_id: int, jwt: Path) -> None:
+    def __init__(self, binary: Path, datadir: Path, static_enode: str, chain_id: int, jwt: Path,
+                 syncmode: str = "full") -> None:
         config = datadir.parent / f"{datadir.name}.toml"
         config.write_text(f'[Node.P2P]\nStaticNodes = ["{static_enode}"]\n')
         self.auth_port = _free_port()
@@ -50,12 +51,13 @@ class Geth:
             [str(binary), "--datadir", str(datadir), "--config", str(config), "--nodiscover", "--nat", "none",
              "--port", str(_free_port()), "--ipcdisable", "--authrpc.addr", "127.0.0.1",
              "--authrpc.port", str(self.auth_port), "--authrpc.jwtsecret", str(jwt), "--networkid", str(chain_id),
-             "--syncmode", "full", "--cache", "128", "--verbosity", "3"],
+             "--syncmode", syncmode, "--cache", "128", "--verbosity", "3"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         self.log: list[str] = []
         self.marks: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        self.auth_ready = self.watch("HTTP server started", "auth=true")  # the engine API is listening
         threading.Thread(target=self._pump, daemon=True).start()
 
     def watch(self, *needles: str) -> threading.Event:

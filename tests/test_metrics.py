@@ -194,8 +194,8 @@ def test_run_with_http_and_metrics(tmp_path: Path) -> None:
                       "--authrpc.port", "0", "--eth.versions", "69,68", "--http", "--http.port", "0",
                       "--http.api", "eth,net,web3,admin", "--metrics", "--metrics.port", "0"])
     try:
-        rpc_port = int(run.wait_for_line(r"HTTP server started endpoint=127\.0\.0\.1:(\d+) auth=false").group(1))
-        metrics_port = int(run.wait_for_line(r"Starting metrics server addr=http://127\.0\.0\.1:(\d+)/").group(1))
+        rpc_port = int(run.wait_for_line(r"HTTP server started +endpoint=127\.0\.0\.1:(\d+) +auth=false").group(1))
+        metrics_port = int(run.wait_for_line(r"Starting metrics server +addr=http://127\.0\.0\.1:(\d+)/").group(1))
 
         async def probe() -> tuple[Any, Any, Any, bytes]:
             _, _, chain_id = await http_post(rpc_port, {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"})

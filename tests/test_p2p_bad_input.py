@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from p2p_support import STEP_TIMEOUT, RawPeer, reason_of, run_checked
 
+from ethnode.commands.logformat import plain_text
 from ethnode.crypto.keys import PrivateKey
 from ethnode.errors import EthnodeError
 from ethnode.p2p.config import ServerConfig
@@ -78,7 +79,7 @@ def attack(
     with caplog.at_level("DEBUG"), caplog.at_level("DEBUG", logger="ethnode.p2p"):
         run_checked(main)
     # the server's "Adding p2p peer" bookkeeping line is not about the failure
-    outcome.log = [r.getMessage() for r in caplog.records
+    outcome.log = [plain_text(r) for r in caplog.records
                    if r.name.startswith("ethnode.p2p") and not r.getMessage().startswith("Adding p2p peer")]
     stray = [r.getMessage() for r in caplog.records if not r.name.startswith("ethnode")]
     assert not stray, f"unexpected log records: {stray}"

@@ -279,7 +279,8 @@ def test_server_config_from_geth_toml_table() -> None:
         "MaxPeers": 5, "NoDial": True, "DiscoveryV4": False, "DiscAddr": ":30399",
         "TrustedNodes": [f"enode://{key}"], "NetRestrict": "10.0.0.0/8",
     })
-    assert cfg.max_peers == 5 and cfg.no_dial and cfg.no_discovery and cfg.disc_addr == ":30399"
+    assert cfg.max_peers == 5 and cfg.no_dial and cfg.disc_addr == ":30399"
+    assert not cfg.discovery_v4 and cfg.discovery_v5 and not cfg.no_discovery  # geth: v5 alone still runs
     assert cfg.trusted_nodes[0].pubkey.hex() == key and cfg.trusted_nodes[0].ip is None
     assert cfg.net_restrict == Netlist.parse("10.0.0.0/8")
     with pytest.raises(ConfigError, match=r"field 'Node\.P2P\.Bogus' is not defined"):

@@ -13,6 +13,7 @@ from p2p_support import local_server, run_checked
 from shared_support import load_vector
 
 from ethnode import rlp
+from ethnode.commands.logformat import plain_text
 from ethnode.crypto.keys import PrivateKey
 from ethnode.errors import EthnodeError
 from ethnode.p2p.disconnect import DisconnectRequested, DiscReason
@@ -347,8 +348,8 @@ def test_handler_errors_become_subprotocol_error(payload: bytes, level: str, cap
 
     with caplog.at_level("DEBUG", logger="ethnode.p2p"):
         run_checked(scenario)
-    messages = [(r, r.getMessage()) for r in caplog.records]
-    ended = [r for r, text in messages if "subprotocol error" in text and "(local)" in text]
+    messages = [(r, plain_text(r)) for r in caplog.records]  # the message with its fields, as a log line shows them
+    ended = [r for r, text in messages if 'reason="subprotocol error"' in text and "side=local" in text]
     assert [r.levelname for r in ended] == [level]
     assert (ended[0].exc_info is not None) == (level == "ERROR")
 

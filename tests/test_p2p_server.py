@@ -106,6 +106,51 @@ def test_ten_nodes_with_one_bootnode_become_a_connected_graph() -> None:
     run_checked(scenario, timeout=GRAPH_TIMEOUT + 15)
 
 
+def test_nodes_with_discv5_alone_find_each_other_and_connect() -> None:
+    """``--discovery.v4=false``: discv5 on its own socket feeds the dialer by itself."""
+
+    async def scenario() -> None:
+        bus = EventBus()
+        sub = bus.subscribe(PeerEvent)
+        boot = server(bus=bus, no_discovery=False, discovery_v4=False)
+        await boot.start()
+        servers = [boot]
+        try:
+            assert boot.discovery is None and boot.discovery_v5 is not None
+            assert boot.self_node.udp == boot.discovery_v5.port == boot.port
+            for _ in range(4):
+                s = server(bus=bus, no_discovery=False, discovery_v4=False, bootnodes=[boot.self_node])
+                await s.start()
+                servers.append(s)
+            await until(sub, lambda: connected_components(servers) == 1, GRAPH_TIMEOUT)
+            assert all(s.discovery_v5 is not None and s.discovery_v5.stats["in:PONG/v5"] +
+                       s.discovery_v5.stats["in:NODES/v5"] > 0 for s in servers[1:])
+        finally:
+            await asyncio.gather(*(s.stop() for s in servers))
+
+    run_checked(scenario, timeout=GRAPH_TIMEOUT + 15)
+
+
+def test_discv4_and_discv5_share_the_servers_udp_port() -> None:
+    async def scenario() -> None:
+        srv = server(no_discovery=False)
+        await srv.start()
+        try:
+            assert srv.discovery is not None and srv.discovery_v5 is not None
+            assert srv.discovery_v5.port == srv.discovery.port == srv.self_node.udp
+            assert srv.discovery_v5.local is srv.discovery.local  # one record for both
+        finally:
+            await srv.stop()
+        off = server(no_discovery=False, discovery_v4=False, discovery_v5=False)
+        await off.start()
+        try:
+            assert off.discovery is None and off.discovery_v5 is None
+        finally:
+            await off.stop()
+
+    run_checked(scenario, timeout=20)
+
+
 # ---------------------------------------------------------------------------------------
 # Limits
 

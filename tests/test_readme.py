@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.subprocess, pytest.mark.timeout(600)]
 README = Path(__file__).resolve().parent.parent / "README.md"
 PREFIX = "v/bin/ethnode-fast "
 READY = {  # what a long-running command prints once it is up
-    "run": r"HTTP server started endpoint=|Started P2P networking self=",
+    "run": r"HTTP server started +endpoint=|Started P2P networking +self=",
     "discover": r"UDP listener up|discovery|Discovery|self=",
 }
 NETWORK_FLAGS = ("--mainnet", "--sepolia", "--hoodi")

@@ -353,8 +353,8 @@ def test_admin_node_info_peers_add_and_remove() -> None:
             await b.eth.handler.wait_for_peers(1)
             (seen_by_b,) = await b.call("admin_peers")
             assert seen_by_b["id"] == server.id.hex() and seen_by_b["name"] == server.client_id
-            assert sorted(seen_by_b["caps"]) == ["eth/68", "eth/69", "eth/70", "eth/71"]
-            assert seen_by_b["protocols"]["eth"]["version"] == 71
+            assert sorted(seen_by_b["caps"]) == ["eth/68", "eth/69", "eth/70", "eth/71", "eth/72"]
+            assert seen_by_b["protocols"]["eth"]["version"] == 72
             net = seen_by_b["network"]
             assert net["inbound"] is False and net["static"] is True and net["trusted"] is False
             assert net["remoteAddress"] == f"127.0.0.1:{server.port}" and net["localAddress"].startswith("127.0.0.1:")

@@ -100,7 +100,7 @@ def test_send_signed_tx_and_wait_for_its_receipt(tmp_path: Path) -> None:
                       "--port", "0", "--listenaddr", HOST, "--nodiscover", "--authrpc.port", "0",
                       "--eth.versions", "69,68", "--http", "--http.port", "0"])
     try:
-        port = int(run.wait_for_line(r"HTTP server started endpoint=127\.0\.0\.1:(\d+) auth=false").group(1))
+        port = int(run.wait_for_line(r"HTTP server started +endpoint=127\.0\.0\.1:(\d+) +auth=false").group(1))
         w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{port}", request_kwargs={"timeout": TIMEOUT}))
         account = eth_account.Account.from_key(DEV_KEY.to_hex())
         chain_id = w3.eth.chain_id

@@ -20,7 +20,7 @@ from ethnode import recursionlimit, strictjson
 from ethnode.rpc.jsonrpc import Dispatcher
 
 DEEP = 100_000  # the reported crash: python3 -c "print('['*100000+']'*100000)"
-HTTP_LINE = r"HTTP server started endpoint=127\.0\.0\.1:(\d+) auth=false"
+HTTP_LINE = r"HTTP server started +endpoint=127\.0\.0\.1:(\d+) +auth=false"
 
 
 def deep(levels: int) -> bytes:

@@ -30,7 +30,14 @@ from txpool_support import (
 from ethnode.core.txpool import TxPool, TxPoolConfig, UnknownState, errors
 from ethnode.core.txpool.config import BLOB_TX_MAX_SIZE, TX_MAX_SIZE
 from ethnode.core.txpool.intrinsic import MAX_INIT_CODE_SIZE, MAX_TX_GAS, floor_data_gas, intrinsic_gas
-from ethnode.core.txpool.kzg import TRUSTED_SETUP_ENV, KzgVerifier, default_verifier, find_trusted_setup
+from ethnode.core.txpool.kzg import (
+    BUNDLED_SETUP,
+    TRUSTED_SETUP_ENV,
+    KzgVerifier,
+    _json_setup_to_text,
+    default_verifier,
+    find_trusted_setup,
+)
 from ethnode.core.txpool.state import BALANCE_UNCHECKED, NONCE_UNCHECKED
 from ethnode.core.types import AccessListTx, AccessTuple, BlobTxSidecar
 from ethnode.core.types.transaction import BLOB_SIZE, kzg_to_versioned_hash
@@ -311,3 +318,17 @@ def test_trusted_setup_is_found_from_the_environment(monkeypatch: pytest.MonkeyP
     setup.write_text("{}")
     monkeypatch.setenv(TRUSTED_SETUP_ENV, str(setup))
     assert find_trusted_setup() == setup
+    monkeypatch.delenv(TRUSTED_SETUP_ENV)
+    assert find_trusted_setup() == BUNDLED_SETUP
+
+
+def test_bundled_trusted_setup_is_geths() -> None:
+    """The shipped setup is geth v1.17.10's, converted: compared with the module's file where Go fetched it."""
+    import gzip
+
+    geth = Path.home() / "go/pkg/mod/github.com/ethereum/go-ethereum@v1.17.10/crypto/kzg4844/trusted_setup.json"
+    text = gzip.decompress(BUNDLED_SETUP.read_bytes()).decode()
+    assert text.startswith("4096\n65\n") and len(text.splitlines()) == 2 + 4096 + 65 + 4096
+    if not geth.is_file():
+        pytest.skip("no go-ethereum v1.17.10 module in the Go module cache to compare with")
+    assert text == _json_setup_to_text(geth)

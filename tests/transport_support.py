@@ -25,11 +25,11 @@ from cli_support import HOST, RunProcess
 
 from ethnode.rpc.jwt import parse_secret
 
-WS_LINE = r"WebSocket enabled url=ws://127\.0\.0\.1:(\d+)"
-HTTP_LINE = r"HTTP server started endpoint=127\.0\.0\.1:(\d+) auth=false"
-AUTH_LINE = r"HTTP server started endpoint=127\.0\.0\.1:(\d+) auth=true"
-AUTH_WS_LINE = r"WebSocket enabled url=ws://127\.0\.0\.1:(\d+)"
-IPC_LINE = r"IPC endpoint opened url=(\S+)"
+WS_LINE = r"WebSocket enabled +url=ws://127\.0\.0\.1:(\d+)"
+HTTP_LINE = r"HTTP server started +endpoint=127\.0\.0\.1:(\d+) +auth=false"
+AUTH_LINE = r"HTTP server started +endpoint=127\.0\.0\.1:(\d+) +auth=true"
+AUTH_WS_LINE = r"WebSocket enabled +url=ws://127\.0\.0\.1:(\d+)"
+IPC_LINE = r"IPC endpoint opened +url=(\S+)"
 
 
 @dataclass

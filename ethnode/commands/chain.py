@@ -28,10 +28,13 @@ from ethnode.commands.node import warn_if_slow
 from ethnode.consensus import create_engine
 from ethnode.core.blockchain import BlockChain, read_chain_config, setup_genesis
 from ethnode.core.chainfile import BlockReader, ChainFileError, open_chain_file
+from ethnode.core.configcompat import ConfigCompatError
 from ethnode.core.genesis import Genesis
 from ethnode.core.rawdb import chaindata_dir, open_database
 from ethnode.errors import EthnodeError
+from ethnode.logctx import kv
 
+log = logging.getLogger("ethnode.cli")
 DEFAULT_DATADIR = os.path.join("~", ".ethnode")  # geth: ~/.ethereum
 EXIT_OK = 0
 EXIT_FAILURE = 1  # geth Fatalf exits 1
@@ -45,11 +48,6 @@ def _fatal(message: str) -> int:
 
 def _datadir(args: argparse.Namespace) -> str:
     return os.path.expanduser(args.datadir)
-
-
-def _setup_logging() -> None:
-    """Route ethnode's log records to stderr (once) so warnings such as the state-root one show."""
-    logformat.install(logging.getLogger("ethnode").level or logging.INFO, "ethnode")
 
 
 def _block_number(text: str) -> int:
@@ -94,12 +92,14 @@ def cmd_init(args: argparse.Namespace) -> int:
         return _fatal(str(exc))
     try:
         block_hash = setup_genesis(db, genesis, obj)
+    except ConfigCompatError as exc:  # geth initGenesis: the stored head is past a fork the file moves
+        return _fatal(f"Failed to write chain config: {exc}")
     except EthnodeError as exc:
         return _fatal(f"failed to write genesis block: {exc}")
     finally:
         db.close()
     where = chaindata_dir(_datadir(args))
-    print(f"Successfully wrote genesis state  database={where} hash=0x{block_hash.hex()}", file=sys.stderr)
+    log.info("Successfully wrote genesis state", extra=kv(database=str(where), hash=block_hash))
     return EXIT_OK
 
 
@@ -120,7 +120,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Import chain files block by block; each block is committed before the next is read."""
     from ethnode.monitoring.progress import ImportProgress
 
-    _setup_logging()
     warn_if_slow()
     try:
         chain = _open_chain(args, execute=not args.noexec)
@@ -133,11 +132,8 @@ def cmd_import(args: argparse.Namespace) -> int:
                 return code
         head = chain.current_block
         verified = "verified" if chain.executor is not None else "unverified (--noexec)"
-        print(
-            f"Chain head  number={head.number} hash=0x{head.hash.hex()} "
-            f"stateRoot=0x{head.state_root.hex()} roots={verified}",
-            file=sys.stderr,
-        )
+        log.info("Chain head", extra=kv(number=head.number, hash=head.hash, stateRoot=head.state_root,
+                                        roots=verified))
         return EXIT_OK
     finally:
         chain.db.close()
@@ -163,7 +159,7 @@ def _import_file(chain: BlockChain, path: str, log_interval: float, progress_cls
             gas[0] += block.header.gas_used
         progress.update(block, known, reader.offset)
 
-    print(f"Importing blockchain  file={path}", file=sys.stderr)
+    log.info("Importing blockchain", extra=kv(file=path))
     try:
         chain.insert_chain(reader, on_block=on_block)
     except KeyboardInterrupt:
@@ -181,12 +177,9 @@ def _import_file(chain: BlockChain, path: str, log_interval: float, progress_cls
         stream.close()
     progress.finish(reader.offset)
     mgas = gas[0] / progress.elapsed / 1e6 if progress.elapsed > 0 else 0.0
-    print(
-        f"Import done  file={path} blocks={progress.count} known={progress.known} "
-        f"elapsed={progress.elapsed:.3f}s blk/s={progress.rate:.0f} mgas/s={mgas:.1f} "
-        f"executed={'yes' if chain.executor is not None else 'no'}",
-        file=sys.stderr,
-    )
+    log.info("Import done", extra=kv(("file", path), ("blocks", progress.count), ("known", progress.known),
+                                     ("elapsed", f"{progress.elapsed:.3f}s"), ("blk/s", round(progress.rate)),
+                                     ("mgas/s", f"{mgas:.1f}"), ("executed", "yes" if chain.executor else "no")))
     return EXIT_OK
 
 
@@ -212,7 +205,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return _fatal(str(exc))
     finally:
         chain.db.close()
-    print(f"Exported blockchain  file={args.file} blocks={count}", file=sys.stderr)
+    log.info("Exported blockchain", extra=kv(file=args.file, blocks=count))
     return EXIT_OK
 
 
@@ -237,6 +230,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("genesis", metavar="GENESIS.json")
     _add_datadir(p)
+    logformat.add_log_flags(p)
     p.set_defaults(func=cmd_init)
 
     p = subparsers.add_parser(
@@ -247,6 +241,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("files", nargs="+", metavar="FILE.rlp")
     _add_datadir(p)
+    logformat.add_log_flags(p)
     p.add_argument(
         "--noexec",
         action="store_true",
@@ -271,5 +266,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("first", nargs="?", type=_block_number, default=None, metavar="FIRST")
     p.add_argument("last", nargs="?", type=_block_number, default=None, metavar="LAST")
     _add_datadir(p)
+    logformat.add_log_flags(p)
     p.set_defaults(func=cmd_export)
 

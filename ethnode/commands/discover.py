@@ -1,7 +1,8 @@
-"""``ethnode-fast discover``: run discv4 alone, logging the table size over time.
+"""``ethnode-fast discover``: run node discovery alone (discv4 and discv5 on one UDP port),
+logging the table sizes over time.
 
-Useful to test discovery against other nodes (geth's ``devp2p discv4 test`` points at
-it) and to crawl: with ``--lookup-interval`` it keeps running random lookups. On start
+Useful to test discovery against other nodes (geth's ``devp2p discv4 test`` and
+``devp2p discv5 test`` point at it) and to crawl: with ``--lookup-interval`` it keeps running random lookups. On start
 it prints its enode URL and its record on stdout, one per line, so scripts and tests can
 pick them up; logs go to stderr.
 
@@ -22,23 +23,23 @@ from pathlib import Path
 from typing import Any
 
 from ethnode.commands import logformat
+from ethnode.commands.flags.validators import boolean
 from ethnode.crypto.errors import InvalidKeyError
 from ethnode.crypto.keys import PrivateKey, load_private_key, save_private_key
 from ethnode.privatefs import make_private_dirs
 
 log = logging.getLogger("ethnode.p2p.discover")
 
-DESCRIPTION = "Run node discovery (discv4 with ENR) alone, logging the table size over time."
+DESCRIPTION = "Run node discovery (discv4 with ENR, discv5) alone, logging the table size over time."
 DEFAULT_PORT = 30303  # geth's default listening port, UDP and TCP alike
 DEFAULT_LOG_INTERVAL = 10.0  # seconds between table-size log lines
 NODEKEY_FILE = "nodekey"
 NODEDB_FILE = "nodes.sqlite3"
-_LEVELS = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG}
 
 
 def register(subparsers: Any) -> None:
     """Add the ``discover`` subcommand to an argparse subparsers object."""
-    p = subparsers.add_parser("discover", help="run node discovery (discv4) alone and log the table size",
+    p = subparsers.add_parser("discover", help="run node discovery (discv4, discv5) alone and log the table size",
                               description=DESCRIPTION)
     _add_arguments(p)
     p.set_defaults(func=run)
@@ -52,9 +53,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datadir", metavar="DIR", help="data directory for the node key and node database")
     p.add_argument("--nodekey", metavar="FILE", help="P2P node key file (64 hex digits)")
     p.add_argument("--nodekeyhex", metavar="HEX", help="P2P node key as hex (for testing)")
-    p.add_argument("--verbosity", type=int, default=3, help="log level 0-5 (geth's: 3 is info)")
+    logformat.add_log_flags(p)
     p.add_argument("--log-interval", type=float, default=DEFAULT_LOG_INTERVAL, metavar="SECONDS",
                    help="how often to log the table size (0: never)")
+    for version in ("v4", "v5"):
+        p.add_argument(f"--discovery.{version}", f"--disc{version}", dest=f"discovery_{version}", nargs="?",
+                       const=True, default=True, type=boolean, metavar="BOOL",
+                       help=f"enables the {version.upper()} discovery mechanism (default true)")
     p.add_argument("--lookup-interval", type=float, default=0.0, metavar="SECONDS",
                    help="run a random lookup this often, to crawl (0: only geth's periodic refresh)")
 
@@ -85,13 +90,16 @@ def run(args: argparse.Namespace) -> int:
     from ethnode.p2p import loop as p2p_loop
     from ethnode.p2p.discover.nodedb import NodeDB
     from ethnode.p2p.discover.udp import Config, UDPv4
+    from ethnode.p2p.discover.v5_udp import Config as ConfigV5
+    from ethnode.p2p.discover.v5_udp import UDPv5
     from ethnode.p2p.enode import NodeURLError, parse_node
 
-    logformat.install(_LEVELS.get(args.verbosity, logging.DEBUG if args.verbosity > 4 else logging.CRITICAL))
     if not 0 <= args.port <= 0xFFFF:
         return _fatal(f"invalid --port {args.port}")
     if args.nodekey and args.nodekeyhex:
         return _fatal("Options --nodekey and --nodekeyhex are mutually exclusive")
+    if not (args.discovery_v4 or args.discovery_v5):
+        return _fatal("nothing to run: --discovery.v4=false and --discovery.v5=false")
     try:
         key = _load_key(args)
     except InvalidKeyError as exc:
@@ -112,11 +120,19 @@ def run(args: argparse.Namespace) -> int:
         return _fatal(f"node database: {exc}")
 
     async def serve() -> int:
-        service = UDPv4(key, db=db, config=Config(bootnodes=bootnodes))
+        services: list[Any] = []
+        v5cfg = ConfigV5(bootnodes=bootnodes)
         try:
-            await service.start(args.listenaddr, args.port)
+            if args.discovery_v4:
+                v4 = await UDPv4(key, db=db, config=Config(bootnodes=bootnodes)).start(args.listenaddr, args.port)
+                services.append(v4)
+                if args.discovery_v5:  # on discv4's socket, as geth's Server runs them
+                    services.append(UDPv5(key, local=v4.local, db=db, config=v5cfg).attach(v4))
+            else:
+                services.append(await UDPv5(key, db=db, config=v5cfg).start(args.listenaddr, args.port))
         except OSError as exc:
             return _fatal(f"could not listen on {args.listenaddr}:{args.port}: {exc.strerror or exc}")
+        service = services[0]
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -125,10 +141,11 @@ def run(args: argparse.Namespace) -> int:
         print(me.enode_url(), flush=True)
         print(service.local.record.to_text(), flush=True)
         helpers = []
-        if args.log_interval > 0:
-            helpers.append(asyncio.ensure_future(_log_table(service, args.log_interval)))
-        if args.lookup_interval > 0:
-            helpers.append(asyncio.ensure_future(_crawl(service, args.lookup_interval)))
+        for svc in services:
+            if args.log_interval > 0:
+                helpers.append(asyncio.ensure_future(_log_table(svc, args.log_interval)))
+            if args.lookup_interval > 0:
+                helpers.append(asyncio.ensure_future(_crawl(svc, args.lookup_interval)))
         try:
             await stop.wait()
             log.info("Shutting down")
@@ -138,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
             for h in helpers:
                 h.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            await service.close()
+            for svc in reversed(services):
+                await svc.close()
         return 0
 
     try:
@@ -151,10 +169,11 @@ async def _log_table(service: Any, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         stats = service.stats
-        log.info("Discovery table nodes=%d db=%d in=%d out=%d dropped=%d", len(service.table), len(service.db),
-                 sum(v for k, v in stats.items() if k.startswith("in:")),
+        log.info("Discovery table nodes=%d db=%d in=%d out=%d dropped=%d proto=%s", len(service.table),
+                 len(service.db), sum(v for k, v in stats.items() if k.startswith("in:")),
                  sum(v for k, v in stats.items() if k.startswith("out:")),
-                 sum(v for k, v in stats.items() if k.startswith("drop:")))
+                 sum(v for k, v in stats.items() if k.startswith("drop:")),
+                 "v5" if type(service).__name__ == "UDPv5" else "v4")
 
 
 async def _crawl(service: Any, interval: float) -> None:
@@ -170,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ethnode-fast discover", description=DESCRIPTION)
     _add_arguments(parser)
     args = parser.parse_args(argv)
+    error = logformat.setup_from_args(args)  # what ethnode.cli.main does before every command
+    if error is not None:
+        return _fatal(error)
     return run(args)
 
 

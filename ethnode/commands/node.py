@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -40,6 +41,7 @@ from ethnode.commands.flags.validators import split_and_trim
 from ethnode.crypto.errors import InvalidKeyError
 from ethnode.crypto.keys import PrivateKey, load_private_key, save_private_key
 from ethnode.errors import EthnodeError
+from ethnode.logctx import kv
 from ethnode.p2p.config import (
     DEFAULT_LISTEN_ADDR,
     DEFAULT_PORT,
@@ -49,15 +51,12 @@ from ethnode.p2p.config import (
     parse_bootnode,
     split_host_port,
 )
-from ethnode.p2p.dial import TRACE
 from ethnode.p2p.enode import Node, NodeURLError
 from ethnode.p2p.nat import DEFAULT_NAT, NATError, parse_nat
 from ethnode.p2p.netutil import Netlist
 
 DEFAULT_DATADIR = os.path.join("~", ".ethnode")  # geth: ~/.ethereum
 EXIT_FAILURE = 1  # geth's Fatalf exit status
-DEFAULT_VERBOSITY = 3  # geth --verbosity default: info
-_LEVELS = {0: logging.CRITICAL + 10, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG}
 _NODE_KEYS = ("DataDir", "UserIdent", "P2P")  # the [Node] keys ethnode implements
 
 
@@ -73,16 +72,12 @@ def _fatal(message: str) -> int:
 def warn_if_slow() -> None:
     """The one start-up WARN line of ``run`` and ``import`` when compiled hot paths are missing."""
     from ethnode._native import slow_paths_warning
+    from ethnode.core.execution import default_engine
 
+    default_engine()  # records the execution backend (py-evm without revm), the slowest pure path
     message = slow_paths_warning()
     if message is not None:
         logging.getLogger("ethnode.cli").warning(message)
-
-
-def setup_logging(verbosity: int) -> None:
-    """geth's --verbosity: 0 silent, 1 error, 2 warn, 3 info, 4 debug, 5 trace."""
-    level = _LEVELS.get(verbosity, TRACE if verbosity > 4 else _LEVELS[0])
-    logformat.install(level)
 
 
 # -- settings ----------------------------------------------------------------------------------
@@ -95,9 +90,19 @@ class RunSettings:
     p2p: ServerConfig = field(default_factory=lambda: ServerConfig(nat=parse_nat(DEFAULT_NAT)))
     network_id: int | None = None  # [Eth] NetworkId
     ignored: list[str] = field(default_factory=list)  # config fields geth has and ethnode does not use
+    notes: list[str] = field(default_factory=list)  # config values ethnode applies otherwise than geth
 
 
-ETH_TOML_KEYS = ("NetworkId",)  # the [Eth] fields ethnode applies; geth's others are named and ignored
+ETH_TOML_KEYS = ("NetworkId", "SyncMode")  # the [Eth] fields ethnode applies; geth's others are named and ignored
+SYNC_MODES = ("full", "snap")  # geth ethconfig.SyncMode's texts; ethnode syncs full blocks only
+
+
+def _flat_keys(prefix: str, table: dict[str, Any]) -> list[str]:
+    """``Eth.Miner.GasCeil`` for each leaf of a nested table, so the ignored ones are named exactly."""
+    names = []
+    for key, value in table.items():
+        names.extend(_flat_keys(f"{prefix}.{key}", value) if isinstance(value, dict) else [f"{prefix}.{key}"])
+    return names
 
 
 def load_toml(path: str, settings: RunSettings) -> None:
@@ -119,7 +124,12 @@ def load_toml(path: str, settings: RunSettings) -> None:
         raise _Fatal(f"config file {path}: Eth: expected a table")
     for key, value in eth.items():
         if key not in ETH_TOML_KEYS:
-            settings.ignored.append(f"Eth.{key}")
+            settings.ignored.extend(_flat_keys(f"Eth.{key}", value) if isinstance(value, dict) else [f"Eth.{key}"])
+        elif key == "SyncMode":
+            if value not in SYNC_MODES:  # geth's UnmarshalText error
+                raise _Fatal(f"config file {path}: Eth.SyncMode: unknown sync mode {json.dumps(value)}")
+            if value != "full":
+                settings.notes.append(f"Eth.SyncMode={value} runs as full sync (ethnode has no snap sync)")
         elif isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**64:
             raise _Fatal(f"config file {path}: Eth.{key}: expected a positive integer")
         else:
@@ -182,6 +192,12 @@ def apply_flags(args: argparse.Namespace, settings: RunSettings) -> None:
         p2p.max_peers = args.maxpeers
     if args.maxpendpeers is not None:
         p2p.max_pending_peers = args.maxpendpeers
+    for flag in ("v4", "v5"):  # geth CheckExclusive(DiscoveryV4Flag, NoDiscoverFlag), and v5 likewise
+        value = getattr(args, f"discovery_{flag}", None)
+        if value is not None and args.nodiscover:
+            raise _Fatal(f"Flags --discovery.{flag}, --nodiscover can't be used at the same time")
+        if value is not None:
+            setattr(p2p, f"discovery_{flag}", value)
     if args.nodiscover:
         p2p.no_discovery = True
     if args.bootnodes is not None:
@@ -241,18 +257,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         apply_flags(args, settings)
         _check_key(args)
         _check_identity(settings.identity)
-        unused = flags_without_their_mode(args) or check_ipc_flags(args)
-        if unused is not None:
-            raise _Fatal(unused)
+        ipc_error = check_ipc_flags(args)
+        if ipc_error is not None:
+            raise _Fatal(ipc_error)
         if Path(settings.datadir).expanduser().exists() and not Path(settings.datadir).expanduser().is_dir():
             raise _Fatal(f"datadir {settings.datadir}: not a directory")
     except _Fatal as exc:
         return _fatal(str(exc))
-    setup_logging(args.verbosity)
     warn_if_slow()
+    for line in flags_without_their_mode(args):
+        logging.getLogger("ethnode.cli").warning(line)
     if settings.ignored:
-        logging.getLogger("ethnode.cli").warning("Config file fields ethnode does not use were ignored fields=%s",
-                                                 ",".join(settings.ignored))
+        logging.getLogger("ethnode.cli").warning("Config file fields ethnode does not use were ignored",
+                                                 extra=kv(fields=settings.ignored))
+    for note in settings.notes:
+        logging.getLogger("ethnode.cli").warning(note)
     from ethnode.p2p import loop as p2p_loop
 
     return p2p_loop.run(_serve(args, settings))
@@ -442,8 +461,7 @@ def register(subparsers: Any) -> None:
     run.add_argument("--identity", metavar="NAME", help="custom node name, part of the client id")
     _add_key_flags(run)
     add_p2p_flags(run)
-    run.add_argument("--verbosity", type=int, default=DEFAULT_VERBOSITY, metavar="N",
-                     help="log level 0-5: silent, error, warn, info, debug, trace (default 3)")
+    logformat.add_log_flags(run)
     add_eth_flags(run)
     add_rpc_flags(run)
     add_metrics_flags(run)

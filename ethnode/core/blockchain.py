@@ -39,6 +39,7 @@ from typing import Any, BinaryIO, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 from ethnode.core.block_validator import validate_body, validate_transactions
 from ethnode.core.chainconfig import ChainConfig, ChainConfigError
+from ethnode.core.configcompat import update_stored_config
 from ethnode.core.consensus import ConsensusEngine, ConsensusError, UnknownAncestorError
 from ethnode.core.eip1559 import HeaderRuleError
 from ethnode.core.errors import (
@@ -94,6 +95,7 @@ def setup_genesis(db: KeyValueStore, genesis: Genesis, genesis_json: Mapping[str
     if stored is not None:
         if stored != block_hash:
             raise GenesisMismatchError(stored, block_hash)
+        update_stored_config(db, block_hash, genesis_json)
         return block_hash
     header = genesis.header
     body = Body([], [], [] if header.withdrawals_root is not None else None)

@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import random
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol, TypedDict
 
@@ -33,14 +34,19 @@ from ethnode.core.events import ChainHeadEvent, NewMinedBlockEvent
 from ethnode.core.forkid import ForkID, new_filter, new_id
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.txpool import NewTxsEvent, TxPool
+from ethnode.core.txpool.blobbuffer import BlobBuffer
 from ethnode.core.types.block import Block
+from ethnode.core.types.custody import custody_from_bytes
 from ethnode.core.types.header import Header
 from ethnode.core.types.transaction import BLOB_TX_TYPE, BlobTxWithSidecar, TransactionError
 from ethnode.eth.downloader import Downloader
+from ethnode.eth.fetcher.blob_fetcher import BlobFetcher
+from ethnode.eth.fetcher.blob_scheduler import DEFAULT_FETCH_PROBABILITY
 from ethnode.eth.fetcher.block_fetcher import BlockFetcher
 from ethnode.eth.fetcher.tx_fetcher import TxFetcher
 from ethnode.eth.peerset import PeerSet, PeerSetError
 from ethnode.eth.protocols.eth.backend import WireTx
+from ethnode.eth.protocols.eth.events import EthPeerRegistered
 from ethnode.eth.protocols.eth.handshake import (
     HANDSHAKE_TIMEOUT,
     AnyStatus,
@@ -57,10 +63,15 @@ from ethnode.eth.protocols.eth.protocol import (
     BlockAnnouncement,
     BlockRange,
     PooledHashes,
+    PooledHashes72,
     ProtocolViolation,
 )
+from ethnode.eth.protocols.snap import protocol as snap
+from ethnode.eth.protocols.snap.peer import SnapPeer
+from ethnode.eth.protocols.snap.serve import SnapServer
 from ethnode.eth.sync import SyncDownloader, Syncer
 from ethnode.event import EventBus
+from ethnode.logctx import kv
 from ethnode.p2p.disconnect import DisconnectRequested, DiscReason
 from ethnode.p2p.protocol import Protocol as P2PProtocol
 from ethnode.p2p.protocol import ProtocolChannel
@@ -81,7 +92,7 @@ class DownloaderOptions(TypedDict, total=False):
 
 
 class TxFetcherHook(Protocol):
-    def notify(self, peer: EthPeer, types: bytes, sizes: Sequence[int], hashes: Sequence[bytes]) -> None: ...
+    def notify(self, peer: EthPeer, types: bytes, sizes: Sequence[int], hashes: Sequence[bytes]) -> list[bytes]: ...
 
     def enqueue(self, peer: EthPeer, txs: Sequence[WireTx], direct: bool) -> None: ...
 
@@ -155,6 +166,8 @@ class EthHandler:
         block_fetcher: BlockFetcherHook | None = None,
         downloader: SyncDownloader | None = None,
         downloader_options: DownloaderOptions | None = None,
+        fetch_probability: int = DEFAULT_FETCH_PROBABILITY,
+        serve_snap: bool = True,
     ) -> None:
         """The fetchers and the downloader are built here, as geth's newHandler does; a test
         may pass its own ``tx_fetcher``, ``block_fetcher`` or ``downloader`` instead."""
@@ -163,6 +176,9 @@ class EthHandler:
                 raise ValueError(f"unsupported eth version {v} (supported: {sorted(PROTOCOL_LENGTHS)})")
         self.chain = chain
         self.txpool = txpool
+        # snap serving reads the executed state; a chain imported without execution has none
+        self.snap = (SnapServer(chain, chain.state_db)
+                     if serve_snap and getattr(chain, "executor", None) is not None else None)
         self.network_id = network_id
         self.node_id = node_id  # our enode ID (keccak of the public key), for the broadcast choice
         self.bus = bus
@@ -170,7 +186,12 @@ class EthHandler:
         self.max_peers = max_peers
         self.peers = PeerSet()
         self.accept_txs = True  # geth's "synced" flag; the downloader may clear it while syncing
-        self.tx_fetcher: TxFetcherHook = tx_fetcher or TxFetcher(txpool, remove_peer=self.remove_peer)
+        # eth/72: blobless blob txs and their cells meet in the buffer, verified and pooled there.
+        self.blob_buffer = BlobBuffer(txpool, self._drop_for_cells)
+        self.tx_fetcher: TxFetcherHook = tx_fetcher or TxFetcher(
+            txpool, remove_peer=self.remove_peer, blob_buffer=self.blob_buffer)
+        self.blob_fetcher = BlobFetcher(txpool, self.blob_buffer, remove_peer=self.remove_peer,
+                                        fetch_probability=fetch_probability)
         self.downloader: SyncDownloader = downloader or Downloader(
             chain, drop_peer=self.remove_peer, **(downloader_options or {}))
         self.block_fetcher: BlockFetcherHook = block_fetcher or BlockFetcher(chain, self)
@@ -189,11 +210,21 @@ class EthHandler:
     # --- protocols and status --------------------------------------------------------------
 
     def protocols(self) -> list[P2PProtocol]:
-        """One devp2p Protocol per offered eth version (the highest common one is run)."""
-        return [P2PProtocol(PROTOCOL_NAME, v, PROTOCOL_LENGTHS[v], self.new_peer) for v in self.versions]
+        """One devp2p Protocol per offered eth version (the highest common one is run), and
+        snap/2 and snap/1 beside them when the chain keeps state to serve (geth offers snap
+        with its snapshot; a --noexec chain has no state)."""
+        offered = [P2PProtocol(PROTOCOL_NAME, v, PROTOCOL_LENGTHS[v], self.new_peer) for v in self.versions]
+        if self.snap is not None:
+            offered += [P2PProtocol(snap.PROTOCOL_NAME, v, snap.PROTOCOL_LENGTHS[v], self.new_snap_peer)
+                        for v in snap.SUPPORTED_VERSIONS]
+        return offered
+
+    def new_snap_peer(self, channel: ProtocolChannel) -> SnapPeer:
+        assert self.snap is not None
+        return SnapPeer(channel, self.snap)
 
     def new_peer(self, channel: ProtocolChannel) -> EthPeer:
-        return EthPeer(channel, self)
+        return EthPeer(channel, self, self.bus)
 
     def local_status(self) -> ChainStatus:
         chain = self.chain
@@ -245,8 +276,11 @@ class EthHandler:
             raise ProtocolViolation(str(exc)) from None
         broadcast = peer.start_broadcast()  # already running: register started it
         self._peers_changed.set()
+        if self.bus is not None and self.bus.subscribed(EthPeerRegistered):
+            assert peer.status is not None
+            self.bus.post(EthPeerRegistered(peer, peer.status, time.time_ns()))
         try:
-            log.debug("Ethereum peer connected: %r", peer)
+            log.debug("Ethereum peer connected", extra=kv(peer=peer, version=peer.version))
             self.downloader.register_peer(peer)
             self.sync_transactions(peer)
             self.syncer.peer_event()
@@ -258,8 +292,9 @@ class EthHandler:
         if not self.peers.unregister(peer):
             return
         self._peers_changed.set()
-        log.debug("Removing Ethereum peer %r", peer)
+        log.debug("Removing Ethereum peer", extra=kv(peer=peer))
         self.tx_fetcher.drop(peer)
+        self.blob_fetcher.drop(peer)
         self.block_fetcher.drop(peer)
         self.downloader.unregister_peer(peer)
 
@@ -291,8 +326,18 @@ class EthHandler:
     def on_transactions(self, peer: EthPeer, txs: Sequence[WireTx]) -> None:
         self.tx_fetcher.enqueue(peer, txs, True)
 
-    def on_pooled_hashes(self, peer: EthPeer, announcement: PooledHashes) -> None:
-        self.tx_fetcher.notify(peer, announcement.types, announcement.sizes, announcement.hashes)
+    def on_pooled_hashes(self, peer: EthPeer, announcement: PooledHashes | PooledHashes72) -> None:
+        blob_hashes = self.tx_fetcher.notify(peer, announcement.types, announcement.sizes, announcement.hashes)
+        if blob_hashes and isinstance(announcement, PooledHashes72):
+            self.blob_fetcher.notify(peer, blob_hashes, custody_from_bytes(announcement.mask))
+
+    def update_custody(self, custody: int) -> None:
+        """The consensus client's custody cells (engine_forkchoiceUpdatedV4), for eth/72 fetching."""
+        self.blob_fetcher.update_custody(custody)
+
+    def _drop_for_cells(self, peer: Any, reason: str) -> None:
+        log.debug("Dropping %r: %s", peer, reason)
+        self.remove_peer(peer)
 
     def on_pooled_transactions(self, peer: EthPeer, txs: Sequence[WireTx]) -> None:
         self.tx_fetcher.enqueue(peer, txs, False)
@@ -428,6 +473,9 @@ class EthHandler:
                 loop.create_task(self._head_loop(heads), name="eth-head"),
             ]
         self._tasks.append(loop.create_task(self.syncer.run(), name="eth-syncer"))
+        preload = getattr(self.txpool, "preload_kzg", None)
+        if preload is not None:  # blob txs and eth/72 cells are checked with it: load it off the loop
+            self._tasks.append(loop.create_task(asyncio.to_thread(preload), name="eth-kzg-setup"))
         log.info("Ethereum protocol started versions=%s network=%d", ",".join(f"eth/{v}" for v in self.versions),
                  self.network_id)
 
@@ -443,6 +491,7 @@ class EthHandler:
         for peer in self.peers.close():
             peer.disconnect(DiscReason.QUITTING)
         await self.tx_fetcher.stop()
+        await self.blob_fetcher.stop()
         await self.block_fetcher.stop()
         await self.downloader.stop()
         if self.running:

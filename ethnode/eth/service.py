@@ -28,6 +28,7 @@ from ethnode.crypto.keccak import keccak256
 from ethnode.errors import EthnodeError
 from ethnode.eth.handler import CHAIN_HEAD_CHAN_SIZE, EthHandler
 from ethnode.eth.protocols.eth.protocol import SUPPORTED_VERSIONS
+from ethnode.logctx import kv
 from ethnode.node.lifecycle import ServiceContext
 
 log = logging.getLogger("ethnode.eth")
@@ -46,6 +47,7 @@ class EthConfig:
     max_peers: int | None = None
     txpool: TxPoolConfig = field(default_factory=TxPoolConfig)
     noexec: bool = False  # --noexec: blocks are not executed (no state, no receipts, stateless tx pool)
+    observer: bool = False  # an ethnode.api observer: noexec by design, said at INFO rather than warned
 
 
 class EthereumService:
@@ -116,10 +118,12 @@ class EthereumService:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         head = self.chain.current_block
-        log.info("Initialised chain configuration chain_id=%d network_id=%d genesis=0x%s head=#%d 0x%s",
-                 self.chain.config.chain_id, self.network_id, self.chain.genesis_hash.hex(), head.number,
-                 head.hash.hex())
-        if self.config.noexec:
+        log.info("Initialised chain configuration", extra=kv(
+            chain_id=self.chain.config.chain_id, network_id=self.network_id, genesis=self.chain.genesis_hash,
+            number=head.number, hash=head.hash))
+        if self.config.noexec and self.config.observer:
+            log.info("Observer node: blocks are not executed, the tx pool has no account state")
+        elif self.config.noexec:
             log.warning("Block execution disabled (--noexec): state roots and receipts are not verified, "
                         "the tx pool has no account state")
         elif self.chain.executor is not None and not self.chain.state_db.has_state(head.state_root):

@@ -17,6 +17,7 @@ import logging
 from typing import TYPE_CHECKING, Protocol
 
 from ethnode.errors import EthnodeError
+from ethnode.logctx import kv
 
 if TYPE_CHECKING:
     from ethnode.eth.peerset import PeerSet
@@ -76,6 +77,7 @@ class Syncer:
         self.downloader = downloader
         self.force_cycle = force_cycle
         self.min_peers = min_peers
+        self.enabled = True  # False: never sync (an observer node, ethnode.api NodeConfig(sync=False))
         self._wake = asyncio.Event()
         self.attempts = 0  # sync operations started (or logged, without a downloader)
         self.last_target: EthPeer | None = None
@@ -89,6 +91,8 @@ class Syncer:
 
     def next_sync_target(self, forced: bool) -> EthPeer | None:
         """geth nextSyncOp: the best peer if there are enough peers and it is ahead of us."""
+        if not self.enabled:
+            return None
         peers = self.handler.peers
         min_peers = 1 if forced else self.min_peers
         max_peers = self.handler.max_peers
@@ -108,7 +112,10 @@ class Syncer:
         next_force = loop.time() + self.force_cycle
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), max(next_force - loop.time(), 0.0))
+                # asyncio.timeout, not wait_for: 3.11's wait_for swallows a cancel that races the
+                # wake-up (a peer registering as the handler stops), and the loop then never ends
+                async with asyncio.timeout(max(next_force - loop.time(), 0.0)):
+                    await self._wake.wait()
                 forced = False
             except TimeoutError:
                 forced = True
@@ -124,7 +131,7 @@ class Syncer:
         try:
             await self.downloader.synchronise(peer)
         except EthnodeError as exc:
-            log.warning("Synchronisation with %r failed: %s", peer, exc)
+            log.warning("Synchronisation failed", extra=kv(peer=peer.id.hex()[:16], err=exc))
 
 
 __all__ = ["Syncer", "SyncDownloader", "SyncHost", "FORCE_SYNC_CYCLE", "MIN_DESIRED_PEER_COUNT"]

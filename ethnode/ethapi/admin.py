@@ -86,6 +86,8 @@ class AdminAPI:
                 "config": rawdb.read_chain_config_json(chain.db, chain.genesis_hash),
                 "head": data(chain.current_block.hash),
             }
+            if eth.handler.snap is not None:
+                info["protocols"]["snap"] = {}  # geth's snap NodeInfo has no fields
         return info
 
     def peers(self) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from ethnode.core.eip1559 import ELASTICITY_MULTIPLIER, GAS_LIMIT_BOUND_DIVISOR,
 from ethnode.core.eip4844 import GAS_PER_BLOB, calc_excess_blob_gas, max_blob_gas_per_block
 from ethnode.core.execution import BlockEnv, BlockResult, TxExecutionError
 from ethnode.core.types.block import Block, derive_tx_root
+from ethnode.core.types.cells import BlobTxWithCells
 from ethnode.core.types.header import EMPTY_UNCLE_HASH, Header
 from ethnode.core.types.transaction import BlobTxWithSidecar, Transaction
 from ethnode.core.types.withdrawal import Withdrawal, withdrawals_root
@@ -202,6 +203,11 @@ def fill_block(
             order.pop()
             continue
         blob_gas = len(tx.blob_hashes) * GAS_PER_BLOB
+        if isinstance(pooled, BlobTxWithCells):
+            # eth/72 custody cells only: the payload's blobs bundle cannot be filled in.
+            skipped.append((tx.hash, "blob tx held as custody cells, not whole blobs"))
+            order.pop()
+            continue
         if isinstance(pooled, BlobTxWithSidecar) and pooled.sidecar.version != blob_version:
             # geth's pool hands its miner only the fork's form, and stops that sender's list there.
             skipped.append((tx.hash, f"blob sidecar version {pooled.sidecar.version}, the fork takes {blob_version}"))

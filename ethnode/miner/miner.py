@@ -42,6 +42,7 @@ from ethnode.core.types.block import Block
 from ethnode.core.types.header import Header
 from ethnode.errors import EthnodeError
 from ethnode.event import EventBus, Subscription
+from ethnode.logctx import kv
 from ethnode.miner.builder import BuildError, BuiltBlock, MinerConfig, SealingEngine, build_block
 
 log = logging.getLogger("ethnode.miner")
@@ -169,7 +170,7 @@ class Miner:
         try:
             built = build_block(self.chain, self.txpool, self.config, engine=self.engine, clock=self._clock)
         except BuildError as exc:
-            log.error("Cannot build blocks: %s", exc)
+            log.error("Cannot build blocks", extra=kv(err=exc))
             await self._wait_for_new_head(head)
             return
         block = await self._seal(built, head)
@@ -220,7 +221,7 @@ class Miner:
         try:
             self.chain.insert_built_block(block, built.result)
         except (InvalidBlockError, EthnodeError) as exc:
-            log.error("Failed to insert sealed block number=%d hash=0x%s: %s", header.number, block.hash.hex(), exc)
+            log.error("Failed to insert sealed block", extra=kv(number=header.number, hash=block.hash, err=exc))
             return
         self.sealed += 1
         self.last = block

@@ -26,6 +26,7 @@ from ethnode.core.eip1559 import calc_base_fee
 from ethnode.core.types.header import EMPTY_UNCLE_HASH, Header
 from ethnode.core.types.withdrawal import Withdrawal
 from ethnode.errors import EthnodeError
+from ethnode.logctx import kv
 from ethnode.miner.builder import BuiltBlock, MinerConfig, calc_gas_limit, fill_block, with_time_fork_fields
 from ethnode.trie import EMPTY_ROOT
 
@@ -147,7 +148,7 @@ class PayloadBuilder:
             try:
                 payload.update(self._build(parent, payload.args, no_txs=False))
             except Exception as exc:  # a pool or state hiccup must not kill the loop; geth logs it too
-                log.info("Error while generating work id=0x%s err=%s", payload.id.hex(), exc)
+                log.info("Error while generating work", extra=kv(id=payload.id, err=exc))
 
     def _build(self, parent: Header, args: BuildPayloadArgs, *, no_txs: bool) -> BuiltBlock:
         header = payload_header(self.chain, parent, args, self.config)

@@ -1,4 +1,4 @@
-"""Import and sync progress on stderr: a redrawn bar on a terminal, plain log lines otherwise.
+"""Import and sync progress on stderr: a redrawn bar on a terminal, log lines otherwise.
 
 Lines go out at most once per ``interval`` seconds (geth logs "Imported new chain segment"
 every 8 s); ``interval=0`` writes one line per block, which is what a supervising process
@@ -7,11 +7,15 @@ every 8 s); ``interval=0`` writes one line per block, which is what a supervisin
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from typing import Protocol, TextIO
 
 from ethnode.core.types.block import Block
+from ethnode.logctx import kv
+
+log = logging.getLogger("ethnode.monitoring.progress")
 
 BAR_WIDTH = 30
 REDRAW_INTERVAL = 0.1  # seconds between bar redraws on a terminal
@@ -102,11 +106,11 @@ class ImportProgress:
             self.stream.write("\r" + line.ljust(self._width))  # blank out a longer previous line
             self._width = len(line)
             self._drawn = True
-        else:
-            self.stream.write(
-                f"Imported blocks  count={self.count} known={self.known} number={block.number} "
-                f"hash=0x{block.hash.hex()[:16]}… blk/s={self.rate:.0f}\n"
-            )
+        else:  # a log line like every other (geth's "Imported new chain segment" every 8 s)
+            log.info("Imported blocks", extra=kv(("count", self.count), ("known", self.known),
+                                                 ("number", block.number), ("hash", block.hash),
+                                                 ("blk/s", round(self.rate))))
+            return
         self.stream.flush()
 
     def finish(self, offset: int | None = None) -> None:

@@ -17,6 +17,7 @@ from ethnode.crypto.errors import CryptoError
 from ethnode.crypto.keys import PrivateKey, load_private_key, save_private_key
 from ethnode.errors import EthnodeError
 from ethnode.event import EventBus
+from ethnode.logctx import kv
 from ethnode.node.config import NODEKEY_FILE, NodeConfig
 from ethnode.node.datadir import DatadirLock
 from ethnode.node.lifecycle import DuplicateServiceError, Service, ServiceConstructor, ServiceContext
@@ -133,14 +134,14 @@ class Node:
             try:
                 await svc.stop()
             except Exception as exc:  # noqa: BLE001 - keep stopping the rest
-                log.error("Service %s failed to stop: %s", type(svc).__name__, exc)
+                log.error("Service failed to stop", extra=kv(service=type(svc).__name__, err=exc))
                 errors.append(exc)
         self._started.clear()
         if self.server is not None:
             try:
                 await self.server.stop()
             except Exception as exc:  # noqa: BLE001
-                log.error("p2p server failed to stop: %s", exc)
+                log.error("P2P server failed to stop", extra=kv(err=exc))
                 errors.append(exc)
             self.server = None
         if self._lock is not None:

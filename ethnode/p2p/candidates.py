@@ -28,6 +28,23 @@ class _Lookups(Protocol):
     async def lookup_random(self) -> list[Node]: ...
 
 
+class FairLookups:
+    """Several discovery services as one: each ``lookup_random`` asks the next in turn.
+
+    discv4 and discv5 keep a table each, as in geth, whose dialer reads both through an
+    ``enode.FairMix``; taking turns gives each the same share of dial candidates.
+    """
+
+    def __init__(self, sources: list[_Lookups]) -> None:
+        self.sources = sources
+        self._next = 0
+
+    async def lookup_random(self) -> list[Node]:
+        source = self.sources[self._next % len(self.sources)]
+        self._next += 1
+        return await source.lookup_random()
+
+
 class LookupCandidates:
     """``await next()`` yields discovered nodes forever (duplicates included: the dialer filters)."""
 
@@ -58,4 +75,4 @@ class LookupCandidates:
         return self._buffer.popleft()
 
 
-__all__ = ["LookupCandidates", "MAX_LOOKUP_INTERVAL"]
+__all__ = ["LookupCandidates", "FairLookups", "MAX_LOOKUP_INTERVAL"]

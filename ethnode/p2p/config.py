@@ -16,6 +16,7 @@ from typing import Any
 from ethnode.errors import EthnodeError
 from ethnode.p2p.dial import DEFAULT_MAX_PENDING_PEERS, DIAL_HISTORY_EXPIRATION, MAX_DIAL_BACKOFF
 from ethnode.p2p.discover.udp import Config as DiscoveryConfig
+from ethnode.p2p.discover.v5_udp import Config as DiscoveryV5Config
 from ethnode.p2p.enode import Node, NodeURLError, parse_ip, parse_node
 from ethnode.p2p.nat import NAT, NATError, parse_nat
 from ethnode.p2p.netutil import INBOUND_THROTTLE_TIME, Netlist
@@ -76,7 +77,9 @@ class ServerConfig:
     name: str | None = None  # client id sent in Hello; None: ethnode's default_client_id()
     listen_addr: str | None = DEFAULT_LISTEN_ADDR  # TCP "host:port"; None: do not listen
     disc_addr: str = ""  # UDP "host:port" for discovery; "": the TCP address and port (geth DiscAddr)
-    no_discovery: bool = False
+    no_discovery: bool = False  # neither discv4 nor discv5 (geth NoDiscovery)
+    discovery_v4: bool = True  # geth DiscoveryV4
+    discovery_v5: bool = True  # geth DiscoveryV5: on the same UDP socket as discv4
     max_peers: int = DEFAULT_MAX_PEERS
     max_pending_peers: int = 0  # 0: DEFAULT_MAX_PENDING_PEERS (geth: the same zero rule)
     dial_ratio: int = 0  # 0: DEFAULT_DIAL_RATIO
@@ -97,6 +100,7 @@ class ServerConfig:
     lookup_interval: float = LOOKUP_INTERVAL
     close_timeout: float = CLOSE_TIMEOUT
     discovery: DiscoveryConfig | None = None  # discv4 knobs; its bootnodes are replaced by ``bootnodes``
+    discovery_v5_config: DiscoveryV5Config | None = None  # discv5 knobs; bootnodes likewise
 
     def __post_init__(self) -> None:
         if self.max_peers < 0:
@@ -199,17 +203,13 @@ def _setter(attr: str, convert: Callable[[Any], Any]) -> Callable[[ServerConfig,
     return apply
 
 
-def _set_discovery_v4(cfg: ServerConfig, value: Any) -> None:
-    if not _bool(value):  # only discv4 exists here: without it there is no discovery
-        cfg.no_discovery = True
-
-
 _TOML_KEYS: dict[str, Callable[[ServerConfig, Any], None]] = {
     "MaxPeers": _setter("max_peers", _int),
     "MaxPendingPeers": _setter("max_pending_peers", _int),
     "DialRatio": _setter("dial_ratio", _int),
     "NoDiscovery": _setter("no_discovery", _bool),
-    "DiscoveryV4": _set_discovery_v4,
+    "DiscoveryV4": _setter("discovery_v4", _bool),
+    "DiscoveryV5": _setter("discovery_v5", _bool),
     "NoDial": _setter("no_dial", _bool),
     "BootstrapNodes": _setter("bootnodes", _nodes(parse_bootnode)),
     "StaticNodes": _setter("static_nodes", _nodes(parse_static_node)),

@@ -181,6 +181,10 @@ class Node:
     def __repr__(self) -> str:
         return f"Node({self.id.hex()[:16]}… {self.ip}:{self.udp}/{self.tcp} seq={self.seq})"
 
+    def terminal_string(self) -> str:
+        """In a log line (geth enode.ID.TerminalString): the first 8 bytes of the id."""
+        return self.id.hex()[:16]
+
 
 def parse_enode(url: str) -> Node:
     """geth enode.ParseV4: ``enode://<hex>@ip:tcp[?discport=udp]`` or bare ``enode://<hex>``.

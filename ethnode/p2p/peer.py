@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ethnode.errors import EthnodeError
+from ethnode.logctx import kv
 from ethnode.metrics.p2p import EGRESS_MESSAGES, INGRESS_MESSAGES
 from ethnode.p2p.disconnect import DisconnectRequested, DiscReason
 from ethnode.p2p.protocol import (
@@ -442,19 +443,19 @@ class Peer:
             self._ready.set_result(None)
         addr = self.conn.remote_address
         where = f"{addr[0]}:{addr[1]}" if addr else "?"
-        name = f" name={self.client_id!r}" if self.client_id else ""
         side = "remote" if remote else "local"
         level = logging.ERROR if bug is not None else logging.DEBUG
-        log.log(
-            level,
-            "Peer disconnected id=%s addr=%s inbound=%s%s reason=%r (%s) detail=%s",
-            self._short_id(), where, self.inbound, name, reason.description, side, detail,
-            exc_info=bug,
-        )
+        fields = kv(id=self._short_id(), addr=where, inbound=self.inbound, name=self.client_id or None,
+                    reason=reason.description, side=side, detail=detail)
+        log.log(level, "Peer disconnected", extra=fields, exc_info=bug)
         self._ended.set()
 
     def __repr__(self) -> str:
         return f"Peer({self._short_id()} {self.client_id or '?'})"
+
+    def terminal_string(self) -> str:
+        """In a log line (geth enode.ID.TerminalString): the first 8 bytes of the id."""
+        return self.conn.remote_id.hex()[:16] if self.conn.remote_id else "?"
 
 
 __all__ = [

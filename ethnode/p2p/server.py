@@ -38,18 +38,21 @@ from ethnode.crypto import keccak256
 from ethnode.crypto.keys import PrivateKey
 from ethnode.errors import EthnodeError
 from ethnode.event import EventBus
+from ethnode.logctx import kv
 from ethnode.metrics import p2p as p2p_metrics
-from ethnode.p2p.candidates import LookupCandidates
+from ethnode.p2p.candidates import FairLookups, LookupCandidates
 from ethnode.p2p.config import ServerConfig, join_host_port, parse_static_node, split_host_port
 from ethnode.p2p.dial import TRACE, ConnFlag, DialRefused, DialScheduler, DialTask
 from ethnode.p2p.disconnect import DiscReason
 from ethnode.p2p.discover.nodedb import NodeDB
 from ethnode.p2p.discover.udp import Config as DiscoveryConfig
 from ethnode.p2p.discover.udp import UDPv4
+from ethnode.p2p.discover.v5_udp import Config as DiscoveryV5Config
+from ethnode.p2p.discover.v5_udp import UDPv5
 from ethnode.p2p.enode import LocalNode, Node, parse_ip, parse_node
 from ethnode.p2p.netutil import InboundThrottle, is_lan
 from ethnode.p2p.peer import DISC_WRITE_TIMEOUT, DISCONNECT, DISCONNECT_LINGER, Hello, Peer, default_client_id
-from ethnode.p2p.protocol import Protocol
+from ethnode.p2p.protocol import Capability, Protocol
 from ethnode.p2p.rlpx import transport
 from ethnode.p2p.rlpx.transport import Connection, ConnectionClosedError
 
@@ -75,6 +78,8 @@ class PeerEvent:
     inbound: bool
     reason: DiscReason | None = None  # DROP: why the peer ended
     remote_requested: bool = False  # DROP: the reason came in the remote's Disconnect
+    client_id: str | None = None  # from its Hello
+    caps: tuple[Capability, ...] = ()  # from its Hello
 
     @property
     def id(self) -> bytes:
@@ -93,6 +98,10 @@ class _Conn:
     ready: bool = False
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     outcome: asyncio.Future[bool] | None = None  # True once added, False if it ended before
+
+
+def _caps(peer: Peer) -> tuple[Capability, ...]:
+    return tuple(peer.remote_hello.caps) if peer.remote_hello is not None else ()
 
 
 def _dialer_key(conn_flags: ConnFlag, local: bytes, remote: bytes) -> bytes:
@@ -124,6 +133,7 @@ class Server:
         self.id = keccak256(self.node_id)  # geth enode.ID
         self.port = 0  # TCP listening port once started (0: not listening)
         self.discovery: UDPv4 | None = None
+        self.discovery_v5: UDPv5 | None = None  # on discv4's socket when both run (geth setupDiscovery)
         self.local: LocalNode | None = None
         self.running = False
         self._closing = False
@@ -193,8 +203,9 @@ class Server:
             self._static_backlog.clear()
             loop = asyncio.get_running_loop()
             self._loops.append(loop.create_task(self._dial_loop(), name="p2p-dial-loop"))
-            if self.discovery is not None and cfg.max_dialed_conns() > 0:
-                source = LookupCandidates(self.discovery, cfg.lookup_interval)
+            lookups = [d for d in (self.discovery, self.discovery_v5) if d is not None]
+            if lookups and cfg.max_dialed_conns() > 0:
+                source = LookupCandidates(FairLookups(lookups), cfg.lookup_interval)
                 self._loops.append(loop.create_task(self._feed_candidates(source), name="p2p-dial-candidates"))
         except BaseException:
             await self._shutdown()
@@ -209,18 +220,30 @@ class Server:
         if cfg.nat is not None and ext_ip is None:  # "any", the default: no port mapping, say so once
             log.info("No NAT port mapping (UPnP/NAT-PMP not implemented) nat=%s endpoint=\"learned from discovery\"",
                      cfg.nat)
-        if not cfg.no_discovery:
+        if not cfg.no_discovery and (cfg.discovery_v4 or cfg.discovery_v5):
             if cfg.disc_addr:
                 udp_host, udp_port = split_host_port(cfg.disc_addr)
             else:
                 udp_host, udp_port = host, self.port  # geth: the TCP address, with the port TCP got
-            dcfg = replace(cfg.discovery or DiscoveryConfig(), bootnodes=list(cfg.bootnodes))
-            self.discovery = UDPv4(self.key, db=self._db, config=dcfg, tcp_port=self.port)
-            self.local = self.discovery.local
+            # geth: --bootnodes feeds both (BootstrapNodesV5); enode:// ones have a key, enough to handshake
+            v5cfg = replace(cfg.discovery_v5_config or DiscoveryV5Config(), bootnodes=list(cfg.bootnodes))
+            if cfg.discovery_v4:
+                dcfg = replace(cfg.discovery or DiscoveryConfig(), bootnodes=list(cfg.bootnodes))
+                self.discovery = UDPv4(self.key, db=self._db, config=dcfg, tcp_port=self.port)
+                self.local = self.discovery.local
+            else:
+                self.discovery_v5 = UDPv5(self.key, db=self._db, config=v5cfg, tcp_port=self.port)
+                self.local = self.discovery_v5.local
             if ext_ip is not None:
                 self.local.set_static_ip(ext_ip)
             try:
-                await self.discovery.start(udp_host or "0.0.0.0", udp_port)
+                if self.discovery is not None:
+                    await self.discovery.start(udp_host or "0.0.0.0", udp_port)
+                    if cfg.discovery_v5:  # one socket: discv4 hands on what it cannot parse
+                        self.discovery_v5 = UDPv5(self.key, local=self.local, db=self._db, config=v5cfg)
+                        self.discovery_v5.attach(self.discovery)
+                elif self.discovery_v5 is not None:
+                    await self.discovery_v5.start(udp_host or "0.0.0.0", udp_port)
             except OSError as exc:
                 where = join_host_port(udp_host, udp_port)
                 raise ServerError(f"could not listen on {where} (UDP): {exc.strerror or exc}") from None
@@ -257,6 +280,8 @@ class Server:
         self._loops.clear()
         for conn in list(self._pending):
             conn.abort()
+        if self.discovery_v5 is not None:
+            await self.discovery_v5.close()
         if self.discovery is not None:
             await self.discovery.close()
         for entry in list(self._conns.values()):
@@ -528,8 +553,8 @@ class Server:
 
     async def _refuse(self, conn: Connection, reason: DiscReason) -> None:
         """Tell the remote why before closing, as geth's transport close(err) does."""
-        log.debug("Rejected peer addr=%s id=%s reason=%r", conn.remote_address,
-                  conn.remote_id.hex()[:16] if conn.remote_id else "?", reason.description)
+        log.debug("Rejected peer", extra=kv(addr=conn.remote_address, id=conn.remote_id.hex()[:16] if conn.remote_id
+                                            else "?", reason=reason.description))
         try:
             await conn.write_message(DISCONNECT, reason.encode_payload(), timeout=DISC_WRITE_TIMEOUT)
         except EthnodeError:
@@ -567,9 +592,11 @@ class Server:
                 self._sched.inbound_completed(node_id)
             self._sched.peer_added(node_id, entry.flags)
         peer = entry.peer
-        log.debug("Adding p2p peer peercount=%d id=%s conn=%s addr=%s name=%r", self.peer_count(),
-                  peer.remote_id.hex()[:16], entry.flags.describe(), peer.conn.remote_address, peer.client_id)
-        self._post(PeerEvent(PeerEventType.ADD, peer.remote_id, peer.conn.remote_address, peer.inbound))
+        log.debug("Adding p2p peer", extra=kv(peercount=self.peer_count(), id=peer.remote_id.hex()[:16],
+                                              conn=entry.flags.describe(), addr=peer.conn.remote_address,
+                                              name=peer.client_id))
+        self._post(PeerEvent(PeerEventType.ADD, peer.remote_id, peer.conn.remote_address, peer.inbound,
+                             client_id=peer.client_id, caps=_caps(peer)))
         if entry.outcome is not None and not entry.outcome.done():
             entry.outcome.set_result(True)
         self._wake.set()
@@ -590,7 +617,7 @@ class Server:
         if entry.ready:
             peer = entry.peer
             self._post(PeerEvent(PeerEventType.DROP, peer.remote_id, peer.conn.remote_address, peer.inbound,
-                                 reason, peer.remote_requested))
+                                 reason, peer.remote_requested, peer.client_id, _caps(peer)))
 
     def _post(self, event: PeerEvent) -> None:
         if self.bus is not None:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from ethnode.logctx import kv
 from ethnode.rpc.subscription import is_subscription, subscription_key
 
 log = logging.getLogger("ethnode.rpc")
@@ -65,7 +66,7 @@ def collect_methods(apis: Iterable[API], modules: Sequence[str]) -> dict[str, Ca
     available = sorted({a.namespace for a in apis})
     unavailable = [m for m in modules if m not in available]
     if unavailable:
-        log.error("Unavailable modules in HTTP API list unavailable=%s available=%s", unavailable, available)
+        log.error("Unavailable modules in HTTP API list", extra=kv(unavailable=unavailable, available=available))
     allowed = set(modules)
     methods: dict[str, Callable[..., Any]] = {}
     for api in apis:

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ethnode.logctx import kv
 from ethnode.rpc.jsonrpc import SERVER_ERROR, Dispatcher, RPCError, encode_notification
 from ethnode.rpc.subscription import Feed, new_id
 
@@ -186,8 +187,8 @@ class RPCConnection:
         if self._aborted:
             return
         if reason is not None:
-            log.warning("RPC connection dropped transport=%s remote=%s reason=%r queued=%d", self.name,
-                        self.remote, reason, len(self._queue))
+            log.warning("RPC connection dropped", extra=kv(transport=self.name, remote=self.remote, reason=reason,
+                                                          queued=len(self._queue)))
         self.closed = self._aborted = True
         self._queue.clear()
         self._queued_bytes = 0

@@ -258,7 +258,7 @@ impl FrameCodec {
             let ptype = &ptype[..plen];
             PyBytes::new_with(py, total, |out| {
                 if fsize > RELEASE_GIL_ABOVE {
-                    py.allow_threads(|| egress.seal(ptype, data, out));
+                    py.detach(|| egress.seal(ptype, data, out));
                 } else {
                     egress.seal(ptype, data, out);
                 }
@@ -316,7 +316,7 @@ impl FrameCodec {
             }
             let (ciphertext, mac) = body.split_at(padded);
             let ok = if padded > RELEASE_GIL_ABOVE {
-                py.allow_threads(|| ingress.check_body_mac(ciphertext, mac))
+                py.detach(|| ingress.check_body_mac(ciphertext, mac))
             } else {
                 ingress.check_body_mac(ciphertext, mac)
             };

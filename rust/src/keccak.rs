@@ -381,7 +381,7 @@ fn keccak_f1600_run(py: Python<'_>, count: u64, implementation: Option<&str>) ->
                 .permute
         }
     };
-    Ok(py.allow_threads(|| {
+    Ok(py.detach(|| {
         let mut state = [0u64; 25];
         for _ in 0..count {
             permute(std::hint::black_box(&mut state));

@@ -6,6 +6,7 @@
 use pyo3::prelude::*;
 
 mod buffers;
+mod discv5;
 mod ecies;
 mod evm;
 mod frame;
@@ -13,6 +14,7 @@ mod handshake;
 mod keccak;
 mod knowncache;
 mod secp;
+mod snapwalk;
 
 /// The crate version, so `ethnode-fast version` can tell a stale build from a fresh one.
 #[pyfunction]
@@ -24,10 +26,12 @@ fn version() -> &'static str {
 fn _rust(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
     ecies::register(m)?;
+    discv5::register(m)?;
     evm::register(m)?;
     frame::register(m)?;
     handshake::register(m)?;
     keccak::register(m)?;
     knowncache::register(m)?;
+    snapwalk::register(m)?;
     Ok(())
 }

@@ -16,6 +16,7 @@ use secp256k1_sys::recovery as rec;
 
 pub(crate) const SECRET_LEN: usize = 32;
 pub(crate) const UNCOMPRESSED_LEN: usize = 65;
+pub(crate) const COMPRESSED_LEN: usize = 33;
 
 struct Context(NonNull<ffi::Context>);
 
@@ -141,6 +142,32 @@ impl Point {
             (rec::secp256k1_ecdsa_recover(ctx(), &mut point, &sig, hash.as_ptr()) == 1)
                 .then_some(Point(point))
         }
+    }
+
+    /// secret * self as a point (ECDH that keeps the y parity, as discv5 needs). A checked
+    /// secret times a valid point is never the point at infinity (the group order is prime).
+    pub(crate) fn mul(&self, secret: &Secret) -> Point {
+        let mut product = *self;
+        unsafe {
+            let ok = ffi::secp256k1_ec_pubkey_tweak_mul(ctx(), &mut product.0, secret.0.as_ptr());
+            assert_eq!(ok, 1, "a checked secret times a valid point is a valid point");
+        }
+        product
+    }
+
+    pub(crate) fn serialize_compressed(&self) -> [u8; COMPRESSED_LEN] {
+        let mut out = [0u8; COMPRESSED_LEN];
+        let mut len = COMPRESSED_LEN;
+        unsafe {
+            ffi::secp256k1_ec_pubkey_serialize(
+                ctx(),
+                out.as_mut_ptr(),
+                &mut len,
+                &self.0,
+                ffi::SECP256K1_SER_COMPRESSED,
+            );
+        }
+        out
     }
 
     pub(crate) fn serialize_uncompressed(&self) -> [u8; UNCOMPRESSED_LEN] {

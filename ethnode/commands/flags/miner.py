@@ -31,6 +31,7 @@ from ethnode.crypto.keys import PrivateKey, load_private_key
 from ethnode.eth.catalyst.service import AuthRPCConfig, DevBeaconService
 from ethnode.eth.service import EthereumService
 from ethnode.event import EventSink
+from ethnode.logctx import kv
 from ethnode.miner.builder import DEFAULT_GAS_CEIL, DEFAULT_MIN_TIP, MAX_VANITY, MinerConfig
 from ethnode.miner.dev import DEV_GAS_LIMIT, DevChain, DevError, parse_key, prepare_dev_chain
 from ethnode.miner.service import MinerService
@@ -53,18 +54,20 @@ _MINING_ONLY = (("miner_key", "--miner.key", None), ("miner_gaslimit", "--miner.
                 ("miner_gasprice", "--miner.gasprice", DEFAULT_MIN_TIP), ("miner_extradata", "--miner.extradata", None))
 
 
-def flags_without_their_mode(args: argparse.Namespace) -> str | None:
-    """Why flags given would be ignored (``--dev.*`` without ``--dev``, ``--miner.*`` without
-    ``--mine``/``--dev``), or None: a flag that silently does nothing misleads more than a refusal."""
+def flags_without_their_mode(args: argparse.Namespace) -> list[str]:
+    """WARN lines for flags given without the mode they belong to (``--dev.*`` without ``--dev``,
+    ``--miner.*`` without ``--mine``/``--dev``): a flag that silently does nothing misleads, and geth
+    says so the same way ("--metrics.port specified without --metrics.addr, ...")."""
+    lines = []
     if not args.dev:
         given = [flag for dest, flag, default in _DEV_ONLY if getattr(args, dest) != default]
         if given:
-            return f"{', '.join(given)} only {'applies' if len(given) == 1 else 'apply'} with --dev"
+            lines.append(f"{', '.join(given)} specified without --dev, developer chain settings are ignored")
     if not (args.dev or args.mine):
         given = [flag for dest, flag, default in _MINING_ONLY if getattr(args, dest) != default]
         if given:
-            return f"{', '.join(given)} only {'applies' if len(given) == 1 else 'apply'} with --mine or --dev"
-    return None
+            lines.append(f"{', '.join(given)} specified without --mine or --dev, miner settings are ignored")
+    return lines
 
 
 def add_miner_flags(parser: argparse.ArgumentParser) -> None:
@@ -106,21 +109,20 @@ def prepare_dev(args: argparse.Namespace, datadir: str | None, events: EventSink
                             genesis_out=args.dev_genesis_out, events=events, clique=args.dev_clique)
     args.http = True
     where = "in memory" if dev.datadir is None else str(dev.datadir)
-    log.info("Using developer account address=0x%s key=0x%s", dev.address.hex(), dev.key.to_hex())
+    log.info("Using developer account", extra=kv(address=dev.address, key="0x" + dev.key.to_hex()))
     if dev.clique:
-        log.info("Developer chain %s chain_id=%s consensus=clique period=%d signer=0x%s", where,
-                 dev.genesis_json["config"]["chainId"], dev.period, dev.address.hex())
+        log.info("Developer chain", extra=kv(where=where, chain_id=dev.genesis_json["config"]["chainId"],
+                                             consensus="clique", period=dev.period, signer=dev.address))
     else:
         config = dev.genesis_json["config"]
         fork = "osaka" if "osakaTime" in config else "prague"
-        log.info("Developer chain %s chain_id=%s consensus=proof-of-stake fork=%s period=%d faucet=0x%s", where,
-                 config["chainId"], fork, dev.period, dev.address.hex())
+        log.info("Developer chain", extra=kv(where=where, chain_id=config["chainId"], consensus="proof-of-stake",
+                                             fork=fork, period=dev.period, faucet=dev.address))
     for path in dev.genesis_files:
-        if dev.clique:
-            log.info("Dev genesis written path=%s (followers: ethnode-fast init %s, then run --bootnodes "
-                     "<this enode>)", path, path)
+        if dev.clique:  # followers: ethnode-fast init PATH, then run --bootnodes <this enode>
+            log.info("Dev genesis written", extra=kv(path=str(path), follow=f"ethnode-fast init {path}"))
         else:
-            log.info("Dev genesis written path=%s", path)
+            log.info("Dev genesis written", extra=kv(path=str(path)))
     return dev
 
 

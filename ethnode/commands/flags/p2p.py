@@ -7,6 +7,8 @@
     --maxpeers N         maximum number of network peers (default 50)
     --maxpendpeers N     maximum number of pending connection attempts (default 0: 50)
     --nodiscover         disable peer discovery
+    --discovery.v4[=B]   enable discv4 (default true; alias --discv4)
+    --discovery.v5[=B]   enable discv5 on the same UDP port (default true; alias --discv5)
     --netrestrict CIDRS  restrict network communication to these IP networks
     --nat SPEC           NAT port mapping: none, extip:IP, any, upnp, pmp (default any)
 
@@ -21,7 +23,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import replace
 
-from ethnode.commands.flags.validators import non_negative_int
+from ethnode.commands.flags.validators import boolean, non_negative_int
 from ethnode.crypto.keys import PrivateKey
 from ethnode.event import EventBus
 from ethnode.node.config import NodeConfig
@@ -45,6 +47,11 @@ def add_p2p_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--maxpendpeers", type=non_negative_int, metavar="N",
                         help="maximum number of pending connection attempts (default 0: 50)")
     parser.add_argument("--nodiscover", action="store_true", help="disable peer discovery")
+    for version in ("v4", "v5"):
+        parser.add_argument(f"--discovery.{version}", f"--disc{version}", dest=f"discovery_{version}", nargs="?",
+                            const=True, type=boolean, metavar="BOOL",
+                            help=f"enables the {version.upper()} discovery mechanism (default true; "
+                            f"--discovery.{version}=false turns it off)")
     parser.add_argument("--netrestrict", metavar="CIDRS",
                         help="restricts network communication to these IP networks")
     parser.add_argument("--nat", metavar="SPEC",

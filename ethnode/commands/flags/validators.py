@@ -37,9 +37,22 @@ def port(text: str) -> int:
     return value
 
 
+_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+def boolean(text: str) -> bool:
+    """A boolean flag's value as Go's strconv.ParseBool reads it (``--discovery.v4=false``)."""
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value {text!r}")
+
+
 def split_and_trim(text: str) -> list[str]:
     """``" a, b,,c "`` -> ["a", "b", "c"]: geth's SplitAndTrim for comma-separated list flags."""
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-__all__ = ["integer", "non_negative_int", "port", "split_and_trim"]
+__all__ = ["integer", "non_negative_int", "port", "boolean", "split_and_trim"]

@@ -2,11 +2,11 @@
 
 Without proof checks a peer could fill our pool (and, relayed, other pools) with blobs
 that do not match their commitments; geth verifies every proof before pooling. ckzg
-needs the Ethereum KZG ceremony's trusted setup, which its wheel does not ship. It is
-read from ``$ETHNODE_KZG_TRUSTED_SETUP`` (geth's ``trusted_setup.json`` or c-kzg's text
-format), else from a go-ethereum checkout in the Go module cache
-(``crypto/kzg4844/trusted_setup.json``). With neither, or without ckzg, ``default_verifier``
-returns None and the pool reports KZG proofs as unchecked (see ``TxPool.unchecked``).
+needs the Ethereum KZG ceremony's trusted setup, which its wheel does not ship, so ethnode
+ships it as geth embeds it: ``trusted_setup.txt.gz`` beside this module is geth v1.17.10's
+``crypto/kzg4844/trusted_setup.json`` in c-kzg's text format. ``$ETHNODE_KZG_TRUSTED_SETUP``
+(geth's JSON or c-kzg's text format) replaces it. Without ckzg, ``default_verifier`` returns
+None and the pool reports KZG proofs as unchecked (see ``TxPool.unchecked``).
 
 Loading the setup takes about 2 s: a service may call ``default_verifier()`` at start-up
 (in a thread) so the first blob tx does not stall the event loop.
@@ -14,11 +14,10 @@ Loading the setup takes about 2 s: a service may call ``default_verifier()`` at 
 
 from __future__ import annotations
 
-import glob
+import gzip
 import json
 import logging
 import os
-import re
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from ethnode.core.txpool.errors import KZGVerificationError
 log = logging.getLogger("ethnode.core.txpool")
 
 TRUSTED_SETUP_ENV = "ETHNODE_KZG_TRUSTED_SETUP"
+BUNDLED_SETUP = Path(__file__).with_name("trusted_setup.txt.gz")
 CELLS_PER_EXT_BLOB = 128  # EIP-7594: a blob extends to 128 cells, each with its own proof
 
 _lock = threading.Lock()
@@ -45,10 +45,13 @@ class KzgVerifier:
 
         self._ckzg: Any = ckzg
         path = Path(setup_path)
-        if path.suffix == ".json":
+        if path.suffix in (".json", ".gz"):  # ckzg reads only its text format, from a file
             with tempfile.TemporaryDirectory() as tmp:
                 text = Path(tmp) / "trusted_setup.txt"
-                text.write_text(_json_setup_to_text(path))
+                if path.suffix == ".gz":
+                    text.write_bytes(gzip.decompress(path.read_bytes()))
+                else:
+                    text.write_text(_json_setup_to_text(path))
                 self._setup = ckzg.load_trusted_setup(str(text), 0)
         else:
             self._setup = ckzg.load_trusted_setup(str(path), 0)
@@ -81,6 +84,47 @@ class KzgVerifier:
             raise KZGVerificationError("invalid cell proofs")
 
 
+    def verify_cells(
+        self, cells: Sequence[bytes], commitments: Sequence[bytes], proofs: Sequence[bytes], indices: Sequence[int]
+    ) -> None:
+        """Cells of ``indices`` of every blob, blob-major, against all of the tx's cell proofs
+        (geth ``validateCellsOsaka``: the proofs of the indices picked out, one batch check)."""
+        per_blob = len(indices)
+        if per_blob == 0 or len(cells) != per_blob * len(commitments):
+            raise KZGVerificationError(f"{len(cells)} cells for {len(commitments)} blobs of {per_blob} indices")
+        if len(proofs) != CELLS_PER_EXT_BLOB * len(commitments):
+            raise KZGVerificationError(f"{len(proofs)} cell proofs for {len(commitments)} blobs")
+        cell_commitments: list[bytes] = []
+        cell_indices: list[int] = []
+        cell_proofs: list[bytes] = []
+        for b, commitment in enumerate(commitments):
+            cell_commitments.extend([commitment] * per_blob)
+            cell_indices.extend(indices)
+            cell_proofs.extend(proofs[b * CELLS_PER_EXT_BLOB + i] for i in indices)
+        try:
+            ok = self._ckzg.verify_cell_kzg_proof_batch(cell_commitments, cell_indices, list(cells), cell_proofs,
+                                                        self._setup)
+        except (RuntimeError, ValueError) as exc:
+            raise KZGVerificationError(f"invalid cells: {exc}") from None
+        if not ok:
+            raise KZGVerificationError("invalid cell proofs")
+
+    def compute_cells(self, blob: bytes) -> list[bytes]:
+        """The blob's 128 extended cells (what GetCells serves from a whole blob)."""
+        return list(self._ckzg.compute_cells(blob, self._setup))
+
+    def recover_blob(self, cells: Sequence[bytes], indices: Sequence[int]) -> bytes:
+        """The blob from at least 64 of its cells (geth ``kzg4844.RecoverBlobs``): the first 64
+        extended cells are the blob itself, anything else is recovered first."""
+        if list(indices[:64]) == list(range(64)):
+            return b"".join(cells[:64])
+        try:
+            full, _ = self._ckzg.recover_cells_and_kzg_proofs(list(indices), list(cells), self._setup)
+        except (RuntimeError, ValueError) as exc:
+            raise KZGVerificationError(f"cannot recover blob: {exc}") from None
+        return b"".join(full[:64])
+
+
 def _json_setup_to_text(path: Path) -> str:
     """geth's JSON setup in c-kzg's text layout: counts, G1 Lagrange, G2 monomial, G1 monomial."""
     data = json.loads(path.read_text())
@@ -91,23 +135,11 @@ def _json_setup_to_text(path: Path) -> str:
 
 
 def find_trusted_setup() -> Path | None:
-    """The setup named by the environment, else the newest go-ethereum in the Go module cache."""
+    """The setup named by the environment (None if that file is missing), else the bundled one."""
     env = os.environ.get(TRUSTED_SETUP_ENV)
     if env:
         return Path(env) if Path(env).is_file() else None
-    modcache = os.environ.get("GOMODCACHE") or os.path.join(
-        os.environ.get("GOPATH") or os.path.expanduser("~/go"), "pkg", "mod"
-    )
-    pattern = os.path.join(modcache, "github.com", "ethereum", "go-ethereum@*", "crypto", "kzg4844",
-                           "trusted_setup.json")
-    found = sorted(glob.glob(pattern), key=_module_version)
-    return Path(found[-1]) if found else None
-
-
-def _module_version(path: str) -> tuple[int, ...]:
-    """v1.17.10 after v1.17.8: module versions compare by number, not as strings."""
-    match = re.search(r"go-ethereum@v(\d+)\.(\d+)\.(\d+)", path)
-    return tuple(int(x) for x in match.groups()) if match else (0, 0, 0)
+    return BUNDLED_SETUP if BUNDLED_SETUP.is_file() else None
 
 
 def default_verifier() -> KzgVerifier | None:
@@ -133,4 +165,4 @@ def default_verifier() -> KzgVerifier | None:
         return _default
 
 
-__all__ = ["KzgVerifier", "default_verifier", "find_trusted_setup", "TRUSTED_SETUP_ENV"]
+__all__ = ["BUNDLED_SETUP", "KzgVerifier", "default_verifier", "find_trusted_setup", "TRUSTED_SETUP_ENV"]

@@ -39,9 +39,11 @@ from ethnode.core.txpool.blobpool import BlobLane
 from ethnode.core.txpool.config import BLOB_TX_MAX_SIZE, MAX_BLOBS_PER_TX, TX_MAX_SIZE, TX_SLOT_SIZE, TxPoolConfig
 from ethnode.core.txpool.kzg import KzgVerifier, default_verifier, find_trusted_setup
 from ethnode.core.txpool.list import PoolTx, PricedList, TxList
+from ethnode.core.txpool.sparse import SparseBlobServing
 from ethnode.core.txpool.state import BALANCE_UNCHECKED, NONCE_UNCHECKED, StateReader, UnknownState
 from ethnode.core.txpool.validation import ValidationOptions, validate_transaction
 from ethnode.core.types.block import Block
+from ethnode.core.types.cells import CELL_SIZE, BlobTxWithCells
 from ethnode.core.types.header import Header
 from ethnode.core.types.signer import latest_signer
 from ethnode.core.types.transaction import BLOB_TX_TYPE, BlobTxWithSidecar, Transaction, TransactionError
@@ -59,7 +61,7 @@ ALWAYS_UNCHECKED = (
 )
 
 Source = Literal["pooled", "broadcast"]
-AnyTx = Transaction | BlobTxWithSidecar
+AnyTx = Transaction | BlobTxWithSidecar  # BlobTxWithCells is one too (eth/72 custody cells)
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def num_slots(size: int) -> int:
     return (size + TX_SLOT_SIZE - 1) // TX_SLOT_SIZE
 
 
-class TxPool:
+class TxPool(SparseBlobServing):
     """geth's TxPool over a ``BlockChain`` (anything with ``config`` and ``current_block``).
 
     ``chain`` may also offer ``get_block(hash, number)`` (reorg handling in ``set_head``) and
@@ -113,6 +115,7 @@ class TxPool:
         self._priced = PricedList(self._is_priced_live, self._all.values)
         self._priced.base_fee = self._pending_base_fee
         self._blob = BlobLane(self.config)
+        self._cells: dict[bytes, list[list[bytes]]] = {}  # tx hash -> each blob's 128 cells (insertion order)
         self._chain_nonces: OrderedDict[bytes, int] = OrderedDict()
         # Unknown state only: the lowest nonce seen for an account while it has txs pooled.
         # A dropped low tx (gas limit, eviction) keeps its successors queued, not pending.
@@ -175,7 +178,7 @@ class TxPool:
         out: list[tuple[bytes, tuple[bytes, ...], int] | None] = [None] * len(versioned_hashes)
         for ptx in self._blob.all.values():
             sidecar = getattr(ptx.tx, "sidecar", None)
-            if sidecar is None:
+            if sidecar is None or isinstance(ptx.tx, BlobTxWithCells):  # custody cells only: no blob to give
                 continue
             hashes = ptx.tx.tx.blob_hashes  # type: ignore[union-attr]
             per_blob = len(sidecar.proofs) // max(1, len(sidecar.blobs))
@@ -291,7 +294,9 @@ class TxPool:
         tx_hash = inner.hash
         if self.has(tx_hash):
             raise errors.AlreadyKnownError()
-        if isinstance(tx, BlobTxWithSidecar):
+        if isinstance(tx, BlobTxWithCells):  # eth/72 custody cells: accounted with the cells held
+            sidecar, size = tx.sidecar, len(tx.network_encoding()) + CELL_SIZE * len(tx.sidecar.cells)
+        elif isinstance(tx, BlobTxWithSidecar):
             sidecar, size = tx.sidecar, len(tx.network_encoding())
         else:
             sidecar, size = None, len(tx.canonical)

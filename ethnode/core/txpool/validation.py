@@ -14,6 +14,7 @@ from ethnode.core.txpool import errors
 from ethnode.core.txpool.config import MAX_BLOBS_PER_TX
 from ethnode.core.txpool.intrinsic import MAX_INIT_CODE_SIZE, MAX_TX_GAS, floor_data_gas, intrinsic_gas
 from ethnode.core.txpool.kzg import KzgVerifier
+from ethnode.core.types.cells import CellSidecar
 from ethnode.core.types.header import Header
 from ethnode.core.types.signer import Signer
 from ethnode.core.types.transaction import (
@@ -57,7 +58,8 @@ def validate_transaction(
     signer: Signer,
     opts: ValidationOptions,
     *,
-    sidecar: BlobTxSidecar | None = None,
+    sidecar: BlobTxSidecar | CellSidecar | None = None,
+    blobless: bool = False,
 ) -> bytes:
     """Raise a ``TxPoolError`` if ``tx`` breaks a rule at ``head``; return its sender."""
     tx_type = tx.type
@@ -126,14 +128,24 @@ def validate_transaction(
     if tip_cap < opts.min_tip:
         raise errors.TxGasPriceTooLowError(f"gas tip cap {tip_cap}, minimum needed {opts.min_tip}")
     if tx_type == BLOB_TX_TYPE:
-        validate_blob_tx(tx, sidecar, osaka=config.is_osaka(number, time), kzg=opts.kzg)
+        validate_blob_tx(tx, sidecar, osaka=config.is_osaka(number, time), kzg=opts.kzg, blobless=blobless)
     elif tx_type == SET_CODE_TX_TYPE and not auths:
         raise errors.InvalidTransactionError("set code tx must have at least one authorization tuple")
     return sender
 
 
-def validate_blob_tx(tx: Transaction, sidecar: BlobTxSidecar | None, *, osaka: bool, kzg: KzgVerifier | None) -> None:
+def validate_blob_tx(
+    tx: Transaction,
+    sidecar: BlobTxSidecar | CellSidecar | None,
+    *,
+    osaka: bool,
+    kzg: KzgVerifier | None,
+    blobless: bool = False,
+) -> None:
     """geth validateBlobSidecar: sidecar present and of an accepted version, counts, hashes, proofs.
+
+    ``blobless``: an eth/72 tx without its blobs (geth ValidateTxBasics): everything but
+    the blobs and the proofs, which are checked once its cells arrive.
 
     geth 1.17 takes only cell-proof sidecars (version 1, EIP-7594) whatever the fork, and
     its peers send nothing else. We take version 1 at every fork too, and additionally the
@@ -154,9 +166,19 @@ def validate_blob_tx(tx: Transaction, sidecar: BlobTxSidecar | None, *, osaka: b
         raise errors.BlobSidecarError(
             f"too many blobs in transaction: have {len(hashes)}, permitted {MAX_BLOBS_PER_TX}"
         )
-    if len(sidecar.blobs) != len(hashes):
+    cell_form = isinstance(sidecar, CellSidecar)
+    if cell_form and sidecar.version != 1:
+        raise errors.BlobSidecarError(f"unexpected sidecar version, want: 1, got: {sidecar.version}")
+    per_blob = sidecar.custody.bit_count() if cell_form else 0
+    if cell_form:
+        blob_count = len(sidecar.cells) // per_blob if per_blob else 0
+    else:
+        blob_count = len(hashes) if blobless else len(sidecar.blobs)
+    if cell_form and (blob_count == 0 or blob_count * per_blob != len(sidecar.cells)):
+        raise errors.BlobSidecarError("blobless blob transaction")
+    if blob_count != len(hashes):
         raise errors.BlobSidecarError(
-            f"invalid number of {len(sidecar.blobs)} blobs compared to {len(hashes)} blob hashes"
+            f"invalid number of {blob_count} blobs compared to {len(hashes)} blob hashes"
         )
     if len(sidecar.commitments) != len(hashes):
         raise errors.BlobSidecarError(
@@ -171,9 +193,11 @@ def validate_blob_tx(tx: Transaction, sidecar: BlobTxSidecar | None, *, osaka: b
     want_proofs = len(hashes) * (CELL_PROOFS_PER_BLOB if sidecar.version == 1 else 1)
     if len(sidecar.proofs) != want_proofs:
         raise errors.BlobSidecarError(f"invalid number of {len(sidecar.proofs)} blob proofs expected {want_proofs}")
-    if kzg is None:
+    if kzg is None or blobless:
         return
-    if sidecar.version == 1:
+    if cell_form:
+        kzg.verify_cells(sidecar.cells, sidecar.commitments, sidecar.proofs, sidecar.indices)
+    elif sidecar.version == 1:
         kzg.verify_cell_proofs(sidecar.blobs, sidecar.commitments, sidecar.proofs)
     else:
         kzg.verify_blob_proofs(sidecar.blobs, sidecar.commitments, sidecar.proofs)

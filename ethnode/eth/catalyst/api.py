@@ -24,10 +24,12 @@ from ethnode.core.errors import ChainError, InvalidBlockError, UnknownBlockError
 from ethnode.core.execution import ExecutionError
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.types.block import Block
+from ethnode.core.types.custody import CUSTODY_BITMAP_SIZE, custody_from_bytes
 from ethnode.core.types.header import Header
 from ethnode.eth.catalyst.forks import latest_fork
 from ethnode.eth.catalyst.getpayload import GetPayloadMixin, required
 from ethnode.eth.catalyst.payload import ExecutionPayload, PayloadError, decode_withdrawals, payload_to_block
+from ethnode.logctx import kv
 from ethnode.miner.payload_building import BuildPayloadArgs, PayloadBuilder, PayloadBuildError
 from ethnode.rpc.hexutil import HexError, data, decode_data, decode_fixed, decode_quantity
 from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError
@@ -132,6 +134,15 @@ class PayloadAttributes:
         self.target_gas_limit: int | None = None if target is None else _arg(1, decode_quantity, target, 64)
 
 
+def _custody_arg(value: Any) -> int:
+    """fcuV4's third argument, a 16-byte custody bitmap as hex (geth CustodyBitmap.UnmarshalText)."""
+    raw = _arg(2, decode_data, value)
+    if len(raw) != CUSTODY_BITMAP_SIZE:
+        raise RPCError(INVALID_PARAMS, f"invalid argument 2: custody bitmap: invalid length {len(raw)}, "
+                                       f"want {CUSTODY_BITMAP_SIZE}")
+    return custody_from_bytes(raw)
+
+
 class EngineAPI(GetPayloadMixin):
     """The methods, over a ``BlockChain`` (and a pool for payload building and getBlobs)."""
 
@@ -140,6 +151,7 @@ class EngineAPI(GetPayloadMixin):
         self.txpool = txpool
         self.builder = builder or PayloadBuilder(chain, txpool)
         self.on_unknown_head: Callable[[bytes], None] | None = None  # the downloader's sync_to
+        self.on_custody: Callable[[int], None] | None = None  # the eth handler's update_custody
         self._remote: dict[bytes, Header] = {}  # payloads seen but not imported (parent or state missing)
         self._invalid_tipsets: dict[bytes, Header] = {}  # descendant hash -> first bad ancestor
         self._invalid_hits: dict[bytes, int] = {}
@@ -277,8 +289,8 @@ class EngineAPI(GetPayloadMixin):
         try:
             block = payload_to_block(payload, hashes, beacon_root, requests)
         except PayloadError as exc:
-            log.warning("Invalid NewPayload params number=%d hash=0x%s error=%s",
-                        payload.number, payload.block_hash.hex(), exc)
+            log.warning("Invalid NewPayload params", extra=kv(number=payload.number, hash=payload.block_hash,
+                                                              error=exc))
             return payload_status(INVALID, None, str(exc))
         known = chain.get_block_by_hash(block.hash)
         if known is not None:
@@ -303,13 +315,13 @@ class EngineAPI(GetPayloadMixin):
             chain.insert_chain([block], set_head=False)
         except InvalidBlockError as exc:
             reason = str(exc.cause)
-            log.warning("NewPayload: inserting block failed error=%s", reason)
+            log.warning("NewPayload: inserting block failed", extra=kv(error=reason))
             self._invalid_hits[block.hash] = 1
             self._invalid_tipsets[block.hash] = block.header
             return payload_status(INVALID, self._latest_valid(parent.header), _validation_error(exc))
         except ExecutionError as exc:  # our state is incomplete: not the payload's fault
             self._remote[block.hash] = block.header
-            log.warning("NewPayload: cannot execute error=%s", exc)
+            log.warning("NewPayload: cannot execute", extra=kv(error=exc))
             return payload_status(ACCEPTED)
         return payload_status(VALID, block.hash)
 
@@ -399,6 +411,10 @@ class EngineAPI(GetPayloadMixin):
                 raise attributes_error("missing slot number")
             if not self.check_fork(attrs.timestamp, "amsterdam", "bpo3", "bpo4", "bpo5", "bogota"):
                 raise unsupported_fork("fcuV4 must only be called for amsterdam payloads")
+        if custody_columns is not None:
+            custody = _custody_arg(custody_columns)
+            if self.on_custody is not None:
+                self.on_custody(custody)  # the cells eth/72 fetches of blob txs (geth BlobFetcher.UpdateCustody)
         return self._forkchoice_updated(state, attrs, 4)
 
     def _forkchoice_updated(self, state: Any, attrs: PayloadAttributes | None, version: int) -> dict[str, Any]:
@@ -452,7 +468,7 @@ class EngineAPI(GetPayloadMixin):
         try:
             payload = self.builder.build(args)
         except (PayloadBuildError, ExecutionError, ChainError) as exc:
-            log.error("Failed to build payload err=%s", exc)
+            log.error("Failed to build payload", extra=kv(err=exc))
             raise attributes_error(str(exc)) from None
         return _fcu_response(valid, payload.id)
 

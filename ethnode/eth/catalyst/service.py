@@ -56,6 +56,9 @@ class CatalystService:
         eth = ctx.service(EthereumService)
         self.api = EngineAPI(eth.chain, getattr(eth, "txpool", None))
         self.api.on_unknown_head = eth.downloader.sync_to  # a forkchoice naming a head we lack
+        handler = getattr(eth, "handler", None)
+        if handler is not None:
+            self.api.on_custody = handler.update_custody
         self.server: RPCServer | None = None
 
     def protocols(self) -> list[object]:

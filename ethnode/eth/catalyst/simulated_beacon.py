@@ -27,6 +27,7 @@ from ethnode.eth.catalyst.api import EngineAPI, PayloadAttributes, payload_statu
 from ethnode.eth.catalyst.forks import latest_fork
 from ethnode.eth.catalyst.payload import ExecutionPayload, block_to_payload, decode_withdrawals, encode_withdrawal
 from ethnode.event import EventBus, Subscription
+from ethnode.logctx import kv
 from ethnode.rpc.hexutil import HexError, data, decode_fixed
 from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError, server_error
 
@@ -196,7 +197,7 @@ class SimulatedBeacon:
             self.seal()
             return True
         except Exception as exc:  # a failed block must not stop the dev chain; geth logs and goes on
-            log.warning("Error performing sealing work err=%s", exc)
+            log.warning("Error performing sealing work", extra=kv(err=exc))
             return False
 
 

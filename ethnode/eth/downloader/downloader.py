@@ -39,6 +39,7 @@ from ethnode.eth.downloader.headers import HeaderRequest, HeaderScheduler
 from ethnode.eth.downloader.rtt import RoundTrip
 from ethnode.eth.protocols.eth.peer import PeerDroppedError, RequestError, RequestTimeoutError
 from ethnode.eth.protocols.eth.protocol import ETH68
+from ethnode.logctx import kv
 from ethnode.p2p.disconnect import DiscReason
 
 log = logging.getLogger("ethnode.eth.downloader")
@@ -138,7 +139,7 @@ class Downloader:
             return
         self._banned.add(peer.id)
         self.drops += 1
-        log.warning("Dropping peer %r from sync: %s", peer, reason)
+        log.warning("Dropping peer from sync", extra=kv(peer=peer.id.hex()[:16], reason=reason))
         if self._drop_peer is not None:
             self._drop_peer(peer)
         else:
@@ -202,7 +203,7 @@ class Downloader:
                     await self._sync_with(master, head)
                     break
                 except MasterPeerError as exc:
-                    log.warning("Synchronisation with %r failed: %s", master, exc)
+                    log.warning("Synchronisation failed", extra=kv(peer=master.id.hex()[:16], err=exc))
                     if exc.drop:
                         self._drop(master, str(exc))
                 if head is not None:
@@ -216,8 +217,9 @@ class Downloader:
             last = self.chain.current_block
             self.last_sync = SyncStats(last.number - first, seconds, last.number)
             if last.number != first:
-                log.info("Sync finished: head #%d 0x%s, %d blocks in %.2f s (%.0f blocks/s)", last.number,
-                         last.hash.hex()[:12], last.number - first, seconds, self.last_sync.blocks_per_second)
+                log.info("Sync finished", extra=kv(("number", last.number), ("hash", last.hash),
+                                                   ("blocks", last.number - first), ("elapsed", f"{seconds:.2f}s"),
+                                                   ("blocks/s", round(self.last_sync.blocks_per_second))))
         return True
 
     def sync_to(self, head_hash: bytes) -> None:
@@ -231,7 +233,7 @@ class Downloader:
     async def _sync_to(self, head_hash: bytes) -> None:
         master, header = await self._find_holder(head_hash, set())
         if master is None:
-            log.info("No peer has the requested head 0x%s", head_hash.hex())
+            log.info("No peer has the requested head", extra=kv(hash=head_hash))
             return
         await self.synchronise(master, (header.number, header.hash))
 
@@ -299,8 +301,8 @@ class Downloader:
             except BadResponseError as exc:
                 raise MasterPeerError(exc.reason) from None
         assert search.number is not None and search.hash is not None
-        log.info("Synchronising with %r: common ancestor #%d, head #%d 0x%s", master, search.number, target_number,
-                 target_hash.hex()[:12])
+        log.info("Synchronising", extra=kv(peer=master.id.hex()[:16], ancestor=search.number, number=target_number,
+                                           hash=target_hash))
         await self._fetch(master, search.number, search.hash, target_number, target_hash)
 
     async def _fetch(self, master: Any, anchor: int, anchor_hash: bytes, target: int, target_hash: bytes) -> None:
@@ -420,7 +422,7 @@ class Downloader:
             self._drop(master, f"invalid chain: {exc}")
             raise MasterPeerError(f"invalid chain: {exc}", drop=False) from None
         except ExecutionError as exc:  # our node cannot execute (fork unsupported, state missing): not the peer's fault
-            log.error("Sync stopped: blocks cannot be executed here: %s", exc)
+            log.error("Sync stopped: blocks cannot be executed here", extra=kv(err=exc))
             raise MasterPeerError(f"import: {exc}", drop=False) from None
         for end in [n for n in self._suspects if n <= results[-1].block.number]:
             for liar in self._suspects.pop(end):  # the master's chain imported: they lied about it

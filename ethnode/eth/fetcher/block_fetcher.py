@@ -40,6 +40,7 @@ from ethnode.core.types.block import Block, body_mismatch, empty_body, has_empty
 from ethnode.errors import EthnodeError
 from ethnode.eth.protocols.eth.peer import RequestError
 from ethnode.eth.protocols.eth.protocol import BlockAnnouncement, BlockRange
+from ethnode.logctx import kv
 from ethnode.p2p.disconnect import DiscReason
 
 log = logging.getLogger("ethnode.eth.fetcher.block_fetcher")
@@ -295,7 +296,7 @@ class BlockFetcher:
         self._arm_timer()
 
     def _drop_peer(self, peer: Any, reason: str) -> None:
-        log.debug("Dropping peer %r from the block fetcher: %s", peer, reason)
+        log.debug("Dropping peer from the block fetcher", extra=kv(peer=peer, reason=reason))
         self.drop(peer)
         self.handler.remove_peer(peer, DiscReason.USELESS_PEER)
 
@@ -319,7 +320,7 @@ class BlockFetcher:
         try:
             headers = await peer.request_headers(block_hash, 1, timeout=self.fetch_timeout)
         except RequestError as exc:
-            log.debug("Block header fetch from %r failed: %s", peer, exc)
+            log.debug("Block header fetch failed", extra=kv(peer=peer, err=exc))
             return None
         if not headers:
             return None
@@ -335,7 +336,7 @@ class BlockFetcher:
         try:
             bodies = await peer.request_bodies([block_hash], timeout=self.fetch_timeout)
         except RequestError as exc:
-            log.debug("Block body fetch from %r failed: %s", peer, exc)
+            log.debug("Block body fetch failed", extra=kv(peer=peer, err=exc))
             return None
         if not bodies:
             return None
@@ -355,7 +356,7 @@ class BlockFetcher:
         try:
             headers = await peer.request_headers(latest_hash, gap, 0, True, timeout=self.fetch_timeout)
         except RequestError as exc:
-            log.debug("Range fetch from %r failed: %s", peer, exc)
+            log.debug("Range fetch failed", extra=kv(peer=peer, err=exc))
             return
         if not headers:
             return
@@ -374,7 +375,7 @@ class BlockFetcher:
             try:
                 got = await peer.request_bodies([h.hash for h in need], timeout=self.fetch_timeout)
             except RequestError as exc:
-                log.debug("Range body fetch from %r failed: %s", peer, exc)
+                log.debug("Range body fetch failed", extra=kv(peer=peer, err=exc))
                 return
             for header, body in zip(need, got, strict=False):
                 problem = body_mismatch(header, body)
@@ -425,7 +426,7 @@ class BlockFetcher:
             log.debug("Propagated block import failed: %s", exc)
             return
         except ExecutionError as exc:  # this node cannot execute it: keep the peer, say why once per block
-            log.warning("Propagated block #%d not imported: %s", block.number, exc)
+            log.warning("Propagated block not imported", extra=kv(number=block.number, hash=block.hash, err=exc))
             return
         self.imported += 1
         self.handler.broadcast_block(block, False)

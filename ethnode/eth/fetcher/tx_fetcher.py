@@ -30,10 +30,14 @@ from ethnode.core.txpool import (
     TxGasPriceTooLowError,
     UnderpricedError,
 )
-from ethnode.core.types.transaction import BlobTxWithSidecar
+from ethnode.core.txpool.blobbuffer import BlobBuffer
+from ethnode.core.types.cells import blobless_encoding
+from ethnode.core.types.transaction import BLOB_SIZE, BLOB_TX_TYPE, BlobTxWithSidecar
 from ethnode.eth.fetcher.tx_scheduler import DropPeer, Fetch, FetchTimings, TxFetchScheduler, TxMeta
 from ethnode.eth.protocols.eth.knowncache import KnownCache
 from ethnode.eth.protocols.eth.peer import TRACKER_TIMEOUT, EthPeer, RequestError, RequestTimeoutError
+from ethnode.eth.protocols.eth.protocol import ETH72
+from ethnode.logctx import kv
 from ethnode.p2p.disconnect import DiscReason
 
 log = logging.getLogger("ethnode.eth.fetcher.tx_scheduler")
@@ -46,10 +50,19 @@ _UNDERPRICED = (UnderpricedError, ReplaceUnderpricedError, TxGasPriceTooLowError
 _VIOLATIONS = (KZGVerificationError, BlobSidecarError)
 
 
+def blob_payload_size(blobs: int) -> int:
+    """The bytes eth/72 leaves out of a blob tx with ``blobs`` blobs (geth blobPayloadSize)."""
+    return blobs * (BLOB_SIZE + 4) + 4
+
+
 def tx_meta(tx: Any) -> TxMeta:
-    """The type and wire size of a delivered tx, as an announcement states them."""
+    """The type and wire size of a delivered tx, as an announcement states them; a blob tx's
+    with and without its blobs (an eth/72 delivery has none: the full size is geth's estimate)."""
     if isinstance(tx, BlobTxWithSidecar):
-        return TxMeta(tx.type, len(tx.network_encoding()))
+        sc = tx.sidecar
+        blobless = len(blobless_encoding(tx.tx, sc.version, sc.commitments, sc.proofs))
+        full = len(tx.network_encoding()) if sc.blobs else blobless + blob_payload_size(len(sc.commitments))
+        return TxMeta(tx.type, full, blobless)
     return TxMeta(tx.type, tx.size)
 
 
@@ -67,8 +80,10 @@ class TxFetcher:
         remove_peer: Callable[[EthPeer], None] | None = None,
         timings: FetchTimings | None = None,
         reply_timeout: float = TRACKER_TIMEOUT,
+        blob_buffer: BlobBuffer | None = None,
     ) -> None:
         self.txpool = txpool
+        self.blob_buffer = blob_buffer  # eth/72 blob txs arrive without blobs and wait there for their cells
         self.scheduler = TxFetchScheduler(timings)
         self._remove_peer = remove_peer or (lambda p: p.disconnect(DiscReason.USELESS_PEER))
         self.reply_timeout = reply_timeout
@@ -85,10 +100,14 @@ class TxFetcher:
 
     # --- the handler hook -----------------------------------------------------------------
 
-    def notify(self, peer: EthPeer, types: bytes, sizes: Sequence[int], hashes: Sequence[bytes]) -> None:
-        """NewPooledTransactionHashes: track what the pool lacks and may take (geth Notify)."""
+    def notify(self, peer: EthPeer, types: bytes, sizes: Sequence[int], hashes: Sequence[bytes]) -> list[bytes]:
+        """NewPooledTransactionHashes: track what the pool lacks and may take (geth Notify).
+
+        Returns the announced blob txs not known to be on chain, whose cells the blob
+        fetcher may want (it skips those whose blob data is already here).
+        """
         if self.closed:
-            return
+            return []
         self.counts["announced"] += len(hashes)
         has = self.txpool.has
         keep = None
@@ -97,17 +116,25 @@ class TxFetcher:
             unknown = self._onchain.filter_unknown(packed)  # one native call for the whole message
             if len(unknown) != len(packed):
                 keep = {unknown[i : i + 32] for i in range(0, len(unknown), 32)}
+        buffered = self.blob_buffer.has_tx if self.blob_buffer is not None else (lambda h: False)
         new_types = bytearray()
         new_sizes: list[int] = []
         new_hashes: list[bytes] = []
+        blob_hashes: list[bytes] = []
         for kind, size, tx_hash in zip(types, sizes, hashes, strict=True):
-            if has(tx_hash) or kind not in ACCEPTED_TX_TYPES or (keep is not None and tx_hash not in keep):
+            if kind not in ACCEPTED_TX_TYPES or (keep is not None and tx_hash not in keep):
+                continue
+            if kind == BLOB_TX_TYPE:
+                blob_hashes.append(tx_hash)
+            if has(tx_hash) or (kind == BLOB_TX_TYPE and buffered(tx_hash)):
                 continue
             new_types.append(kind)
             new_sizes.append(size)
             new_hashes.append(tx_hash)
         if new_hashes:
-            self._apply(self.scheduler.notify(peer, new_types, new_sizes, new_hashes, self._now()))
+            sparse = getattr(peer, "version", 0) >= ETH72
+            self._apply(self.scheduler.notify(peer, new_types, new_sizes, new_hashes, self._now(), sparse=sparse))
+        return blob_hashes
 
     def enqueue(self, peer: EthPeer, txs: Sequence[Any], direct: bool) -> None:
         """Txs a peer sent unasked (Transactions), or a reply that came too late for its request."""
@@ -164,12 +191,21 @@ class TxFetcher:
         violation = None
         for start in range(0, len(txs), ADD_TXS_BATCH_SIZE):
             batch = list(txs[start : start + ADD_TXS_BATCH_SIZE])
-            errors = self.txpool.add(batch, local=False, source=source)
+            if self.blob_buffer is not None and getattr(peer, "version", 0) >= ETH72:
+                # eth/72: blob txs come without blobs and wait in the buffer for their cells.
+                pool_txs = [tx for tx in batch if tx.type != BLOB_TX_TYPE]
+                blob_txs = [tx for tx in batch if tx.type == BLOB_TX_TYPE]
+                batch = pool_txs + blob_txs
+                errors = self.txpool.add(pool_txs, local=False, source=source) if pool_txs else []
+                errors += self.blob_buffer.add_txs(blob_txs, peer) if blob_txs else []
+            else:
+                errors = self.txpool.add(batch, local=False, source=source)
             for tx, err in zip(batch, errors, strict=True):
                 hashes.append(tx.hash)
                 metas.append(tx_meta(tx))
                 if err is None:
                     continue
+                log.debug("Tx 0x%s from %r refused: %s", tx.hash.hex(), peer, err)
                 if isinstance(err, _UNDERPRICED):
                     underpriced.append(tx.hash)
                 elif isinstance(err, _VIOLATIONS):
@@ -193,7 +229,7 @@ class TxFetcher:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             else:
-                log.debug("Dropping %r: %s", action.peer, action.reason)
+                log.debug("Dropping tx announcer", extra=kv(peer=action.peer, reason=action.reason))
                 self.counts["dropped_peers"] += 1
                 self._remove_peer(action.peer)  # type: ignore[arg-type]
         self._arm()
@@ -228,7 +264,7 @@ class TxFetcher:
             txs = []  # as an empty reply: the peer has none of them, and is free again
         except RequestError as exc:  # PeerDroppedError, or the request could not be sent
             # geth: a failed request drops the peer from the fetcher (not from the node).
-            log.debug("Tx request to %r failed: %s", peer, exc)
+            log.debug("Tx request failed", extra=kv(peer=peer, err=exc))
             if not self.closed:
                 self._apply(self.scheduler.drop(peer, self._now()))
             return

@@ -45,10 +45,17 @@ Peer = Hashable
 
 
 class TxMeta(NamedTuple):
-    """What an announcement says about a tx, or what a delivered tx turned out to be."""
+    """What an announcement says about a tx, or what a delivered tx turned out to be.
+
+    eth/72 announces and delivers blob txs without their blobs, earlier versions with them:
+    a delivered blob tx carries both sizes (``blobless``), an announcement says which one it
+    states (``sparse``), and each announcer is judged by its own (geth ``sizeForVersion``).
+    """
 
     kind: int  # tx type
-    size: int  # bytes on the wire (a blob tx with its sidecar)
+    size: int  # bytes on the wire with every blob (a blob tx with its whole sidecar)
+    blobless: int | None = None  # delivered blob txs: the size without the blobs
+    sparse: bool = False  # announcements: by an eth/72 peer, whose blob tx sizes leave the blobs out
 
 
 class Fetch(NamedTuple):
@@ -107,9 +114,11 @@ class TxFetchScheduler:
     # --- inputs ------------------------------------------------------------------------
 
     def notify(
-        self, peer: Peer, types: bytes | Sequence[int], sizes: Sequence[int], hashes: Sequence[bytes], now: float
+        self, peer: Peer, types: bytes | Sequence[int], sizes: Sequence[int], hashes: Sequence[bytes], now: float,
+        *, sparse: bool = False,
     ) -> list[Action]:
-        """An announcement of txs the caller does not have yet (filter the pool's first)."""
+        """An announcement of txs the caller does not have yet (filter the pool's first);
+        ``sparse``: from an eth/72 peer."""
         used = len(self.waitslots.get(peer, ())) + len(self.announces.get(peer, ()))
         room = MAX_TX_ANNOUNCES - used
         if room <= 0:
@@ -123,7 +132,7 @@ class TxFetchScheduler:
             if count >= room:
                 break
             count += 1
-            entry = TxMeta(kind, size)
+            entry = TxMeta(kind, size, None, sparse)
             alternates = self.alternates.get(tx_hash)
             if alternates is not None:  # being fetched: one more place to get it from
                 alternates.add(peer)
@@ -387,8 +396,10 @@ class TxFetchScheduler:
     def _judge(self, peer: Peer, tx_hash: bytes, said: TxMeta, got: TxMeta, liars: dict[Peer, str]) -> None:
         if said.kind != got.kind:
             liars.setdefault(peer, f"announced tx 0x{tx_hash.hex()} as type {said.kind}, it is type {got.kind}")
-        elif abs(said.size - got.size) > TX_SIZE_TOLERANCE:
-            liars.setdefault(peer, f"announced tx 0x{tx_hash.hex()} as {said.size} bytes, it is {got.size}")
+            return
+        size = got.blobless if said.sparse and got.blobless is not None else got.size
+        if abs(said.size - size) > TX_SIZE_TOLERANCE:
+            liars.setdefault(peer, f"announced tx 0x{tx_hash.hex()} as {said.size} bytes, it is {size}")
 
     # --- introspection -------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import bisect
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
+from ethnode.logctx import kv
 from ethnode.p2p.discover.table import ALPHA, BUCKET_SIZE
 from ethnode.p2p.enode import Node
 
@@ -72,7 +73,7 @@ class Lookup:
                 for task in done:
                     exc = task.exception()
                     if exc is not None:  # a query broke its contract; the lookup goes on without it
-                        log.warning("lookup query failed: %r", exc)
+                        log.warning("Lookup query failed", extra=kv(err=f"{type(exc).__name__}: {exc}"))
                         continue
                     self._add(task.result())
         finally:

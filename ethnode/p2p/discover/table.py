@@ -145,6 +145,9 @@ class Table:
         self._active: set[bytes] = set()
         # called when revalidation got an earlier deadline, so the service can re-arm its timer
         self.on_schedule = on_schedule
+        # called with every node that enters a bucket (geth's nodeAddedHook): observers such as
+        # ethnode.api's NodeFound; it must not raise and must not touch the table
+        self.on_added: Callable[[Node], None] | None = None
 
     # -- lookup helpers ------------------------------------------------------------------
 
@@ -280,6 +283,8 @@ class Table:
 
     def _node_added(self, tn: TableNode) -> None:
         tn.added_to_bucket = self.clock()
+        if self.on_added is not None:
+            self.on_added(tn.node)
         if self.fast.push(tn, tn.added_to_bucket, self.rng) and self.on_schedule is not None:
             self.on_schedule()
 

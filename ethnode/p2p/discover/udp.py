@@ -36,6 +36,7 @@ from ethnode.crypto import keccak256
 from ethnode.crypto.errors import InvalidKeyError
 from ethnode.crypto.keys import PrivateKey, PublicKey
 from ethnode.errors import EthnodeError
+from ethnode.logctx import kv
 from ethnode.p2p.discover import v4wire
 from ethnode.p2p.discover.lookup import Lookup
 from ethnode.p2p.discover.netutil import check_relay_ip
@@ -142,6 +143,8 @@ class UDPv4:
                            on_schedule=self._wake_loop)
         self.table.set_fallback_nodes(self.config.bootnodes)
         self.stats: Counter[str] = Counter()  # packets in/out and drop reasons, for logs and tests
+        # where packets that are not discv4 go (discv5 sharing the socket, geth's unhandled channel)
+        self.unhandled: Callable[[bytes, Any], None] | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._matchers: dict[tuple[bytes, IPAddress, int], list[_Matcher]] = {}
         self._ping_waiters: dict[tuple[bytes, IPAddress], list[asyncio.Future[None]]] = {}
@@ -205,6 +208,16 @@ class UDPv4:
     @property
     def self_node(self) -> Node:
         return self.local.node
+
+    def share_socket(self, unhandled: Callable[[bytes, Any], None]) -> tuple[asyncio.DatagramTransport, bool]:
+        """Hand packets that are not discv4 to ``unhandled``; returns (transport, IPv4-mapped) to send on.
+
+        geth's setupDiscovery: discv5 runs on discv4's socket and reads what discv4 passes on.
+        """
+        if self._transport is None:
+            raise DiscoveryError("discv4 is not started")
+        self.unhandled = unhandled
+        return self._transport, self._v4_mapped
 
     def _spawn(self, coro: Any) -> None:
         if self._closing:
@@ -296,6 +309,9 @@ class UDPv4:
         try:
             packet, pubkey, mac = v4wire.decode(data)
         except v4wire.PacketError as exc:
+            if self.unhandled is not None:  # maybe discv5's: geth passes on what v4 cannot parse
+                self.unhandled(data, addr)
+                return
             self._drop(type(exc).__name__, ip, port, str(exc))
             return
         self.stats["in:" + packet.NAME] += 1
@@ -513,7 +529,7 @@ class UDPv4:
         try:
             found = await self.findnode(node, target)
         except DiscoveryError as exc:
-            log.debug("FINDNODE to %r failed: %s", node, exc)
+            log.debug("FINDNODE failed", extra=kv(id=node, addr=f"{node.ip}:{node.udp}", err=exc))
             found = []
         if self._closing:
             return found
@@ -615,7 +631,7 @@ class UDPv4:
             try:
                 new_node = await self.request_enr(node)
             except DiscoveryError as exc:
-                log.debug("ENR request to %r failed: %s", node, exc)
+                log.debug("ENR request failed", extra=kv(id=node, addr=f"{node.ip}:{node.udp}", err=exc))
         if self.table.revalidation_result(tn, responded, new_node):
             self.db.update_node(tn.node)
 

@@ -44,7 +44,7 @@ impl NodeDb {
                 return Ok(Some(v.clone()));
             }
         }
-        Python::with_gil(|py| {
+        Python::attach(|py| {
             let value = self
                 .getter
                 .call1(py, (PyBytes::new(py, key),))
@@ -53,7 +53,7 @@ impl NodeDb {
                 return Ok(None);
             }
             let bytes = value
-                .downcast_bound::<PyBytes>(py)
+                .cast_bound::<PyBytes>(py)
                 .map_err(|_| StateError("state getter returned a non-bytes value".into()))?;
             Ok(Some(bytes.as_bytes().to_vec()))
         })

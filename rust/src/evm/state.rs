@@ -175,12 +175,12 @@ impl revm::Database for TrieState {
         if let Some(h) = self.block_hashes.get(&number) {
             return Ok(*h);
         }
-        let hash = Python::with_gil(|py| -> Result<B256, StateError> {
+        let hash = Python::attach(|py| -> Result<B256, StateError> {
             let v = self.block_hash.call1(py, (number,)).map_err(|e| StateError(format!("state read failed: {e}")))?;
             if v.is_none(py) {
                 return Ok(B256::ZERO);
             }
-            let b = v.downcast_bound::<PyBytes>(py).map_err(|_| StateError("block hash getter returned a non-bytes value".into()))?;
+            let b = v.cast_bound::<PyBytes>(py).map_err(|_| StateError("block hash getter returned a non-bytes value".into()))?;
             if b.as_bytes().len() != 32 {
                 return Err(StateError("block hash getter returned a value that is not 32 bytes".into()));
             }

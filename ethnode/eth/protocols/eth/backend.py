@@ -20,7 +20,7 @@ from ethnode.core.types.transaction import BlobTxWithSidecar, Transaction
 if TYPE_CHECKING:
     from ethnode.eth.protocols.eth.handshake import AnyStatus
     from ethnode.eth.protocols.eth.peer import EthPeer
-    from ethnode.eth.protocols.eth.protocol import BlockAnnouncement, BlockRange, PooledHashes
+    from ethnode.eth.protocols.eth.protocol import BlockAnnouncement, BlockRange, PooledHashes, PooledHashes72
 
 
 WireTx = Transaction | BlobTxWithSidecar  # a tx as it travels: blob txs with their sidecar in pooled replies
@@ -47,6 +47,19 @@ class TxPoolReader(Protocol):
     def get(self, tx_hash: bytes) -> PooledTx | None: ...
 
     def get_metadata(self, tx_hash: bytes) -> tuple[int, int] | None: ...
+
+    def custody(self, tx_hash: bytes) -> int | None:
+        """eth/72: the cells of a pooled blob tx it can serve (a bitmap), None for other txs."""
+        ...
+
+    def announce_size(self, tx_hash: bytes, version: int) -> int | None:
+        """The size an announcement states on ``version`` (eth/72: without blobs)."""
+        ...
+
+    def cells(self, tx_hash: bytes, indices: Sequence[int], *, may_compute: bool = True) -> list[bytes] | None:
+        """eth/72 GetCells: the cells ``indices`` of every blob, index-major; None if any is missing
+        (or would have to be computed and ``may_compute`` is False)."""
+        ...
 
 
 class EthBackend(Protocol):
@@ -79,8 +92,8 @@ class EthBackend(Protocol):
         """A Transactions broadcast, decoded, deduplicated and marked known."""
         ...
 
-    def on_pooled_hashes(self, peer: EthPeer, announcement: PooledHashes) -> None:
-        """A NewPooledTransactionHashes announcement, consistent and marked known."""
+    def on_pooled_hashes(self, peer: EthPeer, announcement: PooledHashes | PooledHashes72) -> None:
+        """A NewPooledTransactionHashes announcement, consistent and marked known (eth/72: with its mask)."""
         ...
 
     def on_pooled_transactions(self, peer: EthPeer, txs: Sequence[WireTx]) -> None:

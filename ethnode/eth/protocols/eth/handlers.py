@@ -18,20 +18,32 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ethnode.core.txpool.config import MAX_BLOBS_PER_TX
+from ethnode.core.types.custody import CELLS_PER_BLOB, custody_from_bytes
 from ethnode.core.types.header import HeaderError
 from ethnode.core.types.receipt import Receipt, ReceiptError
-from ethnode.core.types.transaction import BLOB_TX_TYPE, BlobTxWithSidecar, TransactionError, decode_tx_item
+from ethnode.core.types.transaction import (
+    BLOB_TX_TYPE,
+    BlobTxWithSidecar,
+    TransactionError,
+    decode_tx_item,
+    kzg_to_versioned_hash,
+)
+from ethnode.eth.protocols.eth.events import BlockRangeUpdated, BlocksAnnounced, TxsAnnounced, TxsReceived
 from ethnode.eth.protocols.eth.handshake import MAX_TD_BITS
 from ethnode.eth.protocols.eth.protocol import (
     BLOCK_ACCESS_LISTS,
     BLOCK_BODIES,
     BLOCK_HEADERS,
     BLOCK_RANGE_UPDATE,
+    CELLS,
     ETH68,
     ETH70,
+    ETH72,
     GET_BLOCK_ACCESS_LISTS,
     GET_BLOCK_BODIES,
     GET_BLOCK_HEADERS,
+    GET_CELLS,
     GET_POOLED_TRANSACTIONS,
     GET_RECEIPTS,
     MAX_TX_BROADCAST,
@@ -42,6 +54,7 @@ from ethnode.eth.protocols.eth.protocol import (
     RECEIPTS,
     STATUS,
     TRANSACTIONS,
+    BlockAnnouncement,
     ProtocolViolation,
     message,
     origin_of,
@@ -51,10 +64,12 @@ from ethnode.eth.protocols.eth.serve import (
     collect,
     iter_block_access_lists,
     iter_bodies,
+    iter_cells,
     iter_headers,
     iter_receipts,
     serve_pooled_txs,
 )
+from ethnode.logctx import kv
 from ethnode.rlp.errors import DecodingError
 
 if TYPE_CHECKING:
@@ -122,6 +137,8 @@ def _transactions(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
         if tx.type == BLOB_TX_TYPE:
             raise ProtocolViolation("Transactions: disallowed broadcast blob transaction")
     peer.mark_transactions(packed)
+    if txs and peer.wants(TxsReceived):
+        peer.emit(TxsReceived(peer, txs, False, peer.received_ns))
     if txs:
         backend.on_transactions(peer, txs)
 
@@ -136,12 +153,15 @@ def _pooled_hashes(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
             f"{len(ann.sizes)}"
         )
     peer.mark_transactions(b"".join(ann.hashes))
+    if peer.wants(TxsAnnounced):
+        mask = custody_from_bytes(ann.mask) if peer.version >= ETH72 else None
+        peer.emit(TxsAnnounced(peer, ann.hashes, ann.types, ann.sizes, peer.received_ns, mask))
     backend.on_pooled_hashes(peer, ann)
 
 
 async def _get_pooled_txs(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
     rid, hashes = decode(peer.version, GET_POOLED_TRANSACTIONS, payload)
-    served, items = serve_pooled_txs(backend.txpool, hashes)
+    served, items = serve_pooled_txs(backend.txpool, hashes, peer.version)
     await peer.reply(POOLED_TRANSACTIONS, rid, items)
     peer.mark_transactions(b"".join(served))
 
@@ -154,20 +174,83 @@ def _pooled_txs(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
     for tx in txs:
         if tx.type != BLOB_TX_TYPE:
             continue
-        if not isinstance(tx, BlobTxWithSidecar):
-            raise ProtocolViolation("PooledTransactions: received sidecar-less blob transaction")
-        try:
-            tx.sidecar.validate(tx.tx.blob_hashes)
-        except TransactionError as exc:
-            raise ProtocolViolation(f"PooledTransactions: {exc}") from None
+        _check_pooled_blob_tx(tx, peer.version)
     # Checked in full before the request is settled, so a violation leaves it pending and
     # its caller gets PeerDroppedError when the connection ends.
     waiter = peer.fulfil(POOLED_TRANSACTIONS, rid, len(items))
     peer.mark_transactions(packed)
+    if txs and peer.wants(TxsReceived):
+        peer.emit(TxsReceived(peer, txs, True, peer.received_ns))
     if waiter is not None:
         waiter.set_result(txs)
     elif txs:
         backend.on_pooled_transactions(peer, txs)
+
+
+def _check_pooled_blob_tx(tx: WireTx, version: int) -> None:
+    """geth handleTransactions for a pooled blob tx: a sidecar matching the blob hashes, with
+    every blob before eth/72 and none on eth/72 (its blob data comes as cells)."""
+    if not isinstance(tx, BlobTxWithSidecar):
+        raise ProtocolViolation("PooledTransactions: received sidecar-less blob transaction")
+    sc, hashes = tx.sidecar, tx.tx.blob_hashes
+    if len(sc.commitments) != len(hashes):
+        raise ProtocolViolation(
+            f"PooledTransactions: invalid number of {len(sc.commitments)} blob commitments compared to "
+            f"{len(hashes)} blob hashes")
+    for commitment, vhash in zip(sc.commitments, hashes, strict=True):
+        if kzg_to_versioned_hash(commitment) != vhash:
+            raise ProtocolViolation("PooledTransactions: blob commitment does not match its versioned hash")
+    if version >= ETH72:
+        if sc.blobs:
+            raise ProtocolViolation("PooledTransactions: received blob transaction with blob payload on eth72")
+    elif len(sc.blobs) != len(hashes):
+        raise ProtocolViolation("PooledTransactions: incorrect number of blobs (len(blobs) != len(vhashes))")
+
+
+# --- blob cells (eth/72) -------------------------------------------------------------------------
+
+
+async def _get_cells(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
+    rid, (hashes, mask) = decode(peer.version, GET_CELLS, payload)
+    served = await collect(iter_cells(backend.txpool, hashes, custody_from_bytes(mask)))
+    await peer.reply_cells(rid, [h for h, _ in served], [c for _, c in served], mask)
+
+
+def _cells(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
+    rid, (hashes, lists, mask_bytes) = decode(peer.version, CELLS, payload)
+    mask = custody_from_bytes(mask_bytes)
+    # Checked before the request is settled: a violation leaves it pending, and its caller
+    # gets PeerDroppedError when the connection ends.
+    cells = blob_major_cells(hashes, lists, mask)
+    waiter = peer.fulfil(CELLS, rid, len(lists))
+    if waiter is not None:
+        waiter.set_result((hashes, cells, mask))
+    # else: the fetcher gave up on the request; geth ignores cells it no longer expects
+
+
+def blob_major_cells(hashes: Sequence[bytes], lists: Sequence[Sequence[bytes]], mask: int) -> list[list[bytes]]:
+    """Each tx's cells from the wire's index-major order into blob-major (geth ``Handle`` of a
+    CellsResponse), after geth's checks: one list per hash, a whole number of blobs of
+    ``mask``'s cells each, no more than a tx can have, and no cells under an empty mask."""
+    if len(hashes) != len(lists):
+        raise ProtocolViolation(f"Cells: cells reply length mismatch: {len(hashes)} hashes, {len(lists)} cells")
+    count = mask.bit_count()
+    out: list[list[bytes]] = []
+    for cells in lists:
+        n = len(cells)
+        if n == 0:
+            out.append([])
+            continue
+        if n > MAX_BLOBS_PER_TX * CELLS_PER_BLOB:
+            raise ProtocolViolation("Cells: cells per tx exceeded the possible maximum")
+        if count == 0 or n % count:
+            raise ProtocolViolation(f"Cells: {n} cells inconsistent with {count} custody indices")
+        blobs = n // count
+        ordered: list[bytes] = [b""] * n
+        for j, cell in enumerate(cells):
+            ordered[(j % blobs) * count + j // blobs] = cell
+        out.append(ordered)
+    return out
 
 
 # --- chain data ---------------------------------------------------------------------------------
@@ -247,6 +330,8 @@ def _new_block_hashes(backend: EthBackend, peer: EthPeer, payload: bytes) -> Non
     announcements = decode(peer.version, NEW_BLOCK_HASHES, payload)
     for ann in announcements:
         peer.mark_block(ann.hash)
+    if announcements and peer.wants(BlocksAnnounced):
+        peer.emit(BlocksAnnounced(peer, announcements, None, None, peer.received_ns))
     if announcements:
         backend.on_new_block_hashes(peer, announcements)
 
@@ -264,9 +349,12 @@ def _new_block(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
         raise ProtocolViolation(f"NewBlock: too large block TD: bitlen {td.bit_length()}")
     header = block.header
     if block.uncle_hash() != header.uncle_hash or block.tx_root() != header.tx_root:
-        log.debug("Propagated block #%d from %r has invalid body", block.number, peer)
+        log.debug("Propagated block has invalid body", extra=kv(number=block.number, peer=peer))
         return  # geth ignores it without dropping the peer
     peer.mark_block(block.hash)
+    if peer.wants(BlocksAnnounced):
+        announced = [BlockAnnouncement(block.hash, block.number)]
+        peer.emit(BlocksAnnounced(peer, announced, block, td, peer.received_ns))
     backend.on_new_block(peer, block, td)
 
 
@@ -276,6 +364,8 @@ def _block_range(backend: EthBackend, peer: EthPeer, payload: bytes) -> None:
     if problem is not None:
         raise ProtocolViolation(f"BlockRangeUpdate: {problem}")
     peer.set_block_range(rng)
+    if peer.wants(BlockRangeUpdated):
+        peer.emit(BlockRangeUpdated(peer, rng, peer.received_ns))
     backend.on_block_range(peer, rng)
 
 
@@ -296,6 +386,8 @@ _HANDLERS: dict[int, Handler] = {
     BLOCK_RANGE_UPDATE: _block_range,
     GET_BLOCK_ACCESS_LISTS: _get_block_access_lists,
     BLOCK_ACCESS_LISTS: _block_access_lists,
+    GET_CELLS: _get_cells,
+    CELLS: _cells,
 }
 
 __all__ = ["handle_message", "decode"]

@@ -21,14 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ethnode.core.types.block import Block, Body
+from ethnode.core.types.custody import CUSTODY_ALL, custody_to_bytes
 from ethnode.core.types.header import Header
+from ethnode.core.types.transaction import BLOB_TX_TYPE
 from ethnode.crypto.keccak import keccak256
 from ethnode.errors import EthnodeError
+from ethnode.eth.protocols.eth.events import OBSERVER_KINDS, EthMessageReceived
 from ethnode.eth.protocols.eth.handlers import decode, handle_message
 from ethnode.eth.protocols.eth.handshake import AnyStatus, NoStatusError
 from ethnode.eth.protocols.eth.knowncache import MAX_KNOWN_BLOCKS, MAX_KNOWN_TXS, KnownCache
@@ -37,13 +41,16 @@ from ethnode.eth.protocols.eth.protocol import (
     BLOCK_BODIES,
     BLOCK_HEADERS,
     BLOCK_RANGE_UPDATE,
+    CELLS,
     ETH68,
     ETH69,
     ETH70,
     ETH71,
+    ETH72,
     GET_BLOCK_ACCESS_LISTS,
     GET_BLOCK_BODIES,
     GET_BLOCK_HEADERS,
+    GET_CELLS,
     GET_POOLED_TRANSACTIONS,
     GET_RECEIPTS,
     MAX_MESSAGE_SIZE,
@@ -60,6 +67,7 @@ from ethnode.eth.protocols.eth.protocol import (
     HeaderQuery,
     NewBlock,
     PooledHashes,
+    PooledHashes72,
     ProtocolViolation,
     Status68,
     encode_origin,
@@ -74,6 +82,7 @@ from ethnode.eth.protocols.eth.tracker import (
     RequestTimeoutError,
     RequestTracker,
 )
+from ethnode.logctx import kv
 from ethnode.p2p.disconnect import DiscReason
 from ethnode.rlp import encode as rlp_encode
 from ethnode.rlp.framing import wrap_list
@@ -81,6 +90,7 @@ from ethnode.rlp.sedes import List
 
 if TYPE_CHECKING:
     from ethnode.eth.protocols.eth.backend import EthBackend
+    from ethnode.event import EventBus
     from ethnode.p2p.protocol import ProtocolChannel
 
 log = logging.getLogger("ethnode.eth.protocols.eth.peer")
@@ -99,11 +109,16 @@ class EthPeer:
     """The eth side of one connected peer; built by the p2p Peer after Hello (``new_handler``).
 
     ``backend`` judges the Status, runs the peer's life (``run_peer``) and receives the
-    typed packets ``handlers`` decode from its messages.
+    typed packets ``handlers`` decode from its messages. ``bus``, when given, receives the
+    observer events of ``events`` (built only for kinds someone subscribed to).
     """
 
-    def __init__(self, channel: ProtocolChannel, backend: EthBackend) -> None:
+    def __init__(self, channel: ProtocolChannel, backend: EthBackend, bus: EventBus | None = None) -> None:
         self.channel = channel
+        self.bus = bus
+        self.received_ns = 0  # time.time_ns() of the message being handled, while observers watch
+        self._watched_gen = -1  # the bus generation ``_watched`` was derived at
+        self._watched = False
         self.version = channel.version
         self._backend = backend
         self.txpool = backend.txpool
@@ -142,6 +157,10 @@ class EthPeer:
     def __repr__(self) -> str:
         return f"EthPeer({self.id.hex()[:8]} eth/{self.version})"
 
+    def terminal_string(self) -> str:
+        """In a log line (geth's peer id TerminalString): the first 8 bytes of the id."""
+        return self.id.hex()[:16]
+
     def info(self) -> dict[str, Any]:
         """What admin_peers shows under protocols.eth (geth ethPeerInfo)."""
         out: dict[str, Any] = {"version": self.version}
@@ -169,7 +188,27 @@ class EthPeer:
             self._backend.accept_status(self, status)  # raises HandshakeError
             self._set_status(status)
             return
+        bus = self.bus
+        if bus is not None:
+            if bus.generation != self._watched_gen:  # someone (un)subscribed: recheck, else one compare
+                self._watched_gen = bus.generation
+                self._watched = any(bus.subscribed(kind) for kind in OBSERVER_KINDS)
+            if self._watched:
+                self.received_ns = time.time_ns()
+                msg = message(self.version, code)
+                if msg is not None and bus.subscribed(EthMessageReceived):  # an unknown code: handle_message's
+                    value = decode(self.version, code, payload)
+                    bus.post(EthMessageReceived(self, code, msg.name, value, len(payload), self.received_ns))
         await handle_message(self._backend, self, code, payload)
+
+    def wants(self, kind: type) -> bool:
+        """Whether an observer subscribed to ``kind`` (``handlers`` ask before building an event)."""
+        bus = self.bus
+        return bus is not None and bus.subscribed(kind)
+
+    def emit(self, event: object) -> None:
+        if self.bus is not None:
+            self.bus.post(event)
 
     async def run(self) -> None:
         try:
@@ -301,7 +340,7 @@ class EthPeer:
             self._send_failed = True
             for q in (self._txs, self._tx_anns, self._blocks, self._block_anns):
                 q.clear()
-            log.debug("Broadcast to %r stopped: %s", self, exc)
+            log.debug("Broadcast stopped", extra=kv(peer=self, err=exc))
             await asyncio.Event().wait()
 
     async def _send_round(self) -> None:
@@ -337,20 +376,47 @@ class EthPeer:
                 size += len(item)
         return items
 
-    def _pack_announcements(self) -> PooledHashes | None:
+    def _pack_announcements(self) -> PooledHashes | PooledHashes72 | None:
+        """One announcement from the queue (geth announceTransactions).
+
+        eth/72 carries one custody mask per message, so its blob txs go together only when
+        they share a custody; the others wait in the queue for a later message. A blob tx
+        held as custody cells is announced on eth/72 only: no earlier peer could fetch it.
+        """
         types = bytearray()
         sizes: list[int] = []
         hashes: list[bytes] = []
-        meta_of = self.txpool.get_metadata
+        pool = self.txpool
+        meta_of = pool.get_metadata
+        sparse = self.version >= ETH72
+        mask: int | None = None
+        later: list[bytes] = []
         q = self._tx_anns
         while q and len(hashes) * 32 < MAX_TX_PACKET_SIZE:
             tx_hash = q.popleft()
             meta = meta_of(tx_hash)
-            if meta is not None:
-                types.append(meta[0])
-                sizes.append(meta[1])
-                hashes.append(tx_hash)
-        return PooledHashes(bytes(types), sizes, hashes) if hashes else None
+            if meta is None:
+                continue
+            size = meta[1]
+            if meta[0] == BLOB_TX_TYPE:
+                custody = pool.custody(tx_hash)
+                if custody is not None and custody != CUSTODY_ALL and not sparse:
+                    continue  # custody cells only: not retrievable before eth/72 (geth announceable)
+                if sparse and custody is not None:
+                    if mask is not None and custody != mask:
+                        later.append(tx_hash)
+                        continue
+                    mask = custody
+                    size = pool.announce_size(tx_hash, self.version) or size
+            types.append(meta[0])
+            sizes.append(size)
+            hashes.append(tx_hash)
+        q.extendleft(reversed(later))
+        if not hashes:
+            return None
+        if sparse:
+            return PooledHashes72(bytes(types), sizes, hashes, custody_to_bytes(mask or 0))
+        return PooledHashes(bytes(types), sizes, hashes)
 
     # --- requests -----------------------------------------------------------------------
 
@@ -411,6 +477,28 @@ class EthPeer:
         return await self._request(  # type: ignore[no-any-return]
             GET_POOLED_TRANSACTIONS, POOLED_TRANSACTIONS, list(hashes), len(hashes), timeout
         )
+
+    async def request_cells(
+        self, hashes: Sequence[bytes], mask: int, *, timeout: float = DEFAULT_REQUEST_TIMEOUT
+    ) -> tuple[list[bytes], list[list[bytes]], int]:
+        """eth/72: the cells ``mask`` of the blob txs ``hashes`` (geth RequestPayload).
+
+        Returns (hashes served, each one's cells blob-major, the mask the reply states),
+        checked for shape but not against the KZG proofs: the blob buffer does that once
+        the tx is known.
+        """
+        if self.version < ETH72:
+            raise ValueError(f"GetCells does not exist on eth/{self.version}")
+        return await self._request(  # type: ignore[no-any-return]
+            GET_CELLS, CELLS, (list(hashes), custody_to_bytes(mask)), len(hashes), timeout
+        )
+
+    async def reply_cells(self, request_id: int, hashes: Sequence[bytes], cells: Sequence[Sequence[bytes]],
+                          mask: bytes) -> None:
+        """Answer GetCells: ``[request-id, hashes, [cells per tx, index-major], mask]``."""
+        msg = message(self.version, CELLS)
+        assert msg is not None
+        await self.channel.send(CELLS, msg.encode((list(hashes), [list(c) for c in cells], mask), request_id))
 
     async def _request(self, code: int, want: int, value: Any, size: int, timeout: float) -> Any:
         if self.closed:

@@ -6,7 +6,10 @@ difficulty and the head hash, 69 the served block range), in block propagation
 bloom) and in BlockRangeUpdate (69 on). eth/70 (EIP-7975) lets a receipts request start
 inside a block and a reply end inside one (``firstBlockReceiptIndex``,
 ``lastBlockIncomplete``, both flat beside the request id); eth/71 (EIP-8159) adds
-GetBlockAccessLists/BlockAccessLists, where an unavailable list is the empty string.
+GetBlockAccessLists/BlockAccessLists, where an unavailable list is the empty string;
+eth/72 (EIP-8070, the sparse blobpool) adds a custody bitmap to NewPooledTransactionHashes,
+sends blob txs without their blobs in PooledTransactions, and fetches blob data as cells
+(GetCells/Cells, each ``[request-id, hashes, (cells,) mask]`` flat).
 Request/response pairs carry a request id as the first element, ``[request-id, payload]``
 (eth/66 on). The tables below are the whole
 protocol; nothing else in ethnode knows a message code.
@@ -21,10 +24,13 @@ from typing import Any
 
 from ethnode.core.forkid import ForkID
 from ethnode.core.types.block import Block, Body
+from ethnode.core.types.cells import CELL_SIZE
+from ethnode.core.types.custody import CUSTODY_BITMAP_SIZE
 from ethnode.core.types.header import Header
 from ethnode.errors import EthnodeError
 from ethnode.rlp.sedes import (
     Bytes,
+    FixedBytes,
     List,
     Record,
     Sedes,
@@ -43,8 +49,9 @@ ETH68 = 68
 ETH69 = 69
 ETH70 = 70
 ETH71 = 71
-SUPPORTED_VERSIONS = (ETH71, ETH70, ETH69, ETH68)  # what we offer by default, highest first
-PROTOCOL_LENGTHS = {ETH68: 17, ETH69: 18, ETH70: 18, ETH71: 20}  # message codes used; geth protocolLengths
+ETH72 = 72
+SUPPORTED_VERSIONS = (ETH72, ETH71, ETH70, ETH69, ETH68)  # what we offer by default, highest first
+PROTOCOL_LENGTHS = {ETH68: 17, ETH69: 18, ETH70: 18, ETH71: 20, ETH72: 22}  # codes used; geth protocolLengths
 MAX_MESSAGE_SIZE = 10 * 1024 * 1024  # geth maxMessageSize: larger messages drop the peer
 MAX_TX_BROADCAST = 5000  # txs in one Transactions message; geth maxTransactionAnnouncements
 
@@ -64,9 +71,12 @@ RECEIPTS = 0x10
 BLOCK_RANGE_UPDATE = 0x11
 GET_BLOCK_ACCESS_LISTS = 0x12
 BLOCK_ACCESS_LISTS = 0x13
+GET_CELLS = 0x14
+CELLS = 0x15
 UNAVAILABLE_BAL = b"\x80"  # EIP-8159: the empty string stands for a list not served (an empty list is a BAL)
 
 ZERO_HASH = bytes(32)
+custody_mask = FixedBytes(CUSTODY_BITMAP_SIZE)  # eth/72 custody bitmap (geth types.CustodyBitmap, [16]byte)
 
 
 class ProtocolViolation(EthnodeError):
@@ -139,6 +149,13 @@ class PooledHashes(Record):
     """NewPooledTransactionHashes (eth/68 on): parallel lists of types, sizes and hashes."""
 
     fields = (("types", binary), ("sizes", List(uint32)), ("hashes", List(hash32)))
+
+
+class PooledHashes72(Record):
+    """eth/72 NewPooledTransactionHashes: the eth/68 lists plus the custody bitmap of the blob
+    txs in it (16 bytes, ``ethnode.core.types.custody``; geth NewPooledTransactionHashesPacket72)."""
+
+    fields = (("types", binary), ("sizes", List(uint32)), ("hashes", List(hash32)), ("mask", custody_mask))
 
 
 def origin_of(query_origin: bytes) -> bytes | int:
@@ -227,6 +244,11 @@ def _wrapped(payload: Sedes) -> Sedes:
 
 
 _hashes = List(hash32)
+_CELLS72 = (
+    Message(GET_CELLS, "GetCells", Tuple(_hashes, custody_mask), True, flat=True),  # [id, hashes, mask]
+    # [id, hashes, [[cell, ...] per tx], mask]: a tx's cells index-major (every blob's cell of the first index...)
+    Message(CELLS, "Cells", Tuple(_hashes, List(List(FixedBytes(CELL_SIZE))), custody_mask), True, flat=True),
+)
 _COMMON = (
     Message(TRANSACTIONS, "Transactions", List(raw)),
     Message(GET_BLOCK_HEADERS, "GetBlockHeaders", HeaderQuery._sedes, True),
@@ -290,6 +312,13 @@ MESSAGES: dict[int, dict[int, Message]] = {
     },
 }
 
+MESSAGES[ETH72] = {
+    **MESSAGES[ETH71],
+    NEW_POOLED_TRANSACTION_HASHES: Message(NEW_POOLED_TRANSACTION_HASHES, "NewPooledTransactionHashes",
+                                           PooledHashes72._sedes),
+    **{m.code: m for m in _CELLS72},
+}
+
 # Request code -> response code, for the request tracker.
 RESPONSE_CODES = {
     GET_BLOCK_HEADERS: BLOCK_HEADERS,
@@ -297,6 +326,7 @@ RESPONSE_CODES = {
     GET_POOLED_TRANSACTIONS: POOLED_TRANSACTIONS,
     GET_RECEIPTS: RECEIPTS,
     GET_BLOCK_ACCESS_LISTS: BLOCK_ACCESS_LISTS,
+    GET_CELLS: CELLS,
 }
 
 
@@ -312,7 +342,8 @@ def message_name(version: int, code: int) -> str:
 
 
 __all__ = [
-    "PROTOCOL_NAME", "ETH68", "ETH69", "ETH70", "ETH71", "SUPPORTED_VERSIONS", "GET_BLOCK_ACCESS_LISTS",
+    "PROTOCOL_NAME", "ETH68", "ETH69", "ETH70", "ETH71", "ETH72", "SUPPORTED_VERSIONS", "GET_CELLS", "CELLS",
+    "PooledHashes72", "custody_mask", "GET_BLOCK_ACCESS_LISTS",
     "BLOCK_ACCESS_LISTS", "UNAVAILABLE_BAL", "PROTOCOL_LENGTHS", "MAX_MESSAGE_SIZE",
     "MAX_TX_BROADCAST", "STATUS", "NEW_BLOCK_HASHES", "TRANSACTIONS", "GET_BLOCK_HEADERS", "BLOCK_HEADERS",
     "GET_BLOCK_BODIES", "BLOCK_BODIES", "NEW_BLOCK", "NEW_POOLED_TRANSACTION_HASHES", "GET_POOLED_TRANSACTIONS",

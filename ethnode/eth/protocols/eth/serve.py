@@ -19,18 +19,24 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator, Sequence
+from typing import TypeVar
 
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.rawdb import schema
 from ethnode.core.rawdb.store import KeyValueStore
+from ethnode.core.types.cells import CELL_SIZE, BlobTxWithCells, blobless_item
+from ethnode.core.types.custody import custody_indices
 from ethnode.core.types.receipt import decode_receipts_eth69, encode_receipts_eth68
+from ethnode.core.types.transaction import BlobTxWithSidecar
 from ethnode.eth.protocols.eth.backend import ChainReader, TxPoolReader
-from ethnode.eth.protocols.eth.protocol import ETH68, MAX_MESSAGE_SIZE, UNAVAILABLE_BAL
+from ethnode.eth.protocols.eth.protocol import ETH68, ETH72, MAX_MESSAGE_SIZE, UNAVAILABLE_BAL
 from ethnode.rlp.framing import wrap_list
 from ethnode.rlp.sedes import List, raw
 from ethnode.trie import EMPTY_ROOT
 
 _raw_items = List(raw)
+
+T = TypeVar("T")
 
 SOFT_RESPONSE_LIMIT = 2 * 1024 * 1024  # bytes; geth softResponseLimit
 MAX_HEADERS_SERVE = 1024  # geth maxHeadersServe
@@ -38,6 +44,8 @@ MAX_BODIES_SERVE = 1024  # geth maxBodiesServe
 MAX_RECEIPTS_SERVE = 1024  # geth maxReceiptsServe
 MAX_BALS_SERVE = 1024  # geth maxBALsServe
 MAX_PACKET_SIZE = MAX_MESSAGE_SIZE  # geth maxPacketSize: eth/70 receipt replies are cut to fit it
+MAX_CELLS_SERVE = 4096  # tx lookups per GetCells; geth maxCellsServe
+MAX_CELL_COMPUTES = 8  # ours: txs per GetCells whose extension cells may be computed (geth stores them)
 MAX_POOLED_TX_SERVE = 4096  # lookups per GetPooledTransactions; geth maxPooledTxServe
 MAX_NON_CANONICAL = 100  # side-chain steps a hash-based skip query may walk; geth GetAncestor's budget
 # Bytes of reply items at most: the message cap less the envelope ([request-id, [...]]).
@@ -94,9 +102,9 @@ def get_ancestor(
     return block_hash, number
 
 
-async def collect(items: Iterator[bytes], slice_seconds: float = SERVE_SLICE) -> list[bytes]:
+async def collect(items: Iterator[T], slice_seconds: float = SERVE_SLICE) -> list[T]:
     """Drain a query's items, yielding to the loop whenever a slice of serving time is used up."""
-    out: list[bytes] = []
+    out: list[T] = []
     clock = time.perf_counter
     deadline = clock() + slice_seconds
     for item in items:
@@ -352,8 +360,14 @@ def iter_block_access_lists(chain: ChainReader, hashes: Sequence[bytes]) -> Iter
         size += len(bal)
 
 
-def serve_pooled_txs(txpool: TxPoolReader, hashes: Sequence[bytes]) -> tuple[list[bytes], list[bytes]]:
-    """(hashes served, tx items) for GetPooledTransactions; unknown hashes are skipped."""
+def serve_pooled_txs(
+    txpool: TxPoolReader, hashes: Sequence[bytes], version: int = ETH68
+) -> tuple[list[bytes], list[bytes]]:
+    """(hashes served, tx items) for GetPooledTransactions; unknown hashes are skipped.
+
+    eth/72 gets blob txs without their blobs (geth ``GetRLP(hash, version)``); earlier
+    versions get them whole, so a tx held as custody cells only is not served to them.
+    """
     served: list[bytes] = []
     items: list[bytes] = []
     size = 0
@@ -363,7 +377,12 @@ def serve_pooled_txs(txpool: TxPoolReader, hashes: Sequence[bytes]) -> tuple[lis
         tx = txpool.get(tx_hash)
         if tx is None:
             continue
-        item = tx.item()
+        if isinstance(tx, BlobTxWithSidecar) and (version >= ETH72 or isinstance(tx, BlobTxWithCells)):
+            if version < ETH72:
+                continue
+            item = blobless_item(tx)
+        else:
+            item = tx.item()
         if size + len(item) > HARD_RESPONSE_LIMIT:
             break
         served.append(tx_hash)
@@ -372,7 +391,39 @@ def serve_pooled_txs(txpool: TxPoolReader, hashes: Sequence[bytes]) -> tuple[lis
     return served, items
 
 
-__all__ = [
+def iter_cells(txpool: TxPoolReader, hashes: Sequence[bytes], mask: int) -> Iterator[tuple[bytes, list[bytes]]]:
+    """(hash, its cells index-major) for GetCells (geth ``answerGetCells``): a tx missing any
+    asked cell is left out, and serving stops at the soft byte limit.
+
+    Extension cells of a tx held with whole blobs cost ~12 ms per blob to compute (geth
+    keeps them precomputed); a request gets at most ``MAX_CELL_COMPUTES`` such txs, so a
+    peer cannot make us burn seconds of CPU with one message.
+    """
+    indices = custody_indices(mask)
+    if not indices:
+        return
+    max_cells = SOFT_RESPONSE_LIMIT // CELL_SIZE
+    count = computed = 0
+    for i, tx_hash in enumerate(hashes):
+        if count >= max_cells or i >= MAX_CELLS_SERVE:
+            return
+        got = txpool.cells(tx_hash, indices, may_compute=False)
+        if got is None and computed < MAX_CELL_COMPUTES:
+            got = txpool.cells(tx_hash, indices, may_compute=True)
+            computed += got is not None
+        if not got:
+            continue
+        yield tx_hash, got
+        count += len(got)
+
+
+def serve_cells(txpool: TxPoolReader, hashes: Sequence[bytes], mask: int) -> tuple[list[bytes], list[list[bytes]]]:
+    """``iter_cells`` gathered: (hashes served, their cells)."""
+    served = list(iter_cells(txpool, hashes, mask))
+    return [h for h, _ in served], [c for _, c in served]
+
+
+__all__ = ["serve_cells", "MAX_CELLS_SERVE",
     "HARD_RESPONSE_LIMIT", "SERVE_SLICE", "collect", "iter_headers", "iter_bodies", "iter_receipts",
     "SOFT_RESPONSE_LIMIT", "MAX_HEADERS_SERVE", "MAX_BODIES_SERVE", "MAX_RECEIPTS_SERVE", "MAX_POOLED_TX_SERVE",
     "serve_headers", "serve_bodies", "serve_receipts", "serve_pooled_txs", "get_ancestor", "Receipts70",
