@@ -340,11 +340,11 @@ def print_rpc_wrk(data: dict) -> None:
     rates: dict[str, dict[str, dict]] = defaultdict(dict)
     for b in data.get("benchmarks", []):
         info = b.get("extra_info", {})
-        if "case" in info and "req_per_s" in info:
-            rates[info["case"]][info["client"]] = info
+        if "case" in info and "ethnode" in info and "geth" in info:
+            rates[info["case"]] = {"ethnode": info["ethnode"], "geth": info["geth"]}
     if not rates:
         return
-    print("\n  JSON-RPC over HTTP under wrk (keep-alive, same run):")
+    print("\n  JSON-RPC over HTTP under wrk (keep-alive, both nodes up, runs alternating, median run):")
     for case in sorted(rates):
         ours, geth = rates[case].get("ethnode"), rates[case].get("geth")
         if ours is None or geth is None:
