@@ -230,8 +230,11 @@ def _error(rid: Any, err: RPCError) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": rid, "error": err.to_json()}
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # one encoder: json.dumps builds one per call
+
+
 def _encode(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
+    return _ENCODER.encode(obj).encode()
 
 
 def _dump(obj: Any) -> bytes:
