@@ -354,6 +354,10 @@ def print_rpc_wrk(data: dict) -> None:
               f"(p50 {ours['p50_ms']:.2f} ms, CPU {ours['node_cpu_share']:.2f}) = {ratio:.2f}× geth's "
               f"{geth['req_per_s']:.0f} (p50 {geth['p50_ms']:.2f} ms, CPU {geth['node_cpu_share']:.2f}) "
               f"(≥ {RPC_VS_GETH_MIN:g}×)")
+        if ours["node_cpu_share"] > 0 and geth["node_cpu_share"] > 0:  # ethnode serves on one core, geth on all
+            per_cpu = (ours["req_per_s"] / ours["node_cpu_share"]) / (geth["req_per_s"] / geth["node_cpu_share"])
+            print(f"  info  {case} per node CPU-second: ethnode {ours['req_per_s'] / ours['node_cpu_share']:.0f}, "
+                  f"geth {geth['req_per_s'] / geth['node_cpu_share']:.0f} ({per_cpu:.2f}×)")
 
 
 def print_rpc_fanout(data: dict) -> None:
