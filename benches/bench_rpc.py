@@ -54,15 +54,15 @@ def _geth_binary() -> Path:
 
 
 @contextmanager
-def _node(client: str) -> Iterator[tuple[int, int]]:
-    """(HTTP port, pid) of a ``--dev`` node of ``client`` on a free loopback port."""
+def _node(client: str, extra: tuple[str, ...] = ()) -> Iterator[tuple[int, int]]:
+    """(HTTP port, pid) of a ``--dev`` node of ``client`` on a free loopback port (``extra``: more flags)."""
     with tempfile.TemporaryDirectory() as tmp:
         if client == "geth":
             argv = [str(_geth_binary()), "--dev", "--datadir", tmp, "--http", "--http.port", "0", "--authrpc.port",
-                    "0", "--port", "0", "--nodiscover", "--ipcdisable", "--verbosity", "3"]
+                    "0", "--port", "0", "--nodiscover", "--ipcdisable", "--verbosity", "3", *extra]
             line = re.compile(r"HTTP server started\s+endpoint=127\.0\.0\.1:(\d+)")
         else:
-            argv = [sys.executable, "-m", "ethnode", "run", "--dev", "--http.port", "0", "--verbosity", "3"]
+            argv = [sys.executable, "-m", "ethnode", "run", "--dev", "--http.port", "0", "--verbosity", "3", *extra]
             line = re.compile(r"HTTP server started +endpoint=127\.0\.0\.1:(\d+)")
         import ethnode
 

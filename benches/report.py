@@ -50,6 +50,9 @@ STREAM_GROUP = "loopback stream"
 EXECUTE_VS_GETH_MIN = 0.5
 EXECUTE_ENGINES = ("revm", "py-evm", "geth")
 
+# JSON-RPC over HTTP under wrk (bench_rpc_wrk.py): ethnode at least 0.75x geth's requests/s per case.
+RPC_VS_GETH_MIN = 0.75
+
 
 def _fmt(ns: float) -> str:
     if ns >= 1e6:
@@ -332,6 +335,44 @@ def print_targets(groups: dict[str, dict[str, float]], data: dict | None = None)
     print_execute_targets(data or {})
 
 
+def print_rpc_wrk(data: dict) -> None:
+    """wrk's requests/s per JSON-RPC case, ethnode against geth in this run."""
+    rates: dict[str, dict[str, dict]] = defaultdict(dict)
+    for b in data.get("benchmarks", []):
+        info = b.get("extra_info", {})
+        if "case" in info and "ethnode" in info and "geth" in info:
+            rates[info["case"]] = {"ethnode": info["ethnode"], "geth": info["geth"]}
+    if not rates:
+        return
+    print("\n  JSON-RPC over HTTP under wrk (keep-alive, both nodes up, runs alternating, median run):")
+    for case in sorted(rates):
+        ours, geth = rates[case].get("ethnode"), rates[case].get("geth")
+        if ours is None or geth is None:
+            continue
+        ratio = ours["req_per_s"] / geth["req_per_s"]
+        print(f"  {_verdict(ratio >= RPC_VS_GETH_MIN)}  {case}: ethnode {ours['req_per_s']:.0f} req/s "
+              f"(p50 {ours['p50_ms']:.2f} ms, CPU {ours['node_cpu_share']:.2f}) = {ratio:.2f}× geth's "
+              f"{geth['req_per_s']:.0f} (p50 {geth['p50_ms']:.2f} ms, CPU {geth['node_cpu_share']:.2f}) "
+              f"(≥ {RPC_VS_GETH_MIN:g}×)")
+        if ours["node_cpu_share"] > 0 and geth["node_cpu_share"] > 0:  # ethnode serves on one core, geth on all
+            per_cpu = (ours["req_per_s"] / ours["node_cpu_share"]) / (geth["req_per_s"] / geth["node_cpu_share"])
+            print(f"  info  {case} per node CPU-second: ethnode {ours['req_per_s'] / ours['node_cpu_share']:.0f}, "
+                  f"geth {geth['req_per_s'] / geth['node_cpu_share']:.0f} ({per_cpu:.2f}×)")
+
+
+def print_rpc_fanout(data: dict) -> None:
+    """newHeads to 100 WebSockets after a tx: ethnode's times against geth's, same run."""
+    rows = {b["extra_info"]["client"]: b["extra_info"] for b in data.get("benchmarks", [])
+            if "fanout_clients" in b.get("extra_info", {})}
+    if "ethnode" not in rows or "geth" not in rows:
+        return
+    ours, geth = rows["ethnode"], rows["geth"]
+    print(f"\n  newHeads fan-out to {ours['fanout_clients']} WebSockets, tx sent -> block heard (median of rounds):")
+    for key in ("first_ms", "median_ms", "last_ms"):
+        print(f"  info  {key[:-3]}: ethnode {ours[key]:.1f} ms, geth {geth[key]:.1f} ms "
+              f"(ethnode/geth {ours[key] / geth[key]:.2f}×)")
+
+
 DISCV5_PING_GROUP = "discv5 handle ping in a session (unmask, decrypt, decode, seal+send pong)"
 
 
@@ -364,6 +405,8 @@ def main() -> int:
         print("\nper item / memory:")
         print("\n".join(extra))
     print_execute(data)
+    print_rpc_wrk(data)
+    print_rpc_fanout(data)
     print_observer(groups)
     print_targets(groups, data)
     if code != 0:

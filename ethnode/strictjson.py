@@ -60,6 +60,9 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"invalid JSON value {name}")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def loads(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     """``json.loads`` for untrusted input: ``ValueError`` (never a crash) for anything not strict JSON.
 
@@ -67,8 +70,14 @@ def loads(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     from an interpreter whose limit is below ``max_depth`` is reported the same way.
     """
     check_depth(data, max_depth)
+    if isinstance(data, bytes | bytearray):  # what json.loads does, without building a decoder per call
+        data = data.decode(json.detect_encoding(data), "surrogatepass")
+    elif not isinstance(data, str):
+        raise TypeError(f"the JSON object must be str or bytes, not {type(data).__name__}")
+    if data.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", data, 0)
     try:
-        return json.loads(data, parse_constant=_refuse_constant)
+        return _DECODER.decode(data)
     except RecursionError:
         raise JSONDepthError("nested too deep for this interpreter's recursion limit") from None
 

@@ -78,6 +78,7 @@ from ethnode.core.types.transaction import (
     Transaction,
 )
 from ethnode.core.types.withdrawal import Withdrawal, withdrawals_root
+from ethnode.ethapi.marshal import contract_address
 from ethnode.miner.builder import MinerConfig, new_header
 
 
@@ -628,6 +629,43 @@ def test_a_call_gives_the_same_result(ethtest: dict[str, BlockChain], name: str)
         header = ethtest["revm"].get_header_by_number(at)
         outcomes = _both(lambda evm, header=header: call_outcome(ethtest[evm].executor, header, message))
         assert outcomes["revm"] == outcomes["py-evm"], (at, outcomes)
+
+
+def _traced(executor: Any, header: Any, message: CallMessage) -> tuple[Any, ...]:
+    """``trace_access``'s result and accesses (eth_createAccessList's run), or the refusal."""
+    from ethnode.core.execution import ExecutionError
+
+    try:
+        return ("result", *executor.trace_access(header, message))
+    except ExecutionError as exc:
+        return ("refused", type(exc).__name__, str(exc))
+
+
+def test_a_traced_call_records_the_same_accesses(ethtest: dict[str, BlockChain]) -> None:
+    """eth_createAccessList's trace (revm's inspector in rust/src/evm/access_list.rs, py-evm's opcode
+    hooks): for every call case, the same accesses in the same order and the same result as the
+    plain call (the cases whose error kinds differ, above, are compared on their accesses)."""
+    header = ethtest["revm"].current_block
+    recorded = 0
+    for name in CALL_NAMES:
+        message = _calls()[name]
+        outcomes = _both(lambda evm, message=message: _traced(ethtest[evm].executor, header, message))
+        if name in _CALL_XFAIL:
+            assert outcomes["revm"][2:] == outcomes["py-evm"][2:], (name, outcomes)
+            continue
+        assert outcomes["revm"] == outcomes["py-evm"], (name, outcomes)
+        plain = call_outcome(ethtest["py-evm"].executor, header, message)
+        assert outcomes["py-evm"][:2] == plain[:2] and (plain[0] == "refused" or outcomes["py-evm"][1] == plain[1])
+        if outcomes["revm"][0] == "result":
+            recorded += len(outcomes["revm"][2])
+    assert recorded >= 5, recorded
+    # SLOAD 0xaa, SSTORE 0xcc, BALANCE(NOBODY), in a create from SENDER: slots of the new contract, then NOBODY
+    code = bytes.fromhex("60aa5450" "60bb60cc55" "73" + NOBODY.hex() + "3150" "00")
+    traced = _both(lambda evm: _traced(ethtest[evm].executor, header, CallMessage(gas=100_000, sender=SENDER,
+                                                                                 data=code)))
+    assert traced["revm"] == traced["py-evm"], traced
+    created = contract_address(SENDER, ethtest["revm"].state_at(header).nonce(SENDER))
+    assert traced["revm"][2] == [(created, word(0xAA)), (created, word(0xCC)), (NOBODY, None)], traced
 
 
 def test_the_call_cases_are_what_their_names_say(ethtest: dict[str, BlockChain]) -> None:

@@ -298,13 +298,16 @@ def test_gas_price_fee_history_and_syncing() -> None:
             first = await node.call("eth_feeHistory", 1, "0x1", [0, 50, 100])
             b1 = chain.get_header_by_number(1)
             assert first["reward"] == [[hex(min(2 * GWEI, 3 * GWEI - b1.base_fee)), hex(2 * GWEI), hex(5 * GWEI)]]
-            assert (await node.call("eth_feeHistory", "10", "latest"))["oldestBlock"] == "0x0"  # clamped at genesis
-            assert await node.call("eth_feeHistory", "0x0", "latest") == {"oldestBlock": "0x0", "gasUsedRatio": None}
+            assert (await node.call("eth_feeHistory", "10", "latest", []))["oldestBlock"] == "0x0"  # clamped at genesis
+            missing = await node.call("eth_feeHistory", "10", "latest")  # geth: the percentiles are required
+            assert missing == {"code": -32602, "message": "missing value for required argument 2"}
+            assert await node.call("eth_feeHistory", "0x0", "latest", []) == {"oldestBlock": "0x0",
+                                                                           "gasUsedRatio": None}
             assert await node.call("eth_feeHistory", "0x1", "latest", [50, 10]) == {
                 "code": -32000, "message": "invalid reward percentile: #0:50.000000 >= #1:10.000000"}
             assert (await node.call("eth_feeHistory", "0x1", "latest", [101]))["message"] == \
                 "invalid reward percentile: 101.000000"
-            assert await node.call("eth_feeHistory", "0x1", "0x10") == {
+            assert await node.call("eth_feeHistory", "0x1", "0x10", []) == {
                 "code": -32000, "message": "request beyond head block: requested 16, head 3"}
 
             assert await node.call("eth_syncing") is False

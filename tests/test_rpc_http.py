@@ -1,6 +1,7 @@
 """The HTTP transport on aiohttp: what it adds to the request rules of ``test_engine_api`` /
 ``test_rpc_api`` (gzip as geth's handler stack, keep-alive, ``Expect: 100-continue``, a quick
-stop with idle clients) and the dispatcher's batch response limit.
+stop with idle clients, geth's header and body read deadlines against slow clients) and the
+dispatcher's batch response limit.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import time
 from typing import Any
 
 from p2p_support import run_checked
+from rpc_support import http_post
 
 from ethnode.rpc.endpoint import RPCServer
+from ethnode.rpc.http import IDLE_TIMEOUT, READ_HEADER_TIMEOUT, READ_TIMEOUT
 from ethnode.rpc.jsonrpc import Dispatcher
 from ethnode.rpc.jwt import make_token
 
@@ -105,3 +108,76 @@ def test_a_batch_past_the_response_limit_gets_response_too_large() -> None:
     assert ran == [0, 1]  # about 135 bytes a reply: the second crossed the limit; nothing ran after it
     assert [r["id"] for r in replies] == [0, 1, 2, 3, 4]
     assert [r.get("error") for r in replies[2:]] == [{"code": -32003, "message": "response too large"}] * 3
+
+
+async def _closed(reader: asyncio.StreamReader) -> bytes:
+    """What the server sends before it closes the connection (a reset counts as a close)."""
+    try:
+        return await reader.read()
+    except ConnectionResetError:
+        return b""
+
+
+def test_a_slow_loris_is_closed_at_the_header_deadline_and_others_are_served() -> None:
+    """A client trickling its headers a byte at a time is closed READ_HEADER_TIMEOUT after its
+    first byte (geth's ReadHeaderTimeout, 30 s; shortened here), one trickling its body gets 408
+    after READ_TIMEOUT, and neither delays anyone else."""
+    assert (READ_HEADER_TIMEOUT, READ_TIMEOUT, IDLE_TIMEOUT) == (30.0, 30.0, 120.0)  # geth DefaultHTTPTimeouts
+    deadline = 1.0
+
+    async def trickle(writer: asyncio.StreamWriter, data: bytes, closed: asyncio.Task[bytes]) -> int:
+        """One byte per 50 ms, as a slow-loris does, until the server closes; bytes sent."""
+        for i in range(len(data)):
+            if closed.done():
+                return i
+            writer.write(data[i:i + 1])
+            await asyncio.sleep(0.05)  # the client's pace is the behaviour under test, not a wait
+        return len(data)
+
+    async def scenario() -> None:
+        server = RPCServer(METHODS)
+        server.http.read_header_timeout = deadline
+        server.http.read_timeout = deadline
+        await server.start()
+        loop = asyncio.get_running_loop()
+        try:
+            # 1. headers that never end
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            closed = asyncio.create_task(_closed(reader))
+            start = loop.time()
+            slow = asyncio.create_task(trickle(writer, b"POST / HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 400,
+                                               closed))
+            for _ in range(5):  # others are served meanwhile, at once
+                t0 = loop.time()
+                status, _, body = await http_post(server.port, CALL)
+                assert status == 200 and json.loads(body)["result"] and loop.time() - t0 < 0.5
+            assert await asyncio.wait_for(closed, 5 * deadline) == b""  # closed without a reply, as Go's server
+            elapsed = loop.time() - start
+            sent = await slow
+            assert deadline <= elapsed < deadline + 1.5 and sent < 60, (elapsed, sent)
+            writer.close()
+            # 2. headers complete, the body trickles: 408 once READ_TIMEOUT passed, then the close
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 1000\r\n\r\n")
+            closed = asyncio.create_task(_closed(reader))
+            start = loop.time()
+            slow = asyncio.create_task(trickle(writer, CALL + b" " * 1000, closed))
+            reply = await asyncio.wait_for(closed, 5 * deadline)
+            assert reply.startswith(b"HTTP/1.1 408 ") and reply.endswith(b"request timeout\n"), reply
+            assert deadline <= loop.time() - start < deadline + 1.5
+            await slow
+            writer.close()
+            # 3. a kept-alive client that sends nothing is not a slow-loris: IDLE_TIMEOUT applies
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            status, _, _ = await exchange(writer, reader, ["POST / HTTP/1.1", "Host: localhost",
+                                                           "Content-Type: application/json"])
+            await asyncio.sleep(2 * deadline)  # past the header deadline, with no request begun
+            assert status == "HTTP/1.1 200 OK" and not reader.at_eof()
+            assert (await exchange(writer, reader, ["POST / HTTP/1.1", "Host: localhost",
+                                                    "Content-Type: application/json"]))[0] == "HTTP/1.1 200 OK"
+            writer.close()
+        finally:
+            await server.stop()
+
+    run_checked(scenario, timeout=30)

@@ -65,9 +65,9 @@ def test_state_rpc_reads_executed_state_at_head_history_and_side_blocks() -> Non
             assert await call("eth_getStorageAt", hx(HISTORY_CONTRACT), word(11), hx(chain.get_canonical_hash(12))) \
                 == word(b11)
             assert await call("eth_getStorageAt", hx(HISTORY_CONTRACT), "0x" + "00" * 33) == {
-                "code": -32000, "message": "unable to decode storage key: hex string too long, want at most 32 bytes"}
+                "code": -32602, "message": 'storage key too long (want at most 32 bytes): "0x' + "00" * 33 + '"'}
             assert await call("eth_getStorageAt", hx(HISTORY_CONTRACT), "0xzz") == {
-                "code": -32000, "message": "unable to decode storage key: hex string invalid"}
+                "code": -32602, "message": 'invalid hex in storage key: "0xzz"'}
             code = chain.state().code(HISTORY_CONTRACT)
             assert code and await call("eth_getCode", hx(HISTORY_CONTRACT), "latest") == hx(code)
 
@@ -88,6 +88,80 @@ def test_state_rpc_reads_executed_state_at_head_history_and_side_blocks() -> Non
                 == {"code": -32000, "message": "hash is not currently canonical"}
             head = chain.state()
             assert await call("eth_getBalance", hx(sender), "latest") == hex(head.balance(sender))
+        finally:
+            await node.stop()
+
+    run_checked(scenario)
+
+
+def _walk_proof(root: bytes, key: bytes, proof: list[str]) -> bytes | None:
+    """A Merkle proof checked the way a light client checks it: each node is the preimage of the
+    hash its parent (or the root) names, and the path of ``keccak(key)`` leads to the value."""
+    from ethnode import rlp
+    from ethnode.crypto.keccak import keccak256
+
+    nodes = [bytes.fromhex(p[2:]) for p in proof]
+    path, want, i = keccak256(key).hex(), root, 0
+    node: object = None
+    for raw in nodes:
+        assert keccak256(raw) == want, "a proof node is not the one its parent names"
+        node = rlp.decode(raw)
+        while True:
+            assert isinstance(node, list)
+            if len(node) == 17:
+                child = node[int(path[i], 16)]
+                i += 1
+            else:
+                nibbles = node[0].hex()
+                rest = nibbles[1:] if int(nibbles[0], 16) & 1 else nibbles[2:]
+                if path[i:i + len(rest)] != rest:
+                    return None  # the path leaves the trie: proof of absence
+                i += len(rest)
+                if int(nibbles[0], 16) & 2:
+                    return node[1]  # type: ignore[no-any-return]
+                child = node[1]
+            if isinstance(child, list):
+                node = child
+                continue
+            if not child:
+                return None
+            want = child
+            break
+    raise AssertionError("the proof ended before the path did")
+
+
+def test_get_proof_nodes_prove_the_account_and_its_slots() -> None:
+    """eth_getProof from the stored tries: the account proof leads from the block's state root to the
+    account's record, each storage proof from its storage root to the slot's value (or its absence);
+    the field-by-field comparison with geth is tests/test_rpc_geth_diff.py."""
+    from ethnode import rlp
+    from ethnode.core.genesis import StateAccount
+
+    chain = executed_ethtest_chain(HEAD)
+
+    async def scenario() -> None:
+        node = await RPCNode(chain).start()
+        try:
+            head = chain.current_block
+            keys = [hx((11).to_bytes(32, "big")), "0xb", "0x1234"]  # block 11's hash (twice), an empty slot
+            got = await node.call("eth_getProof", hx(HISTORY_CONTRACT), keys, "latest")
+            leaf = _walk_proof(head.state_root, HISTORY_CONTRACT, got["accountProof"])
+            account = StateAccount.decode(leaf)
+            assert hx(account.storage_root) == got["storageHash"] and hx(account.code_hash) == got["codeHash"]
+            assert account.nonce == int(got["nonce"], 16) and account.balance == int(got["balance"], 16)
+            b11 = chain.get_canonical_hash(11)
+            for entry, key in zip(got["storageProof"], keys, strict=True):
+                value = _walk_proof(account.storage_root, (int(key, 16)).to_bytes(32, "big"), entry["proof"])
+                assert int(entry["value"], 16) == (int.from_bytes(rlp.decode(value), "big") if value else 0)
+            assert [e["key"] for e in got["storageProof"]] == [keys[0], "0xb", "0x1234"]  # 32 bytes kept, else hex
+            assert int(got["storageProof"][0]["value"], 16) == int.from_bytes(b11, "big")
+            assert got["storageProof"][2]["value"] == "0x0" and got["storageProof"][2]["proof"]
+            absent = await node.call("eth_getProof", "0x" + "ee" * 20, ["0x0"], "0x5")
+            assert _walk_proof(chain.get_header_by_number(5).state_root, b"\xee" * 20, absent["accountProof"]) is None
+            assert absent["codeHash"] == absent["storageHash"] == hx(bytes(32))  # geth: zero for no account
+            assert absent["storageProof"] == [{"key": "0x0", "value": "0x0", "proof": []}]
+            assert (await node.call("eth_getProof", hx(HISTORY_CONTRACT), ["0x0"] * 1025))["message"] == \
+                "too many storage keys requested (max 1024, got 1025)"
         finally:
             await node.stop()
 

@@ -325,6 +325,65 @@ def test_a_thousand_idle_websockets_do_not_stop_others_being_served() -> None:
     run_checked(scenario, timeout=TIMEOUT)
 
 
+def _proc_status(pid: int, field: str) -> int:
+    """A ``/proc/<pid>/status`` figure in kB (VmRSS, ...)."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def _soft_fd_limit(pid: int) -> int:
+    for line in open(f"/proc/{pid}/limits"):
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    raise AssertionError("no descriptor limit")
+
+
+WS_RSS_BOUND_KB = 64  # per idle WebSocket; measured ~10-20 kB (aiohttp's protocol, reader, queue, buffers)
+
+
+@pytest.mark.subprocess
+def test_a_thousand_idle_websockets_cost_bounded_memory_in_the_node(dev_node: DevNode) -> None:
+    """The node in its own process (``run --dev``): 1000 idle WebSockets fit under its connection
+    cap, grow its RSS by less than WS_RSS_BOUND_KB each, and others are served meanwhile and after."""
+    idle_count = 1000
+    _descriptors(idle_count + 256)
+    pid = dev_node.proc.proc.pid
+    cap = max(128, min(4096, _soft_fd_limit(pid) // 4))  # ethnode.rpc.http.default_max_connections in the child
+    if cap < idle_count + 10:
+        pytest.skip(f"the node's descriptor limit gives a connection cap of {cap}")
+
+    async def scenario() -> None:
+        warm = await asyncio.gather(*(RawWebSocket.connect(dev_node.ws_port) for _ in range(50)))
+        for ws in warm:  # the first connections pay for code paths and pools, not per connection
+            ws.close()
+        idle: list[RawWebSocket] = []
+        try:
+            before = _proc_status(pid, "VmRSS")
+            for _ in range(0, idle_count, 100):
+                idle += await asyncio.gather(*(RawWebSocket.connect(dev_node.ws_port) for _ in range(100)))
+            assert {ws.status for ws in idle} == {101}
+            idle[-1].send(req("eth_chainId"))  # the last handshake is done and its connection served
+            assert (await idle[-1].recv())["result"] == "0x539"
+            after = _proc_status(pid, "VmRSS")
+            per_connection = (after - before) / idle_count
+            print(f"\nnode RSS {before} kB -> {after} kB with {idle_count} idle WebSockets: "
+                  f"{per_connection:.1f} kB each (cap {cap})")
+            assert per_connection < WS_RSS_BOUND_KB, per_connection
+            start = asyncio.get_running_loop().time()
+            status, _, body = await http_post(dev_node.http_port, req("eth_blockNumber"))
+            assert status == 200 and "result" in json.loads(body)
+            assert asyncio.get_running_loop().time() - start < 2.0
+        finally:
+            for ws in idle:
+                ws.close()
+        status, _, body = await http_post(dev_node.http_port, req("net_version"))
+        assert status == 200 and json.loads(body)["result"] == "1337"
+
+    asyncio.run(asyncio.wait_for(scenario(), TIMEOUT))
+
+
 def test_connections_past_the_cap_are_refused_and_the_rest_served() -> None:
     async def scenario() -> None:
         server = RPCServer({"web3_clientVersion": lambda: "x"}, ws=True, max_connections=5)

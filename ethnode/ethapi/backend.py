@@ -14,13 +14,17 @@ from ethnode.consensus.beacon import Beacon
 from ethnode.consensus.clique import Clique
 from ethnode.consensus.engine import Engine
 from ethnode.eth.service import EthereumService
+from ethnode.ethapi.accesslist import AccessListAPI
 from ethnode.ethapi.accounts import AccountAPI, DevAccounts
 from ethnode.ethapi.admin import AdminAPI
 from ethnode.ethapi.blocks import BlockAPI
 from ethnode.ethapi.clique import CliqueRPC
+from ethnode.ethapi.config import ConfigAPI
+from ethnode.ethapi.debug import DebugAPI
 from ethnode.ethapi.eth import EthAPI
 from ethnode.ethapi.filters import FilterAPI
 from ethnode.ethapi.net import NetAPI
+from ethnode.ethapi.proof import ProofAPI
 from ethnode.ethapi.subscriptions import SubscriptionAPI
 from ethnode.ethapi.txpool import TxPoolAPI
 from ethnode.ethapi.web3 import Web3API
@@ -33,7 +37,7 @@ P2PServer = Callable[[], Server | None]  # the node's running p2p Server; it is 
 
 
 def eth_apis(eth: EthereumService, accounts: DevAccounts | None = None) -> list[API]:
-    """``eth_`` and ``txpool_``, and ``clique_`` on a Clique chain (geth Clique.APIs: served when asked for).
+    """``eth_``, ``debug_``, ``txpool_``, and ``clique_`` on a Clique chain (geth Clique.APIs: served when asked for).
 
     ``accounts``: the unlocked keys ``eth_accounts``/``eth_sendTransaction``/``eth_sign*`` use
     (``run --dev``'s); without them those methods answer as geth without unlocked accounts.
@@ -45,6 +49,10 @@ def eth_apis(eth: EthereumService, accounts: DevAccounts | None = None) -> list[
         API("eth", FilterAPI(eth.chain, eth.ctx.bus)),  # geth filters.FilterAPI; drains the bus when called
         API("eth", SubscriptionAPI(eth.chain, eth.ctx.bus, eth.downloader)),  # eth_subscribe (WebSocket, IPC)
         API("eth", BlockAPI(eth, api)),
+        API("eth", ProofAPI(api)),  # eth_getProof
+        API("eth", AccessListAPI(api)),  # eth_createAccessList
+        API("eth", ConfigAPI(eth.chain)),  # eth_config
+        API("debug", DebugAPI(api)),  # debug_getRaw*
         API("txpool", TxPoolAPI(eth.txpool, eth.chain)),
     ]
     clique = _clique(eth.chain.engine)

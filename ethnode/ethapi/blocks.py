@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from ethnode.core.eip1559 import calc_base_fee
 from ethnode.core.eip4844 import calc_blob_fee
 from ethnode.core.types.block import Block
 from ethnode.core.types.header import Header
 from ethnode.core.types.transaction import BlobTxWithSidecar
 from ethnode.ethapi.eth import Backend, EthAPI, _block_number
 from ethnode.ethapi.marshal import header_fields, receipt_fields, tx_fields
-from ethnode.rpc.hexutil import arg, data, decode_quantity, hash_arg, quantity
+from ethnode.rpc.hexutil import data, hash_arg, quantity, uint_arg
 from ethnode.rpc.jsonrpc import RPCError
 
 NOT_FOUND = ("header not found", "header for hash not found")
@@ -23,7 +24,7 @@ NOT_FOUND = ("header not found", "header for hash not found")
 
 def _index(index: int, value: Any) -> int:
     """geth hexutil.Uint: a quantity."""
-    return arg(index, decode_quantity, value, 64)  # type: ignore[no-any-return]
+    return uint_arg(index, value)
 
 
 class BlockAPI:
@@ -124,6 +125,8 @@ class BlockAPI:
                 return None
             raise
         found = self.chain.get_block(header.hash, header.number)
+        if found is not None and not found.tx_items:
+            return []  # geth: an empty list, the genesis block's too (it has no stored receipts)
         receipts = self.chain.get_receipts(header.hash, header.number)
         if found is None or receipts is None or len(receipts) != len(found.tx_items):
             return None
@@ -136,6 +139,13 @@ class BlockAPI:
     def get_header_by_hash(self, block_hash: Any) -> dict[str, Any] | None:
         header = self.chain.get_header_by_hash(hash_arg(0, block_hash))
         return None if header is None else header_fields(header)
+
+    def base_fee(self) -> str | None:
+        """The next block's base fee (geth EthereumAPI.BaseFee); null when it is not a London block."""
+        head = self.chain.current_block
+        if not self.chain.config.is_london(head.number + 1):
+            return None
+        return quantity(calc_base_fee(self.chain.config, head))
 
     def blob_base_fee(self) -> str | None:
         """The head block's blob base fee (geth EthereumAPI.BlobBaseFee); null before Cancun."""

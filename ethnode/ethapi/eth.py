@@ -21,6 +21,7 @@ miner), "earliest" the genesis, "safe"/"finalized" what the Engine API last set.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -66,6 +67,7 @@ from ethnode.rpc.hexutil import (
     data_arg,
     decode_quantity,
     hash_arg,
+    json_type,
     quantity,
 )
 from ethnode.rpc.jsonrpc import INVALID_PARAMS, SERVER_ERROR, RPCError, server_error
@@ -102,25 +104,43 @@ class Backend(Protocol):
     def state(self) -> StateReader | None: ...
 
 
-def _storage_key(key: Any) -> bytes:
-    """geth decodeHash: 0x optional, odd length padded, at most 32 bytes, left-padded to 32."""
+def _storage_key(key: Any, index: int = 1) -> bytes:
+    """geth decodeStorageKey: 0x optional, odd length padded, at most 32 bytes, left-padded to 32;
+    a bad key is -32602 with geth's text and the key quoted."""
     if not isinstance(key, str):
-        raise RPCError(INVALID_PARAMS, "invalid argument 1: json: cannot unmarshal non-string into Go value of type "
-                                       "string")
+        raise RPCError(INVALID_PARAMS, f"invalid argument {index}: json: cannot unmarshal {json_type(key)} into Go "
+                                       "value of type string")
     body = key[2:] if key[:2] in ("0x", "0X") else key
-    try:
-        raw = bytes.fromhex(body if len(body) % 2 == 0 else "0" + body)
-    except ValueError:
-        raise server_error("unable to decode storage key: hex string invalid") from None
-    if len(raw) > 32:
-        raise server_error("unable to decode storage key: hex string too long, want at most 32 bytes")
-    return raw.rjust(32, b"\0")
+    body = body if len(body) % 2 == 0 else "0" + body
+    if len(body) > 64:
+        raise RPCError(INVALID_PARAMS, f"storage key too long (want at most 32 bytes): {go_quote(key)}")
+    if not body.isascii() or not set(body) <= _HEX_DIGITS:
+        raise RPCError(INVALID_PARAMS, f"invalid hex in storage key: {go_quote(key)}")
+    return bytes.fromhex(body).rjust(32, b"\0")
+
+
+_HEX_DIGITS = set("0123456789abcdefABCDEF")
+
+
+def go_quote(text: str) -> str:
+    """Go's %q of an ASCII string (what geth's error texts quote user input with)."""
+    return json.dumps(text)
+
+
+def _bool_arg(index: int, value: Any) -> bool:
+    """A Go bool argument: JSON true/false only."""
+    if not isinstance(value, bool):
+        raise RPCError(INVALID_PARAMS, f"invalid argument {index}: json: cannot unmarshal {json_type(value)} into Go "
+                                       "value of type bool")
+    return value
 
 
 def _block_number(index: int, value: Any) -> int | str:
     """A block tag or number (geth rpc.BlockNumber)."""
     if isinstance(value, str) and value in TAGS:
         return value
+    if not isinstance(value, str):  # geth BlockNumber.UnmarshalJSON decodes the raw JSON text
+        value = json.dumps(value, separators=(",", ":"))
     number = arg(index, decode_quantity, value, 64)
     if number > MAX_INT64:
         raise RPCError(INVALID_PARAMS, f"invalid argument {index}: block number larger than int64")
@@ -169,6 +189,9 @@ class EthAPI:
         """geth BlockNumberOrHash: a tag, a number, a hash, or {blockNumber} / {blockHash, requireCanonical}."""
         if value is None:
             value = "latest"
+        if not isinstance(value, dict | str):  # geth: neither the object form nor a string
+            raise RPCError(INVALID_PARAMS, f"invalid argument {index}: json: cannot unmarshal {json_type(value)} "
+                                           "into Go value of type string")
         if isinstance(value, dict):
             has_hash, has_number = "blockHash" in value, "blockNumber" in value
             if has_hash and has_number:
@@ -177,7 +200,8 @@ class EthAPI:
             if has_hash:
                 return self._header_by_hash(hash_arg(index, value["blockHash"]), bool(value.get("requireCanonical")))
             if not has_number:
-                raise RPCError(INVALID_PARAMS, f"invalid argument {index}: invalid input")
+                raise RPCError(INVALID_PARAMS,
+                               f"invalid argument {index}: must specify either BlockHash or BlockNumber")
             value = value["blockNumber"]
         elif isinstance(value, str) and len(value) == 66:
             return self._header_by_hash(hash_arg(index, value), False)
@@ -245,14 +269,16 @@ class EthAPI:
 
     # --- blocks ---------------------------------------------------------------------------
 
-    def get_block_by_number(self, number: Any, full_tx: bool = False) -> dict[str, Any] | None:
+    def get_block_by_number(self, number: Any, full_tx: Any) -> dict[str, Any] | None:
+        full_tx = _bool_arg(1, full_tx)
         header = self._header_by_tag(_block_number(0, number))
         if header is None:
             return None
         block = self.chain.get_block(header.hash, header.number)
         return None if block is None else block_fields(block, bool(full_tx), self._config)
 
-    def get_block_by_hash(self, block_hash: Any, full_tx: bool = False) -> dict[str, Any] | None:
+    def get_block_by_hash(self, block_hash: Any, full_tx: Any) -> dict[str, Any] | None:
+        full_tx = _bool_arg(1, full_tx)
         block = self.chain.get_block_by_hash(hash_arg(0, block_hash))
         return None if block is None else block_fields(block, bool(full_tx), self._config)
 
@@ -341,8 +367,9 @@ class EthAPI:
 
     def get_storage_at(self, address: Any, key: Any, block: Any = "latest") -> str:
         addr = address_arg(0, address)
+        header = self._header_for_state(2, block)  # geth: the state first, then the key
         slot = _storage_key(key)
-        value = self._state("storage", addr, self._header_for_state(2, block), slot)
+        value = self._state("storage", addr, header, slot)
         return data(int(value).to_bytes(32, "big"))
 
     # --- execution ------------------------------------------------------------------------
@@ -416,9 +443,9 @@ class EthAPI:
     def max_priority_fee_per_gas(self) -> str:
         return quantity(self.oracle.suggest_tip_cap())
 
-    def fee_history(self, block_count: Any, newest_block: Any, reward_percentiles: Sequence[float] | None = None
+    def fee_history(self, block_count: Any, newest_block: Any, reward_percentiles: Sequence[float] | None
                     ) -> dict[str, Any]:
-        count = arg(0, _hex_or_decimal, block_count)
+        count = _hex_or_decimal(0, block_count)
         if count < 1:
             return {"oldestBlock": "0x0", "gasUsedRatio": None}
         tag = _block_number(1, newest_block)
@@ -476,12 +503,15 @@ def _execution_errors(header: Header, timeout: float, precondition: Callable[[st
         raise server_error(str(exc)) from None
 
 
-def _hex_or_decimal(value: Any) -> int:
-    """geth math.HexOrDecimal64: a JSON number, "0x..." or a decimal string."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    return decode_quantity(value, 64)
+def _hex_or_decimal(index: int, value: Any) -> int:
+    """geth math.HexOrDecimal64: a JSON number or string, "0x..." hex or decimal (leading zeros allowed)."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    body, base = (text[2:], 16) if text[:2] in ("0x", "0X") else (text, 10)
+    digits = "0123456789abcdefABCDEF"[:22 if base == 16 else 10]
+    if text == "":
+        return 0
+    if body and body.isascii() and all(c in digits for c in body) and int(body, base) < 2**64:
+        return int(body, base)
+    raise RPCError(INVALID_PARAMS, f"invalid argument {index}: invalid hex or decimal integer {go_quote(text)}")
 
 __all__ = ["EthAPI", "StateReader", "SERVER_ERROR", "RPC_TX_FEE_CAP", "server_error", "check_tx_fee"]

@@ -26,7 +26,7 @@ GPO_PERCENTILE = 60  # geth FullNodeGPO.Percentile
 GPO_MAX_PRICE = 500 * 10**9  # wei; geth DefaultMaxPrice
 GPO_IGNORE_PRICE = 2  # wei; geth DefaultIgnorePrice
 SAMPLE_NUMBER = 3  # lowest tips taken per block; geth sampleNumber
-DEFAULT_GAS_PRICE = 10**9  # wei: the suggestion before any block held a tx (geth: --miner.gasprice, 1 gwei)
+DEFAULT_GAS_PRICE = 10**6  # wei: the suggestion before any block held a tx (geth --miner.gasprice: 0.001 gwei)
 MAX_FEE_HISTORY = 1024  # blocks per eth_feeHistory call; geth MaxHeaderHistory/MaxBlockHistory
 MAX_PERCENTILES = 100  # geth maxQueryLimit
 

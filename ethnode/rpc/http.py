@@ -13,6 +13,10 @@ without sockets). What this module adds, after geth's node/rpcstack.go and net/h
   one gets 503 and is closed at once, so idle clients cannot exhaust the process's file
   descriptors (geth has no cap; the default follows the descriptor limit);
 - idle keep-alive connections are closed after ``IDLE_TIMEOUT`` (geth IdleTimeout);
+- slow clients: a request's headers must be complete ``READ_HEADER_TIMEOUT`` after its first
+  byte and its body ``READ_TIMEOUT`` after the headers (geth ReadHeaderTimeout/ReadTimeout),
+  else the connection is closed: a slow-loris client holds one connection for 30 s, not for
+  as long as it trickles bytes (aiohttp alone has no header deadline);
 - one upgrade hook: a WebSocket handshake goes to ``ws_handler`` (geth's httpServer
   serves HTTP and WebSocket on one port the same way, by looking at ``Upgrade``).
 """
@@ -35,6 +39,8 @@ log = logging.getLogger("ethnode.rpc")
 MAX_BODY_SIZE = 5 * 1024 * 1024  # bytes; geth rpc defaultBodyLimit
 MAX_HEADER_SIZE = 64 * 1024  # one header line; the request line likewise
 IDLE_TIMEOUT = 120.0  # seconds a kept-alive connection may sit idle; geth IdleTimeout
+READ_HEADER_TIMEOUT = 30.0  # seconds from a request's first byte to the end of its headers; geth ReadHeaderTimeout
+READ_TIMEOUT = 30.0  # seconds to read a request's body once its headers are in; geth ReadTimeout
 STOP_TIMEOUT = 2.0  # seconds requests in flight get to finish when the server stops (geth: 5, the whole node here)
 LINGER = 2.0  # seconds spent discarding the rest of a refused body so the client reads the 413; Go: 256 KiB
 
@@ -90,14 +96,44 @@ class _Refuse(asyncio.Protocol):
         transport.close()
 
 
+class _SlowClientGuard(RequestHandler):
+    """aiohttp's request handler with geth's header deadline: once the first byte of a request
+    arrives on an otherwise idle connection, its headers have ``read_header_timeout`` seconds."""
+
+    def __init__(self, manager: Any, *, read_header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._header_timeout = read_header_timeout
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def data_received(self, data: bytes) -> None:
+        busy = self._request_in_progress or bool(self._messages) or self._upgraded
+        super().data_received(data)
+        if not busy and self._header_timer is None and data and not self._messages and not self._upgraded:
+            self._header_timer = self._loop.call_later(self._header_timeout, self._headers_late, self._request_count)
+
+    def _headers_late(self, count: int) -> None:
+        self._header_timer = None
+        if self._request_count == count and not self._request_in_progress and not self._upgraded:
+            log.debug("Closing a client whose request headers took over %.0f s", self._header_timeout)
+            self.force_close()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        super().connection_lost(exc)
+
+
 class _CappedServer(web.Server):
     """aiohttp's low-level server, refusing connections past the cap with a 503.
 
     Counted when the protocol is made (the loop may accept several connections before any
     of them is told ``connection_made``) and released when aiohttp reports it lost."""
 
-    def __init__(self, handler: Any, max_connections: int, **kwargs: Any) -> None:
+    def __init__(self, handler: Any, max_connections: int, read_header_timeout: float = READ_HEADER_TIMEOUT,
+                 **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
+        self.read_header_timeout = read_header_timeout
         self.max_connections = max_connections
         self.open = 0
         self.refused = 0
@@ -107,7 +143,7 @@ class _CappedServer(web.Server):
             self.refused += 1
             return _Refuse()  # type: ignore[return-value]
         self.open += 1
-        return super().__call__()
+        return _SlowClientGuard(self, loop=self._loop, read_header_timeout=self.read_header_timeout, **self._kwargs)
 
     def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
         self.open -= 1
@@ -125,8 +161,11 @@ class HTTPServer:
 
     def __init__(self, handler: Handler, host: str = "127.0.0.1", port: int = 0, *, name: str = "http",
                  ws_handler: UpgradeHandler | None = None, max_connections: int | None = None,
-                 body_limit: int = MAX_BODY_SIZE, gzip: bool = True) -> None:
+                 body_limit: int = MAX_BODY_SIZE, gzip: bool = True, read_header_timeout: float = READ_HEADER_TIMEOUT,
+                 read_timeout: float = READ_TIMEOUT) -> None:
         self.handler = handler
+        self.read_header_timeout = read_header_timeout
+        self.read_timeout = read_timeout
         self.ws_handler = ws_handler
         self.host = host
         self.port = port
@@ -138,7 +177,8 @@ class HTTPServer:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._web = _CappedServer(self._serve, self.max_connections, keepalive_timeout=IDLE_TIMEOUT,
+        self._web = _CappedServer(self._serve, self.max_connections, self.read_header_timeout,
+                                  keepalive_timeout=IDLE_TIMEOUT,
                                   access_log=None, max_line_size=MAX_HEADER_SIZE, max_field_size=MAX_HEADER_SIZE,
                                   lingering_time=LINGER, logger=_ClientErrorLog(log, {}))
         self._server = await asyncio.get_running_loop().create_server(self._web, self.host, self.port)
@@ -176,11 +216,21 @@ class HTTPServer:
             return _too_large(f"content length too large ({length}>{self.body_limit})")
         if request.headers.get(hdrs.EXPECT, "").lower() == "100-continue" and request.version == HttpVersion11:
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # aiohttp's default expect handler
-        body = bytearray()
-        while chunk := await request.content.readany():
-            body += chunk
-            if len(body) > self.body_limit:
-                return _too_large(f"request body too large (>{self.body_limit})")
+        content = request.content
+        body = bytearray(content.read_nowait())  # usually the whole body came with the headers
+        if len(body) > self.body_limit:
+            return _too_large(f"request body too large (>{self.body_limit})")
+        try:
+            if not content.at_eof():
+                async with asyncio.timeout(self.read_timeout):
+                    while chunk := await content.readany():
+                        body += chunk
+                        if len(body) > self.body_limit:
+                            return _too_large(f"request body too large (>{self.body_limit})")
+        except TimeoutError:  # geth ReadTimeout: the body came too slowly
+            response = web.Response(status=408, text="request timeout\n")
+            response.force_close()
+            return response
         version = f"HTTP/{request.version.major}.{request.version.minor}"
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:
@@ -228,4 +278,4 @@ class HTTPEndpoint:
 
 
 __all__ = ["HTTPServer", "HTTPEndpoint", "Request", "Response", "Handler", "UpgradeHandler", "MAX_BODY_SIZE",
-           "IDLE_TIMEOUT", "default_max_connections", "is_websocket"]
+           "IDLE_TIMEOUT", "READ_HEADER_TIMEOUT", "READ_TIMEOUT", "default_max_connections", "is_websocket"]

@@ -12,7 +12,7 @@ and is what the tx pool asks.
 
 from ethnode.core.state.database import StateDatabase, StateOverlay, write_genesis_state
 from ethnode.core.state.reader import HeadState, MissingStateError, StateView
-from ethnode.core.state.trie import MissingNodeError, trie_get
+from ethnode.core.state.trie import MissingNodeError, trie_get, trie_prove
 
 __all__ = [
     "StateDatabase",
@@ -21,6 +21,6 @@ __all__ = [
     "HeadState",
     "MissingStateError",
     "MissingNodeError",
-    "trie_get",
+    "trie_get", "trie_prove",
     "write_genesis_state",
 ]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from ethnode import rlp
 from ethnode.core.genesis import EMPTY_CODE_HASH, StateAccount
 from ethnode.core.state.database import StateDatabase
-from ethnode.core.state.trie import MissingNodeError, trie_get
+from ethnode.core.state.trie import MissingNodeError, trie_get, trie_prove
 from ethnode.core.types.header import Header
 from ethnode.crypto.keccak import keccak256
 from ethnode.errors import EthnodeError
@@ -80,6 +80,14 @@ class StateView:
 
     def _get(self, root: bytes, key: bytes) -> bytes | None:
         return trie_get(self.db.get, root, key)
+
+    def account_proof(self, address: bytes) -> list[bytes]:
+        """The account trie's nodes proving ``address``'s account (or its absence), root first."""
+        return trie_prove(self.db.get, self.root, keccak256(address))
+
+    def storage_proof(self, storage_root: bytes, slot: bytes) -> list[bytes]:
+        """The storage trie's nodes proving a 32-byte ``slot``'s value (or its absence)."""
+        return trie_prove(self.db.get, storage_root, keccak256(slot))
 
 
 class HeadState:

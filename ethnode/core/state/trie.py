@@ -56,6 +56,47 @@ def trie_get(get_node: Callable[[bytes], bytes | None], root: bytes, key: bytes)
             node = _load(get_node, child)
 
 
+def trie_prove(get_node: Callable[[bytes], bytes | None], root: bytes, key: bytes) -> list[bytes]:
+    """The Merkle proof of ``key`` (hashed, as trie_get's): every node on its path that is stored
+    by hash, root first, as stored (geth ``Trie.Prove``: embedded nodes travel inside their
+    parent). For an absent key the path ends where the key leaves the trie, which proves the
+    absence. The empty trie's proof is empty."""
+    if root == EMPTY_ROOT:
+        return []
+    path = key.hex()
+    proof = [_raw(get_node, root)]
+    node: Any = rlp.decode(proof[0])
+    pos = 0
+    while True:
+        if len(node) == _BRANCH_WIDTH:
+            if pos == len(path):
+                return proof
+            child = node[int(path[pos], 16)]
+            pos += 1
+        else:
+            encoded_path, child = node
+            nibbles = encoded_path.hex()
+            flag = int(nibbles[0], 16)
+            rest = nibbles[1:] if flag & 1 else nibbles[2:]
+            if path[pos : pos + len(rest)] != rest or flag & _LEAF_FLAG:
+                return proof
+            pos += len(rest)
+        if isinstance(child, list):
+            node = child
+        elif not child:
+            return proof
+        else:
+            proof.append(_raw(get_node, child))
+            node = rlp.decode(proof[-1])
+
+
+def _raw(get_node: Callable[[bytes], bytes | None], node_hash: bytes) -> bytes:
+    data = get_node(node_hash)
+    if data is None:
+        raise MissingNodeError(node_hash)
+    return data
+
+
 def _load(get_node: Callable[[bytes], bytes | None], node_hash: bytes) -> Any:
     data = get_node(node_hash)
     if data is None:
@@ -63,4 +104,4 @@ def _load(get_node: Callable[[bytes], bytes | None], node_hash: bytes) -> Any:
     return rlp.decode(data)
 
 
-__all__ = ["trie_get", "MissingNodeError"]
+__all__ = ["trie_get", "trie_prove", "MissingNodeError"]

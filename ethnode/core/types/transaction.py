@@ -73,7 +73,7 @@ class TxTypeNotSupportedError(TransactionError):
     """geth ErrTxTypeNotSupported: the type is unknown or not yet active at this block."""
 
     def __init__(self, tx_type: int) -> None:
-        super().__init__(f"transaction type not supported: {tx_type}")
+        super().__init__("transaction type not supported")  # geth's text: the type is not named
         self.tx_type = tx_type
 
 

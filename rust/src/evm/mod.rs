@@ -1,5 +1,6 @@
 //! Block execution with revm (see `block.rs`), over ethnode's stored state (`state.rs`).
 
+mod access_list;
 mod block;
 mod call;
 mod nodes;
@@ -9,5 +10,6 @@ use pyo3::prelude::*;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     block::register(m)?;
+    access_list::register(m)?;
     call::register(m)
 }

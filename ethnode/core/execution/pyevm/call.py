@@ -93,6 +93,38 @@ class _DeadlineOpcode:
         self.opcode(computation=computation)
 
 
+# geth AccessListTracer.OnOpcode: which opcodes access what (stack position from the top).
+_SLOT_OPCODES = (0x54, 0x55)  # SLOAD, SSTORE: (the frame's storage address, the top word)
+_ADDRESS_OPCODES = {0x31: 1, 0x3B: 1, 0x3C: 1, 0x3F: 1, 0xFF: 1,  # BALANCE, EXTCODE*, SELFDESTRUCT: the top
+                    0xF1: 2, 0xF2: 2, 0xF4: 2, 0xFA: 2}  # CALL, CALLCODE, DELEGATECALL, STATICCALL: second
+
+
+def _word(value: int | bytes) -> bytes:
+    return value.to_bytes(32, "big") if isinstance(value, int) else bytes(value).rjust(32, b"\0")
+
+
+class _AccessOpcode:
+    """An opcode that first records its access on the state's ``accesses`` list, when tracing
+    (the twin of rust/src/evm/access_list.rs's inspector; geth records before the opcode runs,
+    in every frame, reverted ones too)."""
+
+    def __init__(self, opcode: Any, op: int) -> None:
+        self.opcode = opcode
+        self.op = op
+        self.mnemonic = getattr(opcode, "mnemonic", "?")
+
+    def __call__(self, computation: Any) -> None:
+        accesses = computation.state.accesses
+        if accesses is not None:
+            values = computation._stack.values
+            if self.op in _SLOT_OPCODES:
+                if values:
+                    accesses.append((bytes(computation.msg.storage_address), _word(values[-1])))
+            elif len(values) >= (1 if _ADDRESS_OPCODES[self.op] == 1 else 5):
+                accesses.append((_word(values[-_ADDRESS_OPCODES[self.op]])[12:], None))
+        self.opcode(computation=computation)
+
+
 @cache
 def _call_state_class(state_class: Any) -> Any:
     """``state_class`` with the deadline-checking opcodes and an overridable blob base fee."""
@@ -101,10 +133,14 @@ def _call_state_class(state_class: Any) -> Any:
     for op in _DEADLINE_OPCODES:
         if op in opcodes:
             opcodes[op] = _DeadlineOpcode(opcodes[op])
+    for op in (*_SLOT_OPCODES, *_ADDRESS_OPCODES):
+        if op in opcodes:
+            opcodes[op] = _AccessOpcode(opcodes[op], op)
     computation_class = type(f"Call{base_computation.__name__}", (base_computation,), {"opcodes": opcodes})
 
     class CallState(state_class):  # type: ignore[misc,valid-type]
         call_deadline: float | None = None
+        accesses: list[tuple[bytes, bytes | None]] | None = None  # eth_createAccessList's trace
         blob_base_fee_override: int | None = None  # geth zeroes BLOBBASEFEE when the call's blob fee cap is 0
 
         @property
@@ -155,8 +191,11 @@ def run_call(
     prev_hashes: Iterable[bytes],
     fee_recipient: bytes | None = None,
     deadline: float | None = None,
+    accesses: list[tuple[bytes, bytes | None]] | None = None,
 ) -> CallResult:
-    """Run ``message`` on the state after ``header`` in ``header``'s block context; nothing is kept."""
+    """Run ``message`` on the state after ``header`` in ``header``'s block context; nothing is kept.
+
+    ``accesses``: when a list, geth's AccessListTracer events are appended to it."""
     rules = _rules(fork)
     base_fee = header.base_fee
     if base_fee is not None and message.gas_price == 0:
@@ -177,6 +216,7 @@ def run_call(
     if message.blob_fee_cap == 0:
         state.blob_base_fee_override = 0
     state.call_deadline = deadline
+    state.accesses = accesses
     try:
         total_intrinsic, initcode_gas = _pre_check(state, rules, message)
         return _execute(state, fork, rules, message, total_intrinsic - initcode_gas)

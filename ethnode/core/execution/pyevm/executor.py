@@ -150,6 +150,24 @@ class PyEVMExecutor:
         prev_hashes = self.ancestor_hashes(parent) if parent is not None else iter(())
         return run_call(self.config, self.state_db, fork, header, message, prev_hashes, fee_recipient, deadline)
 
+    def trace_access(
+        self,
+        header: Header,
+        message: CallMessage,
+        *,
+        fee_recipient: bytes | None = None,
+        deadline: float | None = None,
+    ) -> tuple[CallResult, list[tuple[bytes, bytes | None]]]:
+        """``call``, and the accesses geth's AccessListTracer records: ``(address, slot|None)``."""
+        require_state(self.state_db, header)
+        fork = fork_for(self.config, header.number, header.time, header.difficulty)
+        parent = self._get_header(header.parent_hash, header.number - 1) if header.number else None
+        prev_hashes = self.ancestor_hashes(parent) if parent is not None else iter(())
+        accesses: list[tuple[bytes, bytes | None]] = []
+        result = run_call(self.config, self.state_db, fork, header, message, prev_hashes, fee_recipient, deadline,
+                          accesses)
+        return result, accesses
+
     def ancestor_hashes(self, parent: Header) -> Iterator[bytes]:
         """Hashes for BLOCKHASH, newest first (py-evm caches what it consumes)."""
         header: Header | None = parent

@@ -61,7 +61,10 @@ def run_call(
     message: CallMessage,
     fee_recipient: bytes | None,
     deadline: float | None,
+    accesses: list[tuple[bytes, bytes | None]] | None = None,
 ) -> CallResult:
+    """``accesses``: when a list, the call runs under the access-list inspector
+    (``rust/src/evm/access_list.rs``) and its accesses are appended, in order."""
     from ethnode import _rust
 
     config = executor.config
@@ -83,7 +86,8 @@ def run_call(
     parent = executor._get_header(parent_hash, header.number - 1) if header.number else None
     hashes = executor.block_hash_source(parent) if parent is not None else (lambda n: None)
     try:
-        call = _rust.RevmCall(executor.state_db.get, header.state_root, executor._forks, config.chain_id, hashes)
+        kind = _rust.RevmCall if accesses is None else _rust.RevmAccessList
+        call = kind(executor.state_db.get, header.state_root, executor._forks, config.chain_id, hashes)
 
         def balance_of(address: bytes) -> int:
             return int.from_bytes(call.balance(address), "big")
@@ -98,9 +102,11 @@ def run_call(
             # Not given: the call pays the block's blob base fee, as py-evm charges it (0 reads as 0).
             message.blob_fee_cap if message.blob_fee_cap is not None else (blob_fee() if message.blob_hashes else 0),
         )
-        status, output, used, peak, error, opcode, stack_len = call.run(
+        status, output, used, peak, error, opcode, stack_len, *events = call.run(
             executor.env_args(env, parent_hash), blob, msg, zero_blob_fee, timeout
         )
+        if accesses is not None:
+            accesses += [(bytes(a), None if s is None else bytes(s)) for a, s in events[0]]
     except _rust.EvmStateError as exc:
         raise ExecutionError(f"call at block #{header.number}: state data missing from the database ({exc})") from None
     if status == "timeout":

@@ -127,6 +127,21 @@ class RevmExecutor:
         require_state(self.state_db, header)
         return run_call(self, header, message, fee_recipient, deadline)
 
+    def trace_access(
+        self,
+        header: Header,
+        message: CallMessage,
+        *,
+        fee_recipient: bytes | None = None,
+        deadline: float | None = None,
+    ) -> tuple[CallResult, list[tuple[bytes, bytes | None]]]:
+        """``call``, and the accesses geth's AccessListTracer records: ``(address, slot|None)``."""
+        from ethnode.core.execution.revm.call import run_call
+
+        require_state(self.state_db, header)
+        accesses: list[tuple[bytes, bytes | None]] = []
+        return run_call(self, header, message, fee_recipient, deadline, accesses), accesses
+
     # --- helpers -----------------------------------------------------------------------------
 
     def _for_pyevm(self, env: BlockEnv) -> bool:

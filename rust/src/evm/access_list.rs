@@ -1,0 +1,258 @@
+//! eth_createAccessList on revm: a call (as `call.rs` runs one) under an inspector that records
+//! what geth's `AccessListTracer` records before each opcode, in every frame (reverted ones too):
+//! SLOAD/SSTORE -> (the frame's storage address, slot); BALANCE, EXTCODESIZE/COPY/HASH,
+//! SELFDESTRUCT -> the address on top of the stack; CALL, CALLCODE, DELEGATECALL, STATICCALL ->
+//! the address second from the top. Python applies geth's exclusions and iterates to a fixed
+//! point; this side only reports the events, in order.
+//!
+//! Its own class beside `RevmCall` (same constructor and message) so the plain call path keeps
+//! its lean inspector.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alloy_eips::eip2930::{AccessList, AccessListItem};
+use alloy_evm::{Evm, EvmEnv, EvmFactory};
+use alloy_evm::eth::EthEvmFactory;
+use alloy_primitives::{Address, Bytes, TxKind, B256, U256};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+use revm::context::TxEnv;
+use revm::context_interface::result::{ExecutionResult, HaltReason, OutOfGasError};
+use revm::database::State;
+use revm::interpreter::interpreter::EthInterpreter;
+use revm::interpreter::interpreter_types::{InputsTr, Jumps};
+use revm::interpreter::Interpreter;
+use revm::Inspector;
+
+use super::block::{chain_env, EvmStateError};
+use super::nodes::NodeDb;
+use super::state::TrieState;
+
+const SLOAD: u8 = 0x54;
+const SSTORE: u8 = 0x55;
+const BALANCE: u8 = 0x31;
+const EXTCODESIZE: u8 = 0x3b;
+const EXTCODECOPY: u8 = 0x3c;
+const EXTCODEHASH: u8 = 0x3f;
+const SELFDESTRUCT: u8 = 0xff;
+const CALL: u8 = 0xf1;
+const CALLCODE: u8 = 0xf2;
+const DELEGATECALL: u8 = 0xf4;
+const STATICCALL: u8 = 0xfa;
+
+/// One access: an address, and the slot when it was a storage access.
+type Access = (Address, Option<B256>);
+
+struct AccessInspector {
+    deadline: Option<Instant>,
+    steps: u64,
+    timed_out: bool,
+    opcode: u8,
+    stack_len: usize,
+    events: Vec<Access>,
+}
+
+fn word_address(word: &U256) -> Address {
+    Address::from_slice(&word.to_be_bytes::<32>()[12..])
+}
+
+impl<CTX> Inspector<CTX, EthInterpreter> for AccessInspector {
+    fn step(&mut self, interp: &mut Interpreter<EthInterpreter>, _context: &mut CTX) {
+        let op = interp.bytecode.opcode();
+        self.opcode = op;
+        self.stack_len = interp.stack.len();
+        self.steps += 1;
+        let data = interp.stack.data();
+        let n = data.len();
+        match op {
+            SLOAD | SSTORE if n >= 1 => {
+                let slot = B256::from(data[n - 1].to_be_bytes::<32>());
+                self.events.push((interp.input.target_address(), Some(slot)));
+            }
+            BALANCE | EXTCODESIZE | EXTCODECOPY | EXTCODEHASH | SELFDESTRUCT if n >= 1 => {
+                self.events.push((word_address(&data[n - 1]), None));
+            }
+            CALL | CALLCODE | DELEGATECALL | STATICCALL if n >= 5 => {
+                self.events.push((word_address(&data[n - 2]), None));
+            }
+            _ => {}
+        }
+        if self.timed_out || (self.steps & 0x3ff == 0 && self.deadline.is_some_and(|d| Instant::now() > d)) {
+            self.timed_out = true;
+            interp.halt_oog();
+        }
+    }
+}
+
+/// A call's view of one block's post-state, traced for its accesses.
+#[pyclass(unsendable, module = "ethnode._rust")]
+pub struct RevmAccessList {
+    state: Option<TrieState>,
+    forks: Vec<(String, String, u64)>,
+    chain_id: u64,
+}
+
+#[pymethods]
+impl RevmAccessList {
+    #[new]
+    fn new(getter: Py<PyAny>, state_root: &[u8], forks: Vec<(String, String, u64)>, chain_id: u64, block_hash: Py<PyAny>) -> PyResult<Self> {
+        if state_root.len() != 32 {
+            return Err(PyValueError::new_err("state root must be 32 bytes"));
+        }
+        let db = Arc::new(NodeDb::new(getter));
+        let state = TrieState::new(db, B256::from_slice(state_root), block_hash).map_err(|e| EvmStateError::new_err(e.0))?;
+        Ok(Self { state: Some(state), forks, chain_id })
+    }
+
+    /// The balance of `address` (32 bytes, big-endian), for the pre-call checks.
+    fn balance<'py>(&mut self, py: Python<'py>, address: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+        if address.len() != 20 {
+            return Err(PyValueError::new_err("address must be 20 bytes"));
+        }
+        let state = self.state.as_mut().ok_or_else(|| PyRuntimeError::new_err("call already run"))?;
+        let info = revm::Database::basic(state, Address::from_slice(address)).map_err(|e| EvmStateError::new_err(e.0))?;
+        let balance = info.map_or(U256::ZERO, |i| i.balance);
+        Ok(PyBytes::new(py, &balance.to_be_bytes::<32>()))
+    }
+
+    /// As `RevmCall.run`, with an eighth element: the accesses, `[(address, slot|None), ...]`.
+    #[pyo3(signature = (env, blob, message, zero_blob_fee, timeout=None))]
+    fn run<'py>(
+        &mut self,
+        py: Python<'py>,
+        env: &Bound<'py, PyTuple>,
+        blob: Option<(u64, u64, u64, u64, u64)>,
+        message: &Bound<'py, PyTuple>,
+        zero_blob_fee: bool,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let state = self.state.take().ok_or_else(|| PyRuntimeError::new_err("call already run"))?;
+        let (_spec, _header, mut evm_env): (_, _, EvmEnv) = chain_env(self.forks.clone(), self.chain_id, None, env, blob)?;
+        let cfg = &mut evm_env.cfg_env;
+        cfg.disable_nonce_check = true;
+        cfg.disable_eip3607 = true;
+        cfg.disable_block_gas_limit = true;
+        cfg.tx_gas_limit_cap = Some(u64::MAX);
+        if zero_blob_fee {
+            if let Some(b) = evm_env.block_env.blob_excess_gas_and_price.as_mut() {
+                b.blob_gasprice = 0;
+            }
+        }
+        let (sender, to, value, data, gas, gas_price, access_list, blob_hashes, blob_fee_cap): (
+            Vec<u8>, Option<Vec<u8>>, Vec<u8>, Vec<u8>, u64, u128, Option<Vec<(Vec<u8>, Vec<Vec<u8>>)>>, Option<Vec<Vec<u8>>>, u128,
+        ) = message.extract()?;
+        if sender.len() != 20 || to.as_ref().is_some_and(|t| t.len() != 20) || value.len() != 32 {
+            return Err(PyValueError::new_err("bad call message"));
+        }
+        let mut tx = TxEnv {
+            tx_type: 0,
+            caller: Address::from_slice(&sender),
+            gas_limit: gas,
+            gas_price,
+            kind: match &to {
+                Some(t) => TxKind::Call(Address::from_slice(t)),
+                None => TxKind::Create,
+            },
+            value: U256::from_be_slice(&value),
+            data: Bytes::from(data),
+            nonce: 0,
+            chain_id: Some(self.chain_id),
+            ..Default::default()
+        };
+        if let Some(list) = access_list {
+            tx.tx_type = 1;
+            tx.access_list = AccessList(
+                list.into_iter()
+                    .map(|(a, keys)| AccessListItem {
+                        address: Address::from_slice(&a),
+                        storage_keys: keys.iter().map(|k| B256::from_slice(k)).collect(),
+                    })
+                    .collect(),
+            );
+        }
+        if let Some(hashes) = blob_hashes {
+            tx.tx_type = 3;
+            tx.gas_priority_fee = Some(gas_price);
+            tx.blob_hashes = hashes.iter().map(|h| B256::from_slice(h)).collect();
+            tx.max_fee_per_blob_gas = blob_fee_cap;
+        }
+        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+        let db = State::builder().with_database(state).build();
+        let inspector = AccessInspector { deadline, steps: 0, timed_out: false, opcode: 0, stack_len: 0, events: Vec::new() };
+        let mut evm = EthEvmFactory::default().create_evm_with_inspector(db, evm_env, inspector);
+        let outcome = evm.transact(tx);
+        let insp = evm.inspector();
+        let (timed_out, opcode, stack_len) = (insp.timed_out, insp.opcode, insp.stack_len);
+        let events = PyList::empty(py);
+        for (address, slot) in insp.events.iter() {
+            let addr = PyBytes::new(py, address.as_slice()).into_any();
+            let slot = match slot {
+                Some(s) => PyBytes::new(py, s.as_slice()).into_any(),
+                None => py.None().into_bound(py),
+            };
+            events.append(PyTuple::new(py, [addr, slot])?)?;
+        }
+        let result = match outcome {
+            Ok(r) => r.result,
+            Err(e) => {
+                let msg = e.to_string();
+                if msg.contains("missing trie node") || msg.contains("missing code") || msg.contains("state read failed") {
+                    return Err(EvmStateError::new_err(msg));
+                }
+                return Err(PyValueError::new_err(msg));
+            }
+        };
+        let (status, output, gas_info, error): (&str, Bytes, _, String) = match result {
+            ExecutionResult::Success { gas, output, .. } => ("ok", output.into_data(), gas, String::new()),
+            ExecutionResult::Revert { gas, output, .. } => ("revert", output, gas, String::new()),
+            ExecutionResult::Halt { reason, gas, .. } => ("halt", Bytes::new(), gas, halt_name(&reason)),
+        };
+        let status = if timed_out { "timeout" } else { status };
+        let used = gas_info.tx_gas_used();
+        let peak = gas_info.total_gas_spent().max(gas_info.floor_gas());
+        PyTuple::new(
+            py,
+            [
+                status.into_pyobject(py)?.into_any(),
+                PyBytes::new(py, &output).into_any(),
+                used.into_pyobject(py)?.into_any(),
+                peak.into_pyobject(py)?.into_any(),
+                error.into_pyobject(py)?.into_any(),
+                opcode.into_pyobject(py)?.into_any(),
+                stack_len.into_pyobject(py)?.into_any(),
+                events.into_any(),
+            ],
+        )
+    }
+}
+
+/// revm's halt reason as the stable names `call.rs` uses (Python words them as geth does).
+fn halt_name(reason: &HaltReason) -> String {
+    match reason {
+        HaltReason::OutOfGas(OutOfGasError::Basic) => "out_of_gas",
+        HaltReason::OutOfGas(_) => "out_of_gas",
+        HaltReason::OpcodeNotFound => "opcode_not_found",
+        HaltReason::InvalidFEOpcode => "invalid_fe",
+        HaltReason::InvalidJump => "invalid_jump",
+        HaltReason::NotActivated => "not_activated",
+        HaltReason::StackUnderflow => "stack_underflow",
+        HaltReason::StackOverflow => "stack_overflow",
+        HaltReason::OutOfOffset => "out_of_offset",
+        HaltReason::CreateCollision => "create_collision",
+        HaltReason::CreateContractSizeLimit => "code_size_limit",
+        HaltReason::CreateContractStartingWithEF => "starts_with_ef",
+        HaltReason::CreateInitCodeSizeLimit => "initcode_size_limit",
+        HaltReason::StateChangeDuringStaticCall | HaltReason::CallNotAllowedInsideStatic => "write_protection",
+        HaltReason::OutOfFunds => "out_of_funds",
+        HaltReason::CallTooDeep => "call_too_deep",
+        HaltReason::NonceOverflow => "nonce_overflow",
+        other => return format!("other: {other}"),
+    }
+    .to_string()
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<RevmAccessList>()
+}
