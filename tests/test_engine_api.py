@@ -351,7 +351,8 @@ def test_ethereum_service_in_a_node(tmp_path: Path) -> None:
         try:
             svc, engine = node.services.values()
             assert isinstance(svc, EthereumService) and isinstance(engine, CatalystService)
-            assert svc.network_id == 77 and [p.version for p in svc.protocols()] == [72, 71, 70, 69, 68]
+            assert svc.network_id == 77 and [(p.name, p.version) for p in svc.protocols()] == [
+                ("eth", 72), ("eth", 71), ("eth", 70), ("eth", 69), ("eth", 68), ("snap", 2), ("snap", 1)]
             secret = parse_secret((datadir / "ethnode" / "jwtsecret").read_text())  # generated like geth
             assert engine.server is not None
             h20 = svc.chain.get_canonical_hash(20)
