@@ -18,7 +18,7 @@ use aes::Aes256;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::buffers::with_bytes;
+use crate::buffers::{bytes_filled, with_bytes};
 use crate::keccak::{self, Sponge};
 use pyo3::types::{PyBytes, PyTuple};
 
@@ -146,7 +146,7 @@ struct Egress {
 
 impl Egress {
     /// Write header || header-mac || frame-ciphertext || frame-mac into `out`, which is
-    /// zeroed and exactly HEADER_SIZE + padded body + MAC_SIZE long.
+    /// exactly HEADER_SIZE + padded body + MAC_SIZE long; every byte of it is written.
     fn seal(&mut self, ptype: &[u8], payload: &[u8], out: &mut [u8]) {
         let fsize = ptype.len() + payload.len();
         let (header, rest) = out.split_at_mut(HEADER_SIZE);
@@ -154,6 +154,7 @@ impl Egress {
 
         header[..3].copy_from_slice(&(fsize as u32).to_be_bytes()[1..]);
         header[3..6].copy_from_slice(&HEADER_DATA);
+        header[6..BLOCK].fill(0);
         let (head, head_mac) = header.split_at_mut(BLOCK);
         self.enc.apply_keystream(head);
         let seed: [u8; MAC_SIZE] = (&*head).try_into().expect("16-byte header");
@@ -168,6 +169,7 @@ impl Egress {
         self.enc
             .apply_keystream_b2b(payload, encrypted_payload)
             .expect("same length");
+        padding.fill(0);
         self.enc.apply_keystream(padding);
         self.mac.update(body);
         let seed = self.mac.digest16();
@@ -256,7 +258,7 @@ impl FrameCodec {
             }
             let total = HEADER_SIZE + padded_len(fsize) + MAC_SIZE;
             let ptype = &ptype[..plen];
-            PyBytes::new_with(py, total, |out| {
+            bytes_filled(py, total, |out| {
                 if fsize > RELEASE_GIL_ABOVE {
                     py.detach(|| egress.seal(ptype, data, out));
                 } else {
@@ -344,7 +346,7 @@ impl FrameCodec {
                     return Err(FrameError::new_err(why));
                 }
             };
-            let payload = PyBytes::new_with(py, fsize - n, |out| {
+            let payload = bytes_filled(py, fsize - n, |out| {
                 out[..head_len - n].copy_from_slice(&first[n..head_len]);
                 if fsize > BLOCK {
                     dec.apply_keystream_b2b(&ciphertext[BLOCK..fsize], &mut out[BLOCK - n..])
