@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ethnode.core.errors import BlockValidationError, ChainError
 from ethnode.core.state.database import StateDatabase, StateOverlay
@@ -22,6 +22,9 @@ from ethnode.core.types.receipt import Receipt
 from ethnode.core.types.transaction import Transaction
 from ethnode.core.types.withdrawal import Withdrawal
 from ethnode.crypto.keccak import keccak256
+
+if TYPE_CHECKING:
+    from ethnode.core.execution.overrides import BlockOverrides, StateOverride
 
 
 class ExecutionError(ChainError):
@@ -260,6 +263,8 @@ class Executor(Protocol):
         *,
         fee_recipient: bytes | None = None,
         deadline: float | None = None,
+        state_override: StateOverride | None = None,
+        block_override: BlockOverrides | None = None,
     ) -> CallResult:
         """Run ``message`` on the state after block ``header``, in that block's context, and
         discard every change (eth_call, eth_estimateGas).

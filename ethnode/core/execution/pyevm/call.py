@@ -41,12 +41,14 @@ from eth.vm.interrupt import EVMMissingData
 
 from ethnode.core.chainconfig import ChainConfig
 from ethnode.core.execution.api import (
+    BlockEnv,
     CallMessage,
     CallResult,
     CallTimeoutError,
     ExecutionError,
     VMErrorKind,
 )
+from ethnode.core.execution.overrides import BlockOverrides, StateOverride
 from ethnode.core.execution.precheck import CallRules, floor_data_gas, intrinsic_gas, pre_check
 from ethnode.core.execution.pyevm.db import atomic_db
 from ethnode.core.execution.pyevm.forks import SUPPORTED_FORKS, Fork
@@ -192,21 +194,27 @@ def run_call(
     fee_recipient: bytes | None = None,
     deadline: float | None = None,
     accesses: list[tuple[bytes, bytes | None]] | None = None,
+    state_override: StateOverride | None = None,
+    block_override: BlockOverrides | None = None,
 ) -> CallResult:
     """Run ``message`` on the state after ``header`` in ``header``'s block context; nothing is kept.
 
-    ``accesses``: when a list, geth's AccessListTracer events are appended to it."""
+    ``accesses``: when a list, geth's AccessListTracer events are appended to it. The
+    overrides are geth's (``overrides``); ``fork`` is the one of the overridden context."""
     rules = _rules(fork)
-    base_fee = header.base_fee
+    env = BlockEnv.from_header(header, fee_recipient)
+    if block_override is not None:
+        env = block_override.apply(env)
+    base_fee = env.base_fee
     if base_fee is not None and message.gas_price == 0:
         base_fee = 0  # geth: lower the base fee to 0 so a free call keeps basefee <= feecap
     context = ExecutionContext(
-        coinbase=header.coinbase if fee_recipient is None else fee_recipient,
-        timestamp=header.time,
-        block_number=header.number,
-        difficulty=header.difficulty,
-        mix_hash=header.mix_digest,
-        gas_limit=header.gas_limit,
+        coinbase=env.fee_recipient,
+        timestamp=env.time,
+        block_number=env.number,
+        difficulty=env.difficulty,
+        mix_hash=env.mix_digest,
+        gas_limit=env.gas_limit,
         prev_hashes=prev_hashes,
         chain_id=config.chain_id,
         base_fee_per_gas=base_fee,
@@ -215,6 +223,10 @@ def run_call(
     state = _call_state_class(fork.state_class)(atomic_db(state_db.new_overlay()), context, header.state_root)
     if message.blob_fee_cap == 0:
         state.blob_base_fee_override = 0
+    elif block_override is not None and block_override.blob_base_fee is not None:
+        state.blob_base_fee_override = block_override.blob_base_fee
+    if state_override:
+        _apply_state_override(state, state_override)
     state.call_deadline = deadline
     state.accesses = accesses
     try:
@@ -226,6 +238,24 @@ def run_call(
         ) from None
     except _DeadlineExceeded:
         raise CallTimeoutError(f"call at block #{header.number} ran past its deadline") from None
+
+
+def _apply_state_override(state: Any, overrides: StateOverride) -> None:
+    """geth ``StateOverride.Apply`` on the throwaway state, then ``Finalise``: the overrides read
+    as the state before the call (SSTORE's "original" values included)."""
+    for address in sorted(overrides):
+        account = overrides[address]
+        if account.nonce is not None:
+            state.set_nonce(address, account.nonce)
+        if account.code is not None:
+            state.set_code(address, account.code)
+        if account.balance is not None:
+            state.set_balance(address, account.balance)
+        if account.state is not None:
+            state.delete_storage(address)
+        for slot, value in (account.state if account.state is not None else account.state_diff or {}).items():
+            state.set_storage(address, int.from_bytes(slot, "big"), int.from_bytes(value, "big"))
+    state.lock_changes()
 
 
 def _pre_check(state: Any, rules: CallRules, message: CallMessage) -> tuple[int, int]:

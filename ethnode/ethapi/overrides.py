@@ -1,0 +1,109 @@
+"""The JSON of geth's ``StateOverride`` and ``BlockOverrides`` (eth_call's third and fourth
+arguments, eth_estimateGas's too, eth_createAccessList's third), decoded as Go's json and
+hexutil decode them, with their texts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ethnode.core.execution.overrides import AccountOverride, BlockOverrides, StateOverride
+from ethnode.rpc.hexutil import HexError, decode_data, decode_fixed, decode_quantity, json_type
+from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError, server_error
+
+_GO_TYPES = {"address": "common.Address", "uint64": "hexutil.Uint64", "big": "*hexutil.Big",
+             "bytes": "hexutil.Bytes", "hash": "common.Hash"}
+
+
+def _value(index: int, struct: str, name: str, kind: str, value: Any) -> Any:
+    go_type = _GO_TYPES[kind]
+    where = f"Go struct field {struct}.{name} of type {go_type}"
+    if not isinstance(value, str):
+        raise RPCError(INVALID_PARAMS, f"invalid argument {index}: json: cannot unmarshal non-string into {where}")
+    try:
+        if kind == "address":
+            return decode_fixed(value, 20, go_type)
+        if kind == "hash":
+            return decode_fixed(value, 32, go_type)
+        if kind == "uint64":
+            return decode_quantity(value, 64)
+        if kind == "big":
+            return decode_quantity(value, 256)
+        return decode_data(value)
+    except HexError as exc:
+        text = str(exc)
+        if text.startswith("hex string has length"):
+            raise RPCError(INVALID_PARAMS, f"invalid argument {index}: {text}") from None
+        raise RPCError(INVALID_PARAMS, f"invalid argument {index}: json: cannot unmarshal {text} into {where}"
+                       ) from None
+
+
+def _slots(index: int, name: str, value: Any) -> dict[bytes, bytes]:
+    if not isinstance(value, dict):
+        raise RPCError(INVALID_PARAMS, f"invalid argument {index}: json: cannot unmarshal {json_type(value)} into "
+                                       f"Go struct field OverrideAccount.{name} of type map[common.Hash]common.Hash")
+    return {_value(index, "OverrideAccount", name, "hash", k): _value(index, "OverrideAccount", name, "hash", v)
+            for k, v in value.items()}
+
+
+def parse_state_override(index: int, obj: Any) -> StateOverride | None:
+    """Argument ``index`` as geth's ``*override.StateOverride`` (null: none)."""
+    if obj is None:
+        return None
+    if not isinstance(obj, dict):
+        raise RPCError(INVALID_PARAMS, f"invalid argument {index}: json: cannot unmarshal {json_type(obj)} into "
+                                       "Go value of type override.StateOverride")
+    out: dict[bytes, AccountOverride] = {}
+    for key, account in obj.items():
+        try:
+            address = decode_fixed(key, 20, "common.Address")
+        except HexError as exc:
+            raise RPCError(INVALID_PARAMS, f"invalid argument {index}: {exc}") from None
+        if account is None:
+            out[address] = AccountOverride()
+            continue
+        if not isinstance(account, dict):
+            raise RPCError(INVALID_PARAMS, f"invalid argument {index}: json: cannot unmarshal {json_type(account)} "
+                                           "into Go value of type override.OverrideAccount")
+
+        def field(name: str, kind: str, acc: dict[str, Any] = account) -> Any:
+            v = acc.get(name)
+            return None if v is None else _value(index, "OverrideAccount", name, kind, v)
+
+        out[address] = AccountOverride(
+            nonce=field("nonce", "uint64"),
+            code=field("code", "bytes"),
+            balance=field("balance", "big"),
+            state=None if account.get("state") is None else _slots(index, "state", account["state"]),
+            state_diff=None if account.get("stateDiff") is None else _slots(index, "stateDiff", account["stateDiff"]),
+            move_precompile_to=field("movePrecompileToAddress", "address"),
+        )
+    return out
+
+
+def parse_block_overrides(index: int, obj: Any) -> BlockOverrides | None:
+    """Argument ``index`` as geth's ``*override.BlockOverrides`` for eth_call / eth_estimateGas."""
+    if obj is None:
+        return None
+    if not isinstance(obj, dict):
+        raise RPCError(INVALID_PARAMS, f"invalid argument {index}: json: cannot unmarshal {json_type(obj)} into "
+                                       "Go value of type override.BlockOverrides")
+
+    def field(name: str, kind: str) -> Any:
+        v = obj.get(name)
+        return None if v is None else _value(index, "BlockOverrides", name, kind, v)
+
+    overrides = BlockOverrides(
+        number=field("number", "big"), difficulty=field("difficulty", "big"), time=field("time", "uint64"),
+        gas_limit=field("gasLimit", "uint64"), fee_recipient=field("feeRecipient", "address"),
+        prev_randao=field("prevRandao", "hash"), base_fee=field("baseFeePerGas", "big"),
+        blob_base_fee=field("blobBaseFee", "big"),
+    )
+    beacon = field("beaconRoot", "hash")
+    if beacon is not None:
+        raise server_error('block override "beaconRoot" is not supported for this RPC method')
+    if obj.get("withdrawals") is not None:
+        raise server_error('block override "withdrawals" is not supported for this RPC method')
+    return overrides
+
+
+__all__ = ["parse_state_override", "parse_block_overrides"]
