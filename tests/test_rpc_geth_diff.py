@@ -63,6 +63,9 @@ KNOWN = {
     ("v1.17.10", "access list invalid opcode"): "Amsterdam EIP-8037: geth caps a tx's execution gas at 2^24 "
                                                 "(the rest is the state-gas reservoir), eth_call excepted; "
                                                 "revm 43 spends the whole gas limit",
+    **{("v1.17.10", f"estimate {name}"): "as 'estimate callenv' (EIP-2780 intrinsic gas), with overrides"
+       for name in ("override code balance", "override state diff", "override state", "block override context",
+                    "block override free context", "block override blob base fee")},
 }
 
 

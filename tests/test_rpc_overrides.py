@@ -132,7 +132,7 @@ def test_override_refusals_are_geths(chain: BlockChain) -> None:
             "code": -32602, "message": "invalid argument 2: hex string has length 2, want 40 for common.Address"}
         assert await call("eth_estimateGas", {"to": hx(NOBODY)}, "latest", None, {"time": 5}) == {
             "code": -32602, "message": "invalid argument 3: json: cannot unmarshal non-string into Go struct field "
-                                       "BlockOverrides.time of type hexutil.Uint64"}
+                                       "BlockOverrides.Time of type hexutil.Uint64"}
         assert await call("eth_blockNumber") == hex(HEAD)  # still serving
 
     serve(chain, scenario)

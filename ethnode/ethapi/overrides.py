@@ -89,8 +89,8 @@ def parse_block_overrides(index: int, obj: Any) -> BlockOverrides | None:
                                        "Go value of type override.BlockOverrides")
 
     def field(name: str, kind: str) -> Any:
-        v = obj.get(name)
-        return None if v is None else _value(index, "BlockOverrides", name, kind, v)
+        v = obj.get(name)  # the struct has no json tags: Go names the field in its errors
+        return None if v is None else _value(index, "BlockOverrides", name[0].upper() + name[1:], kind, v)
 
     overrides = BlockOverrides(
         number=field("number", "big"), difficulty=field("difficulty", "big"), time=field("time", "uint64"),
