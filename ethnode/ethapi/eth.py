@@ -32,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 from ethnode.consensus.engine import ConsensusError
 from ethnode.core.blockchain import BlockChain
 from ethnode.core.execution import (
+    BlockEnv,
     CallPreconditionError,
     CallResult,
     CallTimeoutError,
@@ -440,8 +441,9 @@ class EthAPI:
             has_code = bool(recipient_override.code)
         else:
             has_code = message.to is not None and bool(state.code(message.to))
-        gas_limit = header.gas_limit if block_override is None or block_override.gas_limit is None \
-            else block_override.gas_limit
+        env = BlockEnv.from_header(header)
+        if block_override is not None:
+            env = block_override.apply(env)
 
         def run(gas: int) -> CallResult:
             result: CallResult = executor.call(header, replace(message, gas=gas), fee_recipient=author,
@@ -451,9 +453,8 @@ class EthAPI:
 
         with _execution_errors(header, ESTIMATE_GAS_TIMEOUT):
             return estimate_gas(
-                run, message, block_gas_limit=gas_limit, gas_cap=self.gas_cap,
-                balance=balance, recipient_has_code=has_code,
-                cancun=self._config.is_cancun(header.number, header.time),
+                run, message, block_gas_limit=env.gas_limit, gas_cap=self.gas_cap,
+                balance=balance, recipient_has_code=has_code, cancun=self._config.is_cancun(env.number, env.time),
             )
 
     def _executor(self, header: Header) -> Any:
