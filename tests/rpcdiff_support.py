@@ -172,6 +172,7 @@ def override_cases(sender: str, callenv: str) -> list[Case]:
     create = "0x600060006000f060005260206000f3"  # CREATE(0, 0, 0); return the address
     blobfee = "0x4a60005260206000f3"  # BLOBBASEFEE
     word = "0x" + "00" * 31
+    identity = "0x" + "00" * 19 + "04"
     priced = {"from": sender, "to": callenv, "maxFeePerGas": "0x3b9aca00", "maxPriorityFeePerGas": "0x1"}
     block = {"number": "0x3039", "feeRecipient": "0x" + "11" * 20, "prevRandao": "0x" + "22" * 32,
              "baseFeePerGas": "0x7", "gasLimit": "0x1c9c380"}
@@ -188,6 +189,14 @@ def override_cases(sender: str, callenv: str) -> list[Case]:
         ("bad balance", {"to": NOBODY}, {NOBODY: {"balance": 1}}),
         ("bad address", {"to": NOBODY}, {"0x12": {}}),
         ("bad slot", {"to": NOBODY}, {NOBODY: {"state": {"0x01": word + "07"}}}),
+        ("code on precompile", {"to": identity, "data": "0xabcd"}, {identity: {"code": selfbalance, "balance": "0x5"}}),
+        ("move precompile", {"to": NOBODY, "data": "0xabcd"}, {identity: {"movePrecompileToAddress": NOBODY}}),
+        ("moved precompile source", {"to": identity, "data": "0xabcd"},
+         {identity: {"movePrecompileToAddress": NOBODY}}),
+        ("move onto override", {"to": NOBODY}, {identity: {"movePrecompileToAddress": NOBODY}, NOBODY: {}}),
+        ("call moved precompile", {"to": sender},  # STATICCALLs it, returns the gas left after
+         {identity: {"movePrecompileToAddress": NOBODY},
+          sender: {"code": "0x5f5f5f5f73" + NOBODY[2:] + "5afa5a5f5260205ff3"}}),
     ]
     out = []
     for name, args, overrides in state:

@@ -65,7 +65,8 @@ KNOWN = {
                                                 "revm 43 spends the whole gas limit",
     **{("v1.17.10", f"estimate {name}"): "as 'estimate callenv' (EIP-2780 intrinsic gas), with overrides"
        for name in ("override code balance", "override state diff", "override state", "block override context",
-                    "block override free context", "block override blob base fee")},
+                    "block override free context", "block override blob base fee", "override code on precompile",
+                    "override move precompile", "override moved precompile source", "override call moved precompile")},
 }
 
 

@@ -35,6 +35,7 @@ SLOAD_0 = bytes.fromhex("60005460005260206000f3")  # return slot 0
 SLOAD_0_BUMP = bytes.fromhex("6000546001016000556000545f5260205ff3")  # slot0 += 1; return slot 0
 CREATE_EMPTY = bytes.fromhex("600060006000f060005260206000f3")  # CREATE(0,0,0), return the address
 ONE_ETHER = 10**18
+IDENTITY = (4).to_bytes(20, "big")  # the identity precompile
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,13 @@ def test_state_overrides_in_eth_call(chain: BlockChain) -> None:
         refused = await call("eth_call", transfer)
         assert refused["message"].startswith("err: insufficient funds for gas * price + value")
         assert await call("eth_call", transfer, "latest", {hx(NOBODY): {"balance": hex(2 * ONE_ETHER)}}) == "0x"
+        # an overridden precompile address runs its code; a moved precompile answers at its new address
+        ov = {hx(IDENTITY): {"code": hx(SELFBALANCE), "balance": "0x5"}}
+        assert await call("eth_call", {"to": hx(IDENTITY), "input": "0xabcd"}, "latest", ov) == hx(word(5))
+        moved = {hx(IDENTITY): {"movePrecompileToAddress": hx(NOBODY)}}
+        assert await call("eth_call", {"to": hx(NOBODY), "input": "0xabcd"}, "latest", moved) == "0xabcd"
+        assert await call("eth_call", {"to": hx(IDENTITY), "input": "0xabcd"}, "latest", moved) == "0x"
+        assert await call("eth_call", {"to": hx(IDENTITY), "input": "0xabcd"}) == "0xabcd"  # nothing kept
         # null overrides are none
         assert await call("eth_call", {"to": hx(NOBODY)}, "latest", None, None) == "0x"
 
@@ -125,6 +133,9 @@ def test_override_refusals_are_geths(chain: BlockChain) -> None:
         move = {hx(NOBODY): {"movePrecompileToAddress": hx(b"\x12" * 20)}}
         assert await call("eth_call", {"to": hx(NOBODY)}, "latest", move) == server_error(
             "account 0x00000000000000000000000000000000000000eE is not a precompile")
+        onto = {hx(IDENTITY): {"movePrecompileToAddress": hx(NOBODY)}, hx(NOBODY): {"balance": "0x1"}}
+        assert await call("eth_call", {"to": hx(NOBODY)}, "latest", onto) == server_error(
+            "account 0x00000000000000000000000000000000000000eE is already overridden")
         assert await call("eth_call", {"to": hx(NOBODY)}, "latest", {hx(NOBODY): {"balance": 1}}) == {
             "code": -32602, "message": "invalid argument 2: json: cannot unmarshal non-string into Go struct field "
                                        "OverrideAccount.balance of type *hexutil.Big"}
@@ -150,6 +161,11 @@ def test_engines_agree_on_overridden_calls(chain: BlockChain) -> None:
         (CallMessage(gas=100_000, to=DELEGATED),
          {DELEGATED: AccountOverride(code=SLOAD_0_BUMP, state={word(1): word(9)})}, None),
         (CallMessage(gas=100_000, to=NOBODY), {NOBODY: AccountOverride(code=CREATE_EMPTY, nonce=9)}, None),
+        (CallMessage(gas=100_000, to=NOBODY, data=b"\xab" * 40), {IDENTITY: AccountOverride(move_precompile_to=NOBODY)},
+         None),
+        (CallMessage(gas=100_000, to=DELEGATED),  # STATICCALLs the moved precompile: its warmth is in the gas
+         {IDENTITY: AccountOverride(move_precompile_to=NOBODY),
+          DELEGATED: AccountOverride(code=bytes.fromhex("5f5f5f5f73" + NOBODY.hex() + "5afa5a5f5260205ff3"))}, None),
         (CallMessage(gas=100_000, sender=SENDER, to=CALLENV, gas_price=9, gas_fee_cap=9),
          None, BlockOverrides(number=99, fee_recipient=b"\x01" * 20, base_fee=3, gas_limit=1_000_000)),
     ]

@@ -52,7 +52,7 @@ class AccessListAPI:
         header = eth._header_for_state(1, block)
         state_override = parse_state_override(2, overrides)
         executor = eth._executor(header)
-        eth._check_state_override(header, state_override, None)
+        eth._check_state_override(header, state_override, None, with_precompiles=False)
         if any(v is not None for v in (tx_args.gas_price, tx_args.max_fee_per_gas, tx_args.max_priority_fee_per_gas,
                                        tx_args.blob_fee_cap)):
             self._fees._set_fee_defaults(tx_args, header)

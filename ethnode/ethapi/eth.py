@@ -404,20 +404,23 @@ class EthAPI:
         return quantity(self._estimate_gas(tx_args, header, state_override, block_override))
 
     def _check_state_override(self, header: Header, state_override: StateOverride | None,
-                              block_override: BlockOverrides | None) -> None:
-        """geth ``StateOverride.Apply``'s refusals, against the precompiles of the call's context."""
+                              block_override: BlockOverrides | None, *, with_precompiles: bool = True) -> None:
+        """geth ``StateOverride.Apply``'s refusals, against the precompiles of the call's context
+        (none for eth_createAccessList, which gives Apply none)."""
         if not state_override:
             return
         when = header.time if block_override is None or block_override.time is None else block_override.time
-        precompiles = {bytes.fromhex(a[2:]) for a in _precompiles(latest_fork(self._config, when)).values()}
+        fork = latest_fork(self._config, when)
+        active = {bytes.fromhex(a[2:]) for a in _precompiles(fork).values()} if with_precompiles else set()
         try:
-            check_state_override(state_override, precompiles)
+            check_state_override(state_override, active)
         except CallPreconditionError as exc:
             raise server_error(str(exc)) from None
 
     def _estimate_gas(self, tx_args: TransactionArgs, header: Header, state_override: StateOverride | None = None,
                       block_override: BlockOverrides | None = None) -> int:
         """The estimator on ``header``'s state; ``tx_args`` is filled in place (call defaults).
+        As geth's, its runs see the state overrides but the fork's precompiles unmoved.
 
         Also eth_sendTransaction's gas default (geth setDefaults calls DoEstimateGas).
         """
@@ -448,7 +451,7 @@ class EthAPI:
         def run(gas: int) -> CallResult:
             result: CallResult = executor.call(header, replace(message, gas=gas), fee_recipient=author,
                                                deadline=deadline, state_override=state_override,
-                                               block_override=block_override)
+                                               block_override=block_override, move_precompiles=False)
             return result
 
         with _execution_errors(header, ESTIMATE_GAS_TIMEOUT):

@@ -265,6 +265,7 @@ class Executor(Protocol):
         deadline: float | None = None,
         state_override: StateOverride | None = None,
         block_override: BlockOverrides | None = None,
+        move_precompiles: bool = True,
     ) -> CallResult:
         """Run ``message`` on the state after block ``header``, in that block's context, and
         discard every change (eth_call, eth_estimateGas).
@@ -272,7 +273,9 @@ class Executor(Protocol):
         ``fee_recipient`` is COINBASE (default: the header's). ``deadline`` is a
         ``time.monotonic()`` instant past which the call aborts with ``CallTimeoutError``.
         ``CallPreconditionError`` if the message cannot start, ``MissingParentStateError``
-        if the block's state is not stored."""
+        if the block's state is not stored. ``state_override``/``block_override``: geth's
+        (``overrides``), laid over the block's state and context; ``move_precompiles``: whether
+        overridden precompile addresses stop being precompiles (geth's eth_call, not its estimator)."""
 
 
 __all__ = [

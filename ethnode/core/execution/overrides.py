@@ -64,8 +64,9 @@ class BlockOverrides:
 def check_state_override(overrides: StateOverride, precompiles: set[bytes]) -> None:
     """geth ``StateOverride.Apply``'s refusals, in its order (addresses ascending).
 
-    Moving a precompile is refused as unsupported rather than ignored (neither engine here
-    can relocate one)."""
+    ``precompiles`` are the call context's. The engines then apply geth's precompile rule
+    themselves: an overridden address is no longer a precompile, and ``move_precompile_to``
+    installs the one it held at the destination."""
     for address in sorted(overrides):
         account = overrides[address]
         if account.move_precompile_to is not None:
@@ -73,7 +74,6 @@ def check_state_override(overrides: StateOverride, precompiles: set[bytes]) -> N
                 raise CallPreconditionError(f"account {checksum(address)} is not a precompile")
             if account.move_precompile_to in overrides:
                 raise CallPreconditionError(f"account {checksum(account.move_precompile_to)} is already overridden")
-            raise CallPreconditionError("movePrecompileToAddress is not supported by ethnode")
         if account.state is not None and account.state_diff is not None:
             raise CallPreconditionError(f"account {checksum(address)} has both 'state' and 'stateDiff'")
 

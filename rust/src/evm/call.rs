@@ -26,7 +26,7 @@ use revm::Inspector;
 
 use super::block::{chain_env, EvmStateError};
 use super::nodes::NodeDb;
-use super::overlay::OverlayState;
+use super::overlay::{relocate_precompiles, OverlayState};
 use super::state::TrieState;
 
 /// Deadline and post-mortem for a call (the step hook runs before every instruction).
@@ -57,6 +57,7 @@ pub struct RevmCall {
     state: Option<OverlayState>,
     forks: Vec<(String, String, u64)>,
     chain_id: u64,
+    precompile_moves: Vec<(Address, Option<Address>, bool)>,
 }
 
 #[pymethods]
@@ -68,7 +69,7 @@ impl RevmCall {
         }
         let db = Arc::new(NodeDb::new(getter));
         let state = TrieState::new(db, B256::from_slice(state_root), block_hash).map_err(|e| EvmStateError::new_err(e.0))?;
-        Ok(Self { state: Some(OverlayState::new(state)), forks, chain_id })
+        Ok(Self { state: Some(OverlayState::new(state)), forks, chain_id, precompile_moves: Vec::new() })
     }
 
     /// geth `StateOverride` for one account (see `overlay.rs`); before `run`.
@@ -84,6 +85,18 @@ impl RevmCall {
     ) -> PyResult<()> {
         let state = self.state.as_mut().ok_or_else(|| PyRuntimeError::new_err("call already run"))?;
         state.set(address, nonce, balance.as_deref(), code, storage, replace_storage)
+    }
+
+    /// An overridden address: no longer a precompile; the one it held moves to `move_to`, if
+    /// given (geth `movePrecompileToAddress`); `gets_code`: the override gives it code.
+    /// Call in ascending address order, before `run` (see `overlay::relocate_precompiles`).
+    #[pyo3(signature = (address, move_to=None, gets_code=false))]
+    fn override_precompile(&mut self, address: &[u8], move_to: Option<Vec<u8>>, gets_code: bool) -> PyResult<()> {
+        if address.len() != 20 || move_to.as_ref().is_some_and(|m| m.len() != 20) {
+            return Err(PyValueError::new_err("address must be 20 bytes"));
+        }
+        self.precompile_moves.push((Address::from_slice(address), move_to.map(|m| Address::from_slice(&m)), gets_code));
+        Ok(())
     }
 
     /// The balance of `address` (32 bytes, big-endian), for the pre-call checks.
@@ -167,6 +180,7 @@ impl RevmCall {
         let db = State::builder().with_database(state).build();
         let inspector = CallInspector { deadline, steps: 0, timed_out: false, opcode: 0, stack_len: 0 };
         let mut evm = EthEvmFactory::default().create_evm_with_inspector(db, evm_env, inspector);
+        relocate_precompiles(evm.precompiles_mut(), &self.precompile_moves);
         let outcome = evm.transact(tx);
         let insp = evm.inspector();
         let (timed_out, opcode, stack_len) = (insp.timed_out, insp.opcode, insp.stack_len);

@@ -5,7 +5,11 @@
 
 use std::collections::HashMap;
 
-use alloy_primitives::{keccak256, Address, B256, U256};
+use std::sync::Arc;
+
+use alloy_evm::precompiles::{DynPrecompile, Precompile, PrecompilesMap};
+use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use revm::precompile::{PrecompileId, PrecompileOutput};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use revm::state::{AccountInfo, Bytecode};
@@ -134,5 +138,44 @@ impl revm::Database for OverlayState {
 
     fn block_hash(&mut self, number: u64) -> Result<B256, Self::Error> {
         self.inner.block_hash(number)
+    }
+}
+
+/// geth's `StateOverride.Apply` on the precompiles, in its order (`moves` by address
+/// ascending, each `(address, move_to, gets_code)`): an overridden address stops being a
+/// precompile, and `movePrecompileToAddress` installs the one it held at the destination.
+///
+/// geth warms the fork's own precompile addresses whatever was moved, and revm warms what the
+/// map holds; so a destination outside the fork's set is served by the lookup (cold), and a
+/// source left without code keeps a precompile that does nothing, as calling an account
+/// without code does (warm). A source given code must run it, so it leaves the map (cold,
+/// where geth keeps it warm).
+pub fn relocate_precompiles(map: &mut PrecompilesMap, moves: &[(Address, Option<Address>, bool)]) {
+    let builtin: Vec<Address> = map.addresses().copied().collect();
+    let mut elsewhere: HashMap<Address, Arc<DynPrecompile>> = HashMap::new();
+    for (source, dest, gets_code) in moves {
+        let mut found = None;
+        map.apply_precompile(source, |existing| {
+            found = existing;
+            if *gets_code {
+                None
+            } else {
+                Some(DynPrecompile::new(PrecompileId::custom("overridden"), |input| Ok(PrecompileOutput::new(0, Bytes::new(), input.reservoir))))
+            }
+        });
+        elsewhere.remove(source);
+        let (Some(dest), Some(precompile)) = (dest, found) else { continue };
+        if builtin.contains(dest) {
+            map.apply_precompile(dest, |_| Some(precompile));
+        } else {
+            elsewhere.insert(*dest, Arc::new(precompile));
+        }
+    }
+    if !elsewhere.is_empty() {
+        map.set_precompile_lookup(move |address: &Address| {
+            let precompile = elsewhere.get(address)?.clone();
+            let id = precompile.precompile_id().clone();
+            Some(DynPrecompile::new_stateful(id, move |input| precompile.call(input)))
+        });
     }
 }

@@ -146,13 +146,14 @@ class PyEVMExecutor:
         deadline: float | None = None,
         state_override: StateOverride | None = None,
         block_override: BlockOverrides | None = None,
+        move_precompiles: bool = True,
     ) -> CallResult:
         require_state(self.state_db, header)
         fork = self._call_fork(header, block_override)
         parent = self._get_header(header.parent_hash, header.number - 1) if header.number else None
         prev_hashes = self.ancestor_hashes(parent) if parent is not None else iter(())
         return run_call(self.config, self.state_db, fork, header, message, prev_hashes, fee_recipient, deadline,
-                        None, state_override, block_override)
+                        None, state_override, block_override, move_precompiles)
 
     def trace_access(
         self,

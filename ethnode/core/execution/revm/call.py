@@ -65,10 +65,13 @@ def run_call(
     accesses: list[tuple[bytes, bytes | None]] | None = None,
     state_override: StateOverride | None = None,
     block_override: BlockOverrides | None = None,
+    move_precompiles: bool = True,
 ) -> CallResult:
     """``accesses``: when a list, the call runs under the access-list inspector
     (``rust/src/evm/access_list.rs``) and its accesses are appended, in order. The overrides
-    are geth's (``overrides``); BLOCKHASH still reads the real chain below ``header``."""
+    are geth's (``overrides``); BLOCKHASH still reads the real chain below ``header``.
+    ``move_precompiles``: apply geth's precompile rule of the overrides (eth_call does;
+    geth's estimator and eth_createAccessList run the fork's precompiles as they are)."""
     from ethnode import _rust
 
     config = executor.config
@@ -104,6 +107,8 @@ def run_call(
                 address, account.nonce, None if account.balance is None else account.balance.to_bytes(32, "big"),
                 account.code, list((storage or {}).items()), account.state is not None,
             )
+            if move_precompiles and accesses is None:
+                call.override_precompile(address, account.move_precompile_to, bool(account.code))
 
         def balance_of(address: bytes) -> int:
             return int.from_bytes(call.balance(address), "big")

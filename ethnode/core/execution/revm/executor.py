@@ -124,11 +124,13 @@ class RevmExecutor:
         deadline: float | None = None,
         state_override: StateOverride | None = None,
         block_override: BlockOverrides | None = None,
+        move_precompiles: bool = True,
     ) -> CallResult:
         from ethnode.core.execution.revm.call import run_call
 
         require_state(self.state_db, header)
-        return run_call(self, header, message, fee_recipient, deadline, None, state_override, block_override)
+        return run_call(self, header, message, fee_recipient, deadline, None, state_override, block_override,
+                        move_precompiles)
 
     def trace_access(
         self,
