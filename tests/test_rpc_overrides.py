@@ -118,6 +118,13 @@ def test_overrides_in_estimate_gas_and_access_list(chain: BlockChain) -> None:
         # code put on the recipient makes it a call that runs it
         estimate = await call("eth_estimateGas", {"to": hx(NOBODY)}, "latest", {hx(NOBODY): {"code": hx(SLOAD_0)}})
         assert int(estimate, 16) > 21_000 + 2_100
+        # geth's estimator and eth_createAccessList run the fork's precompiles, overrides or not
+        plain = await call("eth_estimateGas", {"to": hx(IDENTITY), "input": "0xabcd"})
+        coded = {hx(IDENTITY): {"code": hx(SLOAD_0)}}
+        assert await call("eth_estimateGas", {"to": hx(IDENTITY), "input": "0xabcd"}, "latest", coded) == plain
+        moved = {hx(IDENTITY): {"movePrecompileToAddress": hx(NOBODY)}}
+        assert await call("eth_createAccessList", {"to": hx(NOBODY)}, "latest", moved) == server_error(
+            f"account {checksum(IDENTITY)} is not a precompile")
         listed = await call("eth_createAccessList", {"from": hx(SENDER), "to": hx(NOBODY)}, "latest",
                             {hx(NOBODY): {"code": hx(SLOAD_0)}})
         assert listed["accessList"] == [{"address": hx(NOBODY), "storageKeys": [hx(word(0))]}]
