@@ -211,10 +211,17 @@ def override_cases(sender: str, callenv: str) -> list[Case]:
         ("beacon root", {"to": callenv}, {"beaconRoot": "0x" + "22" * 32}),
         ("withdrawals", {"to": callenv}, {"withdrawals": []}),
         ("bad time", {"to": callenv}, {"time": 5}),
+        ("huge number", {"to": callenv}, {"number": hex(2**64)}),
+        ("huge base fee", {"from": sender, "to": callenv, "gasPrice": "0x0"}, {"baseFeePerGas": hex(2**64)}),
+        ("huge blob base fee", {"to": NOBODY}, {"blobBaseFee": hex(2**128)}),
+        ("large blob base fee", {"to": NOBODY}, {"blobBaseFee": hex(2**128 - 1)}),
+        ("large base fee", {"from": sender, "to": callenv, "gasPrice": "0x0"}, {"baseFeePerGas": hex(2**64 - 1)}),
+        ("time back", {"to": callenv}, {"time": "0x1", "number": "0x1"}),
+        ("difficulty", {"to": callenv}, {"difficulty": "0x5"}),
     ]
     blob_code = {NOBODY: {"code": blobfee}}
     for name, args, overrides in blocks:
-        accounts = blob_code if name == "blob base fee" else None
+        accounts = blob_code if "blob base fee" in name else None
         out += [Case(f"call block override {name}", "eth_call", [args, "latest", accounts, overrides]),
                 Case(f"estimate block override {name}", "eth_estimateGas", [args, "latest", accounts, overrides])]
     return out

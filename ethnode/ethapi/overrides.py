@@ -98,6 +98,10 @@ def parse_block_overrides(index: int, obj: Any) -> BlockOverrides | None:
         prev_randao=field("prevRandao", "hash"), base_fee=field("baseFeePerGas", "big"),
         blob_base_fee=field("blobBaseFee", "big"),
     )
+    for name, value, bits in (("number", overrides.number, 64), ("baseFeePerGas", overrides.base_fee, 64),
+                              ("blobBaseFee", overrides.blob_base_fee, 128)):
+        if value is not None and value >= 1 << bits:  # geth takes any 256-bit value; the engines' block context not
+            raise server_error(f"block override {name} {value:#x} exceeds {bits} bits, which ethnode does not run")
     beacon = field("beaconRoot", "hash")
     if beacon is not None:
         raise server_error('block override "beaconRoot" is not supported for this RPC method')
