@@ -189,6 +189,7 @@ def override_cases(sender: str, callenv: str) -> list[Case]:
         ("bad balance", {"to": NOBODY}, {NOBODY: {"balance": 1}}),
         ("bad address", {"to": NOBODY}, {"0x12": {}}),
         ("bad slot", {"to": NOBODY}, {NOBODY: {"state": {"0x01": word + "07"}}}),
+        ("field case", {"to": NOBODY}, {NOBODY: {"CODE": selfbalance, "balance": "0x1", "Balance": "0x2"}}),
         ("code on precompile", {"to": identity, "data": "0xabcd"}, {identity: {"code": selfbalance, "balance": "0x5"}}),
         ("move precompile", {"to": NOBODY, "data": "0xabcd"}, {identity: {"movePrecompileToAddress": NOBODY}}),
         ("moved precompile source", {"to": identity, "data": "0xabcd"},
@@ -218,6 +219,7 @@ def override_cases(sender: str, callenv: str) -> list[Case]:
         ("large base fee", {"from": sender, "to": callenv, "gasPrice": "0x0"}, {"baseFeePerGas": hex(2**64 - 1)}),
         ("time back", {"to": callenv}, {"time": "0x1", "number": "0x1"}),
         ("difficulty", {"to": callenv}, {"difficulty": "0x5"}),
+        ("field case", {"from": sender, "to": callenv, "gasPrice": "0x9"}, {"NUMBER": "0x99", "basefeepergas": "0x3"}),
     ]
     blob_code = {NOBODY: {"code": blobfee}}
     for name, args, overrides in blocks:

@@ -68,7 +68,7 @@ KNOWN = {
                     "block override free context", "block override blob base fee", "override code on precompile",
                     "override move precompile", "override moved precompile source", "override call moved precompile",
                     "block override large blob base fee", "block override large base fee",
-                    "block override difficulty")},
+                    "block override difficulty", "override field case", "block override field case")},
     **{(chain, f"{method} block override {name}"): "the engines' block context holds a 64-bit number and base fee "
        "and a 128-bit blob base fee: ethnode refuses larger overrides (geth takes any 256-bit value)"
        for chain in ("v1.17.5", "v1.17.10") for method in ("call", "estimate")

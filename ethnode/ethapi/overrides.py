@@ -37,6 +37,23 @@ def _value(index: int, struct: str, name: str, kind: str, value: Any) -> Any:
                        ) from None
 
 
+def _go_fields(obj: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """The object's values by field name as Go's json assigns them: keys match names without
+    regard to case, unknown keys are ignored, and a later key overwrites an earlier one."""
+    by_fold = {name.lower(): name for name in names}
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        name = by_fold.get(key.lower())
+        if name is not None:
+            out[name] = value
+    return out
+
+
+_ACCOUNT_FIELDS = ("nonce", "code", "balance", "state", "stateDiff", "movePrecompileToAddress")
+_BLOCK_FIELDS = ("number", "difficulty", "time", "gasLimit", "feeRecipient", "prevRandao", "baseFeePerGas",
+                 "blobBaseFee", "beaconRoot", "withdrawals")
+
+
 def _slots(index: int, name: str, value: Any) -> dict[bytes, bytes]:
     if not isinstance(value, dict):
         raise RPCError(INVALID_PARAMS, f"invalid argument {index}: json: cannot unmarshal {json_type(value)} into "
@@ -65,16 +82,18 @@ def parse_state_override(index: int, obj: Any) -> StateOverride | None:
             raise RPCError(INVALID_PARAMS, f"invalid argument {index}: json: cannot unmarshal {json_type(account)} "
                                            "into Go value of type override.OverrideAccount")
 
-        def field(name: str, kind: str, acc: dict[str, Any] = account) -> Any:
-            v = acc.get(name)
+        given = _go_fields(account, _ACCOUNT_FIELDS)
+
+        def field(name: str, kind: str, given: dict[str, Any] = given) -> Any:
+            v = given.get(name)
             return None if v is None else _value(index, "OverrideAccount", name, kind, v)
 
         out[address] = AccountOverride(
             nonce=field("nonce", "uint64"),
             code=field("code", "bytes"),
             balance=field("balance", "big"),
-            state=None if account.get("state") is None else _slots(index, "state", account["state"]),
-            state_diff=None if account.get("stateDiff") is None else _slots(index, "stateDiff", account["stateDiff"]),
+            state=None if given.get("state") is None else _slots(index, "state", given["state"]),
+            state_diff=None if given.get("stateDiff") is None else _slots(index, "stateDiff", given["stateDiff"]),
             move_precompile_to=field("movePrecompileToAddress", "address"),
         )
     return out
@@ -88,8 +107,10 @@ def parse_block_overrides(index: int, obj: Any) -> BlockOverrides | None:
         raise RPCError(INVALID_PARAMS, f"invalid argument {index}: json: cannot unmarshal {json_type(obj)} into "
                                        "Go value of type override.BlockOverrides")
 
+    given = _go_fields(obj, _BLOCK_FIELDS)
+
     def field(name: str, kind: str) -> Any:
-        v = obj.get(name)  # the struct has no json tags: Go names the field in its errors
+        v = given.get(name)  # the struct has no json tags: Go names the field in its errors
         return None if v is None else _value(index, "BlockOverrides", name[0].upper() + name[1:], kind, v)
 
     overrides = BlockOverrides(
@@ -105,7 +126,7 @@ def parse_block_overrides(index: int, obj: Any) -> BlockOverrides | None:
     beacon = field("beaconRoot", "hash")
     if beacon is not None:
         raise server_error('block override "beaconRoot" is not supported for this RPC method')
-    if obj.get("withdrawals") is not None:
+    if given.get("withdrawals") is not None:
         raise server_error('block override "withdrawals" is not supported for this RPC method')
     return overrides
 
