@@ -165,6 +165,70 @@ def _hexnum(n: int) -> str:
     return hex(n)
 
 
+def override_cases(sender: str, callenv: str) -> list[Case]:
+    """eth_call / eth_estimateGas / eth_createAccessList with geth's state and block overrides."""
+    selfbalance, sload0 = "0x4760005260206000f3", "0x60005460005260206000f3"
+    bump = "0x6000546001016000556000545f5260205ff3"  # slot0 += 1; return slot 0
+    create = "0x600060006000f060005260206000f3"  # CREATE(0, 0, 0); return the address
+    blobfee = "0x4a60005260206000f3"  # BLOBBASEFEE
+    word = "0x" + "00" * 31
+    identity = "0x" + "00" * 19 + "04"
+    priced = {"from": sender, "to": callenv, "maxFeePerGas": "0x3b9aca00", "maxPriorityFeePerGas": "0x1"}
+    block = {"number": "0x3039", "feeRecipient": "0x" + "11" * 20, "prevRandao": "0x" + "22" * 32,
+             "baseFeePerGas": "0x7", "gasLimit": "0x1c9c380"}
+    state: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+        ("code balance", {"to": NOBODY}, {NOBODY: {"code": selfbalance, "balance": "0x1234"}}),
+        ("state diff", {"to": NOBODY}, {NOBODY: {"code": sload0, "stateDiff": {word + "00": word + "07"}}}),
+        ("state", {"to": NOBODY}, {NOBODY: {"code": sload0, "state": {word + "01": word + "07"}}}),
+        ("bump", {"from": sender, "to": NOBODY}, {NOBODY: {"code": bump, "stateDiff": {word + "00": word + "29"}}}),
+        ("nonce", {"to": NOBODY}, {NOBODY: {"code": create, "nonce": "0x5"}}),
+        ("funded", {"from": NOBODY, "to": sender, "value": "0xde0b6b3a7640000", "maxFeePerGas": "0x3b9aca00"},
+         {NOBODY: {"balance": "0x1bc16d674ec800000"}}),
+        ("both state kinds", {"to": NOBODY}, {NOBODY: {"state": {}, "stateDiff": {}}}),
+        ("move not precompile", {"to": NOBODY}, {NOBODY: {"movePrecompileToAddress": "0x" + "12" * 20}}),
+        ("bad balance", {"to": NOBODY}, {NOBODY: {"balance": 1}}),
+        ("bad address", {"to": NOBODY}, {"0x12": {}}),
+        ("bad slot", {"to": NOBODY}, {NOBODY: {"state": {"0x01": word + "07"}}}),
+        ("field case", {"to": NOBODY}, {NOBODY: {"CODE": selfbalance, "balance": "0x1", "Balance": "0x2"}}),
+        ("code on precompile", {"to": identity, "data": "0xabcd"}, {identity: {"code": selfbalance, "balance": "0x5"}}),
+        ("move precompile", {"to": NOBODY, "data": "0xabcd"}, {identity: {"movePrecompileToAddress": NOBODY}}),
+        ("moved precompile source", {"to": identity, "data": "0xabcd"},
+         {identity: {"movePrecompileToAddress": NOBODY}}),
+        ("move onto override", {"to": NOBODY}, {identity: {"movePrecompileToAddress": NOBODY}, NOBODY: {}}),
+        ("call moved precompile", {"to": sender},  # STATICCALLs it, returns the gas left after
+         {identity: {"movePrecompileToAddress": NOBODY},
+          sender: {"code": "0x5f5f5f5f73" + NOBODY[2:] + "5afa5a5f5260205ff3"}}),
+    ]
+    out = []
+    for name, args, overrides in state:
+        out += [Case(f"call override {name}", "eth_call", [args, "latest", overrides]),
+                Case(f"estimate override {name}", "eth_estimateGas", [args, "latest", overrides]),
+                Case(f"access list override {name}", "eth_createAccessList", [args, "latest", overrides])]
+    blocks: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+        ("context", priced, block),
+        ("free context", {"to": callenv}, block),
+        ("fee under base fee", {"from": sender, "to": callenv, "maxFeePerGas": "0x6"}, {"baseFeePerGas": "0x7"}),
+        ("blob base fee", {"to": NOBODY}, {"blobBaseFee": "0x123"}),
+        ("beacon root", {"to": callenv}, {"beaconRoot": "0x" + "22" * 32}),
+        ("withdrawals", {"to": callenv}, {"withdrawals": []}),
+        ("bad time", {"to": callenv}, {"time": 5}),
+        ("huge number", {"to": callenv}, {"number": hex(2**64)}),
+        ("huge base fee", {"from": sender, "to": callenv, "gasPrice": "0x0"}, {"baseFeePerGas": hex(2**64)}),
+        ("huge blob base fee", {"to": NOBODY}, {"blobBaseFee": hex(2**128)}),
+        ("large blob base fee", {"to": NOBODY}, {"blobBaseFee": hex(2**128 - 1)}),
+        ("large base fee", {"from": sender, "to": callenv, "gasPrice": "0x0"}, {"baseFeePerGas": hex(2**64 - 1)}),
+        ("time back", {"to": callenv}, {"time": "0x1", "number": "0x1"}),
+        ("difficulty", {"to": callenv}, {"difficulty": "0x5"}),
+        ("field case", {"from": sender, "to": callenv, "gasPrice": "0x9"}, {"NUMBER": "0x99", "basefeepergas": "0x3"}),
+    ]
+    blob_code = {NOBODY: {"code": blobfee}}
+    for name, args, overrides in blocks:
+        accounts = blob_code if "blob base fee" in name else None
+        out += [Case(f"call block override {name}", "eth_call", [args, "latest", accounts, overrides]),
+                Case(f"estimate block override {name}", "eth_estimateGas", [args, "latest", accounts, overrides])]
+    return out
+
+
 def cases(testdata: Path, geth_url: str) -> list[Case]:
     """The questions: every method both nodes serve, at several blocks, and the error cases.
 
@@ -314,6 +378,7 @@ def cases(testdata: Path, geth_url: str) -> list[Case]:
         Case("estimate default block", "eth_estimateGas", [{"from": sender, "to": NOBODY}]),
         Case("call unknown block", "eth_call", [{"to": callme}, hex(head + 10)]),
     ]
+    out += override_cases(sender, callenv)
     # Logs.
     topic0 = emit["logtopic0"]
     out += [

@@ -293,8 +293,9 @@ def test_bad_arguments_get_geths_errors(chain: BlockChain) -> None:
             "code": invalid, "message": "invalid argument 0: json: cannot unmarshal string into Go value of type "
                                         "ethapi.TransactionArgs"}
         assert await call("eth_call") == {"code": invalid, "message": "missing value for required argument 0"}
-        assert await call("eth_call", {"to": hx(CALLME)}, "latest", {hx(CALLME): {"code": "0x00"}}) == {
-            "code": invalid, "message": "invalid argument 2: state overrides are not supported by ethnode"}
+        assert await call("eth_call", {"to": hx(CALLME)}, "latest", {hx(CALLME): {"code": 0}}) == {
+            "code": invalid, "message": "invalid argument 2: json: cannot unmarshal non-string into Go struct field "
+                                        "OverrideAccount.code of type hexutil.Bytes"}
 
     serve(chain, scenario)
 

@@ -63,6 +63,18 @@ KNOWN = {
     ("v1.17.10", "access list invalid opcode"): "Amsterdam EIP-8037: geth caps a tx's execution gas at 2^24 "
                                                 "(the rest is the state-gas reservoir), eth_call excepted; "
                                                 "revm 43 spends the whole gas limit",
+    **{("v1.17.10", f"estimate {name}"): "as 'estimate callenv' (EIP-2780 intrinsic gas), with overrides"
+       for name in ("override code balance", "override state diff", "override state", "block override context",
+                    "block override free context", "block override blob base fee", "override code on precompile",
+                    "override move precompile", "override moved precompile source", "override call moved precompile",
+                    "block override large blob base fee", "block override large base fee",
+                    "block override difficulty", "override field case", "block override field case")},
+    **{(chain, f"{method} block override {name}"): "the engines' block context holds a 64-bit number and base fee "
+       "and a 128-bit blob base fee: ethnode refuses larger overrides (geth takes any 256-bit value)"
+       for chain in ("v1.17.5", "v1.17.10") for method in ("call", "estimate")
+       for name in ("huge number", "huge base fee", "huge blob base fee")},
+    **{(chain, "estimate block override time back"): "geth v1.17.10's handler panics on it ('method handler "
+       "crashed'); ethnode estimates" for chain in ("v1.17.5", "v1.17.10")},
 }
 
 

@@ -23,8 +23,9 @@ from ethnode.ethapi.call import TransactionArgs
 from ethnode.ethapi.config import _precompiles, latest_fork
 from ethnode.ethapi.eth import EthAPI, _execution_errors
 from ethnode.ethapi.marshal import contract_address
+from ethnode.ethapi.overrides import parse_state_override
 from ethnode.rpc.hexutil import data, quantity
-from ethnode.rpc.jsonrpc import RPCError, server_error
+from ethnode.rpc.jsonrpc import server_error
 
 MAX_ROUNDS = 100  # runs before giving up; each round adds accesses, so real contracts settle in a few
 
@@ -48,16 +49,18 @@ class AccessListAPI:
         tx_args = TransactionArgs.from_json(0, args, method="eth_createAccessList")
         if tx_args.blob_fee_cap is not None and tx_args.blob_fee_cap == 0 and tx_args.blob_hashes is not None:
             raise server_error("maxFeePerBlobGas, if specified, must be non-zero")
-        if overrides:
-            raise RPCError(-32602, "invalid argument 2: state overrides are not supported by ethnode")
         header = eth._header_for_state(1, block)
+        state_override = parse_state_override(2, overrides)
         executor = eth._executor(header)
+        eth._check_state_override(header, state_override, None, with_precompiles=False)
         if any(v is not None for v in (tx_args.gas_price, tx_args.max_fee_per_gas, tx_args.max_priority_fee_per_gas,
                                        tx_args.blob_fee_cap)):
             self._fees._set_fee_defaults(tx_args, header)
         sender = tx_args.sender or bytes(20)
         if tx_args.nonce is None:
-            tx_args.nonce = eth.chain.state_at(header).nonce(sender)
+            account = (state_override or {}).get(sender)
+            overridden = account.nonce if account is not None else None
+            tx_args.nonce = eth.chain.state_at(header).nonce(sender) if overridden is None else overridden
         tx_args.call_defaults(eth.gas_cap, header.base_fee, eth._config.chain_id)
         if tx_args.chain_id is None:
             tx_args.chain_id = eth._config.chain_id
@@ -77,7 +80,8 @@ class AccessListAPI:
             tx_hash = self._tx_hash(tx_args)
             with _execution_errors(header, eth.evm_timeout,
                                    lambda text, h=tx_hash: f"failed to apply transaction: 0x{h.hex()} err: {text}"):
-                result, accesses = executor.trace_access(header, message, fee_recipient=author, deadline=deadline)
+                result, accesses = executor.trace_access(header, message, fee_recipient=author, deadline=deadline,
+                                                         state_override=state_override)
             for address, slot in accesses:
                 if slot is not None:
                     traced.setdefault(address, set()).add(slot)

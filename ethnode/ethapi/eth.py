@@ -32,12 +32,14 @@ from typing import Any, Protocol, runtime_checkable
 from ethnode.consensus.engine import ConsensusError
 from ethnode.core.blockchain import BlockChain
 from ethnode.core.execution import (
+    BlockEnv,
     CallPreconditionError,
     CallResult,
     CallTimeoutError,
     ExecutionError,
     MissingParentStateError,
 )
+from ethnode.core.execution.overrides import BlockOverrides, StateOverride, check_state_override
 from ethnode.core.rawdb import accessors as rawdb
 from ethnode.core.txpool import TxPool, TxPoolError, UnknownState
 from ethnode.core.types.header import Header
@@ -58,8 +60,10 @@ from ethnode.ethapi.call import (
     estimate_gas,
     go_duration,
 )
+from ethnode.ethapi.config import _precompiles, latest_fork
 from ethnode.ethapi.gasprice import FeeHistoryError, GasPriceOracle
 from ethnode.ethapi.marshal import block_fields, contract_address, receipt_fields, tx_fields
+from ethnode.ethapi.overrides import parse_block_overrides, parse_state_override
 from ethnode.rpc.hexutil import (
     address_arg,
     arg,
@@ -378,47 +382,82 @@ class EthAPI:
         """geth ``DoCall``: the message run on the block's state in its context; nothing is kept."""
         tx_args = TransactionArgs.from_json(0, args)
         header = self._header_for_state(1, block)
-        _no_overrides(overrides, block_overrides)
+        state_override = parse_state_override(2, overrides)
+        block_override = parse_block_overrides(3, block_overrides)
         executor = self._executor(header)
-        tx_args.call_defaults(self.gas_cap, header.base_fee, self._config.chain_id)
-        message = tx_args.to_message(header.base_fee)
+        self._check_state_override(header, state_override, block_override)
+        base_fee = _base_fee(header, block_override)
+        tx_args.call_defaults(self.gas_cap, base_fee, self._config.chain_id)
+        message = tx_args.to_message(base_fee)
         deadline = time.monotonic() + self.evm_timeout if self.evm_timeout else None
         with _execution_errors(header, self.evm_timeout, lambda text: f"err: {text} (supplied gas {message.gas})"):
-            result = executor.call(header, message, fee_recipient=self._author(header), deadline=deadline)
+            result = executor.call(header, message, fee_recipient=self._author(header), deadline=deadline,
+                                   state_override=state_override, block_override=block_override)
         return call_output(result)
 
     def estimate_gas(self, args: Any, block: Any = None, overrides: Any = None, block_overrides: Any = None) -> str:
         """geth ``DoEstimateGas``: the least gas (within 1.5%) the message needs on the block's state."""
         tx_args = TransactionArgs.from_json(0, args)
         header = self._header_for_state(1, block)
-        _no_overrides(overrides, block_overrides)
-        return quantity(self._estimate_gas(tx_args, header))
+        state_override = parse_state_override(2, overrides)
+        block_override = parse_block_overrides(3, block_overrides)
+        return quantity(self._estimate_gas(tx_args, header, state_override, block_override))
 
-    def _estimate_gas(self, tx_args: TransactionArgs, header: Header) -> int:
+    def _check_state_override(self, header: Header, state_override: StateOverride | None,
+                              block_override: BlockOverrides | None, *, with_precompiles: bool = True) -> None:
+        """geth ``StateOverride.Apply``'s refusals, against the precompiles of the call's context
+        (none for eth_createAccessList, which gives Apply none)."""
+        if not state_override:
+            return
+        when = header.time if block_override is None or block_override.time is None else block_override.time
+        fork = latest_fork(self._config, when)
+        active = {bytes.fromhex(a[2:]) for a in _precompiles(fork).values()} if with_precompiles else set()
+        try:
+            check_state_override(state_override, active)
+        except CallPreconditionError as exc:
+            raise server_error(str(exc)) from None
+
+    def _estimate_gas(self, tx_args: TransactionArgs, header: Header, state_override: StateOverride | None = None,
+                      block_override: BlockOverrides | None = None) -> int:
         """The estimator on ``header``'s state; ``tx_args`` is filled in place (call defaults).
+        As geth's, its runs see the state overrides but the fork's precompiles unmoved.
 
         Also eth_sendTransaction's gas default (geth setDefaults calls DoEstimateGas).
         """
         executor = self._executor(header)
+        self._check_state_override(header, state_override, block_override)
+        base_fee = _base_fee(header, block_override)
         if tx_args.gas is None:
             tx_args.gas = 0  # geth: keep the cap out of the message; the estimator picks the ceiling
-        tx_args.call_defaults(self.gas_cap, header.base_fee, self._config.chain_id)
-        message = tx_args.to_message(header.base_fee)
+        tx_args.call_defaults(self.gas_cap, base_fee, self._config.chain_id)
+        message = tx_args.to_message(base_fee)
         state = self.chain.state_at(header)
         author = self._author(header)
         deadline = time.monotonic() + ESTIMATE_GAS_TIMEOUT
+        sender_override = (state_override or {}).get(message.sender)
+        recipient_override = (state_override or {}).get(message.to) if message.to is not None else None
+        if sender_override is not None and sender_override.balance is not None:
+            balance = sender_override.balance
+        else:
+            balance = state.balance(message.sender)
+        if recipient_override is not None and recipient_override.code is not None:
+            has_code = bool(recipient_override.code)
+        else:
+            has_code = message.to is not None and bool(state.code(message.to))
+        env = BlockEnv.from_header(header)
+        if block_override is not None:
+            env = block_override.apply(env)
 
         def run(gas: int) -> CallResult:
             result: CallResult = executor.call(header, replace(message, gas=gas), fee_recipient=author,
-                                               deadline=deadline)
+                                               deadline=deadline, state_override=state_override,
+                                               block_override=block_override, move_precompiles=False)
             return result
 
         with _execution_errors(header, ESTIMATE_GAS_TIMEOUT):
             return estimate_gas(
-                run, message, block_gas_limit=header.gas_limit, gas_cap=self.gas_cap,
-                balance=state.balance(message.sender),
-                recipient_has_code=message.to is not None and bool(state.code(message.to)),
-                cancun=self._config.is_cancun(header.number, header.time),
+                run, message, block_gas_limit=env.gas_limit, gas_cap=self.gas_cap,
+                balance=balance, recipient_has_code=has_code, cancun=self._config.is_cancun(env.number, env.time),
             )
 
     def _executor(self, header: Header) -> Any:
@@ -480,12 +519,11 @@ def check_tx_fee(price: int, gas: int, cap: int) -> None:
         raise server_error(f"tx fee ({fee / 1e18:.2f} ether) exceeds the configured cap ({cap / 1e18:.2f} ether)")
 
 
-def _no_overrides(overrides: Any, block_overrides: Any) -> None:
-    """State and block overrides (geth's third and fourth arguments) are not implemented: say so, never ignore."""
-    if overrides:
-        raise RPCError(INVALID_PARAMS, "invalid argument 2: state overrides are not supported by ethnode")
-    if block_overrides:
-        raise RPCError(INVALID_PARAMS, "invalid argument 3: block overrides are not supported by ethnode")
+def _base_fee(header: Header, block_override: BlockOverrides | None) -> int | None:
+    """The base fee of a call's context (geth ``MakeHeader``: the override's when given)."""
+    if block_override is not None and block_override.base_fee is not None:
+        return block_override.base_fee
+    return header.base_fee
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ethnode.core.errors import BlockValidationError, ChainError
 from ethnode.core.state.database import StateDatabase, StateOverlay
@@ -22,6 +22,9 @@ from ethnode.core.types.receipt import Receipt
 from ethnode.core.types.transaction import Transaction
 from ethnode.core.types.withdrawal import Withdrawal
 from ethnode.crypto.keccak import keccak256
+
+if TYPE_CHECKING:
+    from ethnode.core.execution.overrides import BlockOverrides, StateOverride
 
 
 class ExecutionError(ChainError):
@@ -260,6 +263,9 @@ class Executor(Protocol):
         *,
         fee_recipient: bytes | None = None,
         deadline: float | None = None,
+        state_override: StateOverride | None = None,
+        block_override: BlockOverrides | None = None,
+        move_precompiles: bool = True,
     ) -> CallResult:
         """Run ``message`` on the state after block ``header``, in that block's context, and
         discard every change (eth_call, eth_estimateGas).
@@ -267,7 +273,9 @@ class Executor(Protocol):
         ``fee_recipient`` is COINBASE (default: the header's). ``deadline`` is a
         ``time.monotonic()`` instant past which the call aborts with ``CallTimeoutError``.
         ``CallPreconditionError`` if the message cannot start, ``MissingParentStateError``
-        if the block's state is not stored."""
+        if the block's state is not stored. ``state_override``/``block_override``: geth's
+        (``overrides``), laid over the block's state and context; ``move_precompiles``: whether
+        overridden precompile addresses stop being precompiles (geth's eth_call, not its estimator)."""
 
 
 __all__ = [

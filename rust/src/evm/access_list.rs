@@ -28,6 +28,7 @@ use revm::Inspector;
 
 use super::block::{chain_env, EvmStateError};
 use super::nodes::NodeDb;
+use super::overlay::{relocate_precompiles, OverlayState};
 use super::state::TrieState;
 
 const SLOAD: u8 = 0x54;
@@ -89,9 +90,10 @@ impl<CTX> Inspector<CTX, EthInterpreter> for AccessInspector {
 /// A call's view of one block's post-state, traced for its accesses.
 #[pyclass(unsendable, module = "ethnode._rust")]
 pub struct RevmAccessList {
-    state: Option<TrieState>,
+    state: Option<OverlayState>,
     forks: Vec<(String, String, u64)>,
     chain_id: u64,
+    precompile_moves: Vec<(Address, Option<Address>, bool)>,
 }
 
 #[pymethods]
@@ -103,7 +105,34 @@ impl RevmAccessList {
         }
         let db = Arc::new(NodeDb::new(getter));
         let state = TrieState::new(db, B256::from_slice(state_root), block_hash).map_err(|e| EvmStateError::new_err(e.0))?;
-        Ok(Self { state: Some(state), forks, chain_id })
+        Ok(Self { state: Some(OverlayState::new(state)), forks, chain_id, precompile_moves: Vec::new() })
+    }
+
+    /// geth `StateOverride` for one account (see `overlay.rs`); before `run`.
+    #[pyo3(signature = (address, nonce, balance, code, storage, replace_storage))]
+    fn override_account(
+        &mut self,
+        address: &[u8],
+        nonce: Option<u64>,
+        balance: Option<Vec<u8>>,
+        code: Option<Vec<u8>>,
+        storage: Vec<(Vec<u8>, Vec<u8>)>,
+        replace_storage: bool,
+    ) -> PyResult<()> {
+        let state = self.state.as_mut().ok_or_else(|| PyRuntimeError::new_err("call already run"))?;
+        state.set(address, nonce, balance.as_deref(), code, storage, replace_storage)
+    }
+
+    /// An overridden address: no longer a precompile; the one it held moves to `move_to`, if
+    /// given (geth `movePrecompileToAddress`); `gets_code`: the override gives it code.
+    /// Call in ascending address order, before `run` (see `overlay::relocate_precompiles`).
+    #[pyo3(signature = (address, move_to=None, gets_code=false))]
+    fn override_precompile(&mut self, address: &[u8], move_to: Option<Vec<u8>>, gets_code: bool) -> PyResult<()> {
+        if address.len() != 20 || move_to.as_ref().is_some_and(|m| m.len() != 20) {
+            return Err(PyValueError::new_err("address must be 20 bytes"));
+        }
+        self.precompile_moves.push((Address::from_slice(address), move_to.map(|m| Address::from_slice(&m)), gets_code));
+        Ok(())
     }
 
     /// The balance of `address` (32 bytes, big-endian), for the pre-call checks.
@@ -118,7 +147,7 @@ impl RevmAccessList {
     }
 
     /// As `RevmCall.run`, with an eighth element: the accesses, `[(address, slot|None), ...]`.
-    #[pyo3(signature = (env, blob, message, zero_blob_fee, timeout=None))]
+    #[pyo3(signature = (env, blob, message, zero_blob_fee, timeout=None, blob_price=None))]
     fn run<'py>(
         &mut self,
         py: Python<'py>,
@@ -127,6 +156,7 @@ impl RevmAccessList {
         message: &Bound<'py, PyTuple>,
         zero_blob_fee: bool,
         timeout: Option<f64>,
+        blob_price: Option<u128>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let state = self.state.take().ok_or_else(|| PyRuntimeError::new_err("call already run"))?;
         let (_spec, _header, mut evm_env): (_, _, EvmEnv) = chain_env(self.forks.clone(), self.chain_id, None, env, blob)?;
@@ -135,9 +165,9 @@ impl RevmAccessList {
         cfg.disable_eip3607 = true;
         cfg.disable_block_gas_limit = true;
         cfg.tx_gas_limit_cap = Some(u64::MAX);
-        if zero_blob_fee {
+        if zero_blob_fee || blob_price.is_some() {
             if let Some(b) = evm_env.block_env.blob_excess_gas_and_price.as_mut() {
-                b.blob_gasprice = 0;
+                b.blob_gasprice = if zero_blob_fee { 0 } else { blob_price.unwrap_or(0) };
             }
         }
         let (sender, to, value, data, gas, gas_price, access_list, blob_hashes, blob_fee_cap): (
@@ -182,6 +212,7 @@ impl RevmAccessList {
         let db = State::builder().with_database(state).build();
         let inspector = AccessInspector { deadline, steps: 0, timed_out: false, opcode: 0, stack_len: 0, events: Vec::new() };
         let mut evm = EthEvmFactory::default().create_evm_with_inspector(db, evm_env, inspector);
+        relocate_precompiles(evm.precompiles_mut(), &self.precompile_moves);
         let outcome = evm.transact(tx);
         let insp = evm.inspector();
         let (timed_out, opcode, stack_len) = (insp.timed_out, insp.opcode, insp.stack_len);

@@ -4,6 +4,7 @@ mod access_list;
 mod block;
 mod call;
 mod nodes;
+mod overlay;
 mod state;
 
 use pyo3::prelude::*;

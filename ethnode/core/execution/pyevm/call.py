@@ -41,12 +41,14 @@ from eth.vm.interrupt import EVMMissingData
 
 from ethnode.core.chainconfig import ChainConfig
 from ethnode.core.execution.api import (
+    BlockEnv,
     CallMessage,
     CallResult,
     CallTimeoutError,
     ExecutionError,
     VMErrorKind,
 )
+from ethnode.core.execution.overrides import BlockOverrides, StateOverride
 from ethnode.core.execution.precheck import CallRules, floor_data_gas, intrinsic_gas, pre_check
 from ethnode.core.execution.pyevm.db import atomic_db
 from ethnode.core.execution.pyevm.forks import SUPPORTED_FORKS, Fork
@@ -142,6 +144,12 @@ def _call_state_class(state_class: Any) -> Any:
         call_deadline: float | None = None
         accesses: list[tuple[bytes, bytes | None]] | None = None  # eth_createAccessList's trace
         blob_base_fee_override: int | None = None  # geth zeroes BLOBBASEFEE when the call's blob fee cap is 0
+        cold_precompiles: frozenset[bytes] = frozenset()  # moved to an address geth does not warm
+
+        def is_address_warm(self, address: Any) -> bool:
+            if address in self.cold_precompiles:
+                return self._account_db.is_address_warm(address)  # type: ignore[no-any-return]
+            return super().is_address_warm(address)  # type: ignore[no-any-return]
 
         @property
         def blob_base_fee(self) -> int:
@@ -192,21 +200,29 @@ def run_call(
     fee_recipient: bytes | None = None,
     deadline: float | None = None,
     accesses: list[tuple[bytes, bytes | None]] | None = None,
+    state_override: StateOverride | None = None,
+    block_override: BlockOverrides | None = None,
+    move_precompiles: bool = True,
 ) -> CallResult:
     """Run ``message`` on the state after ``header`` in ``header``'s block context; nothing is kept.
 
-    ``accesses``: when a list, geth's AccessListTracer events are appended to it."""
+    ``accesses``: when a list, geth's AccessListTracer events are appended to it. The
+    overrides are geth's (``overrides``); ``fork`` is the one of the overridden context;
+    ``move_precompiles`` as revm's ``run_call``."""
     rules = _rules(fork)
-    base_fee = header.base_fee
+    env = BlockEnv.from_header(header, fee_recipient)
+    if block_override is not None:
+        env = block_override.apply(env)
+    base_fee = env.base_fee
     if base_fee is not None and message.gas_price == 0:
         base_fee = 0  # geth: lower the base fee to 0 so a free call keeps basefee <= feecap
     context = ExecutionContext(
-        coinbase=header.coinbase if fee_recipient is None else fee_recipient,
-        timestamp=header.time,
-        block_number=header.number,
-        difficulty=header.difficulty,
-        mix_hash=header.mix_digest,
-        gas_limit=header.gas_limit,
+        coinbase=env.fee_recipient,
+        timestamp=env.time,
+        block_number=env.number,
+        difficulty=env.difficulty,
+        mix_hash=env.mix_digest,
+        gas_limit=env.gas_limit,
         prev_hashes=prev_hashes,
         chain_id=config.chain_id,
         base_fee_per_gas=base_fee,
@@ -215,6 +231,10 @@ def run_call(
     state = _call_state_class(fork.state_class)(atomic_db(state_db.new_overlay()), context, header.state_root)
     if message.blob_fee_cap == 0:
         state.blob_base_fee_override = 0
+    elif block_override is not None and block_override.blob_base_fee is not None:
+        state.blob_base_fee_override = block_override.blob_base_fee
+    if state_override:
+        _apply_state_override(state, state_override, relocate=move_precompiles and accesses is None)
     state.call_deadline = deadline
     state.accesses = accesses
     try:
@@ -226,6 +246,45 @@ def run_call(
         ) from None
     except _DeadlineExceeded:
         raise CallTimeoutError(f"call at block #{header.number} ran past its deadline") from None
+
+
+def _no_code(computation: Any) -> Any:
+    """An overridden precompile address without code: calling it runs nothing."""
+    return computation
+
+
+def _apply_state_override(state: Any, overrides: StateOverride, relocate: bool) -> None:
+    """geth ``StateOverride.Apply`` on the throwaway state, then ``Finalise``: the overrides read
+    as the state before the call (SSTORE's "original" values included). ``relocate``: apply
+    geth's precompile rule too (eth_createAccessList does not), warmth as revm's (overlay.rs)."""
+    builtin = state.computation_class.get_precompiles()
+    precompiles, cold = dict(builtin), set()
+    for address in sorted(overrides):
+        account = overrides[address]
+        if relocate and address in precompiles:  # geth: no longer a precompile (overlay.rs relocate_precompiles)
+            moved = precompiles.pop(address)
+            cold.discard(address)
+            if not account.code:
+                precompiles[address] = _no_code
+            if account.move_precompile_to is not None:
+                precompiles[account.move_precompile_to] = moved
+                if account.move_precompile_to not in builtin:
+                    cold.add(account.move_precompile_to)
+        if account.nonce is not None:
+            state.set_nonce(address, account.nonce)
+        if account.code is not None:
+            state.set_code(address, account.code)
+        if account.balance is not None:
+            state.set_balance(address, account.balance)
+        if account.state is not None:
+            state.delete_storage(address)
+        for slot, value in (account.state if account.state is not None else account.state_diff or {}).items():
+            state.set_storage(address, int.from_bytes(slot, "big"), int.from_bytes(value, "big"))
+    state.lock_changes()
+    if precompiles != builtin:  # this call's own set
+        base = state.computation_class
+        state.computation_class = type(base.__name__, (base,), {"_precompiles": precompiles})
+        state.cold_precompiles = frozenset(cold)
 
 
 def _pre_check(state: Any, rules: CallRules, message: CallMessage) -> tuple[int, int]:

@@ -34,6 +34,7 @@ from ethnode.core.execution.api import (
     TxExecutionError,
     require_state,
 )
+from ethnode.core.execution.overrides import BlockOverrides, StateOverride
 from ethnode.core.execution.precheck import MAX_INIT_CODE_SIZE, CallRules, floor_data_gas, intrinsic_gas
 from ethnode.core.execution.pyevm.call import run_call
 from ethnode.core.execution.pyevm.db import atomic_db
@@ -143,12 +144,16 @@ class PyEVMExecutor:
         *,
         fee_recipient: bytes | None = None,
         deadline: float | None = None,
+        state_override: StateOverride | None = None,
+        block_override: BlockOverrides | None = None,
+        move_precompiles: bool = True,
     ) -> CallResult:
         require_state(self.state_db, header)
-        fork = fork_for(self.config, header.number, header.time, header.difficulty)
+        fork = self._call_fork(header, block_override)
         parent = self._get_header(header.parent_hash, header.number - 1) if header.number else None
         prev_hashes = self.ancestor_hashes(parent) if parent is not None else iter(())
-        return run_call(self.config, self.state_db, fork, header, message, prev_hashes, fee_recipient, deadline)
+        return run_call(self.config, self.state_db, fork, header, message, prev_hashes, fee_recipient, deadline,
+                        None, state_override, block_override, move_precompiles)
 
     def trace_access(
         self,
@@ -157,16 +162,25 @@ class PyEVMExecutor:
         *,
         fee_recipient: bytes | None = None,
         deadline: float | None = None,
+        state_override: StateOverride | None = None,
+        block_override: BlockOverrides | None = None,
     ) -> tuple[CallResult, list[tuple[bytes, bytes | None]]]:
         """``call``, and the accesses geth's AccessListTracer records: ``(address, slot|None)``."""
         require_state(self.state_db, header)
-        fork = fork_for(self.config, header.number, header.time, header.difficulty)
+        fork = self._call_fork(header, block_override)
         parent = self._get_header(header.parent_hash, header.number - 1) if header.number else None
         prev_hashes = self.ancestor_hashes(parent) if parent is not None else iter(())
         accesses: list[tuple[bytes, bytes | None]] = []
         result = run_call(self.config, self.state_db, fork, header, message, prev_hashes, fee_recipient, deadline,
-                          accesses)
+                          accesses, state_override, block_override)
         return result, accesses
+
+    def _call_fork(self, header: Header, block_override: BlockOverrides | None) -> Fork:
+        """The fork of a call's context: the block's, or the overridden number's and time's."""
+        if block_override is None:
+            return fork_for(self.config, header.number, header.time, header.difficulty)
+        env = block_override.apply(BlockEnv.from_header(header))
+        return fork_for(self.config, env.number, env.time, env.difficulty)
 
     def ancestor_hashes(self, parent: Header) -> Iterator[bytes]:
         """Hashes for BLOCKHASH, newest first (py-evm caches what it consumes)."""

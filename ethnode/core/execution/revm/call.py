@@ -21,6 +21,7 @@ from ethnode.core.execution.api import (
     ExecutionError,
     VMErrorKind,
 )
+from ethnode.core.execution.overrides import BlockOverrides, StateOverride
 from ethnode.core.execution.precheck import CallRules, pre_check
 from ethnode.core.execution.revm.spec import blob_params
 from ethnode.core.types.header import Header
@@ -62,25 +63,37 @@ def run_call(
     fee_recipient: bytes | None,
     deadline: float | None,
     accesses: list[tuple[bytes, bytes | None]] | None = None,
+    state_override: StateOverride | None = None,
+    block_override: BlockOverrides | None = None,
+    move_precompiles: bool = True,
 ) -> CallResult:
     """``accesses``: when a list, the call runs under the access-list inspector
-    (``rust/src/evm/access_list.rs``) and its accesses are appended, in order."""
+    (``rust/src/evm/access_list.rs``) and its accesses are appended, in order. The overrides
+    are geth's (``overrides``); BLOCKHASH still reads the real chain below ``header``.
+    ``move_precompiles``: apply geth's precompile rule of the overrides (eth_call does;
+    geth's estimator and eth_createAccessList run the fork's precompiles as they are)."""
     from ethnode import _rust
 
     config = executor.config
-    rules = CallRules.for_block(config, header.number, header.time)
-    base_fee = header.base_fee
+    env = BlockEnv.from_header(header, fee_recipient)
+    if block_override is not None:
+        env = block_override.apply(env)
+    rules = CallRules.for_block(config, env.number, env.time)
+    base_fee = env.base_fee
     if base_fee is not None and message.gas_price == 0:
         base_fee = 0
-    env = replace(BlockEnv.from_header(header, fee_recipient), base_fee=base_fee)
+    env = replace(env, base_fee=base_fee)
     parent_hash = header.parent_hash
-    blob = blob_params(config, header.number, header.time)
+    blob = blob_params(config, env.number, env.time)
     zero_blob_fee = message.blob_fee_cap == 0
+    blob_price = None if block_override is None else block_override.blob_base_fee
 
     def blob_fee() -> int:
         if zero_blob_fee:
             return 0
-        bcfg = latest_blob_config(config, header.time)
+        if blob_price is not None:
+            return blob_price
+        bcfg = latest_blob_config(config, env.time)
         return blob_base_fee(bcfg, header.excess_blob_gas or 0) if bcfg else 1
 
     parent = executor._get_header(parent_hash, header.number - 1) if header.number else None
@@ -88,6 +101,14 @@ def run_call(
     try:
         kind = _rust.RevmCall if accesses is None else _rust.RevmAccessList
         call = kind(executor.state_db.get, header.state_root, executor._forks, config.chain_id, hashes)
+        for address, account in sorted((state_override or {}).items()):
+            storage = account.state if account.state is not None else account.state_diff
+            call.override_account(
+                address, account.nonce, None if account.balance is None else account.balance.to_bytes(32, "big"),
+                account.code, list((storage or {}).items()), account.state is not None,
+            )
+            if move_precompiles and accesses is None:
+                call.override_precompile(address, account.move_precompile_to, bool(account.code))
 
         def balance_of(address: bytes) -> int:
             return int.from_bytes(call.balance(address), "big")
@@ -103,7 +124,7 @@ def run_call(
             message.blob_fee_cap if message.blob_fee_cap is not None else (blob_fee() if message.blob_hashes else 0),
         )
         status, output, used, peak, error, opcode, stack_len, *events = call.run(
-            executor.env_args(env, parent_hash), blob, msg, zero_blob_fee, timeout
+            executor.env_args(env, parent_hash), blob, msg, zero_blob_fee, timeout, blob_price
         )
         if accesses is not None:
             accesses += [(bytes(a), None if s is None else bytes(s)) for a, s in events[0]]

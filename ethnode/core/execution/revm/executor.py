@@ -33,6 +33,7 @@ from ethnode.core.execution.api import (
     UnsupportedForkError,
     require_state,
 )
+from ethnode.core.execution.overrides import BlockOverrides, StateOverride
 from ethnode.core.execution.revm.spec import (
     UNSUPPORTED_TIME_FORKS,
     blob_params,
@@ -121,11 +122,15 @@ class RevmExecutor:
         *,
         fee_recipient: bytes | None = None,
         deadline: float | None = None,
+        state_override: StateOverride | None = None,
+        block_override: BlockOverrides | None = None,
+        move_precompiles: bool = True,
     ) -> CallResult:
         from ethnode.core.execution.revm.call import run_call
 
         require_state(self.state_db, header)
-        return run_call(self, header, message, fee_recipient, deadline)
+        return run_call(self, header, message, fee_recipient, deadline, None, state_override, block_override,
+                        move_precompiles)
 
     def trace_access(
         self,
@@ -134,13 +139,16 @@ class RevmExecutor:
         *,
         fee_recipient: bytes | None = None,
         deadline: float | None = None,
+        state_override: StateOverride | None = None,
+        block_override: BlockOverrides | None = None,
     ) -> tuple[CallResult, list[tuple[bytes, bytes | None]]]:
         """``call``, and the accesses geth's AccessListTracer records: ``(address, slot|None)``."""
         from ethnode.core.execution.revm.call import run_call
 
         require_state(self.state_db, header)
         accesses: list[tuple[bytes, bytes | None]] = []
-        return run_call(self, header, message, fee_recipient, deadline, accesses), accesses
+        return run_call(self, header, message, fee_recipient, deadline, accesses, state_override,
+                        block_override), accesses
 
     # --- helpers -----------------------------------------------------------------------------
 
