@@ -5,11 +5,13 @@ mod block;
 mod call;
 mod nodes;
 mod state;
+mod tracer;
 
 use pyo3::prelude::*;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     block::register(m)?;
     access_list::register(m)?;
+    tracer::register(m)?;
     call::register(m)
 }

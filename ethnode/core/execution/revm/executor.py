@@ -142,6 +142,19 @@ class RevmExecutor:
         accesses: list[tuple[bytes, bytes | None]] = []
         return run_call(self, header, message, fee_recipient, deadline, accesses), accesses
 
+    def trace_block(
+        self, parent: Header, block: Block, senders: Sequence[bytes], count: int, traced: Sequence[int], *,
+        fee_recipient: bytes | None = None, timeout: float | None = None,
+    ) -> dict[int, Any]:
+        """Re-run ``block``'s first ``count`` txs on ``parent``'s state; ``TxTrace`` of those in ``traced``."""
+        from ethnode.core.execution.revm.trace import trace_block
+
+        env = BlockEnv.from_header(block.header, fee_recipient, uncles=block.uncles)
+        if self._for_pyevm(env):
+            raise ExecutionError(f"block #{env.number} runs on py-evm, which ethnode does not trace yet")
+        require_state(self.state_db, parent)
+        return trace_block(self, parent, block, senders, count, traced, fee_recipient, timeout)
+
     # --- helpers -----------------------------------------------------------------------------
 
     def _for_pyevm(self, env: BlockEnv) -> bool:
