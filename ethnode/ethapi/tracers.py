@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 from ethnode.core.execution import ExecutionError
 from ethnode.core.execution.tracing import TraceFrame, TxTrace
 from ethnode.core.types.block import Block
 from ethnode.crypto.keccak import keccak256
-from ethnode.ethapi.call import unpack_revert
-from ethnode.ethapi.eth import EthAPI, _block_number
+from ethnode.ethapi.call import TransactionArgs, unpack_revert
+from ethnode.ethapi.eth import EthAPI, _block_number, _execution_errors
 from ethnode.rpc.hexutil import data, hash_arg, quantity
 from ethnode.rpc.jsonrpc import INVALID_PARAMS, RPCError, server_error
 
@@ -72,12 +73,12 @@ def _call_frame(f: TraceFrame, top_error_to_nil: bool = True) -> dict[str, Any]:
     return out
 
 
-def call_tracer(trace: TxTrace, gas_limit: int, config: dict[str, Any]) -> dict[str, Any]:
-    """geth native ``callTracer`` (``onlyTopCall``, ``withLog``)."""
+def call_tracer(trace: TxTrace, top: TraceFrame, config: dict[str, Any]) -> dict[str, Any]:
+    """geth native ``callTracer`` (``onlyTopCall``, ``withLog``); ``top`` stands for the top call
+    when the engine failed the tx before entering it (geth enters it, then fails)."""
     only_top, with_log = bool(config.get("onlyTopCall")), bool(config.get("withLog"))
-    frames = trace.frames
-    if not frames:
-        raise server_error("incorrect number of top-level calls")
+    frames = trace.frames or [top]
+    gas_limit = top.gas
     nodes = [_call_frame(f) for f in frames]
     nodes[0]["gas"] = quantity(gas_limit)
     nodes[0]["gasUsed"] = quantity(trace.gas_used)
@@ -88,7 +89,7 @@ def call_tracer(trace: TxTrace, gas_limit: int, config: dict[str, Any]) -> dict[
         if with_log and f.logs and not failed[i] and (not only_top or i == 0):
             nodes[i]["logs"] = [{"address": data(lg.address), "topics": [data(t) for t in lg.topics],
                                  "data": data(lg.data), "index": quantity(lg.index),
-                                 "position": quantity(lg.position)} for lg in f.logs]
+                                 "position": quantity(0 if only_top else lg.position)} for lg in f.logs]
         if i and not only_top:
             nodes[f.parent].setdefault("calls", []).append(nodes[i])
     return nodes[0]
@@ -136,7 +137,7 @@ def prestate_tracer(trace: TxTrace, config: dict[str, Any], cancun: bool) -> dic
         key = data(acc.address)
         if diff and acc.address not in deleted:
             p_balance, p_nonce, p_code, p_hash = acc.post
-            exists = p_nonce != 0 or p_balance != 0 or bool(p_code) or acc.address in trace.created
+            exists = p_nonce != 0 or p_balance != 0 or bool(p_code)
             if not exists:
                 p_hash = ZERO_HASH  # geth's StateDB: no object, no code hash
             modified = False
@@ -243,6 +244,60 @@ class TracerAPI:
             raise server_error(f"block {data(h)} not found")
         return self._trace_block(block, cfg)
 
+    def trace_call(self, args: Any, block: Any = None, config: Any = None) -> Any:
+        """geth ``TraceCall``: the message on the state after ``block``, in its context."""
+        eth = self._eth
+        tx_args = TransactionArgs.from_json(0, args, method="debug_traceCall")
+        cfg = TraceConfig(2, config)
+        for key, what in (("stateOverrides", "state overrides"), ("blockOverrides", "block overrides"),
+                          ("txIndex", "txIndex")):
+            if cfg.raw.get(key) is not None:
+                raise RPCError(INVALID_PARAMS, f"invalid argument 2: {what} are not supported by ethnode")
+        header = self._call_block(block)
+        executor = eth._executor(header)
+        if not hasattr(executor, "trace_call"):
+            raise server_error(f"tracing is not available on the {executor.name} engine")
+        tx_args.call_defaults(eth.gas_cap, header.base_fee, eth._config.chain_id)
+        message = tx_args.to_message(header.base_fee)
+        cfg.check()
+        deadline = time.monotonic() + cfg.timeout if cfg.timeout else None
+        with _execution_errors(header, cfg.timeout, lambda text: f"tracing failed: {text}"):
+            trace = executor.trace_call(header, message, fee_recipient=eth._author(header), deadline=deadline)
+        cancun = self.chain.config.is_cancun(header.number, header.time)
+        top = TraceFrame("CALL" if message.to else "CREATE", -1, message.sender, message.to or bytes(20),
+                         message.value, message.gas, trace.gas_used, message.data, b"", trace.error, True)
+        return self._shape(trace, top, cfg, cancun)
+
+    def _call_block(self, value: Any) -> Any:
+        """geth ``rpc.BlockNumberOrHash`` resolved by blockByNumber/blockByHash (their error texts)."""
+        if value is None:
+            value = "latest"
+        if isinstance(value, dict):
+            if "blockHash" in value and "blockNumber" not in value:
+                value = value["blockHash"]
+            elif "blockNumber" in value:
+                value = value["blockNumber"]
+        if isinstance(value, str) and len(value) == 66:
+            h = hash_arg(1, value)
+            header = self.chain.get_header_by_hash(h)
+            if header is None:
+                raise server_error(f"block {data(h)} not found")
+            return header
+        tag = _block_number(1, value)
+        if tag == "pending":
+            raise server_error("tracing on top of pending is not supported")
+        header = self._eth._header_by_tag(tag)
+        if header is None:
+            raise server_error(f"block #{_tag_number(tag)} not found")
+        return header
+
+    def _shape(self, trace: TxTrace, top: TraceFrame, cfg: TraceConfig, cancun: bool) -> Any:
+        if trace.timed_out:
+            raise server_error("execution timeout")
+        if cfg.tracer == "callTracer":
+            return call_tracer(trace, top, cfg.tracer_config)
+        return prestate_tracer(trace, cfg.tracer_config, cancun)
+
     def _trace_block(self, block: Block, cfg: TraceConfig) -> list[dict[str, Any]]:
         if block.header.number == 0:
             raise server_error("genesis is not traceable")
@@ -275,13 +330,10 @@ class TracerAPI:
         cancun = self.chain.config.is_cancun(block.header.number, block.header.time)
         out = {}
         for i in indices:
-            trace = traces[i]
-            if trace.timed_out:
-                raise server_error("execution timeout")
-            if cfg.tracer == "callTracer":
-                out[i] = call_tracer(trace, block.transactions[i].gas, cfg.tracer_config)
-            else:
-                out[i] = prestate_tracer(trace, cfg.tracer_config, cancun)
+            tx, trace = block.transactions[i], traces[i]
+            top = TraceFrame("CALL" if tx.to else "CREATE", -1, senders[i], tx.to or bytes(20), tx.value, tx.gas,
+                             trace.gas_used, tx.data, b"", trace.error, True)
+            out[i] = self._shape(trace, top, cfg, cancun)
         return out
 
 

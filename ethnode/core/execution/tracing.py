@@ -56,6 +56,7 @@ class TxTrace:
     created: set[bytes]
     destructed: set[bytes]  # accounts that ran SELFDESTRUCT
     timed_out: bool = False
+    error: str = ""  # the tx's failure when it halted (revm may halt it before its first frame)
 
 
 __all__ = ["TraceLog", "TraceFrame", "TraceAccount", "TxTrace"]

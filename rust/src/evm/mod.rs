@@ -5,6 +5,7 @@ mod block;
 mod call;
 mod nodes;
 mod state;
+mod trace_call;
 mod tracer;
 
 use pyo3::prelude::*;
@@ -13,5 +14,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     block::register(m)?;
     access_list::register(m)?;
     tracer::register(m)?;
+    trace_call::register(m)?;
     call::register(m)
 }

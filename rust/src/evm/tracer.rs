@@ -33,7 +33,7 @@ use revm::context_interface::CreateScheme;
 use revm::database::State;
 use revm::interpreter::interpreter::EthInterpreter;
 use revm::interpreter::interpreter_types::{InputsTr, Jumps};
-use revm::interpreter::{CallInputs, CallOutcome, CallScheme, CreateInputs, CreateOutcome, InstructionResult, Interpreter};
+use revm::interpreter::{CallInputs, CallOutcome, CallScheme, CreateInputs, CreateOutcome, InstructionResult, Interpreter, InterpreterAction};
 use revm::Inspector;
 
 use super::block::{chain_env, ChainSpec, EvmStateError};
@@ -72,7 +72,7 @@ struct Frame {
 }
 
 #[derive(Default)]
-struct TraceInspector {
+pub(super) struct TraceInspector {
     active: bool,
     deadline: Option<Instant>,
     steps: u64,
@@ -81,10 +81,19 @@ struct TraceInspector {
     stack: Vec<usize>,
     live_logs: u64,
     accounts: BTreeSet<Address>,
+    pending: Vec<Lookup>,
     call_targets: BTreeSet<Address>,
     slots: BTreeSet<(Address, B256)>,
     created: BTreeSet<Address>,
     destructed: BTreeSet<Address>,
+}
+
+/// A lookup geth's prestate tracer makes in `OnOpcode`, which runs only once the opcode's gas is
+/// paid: kept pending until the instruction did not fail (an SSTORE out of gas looks up nothing).
+enum Lookup {
+    Slot(Address, B256),
+    Account(Address, bool),
+    Destruct(Address),
 }
 
 fn word_address(word: &U256) -> Address {
@@ -92,6 +101,13 @@ fn word_address(word: &U256) -> Address {
 }
 
 impl TraceInspector {
+    /// An inspector tracing from the first frame, with `lookups` already looked up (geth OnTxStart).
+    pub(super) fn tracing(deadline: Option<Instant>, lookups: &[Vec<u8>]) -> Self {
+        let mut insp = TraceInspector { active: true, deadline, ..Default::default() };
+        insp.accounts.extend(lookups.iter().filter(|a| a.len() == 20).map(|a| Address::from_slice(a)));
+        insp
+    }
+
     fn enter(&mut self, kind: &'static str, from: Address, to: Address, value: Option<U256>, gas: u64, input: Bytes) {
         let parent = self.stack.last().map_or(-1, |p| *p as i64);
         if let Some(p) = self.stack.last() {
@@ -138,21 +154,20 @@ impl<CTX: ContextTr> Inspector<CTX, EthInterpreter> for TraceInspector {
             f.opcode = op;
             f.stack_len = n;
         }
+        self.pending.clear();
         match op {
             SLOAD | SSTORE if n >= 1 => {
                 let slot = B256::from(data[n - 1].to_be_bytes::<32>());
-                self.slots.insert((interp.input.target_address(), slot));
+                self.pending.push(Lookup::Slot(interp.input.target_address(), slot));
             }
             BALANCE | EXTCODESIZE | EXTCODECOPY | EXTCODEHASH | SELFDESTRUCT if n >= 1 => {
-                self.accounts.insert(word_address(&data[n - 1]));
+                self.pending.push(Lookup::Account(word_address(&data[n - 1]), false));
                 if op == SELFDESTRUCT {
-                    self.destructed.insert(interp.input.target_address());
+                    self.pending.push(Lookup::Destruct(interp.input.target_address()));
                 }
             }
             CALL | CALLCODE | DELEGATECALL | STATICCALL if n >= 5 => {
-                let a = word_address(&data[n - 2]);
-                self.accounts.insert(a);
-                self.call_targets.insert(a);
+                self.pending.push(Lookup::Account(word_address(&data[n - 2]), true));
             }
             _ => {}
         }
@@ -160,6 +175,40 @@ impl<CTX: ContextTr> Inspector<CTX, EthInterpreter> for TraceInspector {
         if self.timed_out || (self.steps & 0x3ff == 0 && self.deadline.is_some_and(|d| Instant::now() > d)) {
             self.timed_out = true;
             interp.halt_oog();
+        }
+    }
+
+    fn step_end(&mut self, interp: &mut Interpreter<EthInterpreter>, _context: &mut CTX) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let failed = matches!(&interp.bytecode.action, Some(InterpreterAction::Return(r)) if !r.result.is_ok() && !r.result.is_revert());
+        for lookup in std::mem::take(&mut self.pending) {
+            if failed {
+                continue;
+            }
+            match lookup {
+                Lookup::Slot(a, s) => {
+                    self.slots.insert((a, s));
+                }
+                Lookup::Account(a, call) => {
+                    self.accounts.insert(a);
+                    if call {
+                        self.call_targets.insert(a);
+                    }
+                }
+                Lookup::Destruct(a) => {
+                    self.destructed.insert(a);
+                }
+            }
+        }
+    }
+
+    fn selfdestruct(&mut self, contract: Address, target: Address, value: U256) {
+        if self.active {
+            // geth's opSelfdestruct enters and leaves a frame of its own.
+            self.enter("SELFDESTRUCT", contract, target, Some(value), 0, Bytes::new());
+            self.exit(InstructionResult::Stop, &Bytes::new(), 0);
         }
     }
 
@@ -186,8 +235,14 @@ impl<CTX: ContextTr> Inspector<CTX, EthInterpreter> for TraceInspector {
             };
             let value = if matches!(inputs.scheme, CallScheme::StaticCall) { None } else { Some(inputs.value.get()) };
             let input = inputs.input.bytes(context);
-            // geth reports the code's address for DELEGATECALL/CALLCODE targets.
-            self.enter(kind, inputs.caller, inputs.bytecode_address, value, inputs.gas_limit, input);
+            // geth's from/to: the running contract and the address called (for DELEGATECALL revm
+            // keeps the original caller in `caller`; the running contract is the target).
+            let (from, to) = match inputs.scheme {
+                CallScheme::DelegateCall => (inputs.target_address, inputs.bytecode_address),
+                CallScheme::CallCode => (inputs.caller, inputs.bytecode_address),
+                _ => (inputs.caller, inputs.target_address),
+            };
+            self.enter(kind, from, to, value, inputs.gas_limit, input);
         }
         None
     }
@@ -345,101 +400,9 @@ impl RevmTraceBlock {
             let logs_now = result.result.result.logs().len() as u64;
             if traced[i] {
                 let insp = std::mem::take(executor.evm_mut().inspector_mut());
-                let state = &result.result.state;
+                let to = lookups[i].get(1).filter(|a| a.len() == 20).map(|a| Address::from_slice(a));
                 let db = executor.evm_mut().db_mut();
-                // Delegation targets (EIP-7702) of the recipients are looked up too, as geth does.
-                let mut accounts = insp.accounts.clone();
-                let mut targets: Vec<Address> = insp.call_targets.iter().copied().collect();
-                if let Some(to) = lookups[i].get(1).filter(|a| a.len() == 20) {
-                    targets.push(Address::from_slice(to));
-                }
-                for a in targets {
-                    let code = match state.get(&a).and_then(|acc| acc.info.code.clone()) {
-                        Some(c) => c.original_bytes(),
-                        None => {
-                            let info = revm::Database::basic(db, a).map_err(|e| EvmStateError::new_err(e.to_string()))?.unwrap_or_default();
-                            match info.code {
-                                Some(c) => c.original_bytes(),
-                                None => revm::Database::code_by_hash(db, info.code_hash).map_err(|e| EvmStateError::new_err(e.to_string()))?.original_bytes(),
-                            }
-                        }
-                    };
-                    if code.len() == 23 && code.starts_with(&[0xef, 0x01, 0x00]) {
-                        accounts.insert(Address::from_slice(&code[3..]));
-                    }
-                }
-                let acc_list = PyList::empty(py);
-                for a in &accounts {
-                    let pre = account_tuple(py, db, a)?;
-                    let post = match state.get(a) {
-                        Some(acc) => {
-                            let code = match &acc.info.code {
-                                Some(c) => c.original_bytes(),
-                                None => revm::Database::code_by_hash(db, acc.info.code_hash).map_err(|e| EvmStateError::new_err(e.to_string()))?.original_bytes(),
-                            };
-                            let gone = acc.is_selfdestructed();
-                            let (bal, nonce, code, hash) = if gone {
-                                (U256::ZERO, 0, Bytes::new(), revm::primitives::KECCAK_EMPTY)
-                            } else {
-                                (acc.info.balance, acc.info.nonce, code, acc.info.code_hash)
-                            };
-                            (PyBytes::new(py, &bal.to_be_bytes::<32>()), nonce, PyBytes::new(py, &code), PyBytes::new(py, hash.as_slice()))
-                        }
-                        None => account_tuple(py, db, a)?,
-                    };
-                    acc_list.append((PyBytes::new(py, a.as_slice()), pre, post))?;
-                }
-                let slot_list = PyList::empty(py);
-                for (a, s) in &insp.slots {
-                    let key = U256::from_be_bytes(s.0);
-                    let pre = revm::Database::storage(db, *a, key).map_err(|e| EvmStateError::new_err(e.to_string()))?;
-                    let post = state.get(a).and_then(|acc| {
-                        if acc.is_selfdestructed() { Some(U256::ZERO) } else { acc.storage.get(&key).map(|v| v.present_value) }
-                    }).unwrap_or(pre);
-                    slot_list.append((
-                        PyBytes::new(py, a.as_slice()), PyBytes::new(py, s.as_slice()),
-                        PyBytes::new(py, &pre.to_be_bytes::<32>()), PyBytes::new(py, &post.to_be_bytes::<32>()),
-                    ))?;
-                }
-                let frames = PyList::empty(py);
-                for f in &insp.frames {
-                    let logs = PyList::empty(py);
-                    for (log, index, position) in &f.logs {
-                        let topics: Vec<Bound<'py, PyBytes>> = log.topics().iter().map(|t| PyBytes::new(py, t.as_slice())).collect();
-                        logs.append((PyBytes::new(py, log.address.as_slice()), topics, PyBytes::new(py, &log.data.data), *index, *position))?;
-                    }
-                    let value = f.value.map(|v| PyBytes::new(py, &v.to_be_bytes::<32>()));
-                    frames.append(PyTuple::new(py, [
-                        f.kind.into_pyobject(py)?.into_any(),
-                        f.parent.into_pyobject(py)?.into_any(),
-                        PyBytes::new(py, f.from.as_slice()).into_any(),
-                        PyBytes::new(py, f.to.as_slice()).into_any(),
-                        value.into_pyobject(py)?.into_any(),
-                        f.gas.into_pyobject(py)?.into_any(),
-                        f.gas_used.into_pyobject(py)?.into_any(),
-                        PyBytes::new(py, &f.input).into_any(),
-                        PyBytes::new(py, &f.output).into_any(),
-                        f.outcome.as_str().into_pyobject(py)?.into_any(),
-                        f.opcode.into_pyobject(py)?.into_any(),
-                        f.stack_len.into_pyobject(py)?.into_any(),
-                        logs.into_any(),
-                    ])?)?;
-                }
-                let r = &result.result.result;
-                let status = if r.is_success() { "ok" } else if matches!(r, revm::context_interface::result::ExecutionResult::Revert { .. }) { "revert" } else { "halt" };
-                let created: Vec<Bound<'py, PyBytes>> = insp.created.iter().map(|a| PyBytes::new(py, a.as_slice())).collect();
-                let destructed: Vec<Bound<'py, PyBytes>> = insp.destructed.iter().map(|a| PyBytes::new(py, a.as_slice())).collect();
-                out.append(PyTuple::new(py, [
-                    status.into_pyobject(py)?.into_any(),
-                    r.gas().tx_gas_used().into_pyobject(py)?.into_any(),
-                    PyBytes::new(py, r.output().map(|o| o.as_ref()).unwrap_or(&[])).into_any(),
-                    frames.into_any(),
-                    acc_list.into_any(),
-                    slot_list.into_any(),
-                    created.into_pyobject(py)?.into_any(),
-                    destructed.into_pyobject(py)?.into_any(),
-                    pyo3::types::PyBool::new(py, insp.timed_out).to_owned().into_any(),
-                ])?)?;
+                out.append(report(py, insp, &result.result.state, db, &result.result.result, to)?)?;
             }
             executor.commit_transaction(result);
             self.applied += 1;
@@ -447,6 +410,118 @@ impl RevmTraceBlock {
         }
         Ok(out)
     }
+}
+
+
+/// One traced tx as Python takes it (see `RevmTraceBlock.run`): `state` is the tx's changes, not
+/// yet committed to `db`, so `db` still reads the values from before the tx.
+pub(super) fn report<'py>(
+    py: Python<'py>,
+    insp: TraceInspector,
+    state: &revm::state::EvmState,
+    db: &mut State<TrieState>,
+    result: &revm::context_interface::result::ExecutionResult<HaltReason>,
+    to: Option<Address>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    // Delegation targets (EIP-7702) of the recipients are looked up too, as geth does.
+    let mut accounts = insp.accounts.clone();
+    let mut targets: Vec<Address> = insp.call_targets.iter().copied().collect();
+    if let Some(to) = to {
+        targets.push(to);
+    }
+    for a in targets {
+        let code = match state.get(&a).and_then(|acc| acc.info.code.clone()) {
+            Some(c) => c.original_bytes(),
+            None => {
+                let info = revm::Database::basic(db, a).map_err(|e| EvmStateError::new_err(e.to_string()))?.unwrap_or_default();
+                match info.code {
+                    Some(c) => c.original_bytes(),
+                    None => revm::Database::code_by_hash(db, info.code_hash).map_err(|e| EvmStateError::new_err(e.to_string()))?.original_bytes(),
+                }
+            }
+        };
+        if code.len() == 23 && code.starts_with(&[0xef, 0x01, 0x00]) {
+            accounts.insert(Address::from_slice(&code[3..]));
+        }
+    }
+    let acc_list = PyList::empty(py);
+    for a in &accounts {
+        let pre = account_tuple(py, db, a)?;
+        let post = match state.get(a) {
+            Some(acc) => {
+                let code = match &acc.info.code {
+                    Some(c) => c.original_bytes(),
+                    None => revm::Database::code_by_hash(db, acc.info.code_hash).map_err(|e| EvmStateError::new_err(e.to_string()))?.original_bytes(),
+                };
+                let gone = acc.is_selfdestructed();
+                let (bal, nonce, code, hash) = if gone {
+                    (U256::ZERO, 0, Bytes::new(), revm::primitives::KECCAK_EMPTY)
+                } else {
+                    (acc.info.balance, acc.info.nonce, code, acc.info.code_hash)
+                };
+                (PyBytes::new(py, &bal.to_be_bytes::<32>()), nonce, PyBytes::new(py, &code), PyBytes::new(py, hash.as_slice()))
+            }
+            None => account_tuple(py, db, a)?,
+        };
+        acc_list.append((PyBytes::new(py, a.as_slice()), pre, post))?;
+    }
+    let slot_list = PyList::empty(py);
+    for (a, s) in &insp.slots {
+        let key = U256::from_be_bytes(s.0);
+        let pre = revm::Database::storage(db, *a, key).map_err(|e| EvmStateError::new_err(e.to_string()))?;
+        let post = state.get(a).and_then(|acc| {
+            if acc.is_selfdestructed() { Some(U256::ZERO) } else { acc.storage.get(&key).map(|v| v.present_value) }
+        }).unwrap_or(pre);
+        slot_list.append((
+            PyBytes::new(py, a.as_slice()), PyBytes::new(py, s.as_slice()),
+            PyBytes::new(py, &pre.to_be_bytes::<32>()), PyBytes::new(py, &post.to_be_bytes::<32>()),
+        ))?;
+    }
+    let frames = PyList::empty(py);
+    for f in &insp.frames {
+        let logs = PyList::empty(py);
+        for (log, index, position) in &f.logs {
+            let topics: Vec<Bound<'py, PyBytes>> = log.topics().iter().map(|t| PyBytes::new(py, t.as_slice())).collect();
+            logs.append((PyBytes::new(py, log.address.as_slice()), topics, PyBytes::new(py, &log.data.data), *index, *position))?;
+        }
+        let value = f.value.map(|v| PyBytes::new(py, &v.to_be_bytes::<32>()));
+        frames.append(PyTuple::new(py, [
+            f.kind.into_pyobject(py)?.into_any(),
+            f.parent.into_pyobject(py)?.into_any(),
+            PyBytes::new(py, f.from.as_slice()).into_any(),
+            PyBytes::new(py, f.to.as_slice()).into_any(),
+            value.into_pyobject(py)?.into_any(),
+            f.gas.into_pyobject(py)?.into_any(),
+            f.gas_used.into_pyobject(py)?.into_any(),
+            PyBytes::new(py, &f.input).into_any(),
+            PyBytes::new(py, &f.output).into_any(),
+            f.outcome.as_str().into_pyobject(py)?.into_any(),
+            f.opcode.into_pyobject(py)?.into_any(),
+            f.stack_len.into_pyobject(py)?.into_any(),
+            logs.into_any(),
+        ])?)?;
+    }
+    let r = result;
+    let status = if r.is_success() { "ok" } else if matches!(r, revm::context_interface::result::ExecutionResult::Revert { .. }) { "revert" } else { "halt" };
+    let created: Vec<Bound<'py, PyBytes>> = insp.created.iter().map(|a| PyBytes::new(py, a.as_slice())).collect();
+    let destructed: Vec<Bound<'py, PyBytes>> = insp.destructed.iter().map(|a| PyBytes::new(py, a.as_slice())).collect();
+    PyTuple::new(py, [
+        status.into_pyobject(py)?.into_any(),
+        r.gas().tx_gas_used().into_pyobject(py)?.into_any(),
+        PyBytes::new(py, r.output().map(|o| o.as_ref()).unwrap_or(&[])).into_any(),
+        frames.into_any(),
+        acc_list.into_any(),
+        slot_list.into_any(),
+        created.into_pyobject(py)?.into_any(),
+        destructed.into_pyobject(py)?.into_any(),
+        pyo3::types::PyBool::new(py, insp.timed_out).to_owned().into_any(),
+        match r {
+            revm::context_interface::result::ExecutionResult::Halt { reason, .. } => halt_name(reason),
+            _ => String::new(),
+        }
+        .into_pyobject(py)?
+        .into_any(),
+    ])
 }
 
 /// revm's halt reason as the names `call.rs` uses (Python words them as geth does).

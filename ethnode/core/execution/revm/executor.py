@@ -155,6 +155,16 @@ class RevmExecutor:
         require_state(self.state_db, parent)
         return trace_block(self, parent, block, senders, count, traced, fee_recipient, timeout)
 
+    def trace_call(
+        self, header: Header, message: CallMessage, *, fee_recipient: bytes | None = None,
+        deadline: float | None = None,
+    ) -> Any:
+        """``call``, traced: a ``TxTrace``."""
+        from ethnode.core.execution.revm.trace import trace_call
+
+        require_state(self.state_db, header)
+        return trace_call(self, header, message, fee_recipient, deadline)
+
     # --- helpers -----------------------------------------------------------------------------
 
     def _for_pyevm(self, env: BlockEnv) -> bool:
