@@ -29,6 +29,7 @@ DEFAULT_TIMEOUT = 5.0  # geth defaultTraceTimeout
 EMPTY_CODE_HASH = keccak256(b"")
 ZERO_HASH = bytes(32)
 _NATIVE = ("callTracer", "prestateTracer")
+_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -192,11 +193,25 @@ class TraceConfig:
         self.tracer_config: dict[str, Any] = tracer_config if isinstance(tracer_config, dict) else {}
 
     def check(self) -> None:
-        """geth ``DefaultDirectory.New``: a name that is not native is compiled as JS."""
-        if self.tracer is None or self.tracer == "":
-            raise server_error("ethnode serves the callTracer and prestateTracer only (give \"tracer\")")
-        if self.tracer not in _NATIVE:
-            raise server_error(f"ethnode serves the callTracer and prestateTracer only, not {self.tracer!r}")
+        """geth ``DefaultDirectory.New``: a name that is not native is evaluated as JS code, and a bare
+        name that JS does not know fails as a ReferenceError (ethnode runs no JS tracers)."""
+        error = self.error()
+        if error is not None:
+            raise server_error(error)
+
+    def error(self) -> str | None:
+        if self.tracer is None:
+            return "ethnode does not serve the struct logger yet: give a \"tracer\" (callTracer, prestateTracer)"
+        if self.tracer in _NATIVE:
+            return None
+        if _IDENTIFIER.fullmatch(self.tracer):
+            return f"ReferenceError: {self.tracer} is not defined at <eval>:1:2(0)"
+        return "ethnode does not run JavaScript tracers"
+
+    @property
+    def is_js(self) -> bool:
+        """geth ``DefaultDirectory.IsJS``: any name but a native tracer's (a block then reports per tx)."""
+        return bool(self.tracer) and self.tracer not in _NATIVE
 
 
 def _json_kind(value: Any) -> str:
@@ -304,6 +319,9 @@ class TracerAPI:
         if not block.transactions:
             self._parent(block)
             return []
+        if cfg.is_js:  # geth traceBlockParallel: each tx's failure is reported in its entry
+            self._parent(block)
+            return [{"txHash": data(tx.hash), "error": cfg.error()} for tx in block.transactions]
         cfg.check()
         indices = list(range(len(block.transactions)))
         traces = self._trace(block, indices, cfg)
