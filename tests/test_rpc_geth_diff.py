@@ -138,7 +138,8 @@ def test_traces_as_geths(nodes: tuple[Chain, GethHTTP, EthnodeHTTP]) -> None:
     known = {name for (label, name) in KNOWN_TRACES if label == chain.label}
     unexpected = [d for d in found if d.split(":", 1)[0] not in known]
     fixed = known - {d.split(":", 1)[0] for d in found}
-    print(f"\n{chain.label}: {len(asked)} trace requests compared, {len(found)} differ ({len(found) - len(unexpected)} known)")
+    print(f"\n{chain.label}: {len(asked)} trace requests compared, {len(found)} differ "
+          f"({len(found) - len(unexpected)} known)")
     assert not unexpected, f"{len(unexpected)} of {len(asked)} traces differ from geth's:\n" + "\n".join(unexpected)
     assert not fixed, f"known differences no longer differ (remove them from KNOWN_TRACES): {sorted(fixed)}"
     # Not vacuous: traces with inner calls, reverts with reasons, storage in prestates, and errors.
