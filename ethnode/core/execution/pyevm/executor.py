@@ -168,6 +168,17 @@ class PyEVMExecutor:
                           accesses)
         return result, accesses
 
+    def trace_block(
+        self, parent: Header, block: Block, senders: Sequence[bytes], count: int, traced: Sequence[int], *,
+        fee_recipient: bytes | None = None, timeout: float | None = None,
+    ) -> dict[int, Any]:
+        """Re-run ``block``'s first ``count`` txs on ``parent``'s state; ``TxTrace`` of those in ``traced``
+        (the twin of ``RevmExecutor.trace_block``; ``timeout`` is not enforced here)."""
+        from ethnode.core.execution.pyevm.trace import trace_block
+
+        require_state(self.state_db, parent)
+        return trace_block(self, parent, block, senders, count, traced, fee_recipient, timeout)
+
     def ancestor_hashes(self, parent: Header) -> Iterator[bytes]:
         """Hashes for BLOCKHASH, newest first (py-evm caches what it consumes)."""
         header: Header | None = parent

@@ -151,7 +151,8 @@ class RevmExecutor:
 
         env = BlockEnv.from_header(block.header, fee_recipient, uncles=block.uncles)
         if self._for_pyevm(env):
-            raise ExecutionError(f"block #{env.number} runs on py-evm, which ethnode does not trace yet")
+            return self._twin().trace_block(parent, block, senders, count, traced, fee_recipient=fee_recipient,
+                                            timeout=timeout)
         require_state(self.state_db, parent)
         return trace_block(self, parent, block, senders, count, traced, fee_recipient, timeout)
 
