@@ -90,3 +90,38 @@ def test_trace_config_errors_are_gethish() -> None:
     assert TraceConfig(1, None).timeout == 5.0
     with pytest.raises(RPCError, match="cannot unmarshal"):
         TraceConfig(1, [1])
+
+
+def _call_shapes(executor: Any, header: Any, message: Any) -> list[Any]:
+    trace = executor.trace_call(header, message, fee_recipient=header.coinbase)
+    top = TraceFrame("CALL" if message.to else "CREATE", -1, message.sender, message.to or bytes(20), message.value,
+                     message.gas, trace.gas_used, message.data, b"", trace.error, True)
+    return [call_tracer(trace, top, {"withLog": True}), prestate_tracer(trace, {}, True),
+            prestate_tracer(trace, {"diffMode": True}, True)]
+
+
+def test_compiled_and_pure_trace_calls_agree(executed: BlockChain) -> None:
+    """debug_traceCall of the differential test's probe (every kind of frame) and of a revert."""
+    if compiled_engine_error() is not None:
+        pytest.skip(f"the compiled engine is not available: {compiled_engine_error()}")
+    from shared_support import shared_path
+    from tracediff_support import probe
+
+    from ethnode.core.execution import CallMessage
+    from ethnode.core.execution.revm import RevmExecutor
+
+    info = json.loads(shared_path("chains", "ethtest", "txinfo.json").read_text())
+    rich = bytes.fromhex(sorted(json.loads(shared_path("chains", "ethtest", "accounts.json").read_text()))[0][2:])
+    callme, callrevert, callenv = (info[f"deploy-{k}"]["contract"] for k in ("callme", "callrevert", "callenv"))
+    header = executed.current_block
+    compiled = RevmExecutor(executed.config, executed.state_db, executed.get_header)
+    pure = PyEVMExecutor(executed.config, executed.state_db, executed.get_header)
+    messages = [
+        CallMessage(gas=5_000_000, sender=rich, value=5,
+                    data=bytes.fromhex(probe(callme, callrevert, callenv, selfdestruct=sd)[2:]))
+        for sd in (False, True)
+    ] + [CallMessage(gas=100_000, sender=rich, to=bytes.fromhex(callrevert[2:]), data=(1).to_bytes(32, "big"))]
+    for message in messages:
+        want, got = _call_shapes(compiled, header, message), _call_shapes(pure, header, message)
+        assert got == want, f"\nrevm  {json.dumps(want)[:3000]}\npyevm {json.dumps(got)[:3000]}"
+    assert len(want[0].get("calls", [])) == 0 and want[0]["revertReason"] == "user error"

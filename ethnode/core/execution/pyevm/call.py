@@ -192,10 +192,13 @@ def run_call(
     fee_recipient: bytes | None = None,
     deadline: float | None = None,
     accesses: list[tuple[bytes, bytes | None]] | None = None,
+    tracing: Any = None,
 ) -> CallResult:
     """Run ``message`` on the state after ``header`` in ``header``'s block context; nothing is kept.
 
-    ``accesses``: when a list, geth's AccessListTracer events are appended to it."""
+    ``accesses``: when a list, geth's AccessListTracer events are appended to it. ``tracing``:
+    ``(state) -> None`` called on the state before the message runs and again after it, with
+    the root computation on ``state.last_computation`` (``pyevm/trace.py``'s hooks)."""
     rules = _rules(fork)
     base_fee = header.base_fee
     if base_fee is not None and message.gas_price == 0:
@@ -219,7 +222,12 @@ def run_call(
     state.accesses = accesses
     try:
         total_intrinsic, initcode_gas = _pre_check(state, rules, message)
-        return _execute(state, fork, rules, message, total_intrinsic - initcode_gas)
+        if tracing is not None:
+            tracing(state)
+        result = _execute(state, fork, rules, message, total_intrinsic - initcode_gas)
+        if tracing is not None:
+            tracing(state)
+        return result
     except EVMMissingData as exc:
         raise ExecutionError(
             f"call at block #{header.number}: state data missing from the database ({type(exc).__name__}: {exc})"
@@ -240,6 +248,7 @@ def _execute(state: Any, fork: Fork, rules: CallRules, message: CallMessage, mes
     evm_message = executor.build_evm_message(tx)
     computation = executor.build_computation(evm_message, tx)
     executor.finalize_computation(tx, computation)
+    state.last_computation = computation
     used = message.gas - computation.get_gas_remaining()
     gas_used = used - fork.vm.calculate_net_gas_refund(used, computation.get_gas_refund())
     peak = used

@@ -179,6 +179,22 @@ class PyEVMExecutor:
         require_state(self.state_db, parent)
         return trace_block(self, parent, block, senders, count, traced, fee_recipient, timeout)
 
+    def trace_call(
+        self, header: Header, message: CallMessage, *, fee_recipient: bytes | None = None,
+        deadline: float | None = None,
+    ) -> Any:
+        """``call``, traced: a ``TxTrace`` (the twin of ``RevmExecutor.trace_call``)."""
+        from ethnode.core.execution.pyevm.trace import CallTracing
+
+        require_state(self.state_db, header)
+        fork = fork_for(self.config, header.number, header.time, header.difficulty)
+        parent = self._get_header(header.parent_hash, header.number - 1) if header.number else None
+        prev_hashes = self.ancestor_hashes(parent) if parent is not None else iter(())
+        tracing = CallTracing(message, fee_recipient or header.coinbase, fork)
+        result = run_call(self.config, self.state_db, fork, header, message, prev_hashes, fee_recipient, deadline,
+                          tracing=tracing)
+        return tracing.trace(result)
+
     def ancestor_hashes(self, parent: Header) -> Iterator[bytes]:
         """Hashes for BLOCKHASH, newest first (py-evm caches what it consumes)."""
         header: Header | None = parent

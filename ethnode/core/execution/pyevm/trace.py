@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from eth.exceptions import VMError, WriteProtection
+from eth.exceptions import Halt, VMError, WriteProtection
 
 from ethnode import rlp
 from ethnode.core.execution.api import BlockEnv, ExecutionError
@@ -114,6 +114,9 @@ class _TraceOpcode:
         balance = computation.state.get_balance(here) if op == 0xFF else 0
         try:
             self.opcode(computation=computation)
+        except Halt:  # SELFDESTRUCT stops the frame this way: it succeeded
+            self._after(computation, tracer, op, lookups, n_children, frames, balance, here)
+            raise
         except WriteProtection:
             tracer.accounts, tracer.slots = before
             if op in _LOGS or op not in _GAS_CHECKED_WRITES:
@@ -122,6 +125,12 @@ class _TraceOpcode:
         except VMError:
             tracer.accounts, tracer.slots = before
             raise
+        self._after(computation, tracer, op, lookups, n_children, frames, balance, here)
+
+    @staticmethod
+    def _after(computation: Any, tracer: _Tracer, op: int, lookups: list[tuple[str, bytes, bytes]], n_children: int,
+               frames: list[Any], balance: int, here: bytes) -> None:
+        """The opcode ran (or halted its frame as it should): record what it did."""
         for kind, address, _ in lookups:
             if kind == "create":
                 tracer.created.add(address)
@@ -217,6 +226,57 @@ def _frames(root: Any, top_kind: str, sender: bytes, log_base: int) -> list[Trac
     return out
 
 
+def _trace_of(tracer: _Tracer, root: Any, state: Any, top_kind: str, sender: bytes, used: int,
+              log_base: int) -> TxTrace:
+    frames = _frames(root, top_kind, sender, log_base)
+    accounts = [
+        TraceAccount(a, pre, (state.get_balance(a), state.get_nonce(a), bytes(state.get_code(a)),
+                              bytes(state.get_code_hash(a))))
+        for a, pre in tracer.accounts.items()
+    ]
+    slots = [(a, s, pre, state.get_storage(a, int.from_bytes(s, "big")).to_bytes(32, "big"))
+             for (a, s), pre in tracer.slots.items()]
+    status = "ok" if not root.is_error else ("revert" if frames[0].error == "execution reverted" else "halt")
+    return TxTrace(status, used, bytes(root.output), frames, accounts, slots, tracer.created,
+                   tracer.destructed, False, frames[0].error if status == "halt" else "")
+
+
+class CallTracing:
+    """``run_call``'s ``tracing`` hook for debug_traceCall: installs the tracer before the message
+    runs (geth's OnTxStart lookups), collects the trace after."""
+
+    def __init__(self, message: Any, coinbase: bytes, fork: Any) -> None:
+        self.message = message
+        self.coinbase = coinbase
+        self.fork = fork
+        self.tracer: _Tracer | None = None
+        self.state: Any = None
+
+    def __call__(self, state: Any) -> None:
+        if self.tracer is None:
+            msg = self.message
+            tracer = _Tracer(state, self.fork.cancun)
+            to = msg.to or _create_address(msg.sender, state.get_nonce(msg.sender))
+            if msg.to and self.fork.prague:
+                tracer.delegated(to)
+            for address in (msg.sender, to, self.coinbase):
+                tracer.account(address)
+            if not msg.to:
+                tracer.created.add(to)
+            state.computation_class = _tracing_class(state.computation_class)
+            state.tracer, state.trace_prague = tracer, self.fork.prague
+            self.tracer, self.state = tracer, state
+        else:
+            state.tracer = None
+
+    def trace(self, result: Any) -> TxTrace:
+        state, msg = self.state, self.message
+        if self.tracer is None or getattr(state, "last_computation", None) is None:
+            raise ExecutionError("the traced call did not run")
+        return _trace_of(self.tracer, state.last_computation, state, "CALL" if msg.to else "CREATE", msg.sender,
+                         result.gas_used, 0)
+
+
 def trace_block(
     executor: Any, parent: Header, block: Block, senders: Sequence[bytes], count: int, traced: Sequence[int],
     fee_recipient: bytes | None, timeout: float | None,
@@ -270,19 +330,9 @@ def trace_block(
         root = captured[0]
         earlier = builder.receipts[-2].cumulative_gas_used if len(builder.receipts) > 1 else 0
         used = receipt.cumulative_gas_used - earlier
-        frames = _frames(root, "CALL" if tx.to else "CREATE", sender, log_base)
-        accounts = [
-            TraceAccount(a, pre, (state.get_balance(a), state.get_nonce(a), bytes(state.get_code(a)),
-                                  bytes(state.get_code_hash(a))))
-            for a, pre in tracer.accounts.items()
-        ]
-        slots = [(a, s, pre, state.get_storage(a, int.from_bytes(s, "big")).to_bytes(32, "big"))
-                 for (a, s), pre in tracer.slots.items()]
-        status = "ok" if not root.is_error else ("revert" if frames[0].error == "execution reverted" else "halt")
-        out[i] = TxTrace(status, used, bytes(root.output), frames, accounts, slots, tracer.created,
-                         tracer.destructed, False, frames[0].error if status == "halt" else "")
+        out[i] = _trace_of(tracer, root, state, "CALL" if tx.to else "CREATE", sender, used, log_base)
         log_base += len(receipt.logs)
     return out
 
 
-__all__ = ["trace_block"]
+__all__ = ["trace_block", "CallTracing"]
