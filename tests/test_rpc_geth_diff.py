@@ -125,7 +125,12 @@ def test_ethnode_answers_as_geth(nodes: tuple[Chain, GethHTTP, EthnodeHTTP]) -> 
 
 
 # Trace differences found and not fixed here: (chain, case name) -> why.
-KNOWN_TRACES: dict[tuple[str, str], str] = {}
+KNOWN_TRACES: dict[tuple[str, str], str] = {
+    (label, "trace struct logger"): "geth's default tracer, the struct logger (logger.Config: disableStorage, "
+                                    "disableStack, enableMemory, enableReturnData, limit), is not implemented: "
+                                    "ethnode answers that it serves callTracer and prestateTracer only"
+    for label in ("v1.17.5", "v1.17.10")
+}
 
 
 def test_traces_as_geths(nodes: tuple[Chain, GethHTTP, EthnodeHTTP]) -> None:

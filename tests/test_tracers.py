@@ -8,6 +8,7 @@ prestateTracer; and the trace options as geth parses them. Agreement with geth i
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -125,3 +126,27 @@ def test_compiled_and_pure_trace_calls_agree(executed: BlockChain) -> None:
         want, got = _call_shapes(compiled, header, message), _call_shapes(pure, header, message)
         assert got == want, f"\nrevm  {json.dumps(want)[:3000]}\npyevm {json.dumps(got)[:3000]}"
     assert len(want[0].get("calls", [])) == 0 and want[0]["revertReason"] == "user error"
+
+
+@pytest.mark.parametrize("engine", ["compiled", "pure"])
+def test_a_trace_past_its_timeout_stops_with_geths_error(executed: BlockChain, engine: str) -> None:
+    """geth's ``timeout`` option: an endless loop traced with 50 ms stops as "execution timeout"."""
+    from ethnode.core.execution import CallMessage, CallTimeoutError
+
+    if engine == "compiled":
+        if compiled_engine_error() is not None:
+            pytest.skip(f"the compiled engine is not available: {compiled_engine_error()}")
+        from ethnode.core.execution.revm import RevmExecutor
+
+        executor: Any = RevmExecutor(executed.config, executed.state_db, executed.get_header)
+    else:
+        executor = PyEVMExecutor(executed.config, executed.state_db, executed.get_header)
+    loop = bytes.fromhex("5b5f56")  # JUMPDEST PUSH0 JUMP
+    message = CallMessage(gas=1_000_000_000, data=loop)
+    start = time.monotonic()
+    try:
+        trace = executor.trace_call(executed.current_block, message, deadline=time.monotonic() + 0.05)
+        assert trace.timed_out
+    except CallTimeoutError:
+        pass
+    assert time.monotonic() - start < 10

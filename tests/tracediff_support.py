@@ -144,6 +144,9 @@ def trace_cases(testdata: Path, geth_url: str) -> list[Case]:
              [{"from": rich, "to": contracts[0], "data": "0xff01", "value": "0x1"}, "latest", DIFF]),
         Case("trace call block hash", "debug_traceCall", [{"to": contracts[2]}, first["hash"], PRESTATE]),
         # errors
+        Case("trace call timeout", "debug_traceCall",
+             [{"data": "0x5b5f56", "gas": hex(50_000_000)}, "latest", {"tracer": "callTracer", "timeout": "2ms"}]),
+        Case("trace struct logger", "debug_traceTransaction", [txs[0] if txs else UNKNOWN_HASH, {"limit": 3}]),
         Case("trace tx unknown", "debug_traceTransaction", [UNKNOWN_HASH, CALL]),
         Case("trace block genesis", "debug_traceBlockByNumber", ["0x0", CALL]),
         Case("trace block beyond head", "debug_traceBlockByNumber", [hex(head + 1000), CALL]),

@@ -16,7 +16,7 @@ import re
 import time
 from typing import Any
 
-from ethnode.core.execution import ExecutionError
+from ethnode.core.execution import CallTimeoutError, ExecutionError
 from ethnode.core.execution.tracing import TraceFrame, TxTrace
 from ethnode.core.types.block import Block
 from ethnode.crypto.keccak import keccak256
@@ -277,7 +277,10 @@ class TracerAPI:
         cfg.check()
         deadline = time.monotonic() + cfg.timeout if cfg.timeout else None
         with _execution_errors(header, cfg.timeout, lambda text: f"tracing failed: {text}"):
-            trace = executor.trace_call(header, message, fee_recipient=eth._author(header), deadline=deadline)
+            try:
+                trace = executor.trace_call(header, message, fee_recipient=eth._author(header), deadline=deadline)
+            except CallTimeoutError:  # geth's tracer.Stop(errors.New("execution timeout"))
+                raise server_error("execution timeout") from None
         cancun = self.chain.config.is_cancun(header.number, header.time)
         top = TraceFrame("CALL" if message.to else "CREATE", -1, message.sender, message.to or bytes(20),
                          message.value, message.gas, trace.gas_used, message.data, b"", trace.error, True)

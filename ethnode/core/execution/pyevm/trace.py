@@ -10,6 +10,7 @@ afterwards from py-evm's computation tree. The result is the engine-neutral ``Tx
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
@@ -24,6 +25,7 @@ from ethnode.core.types.block import Block
 from ethnode.core.types.header import Header
 from ethnode.crypto.keccak import keccak256
 
+_JUMPS = (0x56, 0x57)  # every long execution passes here: the deadline is checked on these and the calls
 _CALLS = {0xF1: "CALL", 0xF2: "CALLCODE", 0xF4: "DELEGATECALL", 0xFA: "STATICCALL"}
 _CREATES = {0xF0: "CREATE", 0xF5: "CREATE2"}
 _SLOTS = (0x54, 0x55)
@@ -37,10 +39,15 @@ def _create_address(sender: bytes, nonce: int) -> bytes:
     return keccak256(rlp.encode([sender, nonce]))[12:]
 
 
+class TraceTimeout(Exception):
+    """Not a py-evm ``VMError``, so no frame swallows it: the traced tx ran past geth's ``timeout``."""
+
+
 class _Tracer:
     """What one traced tx's opcodes report (geth's OnTxStart/OnOpcode lookups and more)."""
 
-    def __init__(self, state: Any, cancun: bool) -> None:
+    def __init__(self, state: Any, cancun: bool, deadline: float | None = None) -> None:
+        self.deadline = deadline
         self.state = state
         self.cancun = cancun
         self.accounts: dict[bytes, tuple[int, int, bytes, bytes]] = {}
@@ -78,6 +85,8 @@ class _TraceOpcode:
         if tracer is None:
             self.opcode(computation=computation)
             return
+        if tracer.deadline is not None and time.monotonic() > tracer.deadline:
+            raise TraceTimeout
         op, values, msg = self.op, computation._stack.values, computation.msg
         here = bytes(msg.storage_address)
         lookups: list[tuple[str, bytes, bytes]] = []
@@ -154,7 +163,7 @@ class _TraceOpcode:
 @cache
 def _tracing_class(computation_class: Any) -> Any:
     opcodes = dict(computation_class.opcodes)
-    for op in (*_CALLS, *_CREATES, *_SLOTS, *_ACCOUNTS, *_LOGS):
+    for op in (*_CALLS, *_CREATES, *_SLOTS, *_ACCOUNTS, *_LOGS, *_JUMPS):
         if op in opcodes:
             opcodes[op] = _TraceOpcode(opcodes[op], op)
     return type(f"Tracing{computation_class.__name__}", (computation_class,), {"opcodes": opcodes})
@@ -296,7 +305,7 @@ def trace_block(
             receipt = builder.apply_transaction(tx, sender)
             log_base += len(receipt.logs)
             continue
-        tracer = _Tracer(state, cancun)
+        tracer = _Tracer(state, cancun, None if timeout is None else time.monotonic() + timeout)
         to = tx.to or _create_address(sender, tx.nonce)
         if tx.to and prague:
             tracer.delegated(to)
@@ -321,6 +330,9 @@ def trace_block(
         state.apply_transaction = capture
         try:
             receipt = builder.apply_transaction(tx, sender)
+        except TraceTimeout:
+            out[i] = TxTrace("halt", 0, b"", [], [], [], set(), set(), True)
+            return out
         finally:
             state.computation_class = plain_class
             state.tracer = None
