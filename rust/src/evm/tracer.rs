@@ -289,6 +289,7 @@ pub struct RevmTraceBlock {
     _ommers: Box<[Header]>,
     applied: usize,
     block_logs: u64,
+    timeout: Option<f64>,
 }
 
 fn account_tuple<'py>(py: Python<'py>, db: &mut State<TrieState>, addr: &Address) -> PyResult<(Bound<'py, PyBytes>, u64, Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
@@ -326,7 +327,7 @@ impl RevmTraceBlock {
         let node_db = Arc::new(NodeDb::new(getter));
         let trie_state = TrieState::new(node_db, B256::from_slice(parent_root), block_hash).map_err(|e| EvmStateError::new_err(e.to_string()))?;
         let db = State::builder().with_database(trie_state).build();
-        let inspector = TraceInspector { deadline: timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0))), ..Default::default() };
+        let inspector = TraceInspector::default();
         let evm = EthEvmFactory::default().create_evm_with_inspector(db, evm_env, inspector);
         let mut decoded = Vec::with_capacity(ommers.len());
         for raw in ommers {
@@ -346,7 +347,7 @@ impl RevmTraceBlock {
         };
         let mut executor = EthBlockExecutor::new(evm, ctx, spec, AlloyReceiptBuilder::default());
         executor.apply_pre_execution_changes().map_err(|e| PyValueError::new_err(e.to_string()))?;
-        Ok(Self { executor: Some(executor), _ommers: ommers, applied: 0, block_logs: 0 })
+        Ok(Self { executor: Some(executor), _ommers: ommers, applied: 0, block_logs: 0, timeout })
     }
 
     /// Run `txs` (EIP-2718 encodings, sent by `senders`) in order; trace those whose `traced`
@@ -378,7 +379,8 @@ impl RevmTraceBlock {
             let recovered = Recovered::new_unchecked(tx, Address::from_slice(&senders[i]));
             {
                 let insp = executor.evm_mut().inspector_mut();
-                let deadline = insp.deadline;
+                // geth's timeout bounds each traced tx, not the replay before it.
+                let deadline = self.timeout.filter(|_| traced[i]).map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
                 *insp = TraceInspector { active: traced[i], deadline, live_logs: self.block_logs, ..Default::default() };
                 for a in &lookups[i] {
                     if a.len() == 20 {
