@@ -11,7 +11,6 @@ left out, a deleted account kept in ``pre`` only).
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any
@@ -54,7 +53,9 @@ def parse_duration(text: str) -> float:
 # --- callTracer -----------------------------------------------------------------------------
 
 
-def _call_frame(f: TraceFrame, top_error_to_nil: bool = True) -> dict[str, Any]:
+def _call_frame(f: TraceFrame) -> dict[str, Any]:
+    """geth callFrame.processOutput: a failed frame keeps its output only when it reverted (and a
+    failed creation loses its address)."""
     out: dict[str, Any] = {"from": data(f.sender), "gas": quantity(f.gas), "gasUsed": quantity(f.gas_used),
                            "to": data(f.to), "input": data(f.input)}
     if f.error and f.reverted:
@@ -363,4 +364,4 @@ def _tag_number(tag: int | str) -> int:
     return {"latest": -2, "pending": -1, "earliest": 0, "safe": -4, "finalized": -3}.get(tag, tag)  # type: ignore[arg-type]
 
 
-__all__ = ["TracerAPI", "TraceConfig", "call_tracer", "prestate_tracer", "parse_duration", "json"]
+__all__ = ["TracerAPI", "TraceConfig", "call_tracer", "prestate_tracer", "parse_duration"]
