@@ -120,6 +120,11 @@ def trace_cases(testdata: Path, geth_url: str) -> list[Case]:
     for n in blocks[:4]:
         out.append(Case(f"trace block {n} call plain", "debug_traceBlockByNumber", [hex(n), CALL]))
         out.append(Case(f"trace block {n} call top", "debug_traceBlockByNumber", [hex(n), CALL_TOP]))
+    for n in blocks[:3]:  # the prestate tracer's options
+        for opts in ({"disableCode": True, "disableStorage": True}, {"includeEmpty": True},
+                     {"diffMode": True, "disableCode": True}):
+            out.append(Case(f"trace block {n} prestate {sorted(opts)}", "debug_traceBlockByNumber",
+                            [hex(n), {"tracer": "prestateTracer", "tracerConfig": opts}]))
     first = _post(geth_url, "eth_getBlockByNumber", [hex(blocks[0]), False])
     out.append(Case("trace block by hash", "debug_traceBlockByHash", [first["hash"], CALL_LOG]))
     txs = [info[k][0]["txhash"] for k in ("tx-calltree", "tx-callrevert", "tx-emit-eip1559")
