@@ -26,6 +26,7 @@ from ethnode.ethapi.filters import FilterAPI
 from ethnode.ethapi.net import NetAPI
 from ethnode.ethapi.proof import ProofAPI
 from ethnode.ethapi.subscriptions import SubscriptionAPI
+from ethnode.ethapi.tracers import TracerAPI
 from ethnode.ethapi.txpool import TxPoolAPI
 from ethnode.ethapi.web3 import Web3API
 from ethnode.node.lifecycle import ServiceContext, ServiceNotFoundError
@@ -53,6 +54,7 @@ def eth_apis(eth: EthereumService, accounts: DevAccounts | None = None) -> list[
         API("eth", AccessListAPI(api)),  # eth_createAccessList
         API("eth", ConfigAPI(eth.chain)),  # eth_config
         API("debug", DebugAPI(api)),  # debug_getRaw*
+        API("debug", TracerAPI(api)),  # debug_trace*
         API("txpool", TxPoolAPI(eth.txpool, eth.chain)),
     ]
     clique = _clique(eth.chain.engine)

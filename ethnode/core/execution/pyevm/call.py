@@ -203,12 +203,15 @@ def run_call(
     state_override: StateOverride | None = None,
     block_override: BlockOverrides | None = None,
     move_precompiles: bool = True,
+    tracing: Any = None,
 ) -> CallResult:
     """Run ``message`` on the state after ``header`` in ``header``'s block context; nothing is kept.
 
     ``accesses``: when a list, geth's AccessListTracer events are appended to it. The
     overrides are geth's (``overrides``); ``fork`` is the one of the overridden context;
-    ``move_precompiles`` as revm's ``run_call``."""
+    ``move_precompiles`` as revm's ``run_call``. ``tracing``: ``(state) -> None`` called on the
+    state before the message runs and again after it, with the root computation on
+    ``state.last_computation`` (``pyevm/trace.py``'s hooks)."""
     rules = _rules(fork)
     env = BlockEnv.from_header(header, fee_recipient)
     if block_override is not None:
@@ -239,7 +242,12 @@ def run_call(
     state.accesses = accesses
     try:
         total_intrinsic, initcode_gas = _pre_check(state, rules, message)
-        return _execute(state, fork, rules, message, total_intrinsic - initcode_gas)
+        if tracing is not None:
+            tracing(state)
+        result = _execute(state, fork, rules, message, total_intrinsic - initcode_gas)
+        if tracing is not None:
+            tracing(state)
+        return result
     except EVMMissingData as exc:
         raise ExecutionError(
             f"call at block #{header.number}: state data missing from the database ({type(exc).__name__}: {exc})"
@@ -299,6 +307,7 @@ def _execute(state: Any, fork: Fork, rules: CallRules, message: CallMessage, mes
     evm_message = executor.build_evm_message(tx)
     computation = executor.build_computation(evm_message, tx)
     executor.finalize_computation(tx, computation)
+    state.last_computation = computation
     used = message.gas - computation.get_gas_remaining()
     gas_used = used - fork.vm.calculate_net_gas_refund(used, computation.get_gas_refund())
     peak = used

@@ -182,6 +182,33 @@ class PyEVMExecutor:
         env = block_override.apply(BlockEnv.from_header(header))
         return fork_for(self.config, env.number, env.time, env.difficulty)
 
+    def trace_block(
+        self, parent: Header, block: Block, senders: Sequence[bytes], count: int, traced: Sequence[int], *,
+        fee_recipient: bytes | None = None, timeout: float | None = None,
+    ) -> dict[int, Any]:
+        """Re-run ``block``'s first ``count`` txs on ``parent``'s state; ``TxTrace`` of those in ``traced``
+        (the twin of ``RevmExecutor.trace_block``; ``timeout`` is not enforced here)."""
+        from ethnode.core.execution.pyevm.trace import trace_block
+
+        require_state(self.state_db, parent)
+        return trace_block(self, parent, block, senders, count, traced, fee_recipient, timeout)
+
+    def trace_call(
+        self, header: Header, message: CallMessage, *, fee_recipient: bytes | None = None,
+        deadline: float | None = None,
+    ) -> Any:
+        """``call``, traced: a ``TxTrace`` (the twin of ``RevmExecutor.trace_call``)."""
+        from ethnode.core.execution.pyevm.trace import CallTracing
+
+        require_state(self.state_db, header)
+        fork = fork_for(self.config, header.number, header.time, header.difficulty)
+        parent = self._get_header(header.parent_hash, header.number - 1) if header.number else None
+        prev_hashes = self.ancestor_hashes(parent) if parent is not None else iter(())
+        tracing = CallTracing(message, fee_recipient or header.coinbase, fork)
+        result = run_call(self.config, self.state_db, fork, header, message, prev_hashes, fee_recipient, deadline,
+                          tracing=tracing)
+        return tracing.trace(result)
+
     def ancestor_hashes(self, parent: Header) -> Iterator[bytes]:
         """Hashes for BLOCKHASH, newest first (py-evm caches what it consumes)."""
         header: Header | None = parent

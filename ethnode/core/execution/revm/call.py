@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ethnode.core.eip4844 import blob_base_fee, latest_blob_config
 from ethnode.core.execution.api import (
@@ -66,12 +66,15 @@ def run_call(
     state_override: StateOverride | None = None,
     block_override: BlockOverrides | None = None,
     move_precompiles: bool = True,
+    trace: list[Any] | None = None,
 ) -> CallResult:
     """``accesses``: when a list, the call runs under the access-list inspector
     (``rust/src/evm/access_list.rs``) and its accesses are appended, in order. The overrides
     are geth's (``overrides``); BLOCKHASH still reads the real chain below ``header``.
     ``move_precompiles``: apply geth's precompile rule of the overrides (eth_call does;
-    geth's estimator and eth_createAccessList run the fork's precompiles as they are)."""
+    geth's estimator and eth_createAccessList run the fork's precompiles as they are).
+    ``trace``: when a list, under the tracers' inspector (``rust/src/evm/trace_call.rs``); its
+    raw report is appended (no overrides: debug_traceCall refuses them)."""
     from ethnode import _rust
 
     config = executor.config
@@ -100,6 +103,8 @@ def run_call(
     hashes = executor.block_hash_source(parent) if parent is not None else (lambda n: None)
     try:
         kind = _rust.RevmCall if accesses is None else _rust.RevmAccessList
+        if trace is not None:
+            kind = _rust.RevmTraceCall
         call = kind(executor.state_db.get, header.state_root, executor._forks, config.chain_id, hashes)
         for address, account in sorted((state_override or {}).items()):
             storage = account.state if account.state is not None else account.state_diff
@@ -123,6 +128,11 @@ def run_call(
             # Not given: the call pays the block's blob base fee, as py-evm charges it (0 reads as 0).
             message.blob_fee_cap if message.blob_fee_cap is not None else (blob_fee() if message.blob_hashes else 0),
         )
+        if trace is not None:
+            to = message.to or trace.pop()  # a creation: the address it will take (the caller's to give)
+            lookups = [message.sender, to, env.fee_recipient]
+            trace.append(call.run(executor.env_args(env, parent_hash), blob, msg, zero_blob_fee, lookups, timeout))
+            return CallResult(b"", 0, 0)
         status, output, used, peak, error, opcode, stack_len, *events = call.run(
             executor.env_args(env, parent_hash), blob, msg, zero_blob_fee, timeout, blob_price
         )

@@ -150,6 +150,30 @@ class RevmExecutor:
         return run_call(self, header, message, fee_recipient, deadline, accesses, state_override,
                         block_override), accesses
 
+    def trace_block(
+        self, parent: Header, block: Block, senders: Sequence[bytes], count: int, traced: Sequence[int], *,
+        fee_recipient: bytes | None = None, timeout: float | None = None,
+    ) -> dict[int, Any]:
+        """Re-run ``block``'s first ``count`` txs on ``parent``'s state; ``TxTrace`` of those in ``traced``."""
+        from ethnode.core.execution.revm.trace import trace_block
+
+        env = BlockEnv.from_header(block.header, fee_recipient, uncles=block.uncles)
+        if self._for_pyevm(env):
+            return self._twin().trace_block(parent, block, senders, count, traced, fee_recipient=fee_recipient,
+                                            timeout=timeout)
+        require_state(self.state_db, parent)
+        return trace_block(self, parent, block, senders, count, traced, fee_recipient, timeout)
+
+    def trace_call(
+        self, header: Header, message: CallMessage, *, fee_recipient: bytes | None = None,
+        deadline: float | None = None,
+    ) -> Any:
+        """``call``, traced: a ``TxTrace``."""
+        from ethnode.core.execution.revm.trace import trace_call
+
+        require_state(self.state_db, header)
+        return trace_call(self, header, message, fee_recipient, deadline)
+
     # --- helpers -----------------------------------------------------------------------------
 
     def _for_pyevm(self, env: BlockEnv) -> bool:
