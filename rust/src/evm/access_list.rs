@@ -8,28 +8,20 @@
 //! Its own class beside `RevmCall` (same constructor and message) so the plain call path keeps
 //! its lean inspector.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use alloy_eips::eip2930::{AccessList, AccessListItem};
-use alloy_evm::{Evm, EvmEnv, EvmFactory};
+use alloy_evm::{Evm, EvmFactory};
 use alloy_evm::eth::EthEvmFactory;
-use alloy_primitives::{Address, Bytes, TxKind, B256, U256};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use alloy_primitives::{Address, B256, U256};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
-use revm::context::TxEnv;
-use revm::context_interface::result::{ExecutionResult, HaltReason, OutOfGasError};
-use revm::database::State;
 use revm::interpreter::interpreter::EthInterpreter;
 use revm::interpreter::interpreter_types::{InputsTr, Jumps};
 use revm::interpreter::Interpreter;
 use revm::Inspector;
 
-use super::block::{chain_env, EvmStateError};
-use super::nodes::NodeDb;
-use super::overlay::{relocate_precompiles, OverlayState};
-use super::state::TrieState;
+use super::call::{deadline_after, outcome_tuple, transact_error, CallState};
+use super::overlay::relocate_precompiles;
 
 const SLOAD: u8 = 0x54;
 const SSTORE: u8 = 0x55;
@@ -90,25 +82,17 @@ impl<CTX> Inspector<CTX, EthInterpreter> for AccessInspector {
 /// A call's view of one block's post-state, traced for its accesses.
 #[pyclass(unsendable, module = "ethnode._rust")]
 pub struct RevmAccessList {
-    state: Option<OverlayState>,
-    forks: Vec<(String, String, u64)>,
-    chain_id: u64,
-    precompile_moves: Vec<(Address, Option<Address>, bool)>,
+    call: CallState,
 }
 
 #[pymethods]
 impl RevmAccessList {
     #[new]
     fn new(getter: Py<PyAny>, state_root: &[u8], forks: Vec<(String, String, u64)>, chain_id: u64, block_hash: Py<PyAny>) -> PyResult<Self> {
-        if state_root.len() != 32 {
-            return Err(PyValueError::new_err("state root must be 32 bytes"));
-        }
-        let db = Arc::new(NodeDb::new(getter));
-        let state = TrieState::new(db, B256::from_slice(state_root), block_hash).map_err(|e| EvmStateError::new_err(e.0))?;
-        Ok(Self { state: Some(OverlayState::new(state)), forks, chain_id, precompile_moves: Vec::new() })
+        Ok(Self { call: CallState::open(getter, state_root, forks, chain_id, block_hash)? })
     }
 
-    /// geth `StateOverride` for one account (see `overlay.rs`); before `run`.
+    /// As `RevmCall.override_account`.
     #[pyo3(signature = (address, nonce, balance, code, storage, replace_storage))]
     fn override_account(
         &mut self,
@@ -119,35 +103,23 @@ impl RevmAccessList {
         storage: Vec<(Vec<u8>, Vec<u8>)>,
         replace_storage: bool,
     ) -> PyResult<()> {
-        let state = self.state.as_mut().ok_or_else(|| PyRuntimeError::new_err("call already run"))?;
-        state.set(address, nonce, balance.as_deref(), code, storage, replace_storage)
+        self.call.override_account(address, nonce, balance, code, storage, replace_storage)
     }
 
-    /// An overridden address: no longer a precompile; the one it held moves to `move_to`, if
-    /// given (geth `movePrecompileToAddress`); `gets_code`: the override gives it code.
-    /// Call in ascending address order, before `run` (see `overlay::relocate_precompiles`).
+    /// As `RevmCall.override_precompile`.
     #[pyo3(signature = (address, move_to=None, gets_code=false))]
     fn override_precompile(&mut self, address: &[u8], move_to: Option<Vec<u8>>, gets_code: bool) -> PyResult<()> {
-        if address.len() != 20 || move_to.as_ref().is_some_and(|m| m.len() != 20) {
-            return Err(PyValueError::new_err("address must be 20 bytes"));
-        }
-        self.precompile_moves.push((Address::from_slice(address), move_to.map(|m| Address::from_slice(&m)), gets_code));
-        Ok(())
+        self.call.override_precompile(address, move_to, gets_code)
     }
 
     /// The balance of `address` (32 bytes, big-endian), for the pre-call checks.
     fn balance<'py>(&mut self, py: Python<'py>, address: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-        if address.len() != 20 {
-            return Err(PyValueError::new_err("address must be 20 bytes"));
-        }
-        let state = self.state.as_mut().ok_or_else(|| PyRuntimeError::new_err("call already run"))?;
-        let info = revm::Database::basic(state, Address::from_slice(address)).map_err(|e| EvmStateError::new_err(e.0))?;
-        let balance = info.map_or(U256::ZERO, |i| i.balance);
-        Ok(PyBytes::new(py, &balance.to_be_bytes::<32>()))
+        self.call.balance(py, address)
     }
 
     /// As `RevmCall.run`, with an eighth element: the accesses, `[(address, slot|None), ...]`.
     #[pyo3(signature = (env, blob, message, zero_blob_fee, timeout=None, blob_price=None))]
+    #[allow(clippy::too_many_arguments)]
     fn run<'py>(
         &mut self,
         py: Python<'py>,
@@ -158,64 +130,13 @@ impl RevmAccessList {
         timeout: Option<f64>,
         blob_price: Option<u128>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let state = self.state.take().ok_or_else(|| PyRuntimeError::new_err("call already run"))?;
-        let (_spec, _header, mut evm_env): (_, _, EvmEnv) = chain_env(self.forks.clone(), self.chain_id, None, env, blob)?;
-        let cfg = &mut evm_env.cfg_env;
-        cfg.disable_nonce_check = true;
-        cfg.disable_eip3607 = true;
-        cfg.disable_block_gas_limit = true;
-        cfg.tx_gas_limit_cap = Some(u64::MAX);
-        if zero_blob_fee || blob_price.is_some() {
-            if let Some(b) = evm_env.block_env.blob_excess_gas_and_price.as_mut() {
-                b.blob_gasprice = if zero_blob_fee { 0 } else { blob_price.unwrap_or(0) };
-            }
-        }
-        let (sender, to, value, data, gas, gas_price, access_list, blob_hashes, blob_fee_cap): (
-            Vec<u8>, Option<Vec<u8>>, Vec<u8>, Vec<u8>, u64, u128, Option<Vec<(Vec<u8>, Vec<Vec<u8>>)>>, Option<Vec<Vec<u8>>>, u128,
-        ) = message.extract()?;
-        if sender.len() != 20 || to.as_ref().is_some_and(|t| t.len() != 20) || value.len() != 32 {
-            return Err(PyValueError::new_err("bad call message"));
-        }
-        let mut tx = TxEnv {
-            tx_type: 0,
-            caller: Address::from_slice(&sender),
-            gas_limit: gas,
-            gas_price,
-            kind: match &to {
-                Some(t) => TxKind::Call(Address::from_slice(t)),
-                None => TxKind::Create,
-            },
-            value: U256::from_be_slice(&value),
-            data: Bytes::from(data),
-            nonce: 0,
-            chain_id: Some(self.chain_id),
-            ..Default::default()
-        };
-        if let Some(list) = access_list {
-            tx.tx_type = 1;
-            tx.access_list = AccessList(
-                list.into_iter()
-                    .map(|(a, keys)| AccessListItem {
-                        address: Address::from_slice(&a),
-                        storage_keys: keys.iter().map(|k| B256::from_slice(k)).collect(),
-                    })
-                    .collect(),
-            );
-        }
-        if let Some(hashes) = blob_hashes {
-            tx.tx_type = 3;
-            tx.gas_priority_fee = Some(gas_price);
-            tx.blob_hashes = hashes.iter().map(|h| B256::from_slice(h)).collect();
-            tx.max_fee_per_blob_gas = blob_fee_cap;
-        }
-        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
-        let db = State::builder().with_database(state).build();
+        let (db, evm_env, tx) = self.call.prepare(env, blob, message, zero_blob_fee, blob_price)?;
+        let deadline = deadline_after(timeout);
         let inspector = AccessInspector { deadline, steps: 0, timed_out: false, opcode: 0, stack_len: 0, events: Vec::new() };
         let mut evm = EthEvmFactory::default().create_evm_with_inspector(db, evm_env, inspector);
-        relocate_precompiles(evm.precompiles_mut(), &self.precompile_moves);
+        relocate_precompiles(evm.precompiles_mut(), self.call.precompile_moves());
         let outcome = evm.transact(tx);
         let insp = evm.inspector();
-        let (timed_out, opcode, stack_len) = (insp.timed_out, insp.opcode, insp.stack_len);
         let events = PyList::empty(py);
         for (address, slot) in insp.events.iter() {
             let addr = PyBytes::new(py, address.as_slice()).into_any();
@@ -225,63 +146,9 @@ impl RevmAccessList {
             };
             events.append(PyTuple::new(py, [addr, slot])?)?;
         }
-        let result = match outcome {
-            Ok(r) => r.result,
-            Err(e) => {
-                let msg = e.to_string();
-                if msg.contains("missing trie node") || msg.contains("missing code") || msg.contains("state read failed") {
-                    return Err(EvmStateError::new_err(msg));
-                }
-                return Err(PyValueError::new_err(msg));
-            }
-        };
-        let (status, output, gas_info, error): (&str, Bytes, _, String) = match result {
-            ExecutionResult::Success { gas, output, .. } => ("ok", output.into_data(), gas, String::new()),
-            ExecutionResult::Revert { gas, output, .. } => ("revert", output, gas, String::new()),
-            ExecutionResult::Halt { reason, gas, .. } => ("halt", Bytes::new(), gas, halt_name(&reason)),
-        };
-        let status = if timed_out { "timeout" } else { status };
-        let used = gas_info.tx_gas_used();
-        let peak = gas_info.total_gas_spent().max(gas_info.floor_gas());
-        PyTuple::new(
-            py,
-            [
-                status.into_pyobject(py)?.into_any(),
-                PyBytes::new(py, &output).into_any(),
-                used.into_pyobject(py)?.into_any(),
-                peak.into_pyobject(py)?.into_any(),
-                error.into_pyobject(py)?.into_any(),
-                opcode.into_pyobject(py)?.into_any(),
-                stack_len.into_pyobject(py)?.into_any(),
-                events.into_any(),
-            ],
-        )
+        let result = outcome.map_err(transact_error)?.result;
+        outcome_tuple(py, result, insp.timed_out, insp.opcode, insp.stack_len, Some(events.into_any()))
     }
-}
-
-/// revm's halt reason as the stable names `call.rs` uses (Python words them as geth does).
-fn halt_name(reason: &HaltReason) -> String {
-    match reason {
-        HaltReason::OutOfGas(OutOfGasError::Basic) => "out_of_gas",
-        HaltReason::OutOfGas(_) => "out_of_gas",
-        HaltReason::OpcodeNotFound => "opcode_not_found",
-        HaltReason::InvalidFEOpcode => "invalid_fe",
-        HaltReason::InvalidJump => "invalid_jump",
-        HaltReason::NotActivated => "not_activated",
-        HaltReason::StackUnderflow => "stack_underflow",
-        HaltReason::StackOverflow => "stack_overflow",
-        HaltReason::OutOfOffset => "out_of_offset",
-        HaltReason::CreateCollision => "create_collision",
-        HaltReason::CreateContractSizeLimit => "code_size_limit",
-        HaltReason::CreateContractStartingWithEF => "starts_with_ef",
-        HaltReason::CreateInitCodeSizeLimit => "initcode_size_limit",
-        HaltReason::StateChangeDuringStaticCall | HaltReason::CallNotAllowedInsideStatic => "write_protection",
-        HaltReason::OutOfFunds => "out_of_funds",
-        HaltReason::CallTooDeep => "call_too_deep",
-        HaltReason::NonceOverflow => "nonce_overflow",
-        other => return format!("other: {other}"),
-    }
-    .to_string()
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

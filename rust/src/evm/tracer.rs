@@ -26,7 +26,7 @@ use alloy_rlp::Decodable;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
-use revm::context_interface::result::{HaltReason, OutOfGasError};
+use revm::context_interface::result::HaltReason;
 use revm::interpreter::SuccessOrHalt;
 use revm::context_interface::ContextTr;
 use revm::context_interface::CreateScheme;
@@ -37,6 +37,7 @@ use revm::interpreter::{CallInputs, CallOutcome, CallScheme, CreateInputs, Creat
 use revm::Inspector;
 
 use super::block::{chain_env, ChainSpec, EvmStateError};
+use super::call::halt_name;
 use super::nodes::NodeDb;
 use super::state::TrieState;
 
@@ -524,31 +525,6 @@ pub(super) fn report<'py>(
         .into_pyobject(py)?
         .into_any(),
     ])
-}
-
-/// revm's halt reason as the names `call.rs` uses (Python words them as geth does).
-fn halt_name(reason: &HaltReason) -> String {
-    match reason {
-        HaltReason::OutOfGas(OutOfGasError::Basic) => "out_of_gas",
-        HaltReason::OutOfGas(_) => "out_of_gas",
-        HaltReason::OpcodeNotFound => "opcode_not_found",
-        HaltReason::InvalidFEOpcode => "invalid_fe",
-        HaltReason::InvalidJump => "invalid_jump",
-        HaltReason::NotActivated => "not_activated",
-        HaltReason::StackUnderflow => "stack_underflow",
-        HaltReason::StackOverflow => "stack_overflow",
-        HaltReason::OutOfOffset => "out_of_offset",
-        HaltReason::CreateCollision => "create_collision",
-        HaltReason::CreateContractSizeLimit => "code_size_limit",
-        HaltReason::CreateContractStartingWithEF => "starts_with_ef",
-        HaltReason::CreateInitCodeSizeLimit => "initcode_size_limit",
-        HaltReason::StateChangeDuringStaticCall | HaltReason::CallNotAllowedInsideStatic => "write_protection",
-        HaltReason::OutOfFunds => "out_of_funds",
-        HaltReason::CallTooDeep => "call_too_deep",
-        HaltReason::NonceOverflow => "nonce_overflow",
-        other => return format!("other: {other}"),
-    }
-    .to_string()
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
