@@ -39,8 +39,9 @@ from ethnode.errors import EthnodeError
 from ethnode.logctx import kv
 from ethnode.p2p.discover import v4wire
 from ethnode.p2p.discover.lookup import Lookup
+from ethnode.p2p.discover.maintenance import TableMaintenance
 from ethnode.p2p.discover.netutil import check_relay_ip
-from ethnode.p2p.discover.nodedb import CLEANUP_CYCLE, NodeDB
+from ethnode.p2p.discover.nodedb import NodeDB
 from ethnode.p2p.discover.table import (
     BUCKET_SIZE,
     MAX_FINDNODE_FAILURES,
@@ -49,7 +50,6 @@ from ethnode.p2p.discover.table import (
     SEED_COUNT,
     SEED_MAX_AGE,
     Table,
-    TableNode,
 )
 from ethnode.p2p.discover.v4wire import (
     ENR_RESPONSE,
@@ -122,12 +122,14 @@ class _Protocol(asyncio.DatagramProtocol):
         log.debug("UDP error: %s", exc)
 
 
-class UDPv4:
+class UDPv4(TableMaintenance):
     """discv4 on one UDP socket; ``await start()``, ``await close()``.
 
     ``db`` defaults to an in-memory NodeDB owned (and closed) by the service.
     ``tcp_port`` is advertised in our record and in Pings (0: no RLPx listener).
     """
+
+    protocol_name = "discv4"
 
     def __init__(
         self, key: PrivateKey, *, db: NodeDB | None = None, config: Config | None = None, tcp_port: int = 0,
@@ -567,84 +569,12 @@ class UDPv4:
     async def lookup_random(self, on_found: Callable[[list[Node]], None] | None = None) -> list[Node]:
         return await self.lookup(os.urandom(64), on_found)
 
-    async def refresh(self) -> None:
-        """Run a table refresh, or wait for the one in progress (geth Table.refresh)."""
-        await asyncio.shield(self._start_refresh())
-
-    def _start_refresh(self) -> asyncio.Task[None]:
-        if self._refresh_task is None or self._refresh_task.done():
-            self._refresh_task = asyncio.ensure_future(self._do_refresh())
-        return self._refresh_task
-
     async def _do_refresh(self) -> None:
         """Seeds and bootnodes in, then a self lookup (our neighbourhood) and random ones."""
         self.table.load_seeds(self.db.query_seeds(SEED_COUNT, SEED_MAX_AGE))
         await self._lookup(self.local.pubkey)
         for _ in range(RANDOM_LOOKUPS_PER_REFRESH):
             await self._lookup(os.urandom(64))
-
-    # -- the table loop ------------------------------------------------------------------
-
-    def _wake_loop(self) -> None:
-        self._wake.set()
-
-    def _next_refresh(self) -> float:
-        half = self.config.refresh_interval / 2
-        return time.monotonic() + half + self.table.rng.random() * half
-
-    async def _table_loop(self) -> None:
-        """Initial refresh, then periodic refreshes, revalidation pings and DB cleanup.
-
-        All deadlines are time.monotonic(); the loop sleeps until the earliest one or
-        until the table reports an earlier revalidation deadline or a refresh finishes.
-        """
-        next_refresh = self._next_refresh()
-        next_cleanup = time.monotonic() + CLEANUP_CYCLE
-        refreshing: asyncio.Task[None] | None = self._start_refresh()
-        while True:
-            now = time.monotonic()
-            due, next_reval = self.table.revalidation_due(now)
-            for tn in due:
-                self._spawn(self._revalidate(tn))
-            if refreshing is not None and refreshing.done():
-                if not refreshing.cancelled() and refreshing.exception() is not None:
-                    log.error("table refresh failed", exc_info=refreshing.exception())
-                refreshing = None
-                next_refresh = self._next_refresh()
-                if not self.table.init_done:
-                    self.table.init_done = True
-                    self.initialized.set()
-                    log.debug("Initial table refresh done, %d nodes", len(self.table))
-            if refreshing is None and now >= next_refresh:
-                refreshing = self._start_refresh()
-            if now >= next_cleanup:
-                self.db.expire_nodes()
-                next_cleanup = now + CLEANUP_CYCLE
-            deadline = min(next_reval, next_cleanup, next_refresh if refreshing is None else float("inf"))
-            self._wake.clear()
-            waker = asyncio.ensure_future(self._wake.wait())
-            waits: set[asyncio.Future[Any]] = {waker} if refreshing is None else {waker, refreshing}
-            try:
-                await asyncio.wait(waits, timeout=max(0.0, deadline - time.monotonic()),
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waker.cancel()
-
-    async def _revalidate(self, tn: TableNode) -> None:
-        node = tn.node
-        new_node: Node | None = None
-        try:
-            pong = await self.ping(node)
-            responded = True
-        except DiscoveryError:
-            responded, pong = False, None
-        if pong is not None and (pong.enr_seq or 0) > node.seq:
-            try:
-                new_node = await self.request_enr(node)
-            except DiscoveryError as exc:
-                log.debug("ENR request failed", extra=kv(id=node, addr=f"{node.ip}:{node.udp}", err=exc))
-        if self.table.revalidation_result(tn, responded, new_node):
-            self.db.update_node(tn.node)
 
 
 __all__ = ["UDPv4", "Config", "DiscoveryError", "DiscoveryTimeout", "RESP_TIMEOUT", "BOND_EXPIRATION"]

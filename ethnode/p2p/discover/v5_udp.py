@@ -28,7 +28,6 @@ import ipaddress
 import logging
 import os
 import socket
-import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -37,8 +36,9 @@ from typing import TYPE_CHECKING, Any
 from ethnode.crypto import keccak256
 from ethnode.crypto.keys import PrivateKey
 from ethnode.p2p.discover.lookup import Lookup
+from ethnode.p2p.discover.maintenance import TableMaintenance
 from ethnode.p2p.discover.netutil import check_relay_ip
-from ethnode.p2p.discover.nodedb import CLEANUP_CYCLE, NodeDB
+from ethnode.p2p.discover.nodedb import NodeDB
 from ethnode.p2p.discover.table import (
     BUCKET_SIZE,
     PING_INTERVAL,
@@ -46,7 +46,6 @@ from ethnode.p2p.discover.table import (
     SEED_COUNT,
     SEED_MAX_AGE,
     Table,
-    TableNode,
 )
 from ethnode.p2p.discover.udp import RESP_TIMEOUT, DiscoveryError, DiscoveryTimeout
 from ethnode.p2p.discover.v5wire import Codec, InvalidHeader, PacketError, Unknown, Whoareyou
@@ -125,12 +124,14 @@ class _Protocol(asyncio.DatagramProtocol):
         log.debug("UDP error: %s", exc)
 
 
-class UDPv5:
+class UDPv5(TableMaintenance):
     """discv5; ``await start(host, port)`` on its own socket or ``attach(v4)`` to share discv4's.
 
     ``local`` is the LocalNode to publish (shared with discv4 when both run: one key, one
     record); without it the service makes its own.
     """
+
+    protocol_name = "discv5"
 
     def __init__(self, key: PrivateKey, *, local: LocalNode | None = None, db: NodeDB | None = None,
                  config: Config | None = None, tcp_port: int = 0) -> None:
@@ -584,14 +585,6 @@ class UDPv5:
     async def lookup_random(self) -> list[Node]:
         return await self.lookup(os.urandom(32))
 
-    async def refresh(self) -> None:
-        await asyncio.shield(self._start_refresh())
-
-    def _start_refresh(self) -> asyncio.Task[None]:
-        if self._refresh_task is None or self._refresh_task.done():
-            self._refresh_task = asyncio.ensure_future(self._do_refresh())
-        return self._refresh_task
-
     async def _do_refresh(self) -> None:
         seeds = [n for n in self.db.query_seeds(SEED_COUNT, SEED_MAX_AGE) if n.record is not None]
         self.table.load_seeds(seeds)
@@ -599,63 +592,9 @@ class UDPv5:
         for _ in range(RANDOM_LOOKUPS_PER_REFRESH):
             await self._lookup(os.urandom(32))
 
-    # -- the table loop ------------------------------------------------------------------
-
-    def _wake_loop(self) -> None:
-        self._wake.set()
-
-    def _next_refresh(self) -> float:
-        half = self.config.refresh_interval / 2
-        return time.monotonic() + half + self.table.rng.random() * half
-
-    async def _table_loop(self) -> None:
-        """Initial refresh, then periodic refreshes, revalidation PINGs and DB cleanup (as discv4's)."""
-        next_refresh = self._next_refresh()
-        next_cleanup = time.monotonic() + CLEANUP_CYCLE
-        refreshing: asyncio.Task[None] | None = self._start_refresh()
-        while True:
-            now = time.monotonic()
-            due, next_reval = self.table.revalidation_due(now)
-            for tn in due:
-                self._spawn(self._revalidate(tn))
-            if refreshing is not None and refreshing.done():
-                if not refreshing.cancelled() and refreshing.exception() is not None:
-                    log.error("discv5 table refresh failed", exc_info=refreshing.exception())
-                refreshing = None
-                next_refresh = self._next_refresh()
-                if not self.table.init_done:
-                    self.table.init_done = True
-                    self.initialized.set()
-            if refreshing is None and now >= next_refresh:
-                refreshing = self._start_refresh()
-            if now >= next_cleanup and self._owns_db:
-                self.db.expire_nodes()
-                next_cleanup = now + CLEANUP_CYCLE
-            deadline = min(next_reval, next_cleanup, next_refresh if refreshing is None else float("inf"))
-            self._wake.clear()
-            waker = asyncio.ensure_future(self._wake.wait())
-            waits: set[asyncio.Future[Any]] = {waker} if refreshing is None else {waker, refreshing}
-            try:
-                await asyncio.wait(waits, timeout=max(0.0, deadline - time.monotonic()),
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waker.cancel()
-
-    async def _revalidate(self, tn: TableNode) -> None:
-        node = tn.node
-        new_node: Node | None = None
-        try:
-            pong = await self.ping(node)
-            responded = True
-        except DiscoveryError:
-            responded, pong = False, None
-        if pong is not None and pong.enr_seq > node.seq:
-            try:
-                new_node = await self.request_enr(node)
-            except DiscoveryError as exc:
-                log.debug("ENR request to %r failed: %s", node, exc)
-        if self.table.revalidation_result(tn, responded, new_node):
-            self.db.update_node(tn.node)
+    def _cleans_db(self) -> bool:
+        """The database's owner expires it: discv4 does when the two share one."""
+        return self._owns_db
 
 
 @functools.lru_cache(maxsize=4096)
