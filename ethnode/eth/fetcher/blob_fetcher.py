@@ -11,7 +11,6 @@ scheduler's next deadline.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -25,13 +24,14 @@ from ethnode.eth.fetcher.blob_scheduler import (
     CellsComplete,
     FetchCells,
 )
+from ethnode.eth.fetcher.driver import SchedulerDriver
 from ethnode.eth.protocols.eth.peer import TRACKER_TIMEOUT, EthPeer, RequestError, RequestTimeoutError
 from ethnode.p2p.disconnect import DiscReason
 
 log = logging.getLogger("ethnode.eth.fetcher.blob_fetcher")
 
 
-class BlobFetcher:
+class BlobFetcher(SchedulerDriver):
     """geth's BlobFetcher for one handler: eth/72 announcements in, GetCells out, cells to the buffer."""
 
     def __init__(
@@ -49,11 +49,7 @@ class BlobFetcher:
         self.scheduler = BlobFetchScheduler(rng=rng, fetch_probability=fetch_probability)
         self._remove_peer = remove_peer or (lambda p: p.disconnect(DiscReason.USELESS_PEER))
         self.reply_timeout = reply_timeout
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.closed = False
+        super().__init__()
         self.counts = {"announced": 0, "requests": 0, "requested_cells": 0, "completed": 0, "dropped_peers": 0}
 
     # --- the handler's hooks ------------------------------------------------------------
@@ -76,22 +72,7 @@ class BlobFetcher:
         """The consensus client's custody cells (geth UpdateCustody)."""
         self.scheduler.update_custody(custody)
 
-    async def stop(self) -> None:
-        self.closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
     # --- internals ------------------------------------------------------------------------
-
-    def _now(self) -> float:
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        return self._loop.time()
 
     def _drop_peer(self, peer: Any, reason: str) -> None:
         log.debug("Dropping %r: %s", peer, reason)
@@ -105,36 +86,13 @@ class BlobFetcher:
                           action.mask.bit_count())
                 self.counts["requests"] += 1
                 self.counts["requested_cells"] += action.mask.bit_count() * len(action.hashes)
-                self._now()
-                assert self._loop is not None
-                task = self._loop.create_task(self._fetch(action), name=f"eth-blobfetch-{action.peer!r}")
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._start(self._fetch(action), name=f"eth-blobfetch-{action.peer!r}")
             elif isinstance(action, CellsComplete):
                 self.counts["completed"] += 1
                 self.buffer.add_cells(action.tx_hash, action.deliveries, action.custody)
             else:
                 self._drop_peer(action.peer, action.reason)
         self._arm()
-
-    def _arm(self) -> None:
-        deadline = self.scheduler.next_deadline()
-        if deadline == self._timer_at or self.closed:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = deadline
-        if deadline is not None:
-            self._now()
-            assert self._loop is not None
-            self._timer = self._loop.call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        if not self.closed:
-            self._apply(self.scheduler.tick(self._now()))
 
     async def _fetch(self, action: FetchCells) -> None:
         peer: EthPeer = action.peer  # type: ignore[assignment]

@@ -18,7 +18,6 @@ scheduler.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,6 +32,7 @@ from ethnode.core.txpool import (
 from ethnode.core.txpool.blobbuffer import BlobBuffer
 from ethnode.core.types.cells import blobless_encoding
 from ethnode.core.types.transaction import BLOB_SIZE, BLOB_TX_TYPE, BlobTxWithSidecar
+from ethnode.eth.fetcher.driver import SchedulerDriver
 from ethnode.eth.fetcher.tx_scheduler import DropPeer, Fetch, FetchTimings, TxFetchScheduler, TxMeta
 from ethnode.eth.protocols.eth.knowncache import KnownCache
 from ethnode.eth.protocols.eth.peer import TRACKER_TIMEOUT, EthPeer, RequestError, RequestTimeoutError
@@ -66,7 +66,7 @@ def tx_meta(tx: Any) -> TxMeta:
     return TxMeta(tx.type, tx.size)
 
 
-class TxFetcher:
+class TxFetcher(SchedulerDriver):
     """geth's TxFetcher for one handler: announcements in, GetPooledTransactions out, txs to the pool.
 
     ``remove_peer`` disconnects a peer that lied in an announcement (default: USELESS_PEER,
@@ -89,11 +89,7 @@ class TxFetcher:
         self.reply_timeout = reply_timeout
         self._onchain = KnownCache(TX_ON_CHAIN_CACHE_LIMIT)
         self._head: bytes | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.closed = False
+        super().__init__()
         # Counters (geth meters): hashes announced / requested, txs delivered per path, peers dropped.
         self.counts = {"announced": 0, "requested": 0, "requests": 0, "replied": 0, "broadcast": 0,
                        "underpriced": 0, "dropped_peers": 0}
@@ -163,25 +159,7 @@ class TxFetcher:
         if hashes:
             self._onchain.add_many(b"".join(hashes))
 
-    # --- lifecycle --------------------------------------------------------------------------
-
-    async def stop(self) -> None:
-        """Cancel the timer and the requests in flight; later hook calls do nothing."""
-        self.closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
     # --- internals -----------------------------------------------------------------------------
-
-    def _now(self) -> float:
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        return self._loop.time()
 
     def _deliver(self, peer: EthPeer, txs: Sequence[Any], *, reply: bool, source: str) -> None:
         """Pool the txs, remember the too-cheap ones, and tell the scheduler what arrived."""
@@ -224,38 +202,12 @@ class TxFetcher:
             if isinstance(action, Fetch):
                 self.counts["requests"] += 1
                 self.counts["requested"] += len(action.hashes)
-                task = self._loop_().create_task(self._fetch(action.peer, list(action.hashes)),
-                                                 name=f"eth-txfetch-{action.peer!r}")
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._start(self._fetch(action.peer, list(action.hashes)), name=f"eth-txfetch-{action.peer!r}")
             else:
                 log.debug("Dropping tx announcer", extra=kv(peer=action.peer, reason=action.reason))
                 self.counts["dropped_peers"] += 1
                 self._remove_peer(action.peer)  # type: ignore[arg-type]
         self._arm()
-
-    def _loop_(self) -> asyncio.AbstractEventLoop:
-        self._now()
-        assert self._loop is not None
-        return self._loop
-
-    def _arm(self) -> None:
-        """Keep one timer at the scheduler's next deadline."""
-        deadline = self.scheduler.next_deadline()
-        if deadline == self._timer_at or self.closed:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = deadline
-        if deadline is not None:
-            self._timer = self._loop_().call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        if not self.closed:
-            self._apply(self.scheduler.tick(self._now()))
 
     async def _fetch(self, peer: EthPeer, hashes: list[bytes]) -> None:
         try:
